@@ -1,0 +1,216 @@
+"""Reading, slicing, mixing down, resampling and validating audio.
+
+Arrays are float32 and channel-first: ``[channels, frames]`` for multichannel audio,
+``[frames]`` once mixed to mono. Every failure a user can cause raises
+:class:`~engine.errors.AudioError` naming the file and the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import AudioError
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_SUFFIXES: frozenset[str] = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff"})
+DEFAULT_MAX_DURATION_S = 3600.0
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What the file header says.
+
+    Attributes:
+        path: the file.
+        sr: sample rate in Hz.
+        channels: number of channels.
+        frames: frames per channel declared by the header.
+        format: container name, e.g. ``"WAV"``.
+        subtype: sample encoding, e.g. ``"PCM_24"``.
+    """
+
+    path: str
+    sr: int
+    channels: int
+    frames: int
+    format: str
+    subtype: str
+
+    @property
+    def duration_s(self) -> float:
+        """Duration in seconds."""
+        return self.frames / self.sr
+
+
+@dataclass(frozen=True)
+class Audio:
+    """Decoded samples of one region of a file.
+
+    Attributes:
+        samples: ``[channels, frames]`` float32 in [-1, 1].
+        sr: sample rate in Hz.
+        path: the file the samples came from.
+        start_s: where the region starts in the file, in seconds.
+    """
+
+    samples: np.ndarray
+    sr: int
+    path: str
+    start_s: float = 0.0
+
+    @property
+    def duration_s(self) -> float:
+        """Duration of the region in seconds."""
+        return self.samples.shape[-1] / self.sr
+
+
+def info(path: str | os.PathLike[str]) -> AudioInfo:
+    """Read an audio file's header.
+
+    Raises:
+        AudioError: the file does not exist, has an unsupported suffix, is empty or unreadable.
+    """
+    import soundfile as sf
+
+    p = Path(path)
+    if not p.is_file():
+        raise AudioError(f"{p}: no such file")
+    if p.suffix.lower() not in SUPPORTED_SUFFIXES:
+        raise AudioError(
+            f"{p}: unsupported file type {p.suffix!r}; expected one of "
+            f"{', '.join(sorted(SUPPORTED_SUFFIXES))}"
+        )
+    if p.stat().st_size == 0:
+        raise AudioError(f"{p}: file is empty (0 bytes)")
+    try:
+        i = sf.info(str(p))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise AudioError(f"{p}: unreadable audio ({exc})") from exc
+    if i.frames <= 0 or i.samplerate <= 0 or i.channels <= 0:
+        raise AudioError(f"{p}: no audio frames (frames={i.frames}, sr={i.samplerate})")
+    return AudioInfo(str(p), int(i.samplerate), int(i.channels), int(i.frames), i.format, i.subtype)
+
+
+def load(
+    path: str | os.PathLike[str],
+    *,
+    start_s: float = 0.0,
+    end_s: float | None = None,
+    max_duration_s: float = DEFAULT_MAX_DURATION_S,
+) -> Audio:
+    """Decode ``[start_s, end_s)`` of an audio file.
+
+    Args:
+        path: WAV (16/24/32-bit int or float), FLAC, OGG, MP3 or AIFF file.
+        start_s: region start in seconds (>= 0).
+        end_s: region end in seconds (<= the file's duration); ``None`` for the end of the file.
+        max_duration_s: files longer than this are refused.
+
+    Returns:
+        The region's samples, ``[channels, frames]`` float32, validated finite and non-empty.
+
+    Raises:
+        AudioError: unreadable, empty, truncated or too long file; region outside the file;
+            NaN or Inf samples.
+    """
+    import soundfile as sf
+
+    hdr = info(path)
+    if hdr.duration_s > max_duration_s:
+        raise AudioError(
+            f"{hdr.path}: duration {hdr.duration_s:.1f} s exceeds the limit of "
+            f"{max_duration_s:.1f} s"
+        )
+    start, stop = region_frames(hdr, start_s=start_s, end_s=end_s)
+    try:
+        with sf.SoundFile(hdr.path) as f:
+            f.seek(start)
+            data = f.read(stop - start, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise AudioError(f"{hdr.path}: decoding failed ({exc})") from exc
+    if data.shape[0] < stop - start:
+        raise AudioError(
+            f"{hdr.path}: file is truncated: header declares {hdr.frames} frames but only "
+            f"{start + data.shape[0]} could be decoded"
+        )
+    samples = np.ascontiguousarray(data.T)
+    validate(samples, source=hdr.path)
+    return Audio(samples=samples, sr=hdr.sr, path=hdr.path, start_s=start / hdr.sr)
+
+
+def region_frames(hdr: AudioInfo, *, start_s: float, end_s: float | None) -> tuple[int, int]:
+    """Convert ``[start_s, end_s)`` to frame indices, refusing regions outside the file.
+
+    A region may overshoot the end by up to 10 ms (DAW rounding); it is clipped there.
+    """
+    end = hdr.duration_s if end_s is None else end_s
+    if not (np.isfinite(start_s) and np.isfinite(end)):
+        raise AudioError(f"{hdr.path}: region [{start_s}, {end}) is not finite")
+    if start_s < 0:
+        raise AudioError(f"{hdr.path}: region start {start_s:.3f} s is negative")
+    if end <= start_s:
+        raise AudioError(f"{hdr.path}: region [{start_s:.3f}, {end:.3f}) s is empty or reversed")
+    if start_s >= hdr.duration_s or end > hdr.duration_s + 0.010:
+        raise AudioError(
+            f"{hdr.path}: region [{start_s:.3f}, {end:.3f}) s lies outside the file "
+            f"(duration {hdr.duration_s:.3f} s)"
+        )
+    start = int(round(start_s * hdr.sr))
+    stop = min(hdr.frames, int(round(end * hdr.sr)))
+    if stop <= start:
+        raise AudioError(f"{hdr.path}: region [{start_s:.3f}, {end:.3f}) s holds no frames")
+    return start, stop
+
+
+def validate(samples: np.ndarray, *, source: str = "<array>") -> None:
+    """Refuse empty arrays and NaN/Inf samples.
+
+    Raises:
+        AudioError: naming ``source``, the problem and where it is.
+    """
+    if samples.size == 0:
+        raise AudioError(f"{source}: no samples")
+    finite = np.isfinite(samples)
+    if not finite.all():
+        bad = int(np.argmin(finite.reshape(-1) if samples.ndim == 1 else finite.all(axis=0)))
+        raise AudioError(
+            f"{source}: {int((~finite).sum())} non-finite (NaN/Inf) samples, first at frame {bad}"
+        )
+
+
+def to_mono(samples: np.ndarray) -> np.ndarray:
+    """Average ``[channels, frames]`` to ``[frames]``; a 1-D array is returned unchanged."""
+    if samples.ndim == 1:
+        return samples
+    return samples.mean(axis=0, dtype=np.float32)
+
+
+def resample(samples: np.ndarray, *, sr: int, target_sr: int) -> np.ndarray:
+    """Resample ``[frames]`` or ``[channels, frames]`` from ``sr`` to ``target_sr`` with soxr (HQ)."""
+    if sr <= 0 or target_sr <= 0:
+        raise AudioError(f"sample rates must be positive, got sr={sr}, target_sr={target_sr}")
+    if sr == target_sr:
+        return samples
+    import soxr
+
+    out = soxr.resample(samples.T, sr, target_sr, quality="HQ").T
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def to_analysis(audio: Audio, *, sr: int) -> np.ndarray:
+    """Mono ``[frames]`` float32 at ``sr`` Hz: what the analysers consume."""
+    return resample(to_mono(audio.samples), sr=audio.sr, target_sr=sr)
+
+
+def write(path: str | os.PathLike[str], samples: np.ndarray, *, sr: int, subtype: str | None = None) -> None:
+    """Write ``[frames]`` or ``[channels, frames]`` to a file whose format follows its suffix."""
+    import soundfile as sf
+
+    data = samples.T if samples.ndim == 2 else samples
+    sf.write(str(path), data, sr, subtype=subtype)

@@ -1,0 +1,69 @@
+"""The interface every backend implements."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from engine.audio import Audio
+from engine.types import Region, RegionAnnotation, TrackNarrative
+
+Progress = Callable[[str, int, int], None]
+"""Progress callback ``(stage, done, total)``; the CLI draws a bar, the server sends messages."""
+
+
+def no_progress(stage: str, done: int, total: int) -> None:
+    """A progress callback that ignores everything."""
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A region and its decoded samples.
+
+    Attributes:
+        region: where the samples sit in the file.
+        audio: the region's samples at the file's rate and channel count.
+        lyrics: lyrics text for the region, when the user supplied it (ALCAP), else "".
+    """
+
+    region: Region
+    audio: Audio
+    lyrics: str = ""
+
+
+class Backend(Protocol):
+    """What the pipeline needs from a backend.
+
+    Attributes:
+        name: the backend's registry name.
+        fingerprint: changes whenever weights or result-affecting settings change; part of
+            every cache key.
+    """
+
+    name: str
+    fingerprint: str
+
+    def analyze(
+        self, segments: Sequence[Segment], *, progress: Progress = no_progress
+    ) -> list[RegionAnnotation]:
+        """Annotate each segment (batched where the backend can), in order."""
+        ...
+
+    def narrate(
+        self,
+        annotations: Sequence[RegionAnnotation],
+        *,
+        source: str,
+        duration_s: float,
+        progress: Progress = no_progress,
+    ) -> TrackNarrative:
+        """A timestamped narrative over a file's annotations (in time order)."""
+        ...
+
+    def close(self) -> None:
+        """Release models (GPU memory)."""
+        ...
+
+
+__all__ = ["Backend", "Progress", "Region", "Segment", "no_progress"]

@@ -1,0 +1,37 @@
+"""The engine's small exception tree.
+
+Every error a user can cause is an :class:`EngineError`; the server turns them into
+error replies with :attr:`EngineError.code`, the CLI into a one-line message.
+"""
+
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    """Base class of every error the engine raises on purpose."""
+
+    code = "engine_error"
+
+
+class AudioError(EngineError):
+    """An audio file or region cannot be read or analysed (names the file and the reason)."""
+
+    code = "audio_error"
+
+
+class ModelLoadError(EngineError):
+    """Model weights are missing, incomplete or incompatible with the requested device."""
+
+    code = "model_load_error"
+
+
+class PresetError(EngineError):
+    """A preset file has unknown or missing keys, or a value outside its valid range."""
+
+    code = "preset_error"
+
+
+class InvalidRequest(EngineError):
+    """A request (CLI arguments, OSC message) is malformed or names invalid values."""
+
+    code = "invalid_request"

@@ -1,0 +1,263 @@
+"""Typed presets loaded from ``presets/*.toml``.
+
+A preset names a backend and holds typed settings for every stage. Each backend declares
+its own options dataclass (``Options`` in its module); the preset's table named after the
+backend (``[lite]``, ``[sonicverse]``) is parsed into it. Unknown keys, missing keys and
+values of the wrong type or outside their range raise :class:`PresetError` naming them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from engine.errors import PresetError
+
+T = TypeVar("T")
+
+PRESETS_ENV = "SONICVERSE_PRESETS"
+
+
+@dataclass(frozen=True)
+class AudioSettings:
+    """How audio is read."""
+
+    max_duration_s: float = 3600.0  # files longer than this are refused
+    analysis_sr: int = 22050  # rate (Hz) the signal analysers work at
+
+    def __post_init__(self) -> None:
+        _check_range("audio.max_duration_s", self.max_duration_s, 1.0, 86400.0)
+        _check_range("audio.analysis_sr", self.analysis_sr, 8000, 96000)
+
+
+@dataclass(frozen=True)
+class RegionSettings:
+    """How a file is cut into regions when the user gives none."""
+
+    length_s: float = 10.0  # default region length in seconds (SonicVerse chunks are 10 s)
+    min_length_s: float = 0.25  # regions shorter than this are refused
+
+    def __post_init__(self) -> None:
+        _check_range("regions.length_s", self.length_s, 1.0, 600.0)
+        _check_range("regions.min_length_s", self.min_length_s, 0.01, self.length_s)
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """Signal-processing analysers shared by every backend."""
+
+    silence_lufs: float = -60.0  # integrated loudness below this is silence
+    silence_peak_dbfs: float = -60.0  # ... and so is a sample peak below this
+    tempo_min_bpm: float = 40.0  # slowest tempo reported
+    tempo_max_bpm: float = 240.0  # fastest tempo reported
+    tempo_prior_bpm: float = 120.0  # centre of the log-normal tempo prior
+    key_candidates: int = 2  # how many runner-up keys to report
+
+    def __post_init__(self) -> None:
+        _check_range("analysis.silence_lufs", self.silence_lufs, -120.0, 0.0)
+        _check_range("analysis.silence_peak_dbfs", self.silence_peak_dbfs, -160.0, 0.0)
+        _check_range("analysis.tempo_min_bpm", self.tempo_min_bpm, 10.0, self.tempo_max_bpm)
+        _check_range("analysis.tempo_max_bpm", self.tempo_max_bpm, self.tempo_min_bpm, 400.0)
+        _check_range(
+            "analysis.tempo_prior_bpm", self.tempo_prior_bpm, self.tempo_min_bpm, self.tempo_max_bpm
+        )
+        _check_range("analysis.key_candidates", self.key_candidates, 0, 23)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named, typed configuration of the whole pipeline.
+
+    Attributes:
+        name: the preset's name (its file stem).
+        backend: a key of :data:`engine.backends.BACKENDS`.
+        description: one line for ``sonicverse presets``.
+        requires: what the preset needs beyond the package (weights, a GPU); empty for none.
+        audio: audio reading settings.
+        regions: default region cutting.
+        analysis: signal analyser settings.
+        options: the backend's own typed options (its module's ``Options`` dataclass).
+        path: the TOML file it came from.
+    """
+
+    name: str
+    backend: str
+    description: str
+    requires: tuple[str, ...]
+    audio: AudioSettings
+    regions: RegionSettings
+    analysis: AnalysisSettings
+    options: Any
+    path: str = ""
+
+
+def presets_dirs() -> list[Path]:
+    """Folders searched for presets: ``$SONICVERSE_PRESETS`` (os.pathsep list), then the shipped ones."""
+    dirs = [Path(p) for p in os.environ.get(PRESETS_ENV, "").split(os.pathsep) if p]
+    return [*dirs, shipped_presets_dir()]
+
+
+def shipped_presets_dir() -> Path:
+    """The ``presets/`` folder that ships with the project."""
+    return Path(__file__).resolve().parent.parent / "presets"
+
+
+def available() -> dict[str, Path]:
+    """Preset name -> file, earlier folders in :func:`presets_dirs` winning."""
+    found: dict[str, Path] = {}
+    for d in reversed(presets_dirs()):
+        for f in sorted(d.glob("*.toml")):
+            found[f.stem] = f
+    return dict(sorted(found.items()))
+
+
+def load(name_or_path: str | os.PathLike[str]) -> Preset:
+    """Load a preset by name (see :func:`available`) or from a ``.toml`` path.
+
+    Raises:
+        PresetError: unknown name, unreadable TOML, unknown/missing keys or bad values.
+    """
+    p = Path(name_or_path)
+    if p.suffix != ".toml":
+        names = available()
+        if str(name_or_path) not in names:
+            raise PresetError(
+                f"unknown preset {str(name_or_path)!r}; valid presets: {', '.join(names) or 'none'}"
+            )
+        p = names[str(name_or_path)]
+    try:
+        table = tomllib.loads(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PresetError(f"preset {p}: cannot read ({exc})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise PresetError(f"preset {p}: invalid TOML ({exc})") from exc
+    return from_table(table, path=p)
+
+
+def from_table(table: dict[str, Any], *, path: Path | None = None) -> Preset:
+    """Build a :class:`Preset` from a parsed TOML table."""
+    from engine import backends
+
+    where = str(path) if path else "<preset>"
+    table = dict(table)
+    backend = table.get("backend")
+    if not isinstance(backend, str) or backend not in backends.BACKENDS:
+        raise PresetError(
+            f"preset {where}: backend={backend!r}; expected one of {', '.join(backends.BACKENDS)}"
+        )
+    options_cls = backends.options_class(backend)
+    known = {"name", "backend", "description", "requires", "audio", "regions", "analysis", backend}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise PresetError(
+            f"preset {where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}"
+        )
+    name = table.get("name", path.stem if path else None)
+    if not isinstance(name, str) or not name:
+        raise PresetError(f"preset {where}: 'name' must be a non-empty string, got {name!r}")
+    description = table.get("description", "")
+    requires = table.get("requires", [])
+    if not isinstance(description, str):
+        raise PresetError(f"preset {where}: 'description' must be a string, got {description!r}")
+    if not isinstance(requires, list) or not all(isinstance(r, str) for r in requires):
+        raise PresetError(f"preset {where}: 'requires' must be a list of strings, got {requires!r}")
+    return Preset(
+        name=name,
+        backend=backend,
+        description=description,
+        requires=tuple(requires),
+        audio=build(AudioSettings, table.get("audio", {}), where=f"{where} [audio]"),
+        regions=build(RegionSettings, table.get("regions", {}), where=f"{where} [regions]"),
+        analysis=build(AnalysisSettings, table.get("analysis", {}), where=f"{where} [analysis]"),
+        options=build(options_cls, table.get(backend, {}), where=f"{where} [{backend}]"),
+        path=str(path) if path else "",
+    )
+
+
+def build(cls: type[T], table: Any, *, where: str) -> T:
+    """Instantiate a frozen dataclass from a TOML table, strictly.
+
+    Nested dataclass fields take sub-tables; ``tuple[...]`` fields take arrays. Fields without
+    a default are required.
+
+    Raises:
+        PresetError: naming ``where``, the key, the value and what was expected.
+    """
+    if not isinstance(table, dict):
+        raise PresetError(f"{where}: expected a table, got {table!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(table) - set(fields))
+    if unknown:
+        raise PresetError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(fields)}"
+        )
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for fname, f in fields.items():
+        if fname not in table:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise PresetError(f"{where}: missing required key {fname!r}")
+            continue
+        kwargs[fname] = _coerce(hints[fname], table[fname], where=f"{where} {fname}")
+    try:
+        return cls(**kwargs)
+    except PresetError as exc:
+        raise PresetError(f"{where}: {exc}") from exc
+
+
+def _coerce(tp: Any, value: Any, *, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (types.UnionType, typing.Union):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(a, value, where=where)
+            except PresetError as exc:
+                errors.append(str(exc))
+        raise PresetError("; ".join(errors))
+    if dataclasses.is_dataclass(tp):
+        return build(tp, value, where=where)  # type: ignore[type-var]
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise PresetError(f"{where}: expected an array, got {value!r}")
+        inner = args[0] if args else Any
+        return tuple(_coerce(inner, v, where=f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise PresetError(f"{where}: expected a table, got {value!r}")
+        return {str(k): _coerce(args[1], v, where=f"{where}.{k}") for k, v in value.items()}
+    if origin is typing.Literal:
+        if value not in args:
+            raise PresetError(f"{where}: {value!r} is not one of {', '.join(map(repr, args))}")
+        return value
+    if tp is Any:
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise PresetError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise PresetError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp in (str, bool):
+        if not isinstance(value, tp):
+            raise PresetError(f"{where}: expected {tp.__name__}, got {value!r}")
+        return value
+    raise PresetError(f"{where}: unsupported field type {tp!r}")
+
+
+def _check_range(name: str, value: float, lo: float, hi: float) -> None:
+    if not lo <= value <= hi:
+        raise PresetError(f"{name}={value!r} is outside the valid range [{lo}, {hi}]")

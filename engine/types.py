@@ -1,0 +1,280 @@
+"""Typed results shared by every backend, with a versioned JSON form.
+
+``RegionAnnotation`` and ``TrackNarrative`` are what the CLI prints, the store keeps, the
+server sends and the exports write; no consumer cares which backend produced them.
+The JSON form is described by ``engine/schema/annotation-<SCHEMA_VERSION>.json``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from engine.labels import KEYS, VOCALS
+
+SCHEMA_VERSION = "1.0"
+
+
+@dataclass(frozen=True)
+class Region:
+    """A span of a file to annotate.
+
+    Attributes:
+        start_s: start in seconds from the start of the file.
+        end_s: end in seconds (exclusive).
+        name: the user's name for it (DAW region or item name), may be empty.
+    """
+
+    start_s: float
+    end_s: float
+    name: str = ""
+
+    @property
+    def duration_s(self) -> float:
+        """Length in seconds."""
+        return self.end_s - self.start_s
+
+
+@dataclass(frozen=True)
+class KeyEstimate:
+    """A key with a confidence in [0, 1] and the next candidates.
+
+    Attributes:
+        key: one of :data:`engine.labels.KEYS`, e.g. ``"F# minor"``.
+        confidence: probability-like score in [0, 1].
+        candidates: the next most likely keys with their scores, best first.
+    """
+
+    key: str
+    confidence: float
+    candidates: tuple[tuple[str, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        assert self.key in KEYS, self.key
+        assert 0.0 <= self.confidence <= 1.0, self.confidence
+
+
+@dataclass(frozen=True)
+class Tag:
+    """A ranked tag (instrument, genre or mood) with a score in [0, 1]."""
+
+    label: str
+    score: float
+
+
+@dataclass(frozen=True)
+class VocalsEstimate:
+    """Vocal presence: ``label`` is one of :data:`engine.labels.VOCALS`.
+
+    Attributes:
+        label: ``"none"``, ``"male"`` or ``"female"``.
+        probabilities: one probability per label in :data:`VOCALS` order, summing to 1.
+    """
+
+    label: str
+    probabilities: tuple[float, float, float]
+
+    def __post_init__(self) -> None:
+        assert self.label in VOCALS, self.label
+
+
+@dataclass(frozen=True)
+class RegionAnnotation:
+    """Everything a backend says about one region.
+
+    Attributes:
+        start_s: region start in seconds from the start of the file.
+        end_s: region end in seconds.
+        name: the region's name as given by the user (may be empty).
+        silent: True when the region is silence; key/tempo/vocals/tags are then empty.
+        key: estimated key, None for silence.
+        tempo_bpm: estimated tempo in beats per minute, None if no pulse was found.
+        tempo_confidence: in [0, 1].
+        loudness_lufs: integrated loudness (ITU-R BS.1770), None when the region is shorter
+            than one 400 ms gating block or gated out entirely.
+        peak_dbfs: sample peak in dBFS (-inf allowed in memory, null in JSON).
+        vocals: vocal presence, None when the backend does not detect vocals.
+        instruments: ranked instrument tags.
+        genres: ranked genre tags.
+        moods: ranked mood/theme tags.
+        caption: one sentence describing the region.
+        backend: the backend name that produced it, e.g. ``"lite"``.
+        flags: remarks such as ``"short_region_padded"``.
+    """
+
+    start_s: float
+    end_s: float
+    silent: bool
+    key: KeyEstimate | None
+    tempo_bpm: float | None
+    tempo_confidence: float
+    loudness_lufs: float | None
+    peak_dbfs: float
+    caption: str
+    backend: str
+    name: str = ""
+    vocals: VocalsEstimate | None = None
+    instruments: tuple[Tag, ...] = ()
+    genres: tuple[Tag, ...] = ()
+    moods: tuple[Tag, ...] = ()
+    flags: tuple[str, ...] = ()
+
+    @property
+    def duration_s(self) -> float:
+        """Length in seconds."""
+        return self.end_s - self.start_s
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (non-finite floats become None)."""
+        d = asdict(self)
+        d["peak_dbfs"] = _finite_or_none(self.peak_dbfs)
+        if self.key is not None:
+            d["key"]["candidates"] = [list(c) for c in self.key.candidates]
+        if self.vocals is not None:
+            d["vocals"]["probabilities"] = list(self.vocals.probabilities)
+        d["flags"] = list(self.flags)
+        for name in ("instruments", "genres", "moods"):
+            d[name] = [asdict(t) for t in getattr(self, name)]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RegionAnnotation:
+        """Inverse of :meth:`to_dict`."""
+        key = d.get("key")
+        vocals = d.get("vocals")
+        peak = d.get("peak_dbfs")
+        return cls(
+            start_s=float(d["start_s"]),
+            end_s=float(d["end_s"]),
+            name=str(d.get("name", "")),
+            silent=bool(d["silent"]),
+            key=None
+            if key is None
+            else KeyEstimate(
+                key=key["key"],
+                confidence=float(key["confidence"]),
+                candidates=tuple((str(k), float(s)) for k, s in key.get("candidates", [])),
+            ),
+            tempo_bpm=None if d.get("tempo_bpm") is None else float(d["tempo_bpm"]),
+            tempo_confidence=float(d.get("tempo_confidence", 0.0)),
+            loudness_lufs=None if d.get("loudness_lufs") is None else float(d["loudness_lufs"]),
+            peak_dbfs=-math.inf if peak is None else float(peak),
+            vocals=None
+            if vocals is None
+            else VocalsEstimate(
+                label=vocals["label"],
+                probabilities=tuple(float(p) for p in vocals["probabilities"]),  # type: ignore[arg-type]
+            ),
+            instruments=_tags(d.get("instruments", [])),
+            genres=_tags(d.get("genres", [])),
+            moods=_tags(d.get("moods", [])),
+            caption=str(d.get("caption", "")),
+            backend=str(d["backend"]),
+            flags=tuple(d.get("flags", [])),
+        )
+
+
+@dataclass(frozen=True)
+class NarrativeSection:
+    """A stretch of neighbouring regions that agree, with what is true of it.
+
+    Attributes:
+        start_s: section start in seconds.
+        end_s: section end in seconds.
+        text: what the narrative says about this section.
+        key: the section's key, None for silence.
+        events: changes that happen at ``start_s`` (e.g. ``"key moves to A minor"``).
+    """
+
+    start_s: float
+    end_s: float
+    text: str
+    key: str | None = None
+    events: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TrackNarrative:
+    """A timestamped narrative of a whole file.
+
+    Attributes:
+        source: the file narrated.
+        duration_s: the span covered, in seconds.
+        text: the narrative as prose with ``m:ss`` timestamps.
+        sections: the sections the text is made of, in time order.
+        backend: the backend that wrote it.
+    """
+
+    source: str
+    duration_s: float
+    text: str
+    sections: tuple[NarrativeSection, ...]
+    backend: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        d = asdict(self)
+        d["sections"] = [
+            {**asdict(s), "events": list(s.events)} for s in self.sections
+        ]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrackNarrative:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            source=str(d["source"]),
+            duration_s=float(d["duration_s"]),
+            text=str(d["text"]),
+            sections=tuple(
+                NarrativeSection(
+                    start_s=float(s["start_s"]),
+                    end_s=float(s["end_s"]),
+                    text=str(s["text"]),
+                    key=s.get("key"),
+                    events=tuple(s.get("events", [])),
+                )
+                for s in d["sections"]
+            ),
+            backend=str(d["backend"]),
+        )
+
+
+@dataclass(frozen=True)
+class TrackResult:
+    """A file's annotations and narrative: the unit the exports write.
+
+    Attributes:
+        source: the annotated file.
+        duration_s: the file's duration in seconds.
+        regions: one annotation per requested region, in time order.
+        narrative: the narrative over ``regions``.
+        preset: the preset name used.
+    """
+
+    source: str
+    duration_s: float
+    regions: tuple[RegionAnnotation, ...]
+    narrative: TrackNarrative
+    preset: str
+    schema_version: str = field(default=SCHEMA_VERSION)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict matching the versioned schema."""
+        return {
+            "schema_version": self.schema_version,
+            "source": self.source,
+            "duration_s": self.duration_s,
+            "preset": self.preset,
+            "regions": [r.to_dict() for r in self.regions],
+            "narrative": self.narrative.to_dict(),
+        }
+
+
+def _tags(items: list[dict[str, Any]]) -> tuple[Tag, ...]:
+    return tuple(Tag(label=str(t["label"]), score=float(t["score"])) for t in items)
+
+
+def _finite_or_none(x: float) -> float | None:
+    return x if math.isfinite(x) else None
