@@ -39,10 +39,13 @@ class Backend(Protocol):
         name: the backend's registry name.
         fingerprint: changes whenever weights or result-affecting settings change; part of
             every cache key.
+        max_batch: how many segments the pipeline hands to one :meth:`analyze` call (results
+            are stored after each call, and cancellation is checked between calls).
     """
 
     name: str
     fingerprint: str
+    max_batch: int
 
     def analyze(
         self, segments: Sequence[Segment], *, progress: Progress = no_progress

@@ -1,0 +1,77 @@
+"""Template captions: one sentence written from a region's features (the `lite` caption,
+and the `sonicverse` caption when no LLM is loaded)."""
+
+from __future__ import annotations
+
+from engine.types import RegionAnnotation, Tag
+
+
+def loudness_word(lufs: float | None) -> str:
+    """A word for an integrated loudness in LUFS."""
+    if lufs is None:
+        return "brief"
+    if lufs >= -10:
+        return "very loud"
+    if lufs >= -16:
+        return "loud"
+    if lufs >= -24:
+        return "moderately loud"
+    if lufs >= -34:
+        return "quiet"
+    return "very quiet"
+
+
+def tempo_word(bpm: float | None) -> str:
+    """A word for a tempo in BPM ('' when there is no pulse)."""
+    if bpm is None:
+        return ""
+    if bpm < 70:
+        return "slow"
+    if bpm < 100:
+        return "relaxed"
+    if bpm < 130:
+        return "mid-tempo"
+    if bpm < 160:
+        return "upbeat"
+    return "fast"
+
+
+def _join(words: list[str]) -> str:
+    if len(words) <= 1:
+        return "".join(words)
+    return ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _labels(tags: tuple[Tag, ...], n: int) -> list[str]:
+    return [t.label for t in tags[:n]]
+
+
+def template_caption(a: RegionAnnotation) -> str:
+    """One sentence describing ``a`` from its key, tempo, loudness, vocals and tags.
+
+    Example: ``"A mid-tempo F# minor pop passage at 118 BPM with a female lead vocal over
+    piano and drums, loud (-12.3 LUFS) and happy."``
+    """
+    if a.silent:
+        return "Silence."
+    head = " ".join(w for w in (tempo_word(a.tempo_bpm), a.key.key if a.key else "") if w)
+    genres = _labels(a.genres, 1)
+    noun = f"{genres[0]} passage" if genres else "passage"
+    article = "An" if (head or noun)[:1].lower() in "aeiou" else "A"
+    parts = [f"{article} {head} {noun}".replace("  ", " ")]
+    if a.tempo_bpm is not None:
+        parts.append(f"at {a.tempo_bpm:.0f} BPM")
+    instruments = _labels(a.instruments, 3)
+    if a.vocals is not None and a.vocals.label != "none":
+        voice = f"with a {a.vocals.label} lead vocal"
+        parts.append(f"{voice} over {_join(instruments)}" if instruments else voice)
+    elif instruments:
+        parts.append(f"on {_join(instruments)}")
+        if a.vocals is not None:
+            parts.append("without vocals")
+    level = loudness_word(a.loudness_lufs)
+    if a.loudness_lufs is not None:
+        level += f" ({a.loudness_lufs:.1f} LUFS)"
+    moods = _labels(a.moods, 2)
+    tail = f"{level} and {_join(moods)}" if moods else level
+    return " ".join(parts) + f", {tail}."

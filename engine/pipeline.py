@@ -1,0 +1,203 @@
+"""The pipeline: plain functions and one class joining audio, backend and store.
+
+``Annotator`` owns one preset's backend (models loaded once) and the store; the CLI, the
+server and the microphone mode all go through it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+
+from engine import audio
+from engine.backends.base import Backend, Progress, Segment, no_progress
+from engine.errors import AudioError, EngineError, InvalidRequest
+from engine.presets import Preset
+from engine.store import Store, narrative_key, region_key
+from engine.types import Region, RegionAnnotation, TrackNarrative, TrackResult
+
+log = logging.getLogger(__name__)
+
+
+class Cancelled(EngineError):
+    """The caller cancelled the job between two regions."""
+
+    code = "cancelled"
+
+
+def plan_regions(duration_s: float, *, length_s: float, min_length_s: float = 0.0) -> list[Region]:
+    """Cut ``[0, duration_s)`` into consecutive regions of ``length_s``.
+
+    A last piece shorter than ``min_length_s`` is merged into the one before it.
+    """
+    if duration_s <= 0 or length_s <= 0:
+        raise InvalidRequest(
+            f"cannot plan regions: duration_s={duration_s}, length_s={length_s}; both must be > 0"
+        )
+    bounds = [i * length_s for i in range(int(duration_s // length_s) + 1) if i * length_s < duration_s]
+    bounds.append(duration_s)
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] < min_length_s:
+        del bounds[-2]
+    return [Region(round(a, 6), round(b, 6)) for a, b in zip(bounds, bounds[1:], strict=False)]
+
+
+def parse_regions(spec: str) -> list[Region]:
+    """Parse ``"0-12.5,12.5-40"`` (seconds) into regions.
+
+    Raises:
+        InvalidRequest: naming the malformed item.
+    """
+    regions = []
+    for item in (s.strip() for s in spec.split(",")):
+        try:
+            start, end = (float(x) for x in item.split("-", 1))
+        except ValueError:
+            raise InvalidRequest(
+                f"region {item!r} is not 'start-end' in seconds, e.g. '0-12.5'"
+            ) from None
+        regions.append(Region(start, end))
+    return regions
+
+
+class Annotator:
+    """A preset's backend plus the store: annotate files and regions, narrate tracks.
+
+    Args:
+        preset: the loaded preset.
+        store: where annotations are cached and recorded; None for no caching.
+        device: device for neural backends (``"cuda"``, ``"cpu"``); None for the preset's choice.
+        backend: an already built backend (tests, mock models); built from ``preset`` if None.
+    """
+
+    def __init__(
+        self,
+        preset: Preset,
+        *,
+        store: Store | None = None,
+        device: str | None = None,
+        backend: Backend | None = None,
+    ) -> None:
+        from engine import backends
+
+        self.preset = preset
+        self.store = store
+        self.backend: Backend = backend or backends.create(preset, device=device)
+        self._params = json.dumps(
+            {"analysis": asdict(preset.analysis), "sr": preset.audio.analysis_sr}, sort_keys=True
+        )
+
+    def annotate(
+        self,
+        path: str,
+        regions: Sequence[Region] | None = None,
+        *,
+        lyrics: str = "",
+        use_cache: bool = True,
+        narrate: bool = True,
+        progress: Progress = no_progress,
+        cancelled: Callable[[], bool] = lambda: False,
+    ) -> TrackResult:
+        """Annotate regions of a file (all of it, cut by the preset, when ``regions`` is None).
+
+        Raises:
+            AudioError: unreadable file, region outside it, bad samples.
+            InvalidRequest: a region shorter than the preset's minimum.
+            Cancelled: ``cancelled()`` became true between two regions.
+        """
+        hdr = audio.info(path)
+        if hdr.duration_s > self.preset.audio.max_duration_s:
+            raise AudioError(
+                f"{hdr.path}: duration {hdr.duration_s:.1f} s exceeds the limit of "
+                f"{self.preset.audio.max_duration_s:.1f} s"
+            )
+        if regions is None:
+            regions = plan_regions(
+                hdr.duration_s,
+                length_s=self.preset.regions.length_s,
+                min_length_s=self.preset.regions.min_length_s,
+            )
+        for r in regions:
+            if r.duration_s < self.preset.regions.min_length_s:
+                raise InvalidRequest(
+                    f"region [{r.start_s}, {r.end_s}) s is {r.duration_s:.3f} s long; the "
+                    f"minimum is {self.preset.regions.min_length_s} s"
+                )
+        results: list[RegionAnnotation | None] = []
+        keys: list[str] = []
+        misses: list[tuple[int, str, Segment]] = []
+        for i, r in enumerate(regions):
+            if cancelled():
+                raise Cancelled(f"annotation of {hdr.path} cancelled after {i} regions")
+            clip = audio.load(
+                hdr.path, start_s=r.start_s, end_s=r.end_s,
+                max_duration_s=self.preset.audio.max_duration_s,
+            )
+            key = region_key(
+                clip.samples, sr=clip.sr, fingerprint=self.backend.fingerprint, params=self._params
+            )
+            keys.append(key)
+            hit = self.store.get(key, region=r) if (self.store and use_cache) else None
+            results.append(hit)
+            if hit is None:
+                misses.append((i, key, Segment(r, clip, lyrics)))
+            progress("load", i + 1, len(regions))
+        log.info("%s: %d regions, %d from cache", hdr.path, len(regions), len(regions) - len(misses))
+        batch = max(1, int(getattr(self.backend, "max_batch", 1)))
+        for b in range(0, len(misses), batch):
+            if cancelled():
+                raise Cancelled(f"annotation of {hdr.path} cancelled after {b} new regions")
+            chunk = misses[b : b + batch]
+            anns = self.backend.analyze([seg for _, _, seg in chunk])
+            for (i, key, _), ann in zip(chunk, anns, strict=True):
+                if self.store is not None:
+                    self.store.put(key, ann, source=hdr.path)
+                results[i] = ann
+            progress("analyze", b + len(chunk), len(misses))
+        done = tuple(a for a in results if a is not None)
+        assert len(done) == len(regions)
+        narrative = (
+            self._narrate(hdr.path, done, keys=keys, duration_s=hdr.duration_s, use_cache=use_cache,
+                          progress=progress)
+            if narrate
+            else TrackNarrative(hdr.path, hdr.duration_s, "", (), self.backend.name)
+        )
+        return TrackResult(hdr.path, hdr.duration_s, done, narrative, self.preset.name)
+
+    def narrate(self, path: str, annotations: Sequence[RegionAnnotation]) -> TrackNarrative:
+        """A narrative over annotations of ``path`` (e.g. regions annotated earlier)."""
+        duration = max((a.end_s for a in annotations), default=0.0)
+        return self.backend.narrate(annotations, source=str(path), duration_s=duration)
+
+    def _narrate(
+        self,
+        path: str,
+        annotations: Sequence[RegionAnnotation],
+        *,
+        keys: Sequence[str],
+        duration_s: float,
+        use_cache: bool,
+        progress: Progress,
+    ) -> TrackNarrative:
+        nkey = narrative_key(
+            [*keys, *(f"{a.start_s}:{a.end_s}" for a in annotations)],
+            fingerprint=self.backend.fingerprint,
+            duration_s=duration_s,
+        )
+        if self.store is not None and use_cache:
+            hit = self.store.get_narrative(nkey)
+            if hit is not None and hit.source == path:
+                return hit
+        narrative = self.backend.narrate(
+            annotations, source=path, duration_s=duration_s, progress=progress
+        )
+        if self.store is not None:
+            self.store.put_narrative(nkey, narrative)
+        return narrative
+
+    def close(self) -> None:
+        """Release the backend's models and close the store."""
+        self.backend.close()
+        if self.store is not None:
+            self.store.close()
