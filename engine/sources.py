@@ -352,7 +352,10 @@ class RingBuffer:
         n = block.shape[1]
         with self._lock:
             if n >= self.capacity:
-                self._data[:] = block[:, -self.capacity:]
+                end = self._written + n
+                self._data[:, np.arange(end - self.capacity, end) % self.capacity] = block[
+                    :, -self.capacity :
+                ]
             else:
                 pos = self._written % self.capacity
                 first = min(n, self.capacity - pos)
