@@ -141,8 +141,9 @@ def rule_based(
     for run, events in runs:
         start, end = run[0].start_s, run[-1].end_s
         text = f"{timestamp(start)}-{timestamp(end)} {_describe(run)}"
-        if events:
-            text = f"at {timestamp(start)} {', '.join(events)}: {text}"
+        spoken = [e for e in events if e != "silence"]  # the section text already says so
+        if spoken:
+            text = f"at {timestamp(start)} {', '.join(spoken)}: {text}"
         key = run[0].key.key if run[0].key and not run[0].silent else None
         sections.append(NarrativeSection(start, end, text, key, tuple(events)))
         sentences.append(text)

@@ -1,0 +1,230 @@
+"""The ``sonicverse`` command: ``annotate``, ``presets`` and the commands of the other parts
+(``engine``, ``send``, ``panel``, ``listen``), whose modules are imported only when chosen."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from engine.errors import EngineError
+
+log = logging.getLogger(__name__)
+
+# name -> (module providing add_arguments(parser) and run(args) -> int, help)
+EXTERNAL: dict[str, tuple[str, str]] = {
+    "engine": ("engine.server", "run the resident engine (OSC server) with a preset"),
+    "send": ("daw_bridge.send", "send one request to a running engine and print the JSON reply"),
+    "panel": ("ui.app", "open the Qt annotation panel"),
+    "listen": ("engine.listen", "caption what the microphone hears, live"),
+}
+
+KEY_COLOURS = (
+    "red", "dark_orange", "yellow", "green_yellow", "green", "spring_green2",
+    "cyan", "deep_sky_blue1", "blue", "purple", "magenta", "deep_pink2",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser."""
+    p = argparse.ArgumentParser(prog="sonicverse", description=__doc__)
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    a = sub.add_parser("annotate", help="annotate audio files: key, tempo, loudness, captions")
+    a.add_argument("files", nargs="+", help="audio files (WAV, FLAC, OGG, MP3, AIFF)")
+    a.add_argument("--preset", default="lite", help="preset name or .toml path (default: lite)")
+    a.add_argument(
+        "--regions",
+        help="regions in seconds, e.g. '0-12.5,12.5-40' (default: the preset's length, 10 s)",
+    )
+    a.add_argument(
+        "--format",
+        default="table",
+        choices=["table", "json", "jams", "audacity", "csv"],
+        help="table on the terminal (default), or an export format",
+    )
+    a.add_argument(
+        "--out",
+        help="output file (one input) or folder; default: stdout for one input, else a file "
+        "next to each input",
+    )
+    a.add_argument("--no-cache", action="store_true", help="ignore cached annotations")
+    a.add_argument("--store", help="annotation store (SQLite file); default: user data dir")
+    a.add_argument("--device", help="device for neural presets (cuda, cpu)")
+
+    sub.add_parser("presets", help="list presets and what each needs")
+    for name, (_, help_text) in EXTERNAL.items():
+        sub.add_parser(name, help=help_text, add_help=False).add_argument(
+            "rest", nargs=argparse.REMAINDER
+        )
+    return p
+
+
+def _setup_logging(verbosity: int) -> None:
+    from rich.logging import RichHandler
+
+    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(
+        level=level,
+        format="%(message)s",
+        handlers=[RichHandler(console=Console(stderr=True), show_path=False)],
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``sonicverse`` console script."""
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    if args.command in EXTERNAL:
+        module_name, help_text = EXTERNAL[args.command]
+        module = importlib.import_module(module_name)
+        sub = argparse.ArgumentParser(prog=f"sonicverse {args.command}", description=help_text)
+        module.add_arguments(sub)
+        return int(module.run(sub.parse_args(args.rest)))
+    err = Console(stderr=True)
+    try:
+        if args.command == "presets":
+            return cmd_presets(Console())
+        return cmd_annotate(args, Console(), err)
+    except EngineError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        return 2
+
+
+def cmd_presets(out: Console) -> int:
+    """Print the presets table."""
+    from engine import presets
+
+    table = Table("preset", "backend", "needs", "description", title="SonicVerse presets")
+    for name, path in presets.available().items():
+        try:
+            p = presets.load(path)
+        except EngineError as exc:
+            table.add_row(name, "?", "[red]invalid[/]", str(exc))
+            continue
+        table.add_row(name, p.backend, "\n".join(p.requires) or "nothing", p.description)
+    out.print(table)
+    return 0
+
+
+def cmd_annotate(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """Annotate each file; one failing file does not stop the others."""
+    from engine import export, presets
+    from engine.pipeline import Annotator, parse_regions
+    from engine.store import Store
+
+    preset = presets.load(args.preset)
+    regions = parse_regions(args.regions) if args.regions else None
+    files = [Path(f) for f in args.files]
+    out_dir = _out_dir(args, files)
+    annotator = Annotator(preset, store=Store(args.store), device=args.device)
+    failures = 0
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err, transient=True, disable=not err.is_terminal and len(files) == 1,
+    )
+    try:
+        with progress:
+            files_task = progress.add_task("files", total=len(files))
+            stage_task = progress.add_task("", total=1)
+
+            def report(stage: str, done: int, total: int) -> None:
+                progress.update(stage_task, description=stage, completed=done, total=total)
+
+            for f in files:
+                progress.update(files_task, description=f"[bold]{f.name}")
+                try:
+                    result = annotator.annotate(
+                        str(f), regions, use_cache=not args.no_cache, progress=report
+                    )
+                except EngineError as exc:
+                    failures += 1
+                    err.print(f"[bold red]error:[/] {exc}", highlight=False)
+                    continue
+                finally:
+                    progress.advance(files_task)
+                if args.format == "table":
+                    print_result(result, out)
+                elif out_dir is None and args.out is None:
+                    out.out(export.render(result, args.format), end="", highlight=False)
+                else:
+                    dest = (
+                        Path(args.out)
+                        if out_dir is None
+                        else out_dir / (f.stem + export.SUFFIXES[args.format])
+                    )
+                    export.write(result, dest, args.format)
+                    err.print(f"wrote {dest}", highlight=False)
+    finally:
+        annotator.close()
+    return 1 if failures else 0
+
+
+def _out_dir(args: argparse.Namespace, files: list[Path]) -> Path | None:
+    """Folder the exports go to, or None when they go to ``--out`` itself or stdout."""
+    if args.format == "table":
+        return None
+    if args.out is not None:
+        out = Path(args.out)
+        return out if (len(files) > 1 or out.is_dir()) else None
+    return None if len(files) == 1 else Path(".")
+
+
+def _key_colour(key: str | None) -> str:
+    from engine.labels import key_index
+
+    if key is None:
+        return "grey30"
+    return KEY_COLOURS[(key_index(key) % 12 * 7) % 12]
+
+
+def print_result(result, out: Console) -> None:  # type: ignore[no-untyped-def]
+    """The terminal view: a region table, a key/vocals timeline strip and the narrative."""
+    from engine.narrative import timestamp
+
+    table = Table(title=f"{Path(result.source).name}  ({timestamp(result.duration_s)})")
+    for col in ("region", "key", "conf", "vocals", "tempo", "LUFS", "caption"):
+        table.add_column(col, overflow="fold")
+    for a in result.regions:
+        key = a.key.key if a.key else "—"
+        table.add_row(
+            f"{timestamp(a.start_s)}-{timestamp(a.end_s)}" + (f" {a.name}" if a.name else ""),
+            Text(key, style=_key_colour(a.key.key if a.key else None)),
+            f"{a.key.confidence:.2f}" if a.key else "",
+            a.vocals.label if a.vocals else "",
+            f"{a.tempo_bpm:.1f}" if a.tempo_bpm else "",
+            f"{a.loudness_lufs:.1f}" if a.loudness_lufs is not None else "",
+            a.caption,
+        )
+    out.print(table)
+    out.print(timeline(result, width=min(out.width, 100) - 8))
+    out.print(f"[bold]Narrative:[/] {result.narrative.text}", highlight=False)
+
+
+def timeline(result, *, width: int) -> Text:  # type: ignore[no-untyped-def]
+    """A strip of cells coloured by key (``v`` where vocals are heard, blank for silence)."""
+    text = Text("keys  ")
+    if result.duration_s <= 0 or width <= 0:
+        return text
+    for i in range(width):
+        t = (i + 0.5) * result.duration_s / width
+        a = next((r for r in result.regions if r.start_s <= t < r.end_s), None)
+        if a is None or a.silent:
+            text.append(" ", style="on grey15")
+            continue
+        vocal = a.vocals is not None and a.vocals.label != "none"
+        text.append("v" if vocal else " ", style=f"black on {_key_colour(a.key.key if a.key else None)}")
+    return text
+
+
+if __name__ == "__main__":
+    sys.exit(main())
