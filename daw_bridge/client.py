@@ -1,0 +1,522 @@
+"""A client for the engine's OSC protocol: requests, replies matched by id, retries, progress.
+
+:class:`EngineClient` owns one UDP socket and one background thread that receives replies,
+matches them to requests by request id, joins chunked results, re-sends requests that got
+no answer and expires those past their timeout. It is safe to call from any thread.
+
+Blocking use (scripts, ``sonicverse send``)::
+
+    with EngineClient(port=9000) as engine:
+        ann = engine.annotate_region("/tmp/bounce.wav", 0.0, 10.0, track="Vox", name="Verse")
+        print(ann["key"]["key"], ann["vocals"]["label"])
+
+Non-blocking use (a Qt panel)::
+
+    pending = engine.submit(protocol.ANNOTATE, {"path": p, "start_s": 0.0, "end_s": 10.0},
+                            on_progress=lambda stage, done, total: ...)
+    pending.add_done_callback(lambda p: ...)   # runs on the client's receive thread
+    pending.cancel()                           # asks the engine to cancel it
+
+Callbacks (``on_progress``, ``on_accepted``, done callbacks) run on the client's receive
+thread: a Qt application must hand them to the GUI thread (emit a signal from them) and must
+not block in them. ``pending.result()`` raises :class:`ReplyError` (``code`` from
+:data:`daw_bridge.protocol.ERROR_CODES`), :class:`EngineBusy` or :class:`EngineTimeout`.
+
+Stable API: :class:`EngineClient` (``submit``, ``request``, ``ping``, ``status``,
+``annotate_region``, ``narrate``, ``annotations``, ``cancel``, ``close``), :class:`Pending`
+and the exceptions below.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+from pythonosc.dispatcher import Dispatcher
+from pythonosc.osc_message_builder import OscMessageBuilder
+
+from daw_bridge import protocol
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[str, int, int], None]
+"""``(stage, done, total)``."""
+
+
+class BridgeError(Exception):
+    """Base class of the client's errors."""
+
+    code = "bridge_error"
+
+
+class ReplyError(BridgeError):
+    """The engine answered with an error reply.
+
+    Attributes:
+        code: an :data:`daw_bridge.protocol.ERROR_CODES` key.
+        message: the engine's message.
+        request_id: the request's id.
+    """
+
+    def __init__(self, code: str, message: str, request_id: str = "") -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+
+
+class EngineBusy(BridgeError):
+    """The engine's queue was full; the request was not run.
+
+    Attributes:
+        queued: requests waiting in the engine.
+        capacity: the engine's queue size.
+    """
+
+    code = "busy"
+
+    def __init__(self, request_id: str, queued: int, capacity: int) -> None:
+        super().__init__(f"engine busy: {queued}/{capacity} requests queued (id {request_id})")
+        self.request_id = request_id
+        self.queued = queued
+        self.capacity = capacity
+
+
+class EngineTimeout(BridgeError):
+    """No final reply arrived in time (the engine is down, unreachable or still working)."""
+
+    code = "timeout"
+
+
+class Pending:
+    """A request in flight: a future for its result plus what the client needs to retry it.
+
+    Attributes:
+        id: the request id.
+        address: the request's address.
+        accepted: True once the engine acknowledged it (queued requests only).
+        position: queue position reported by the engine when accepted.
+    """
+
+    def __init__(
+        self,
+        client: EngineClient,
+        request_id: str,
+        address: str,
+        dgram: bytes,
+        *,
+        deadline: float,
+        on_progress: ProgressCallback | None,
+        on_accepted: Callable[[int], None] | None,
+    ) -> None:
+        self.id = request_id
+        self.address = address
+        self.accepted = False
+        self.position = -1
+        self._client = client
+        self._dgram = dgram
+        self._future: Future[Any] = Future()
+        self._deadline = deadline
+        self._on_progress = on_progress
+        self._on_accepted = on_accepted
+        self._sends = 0
+        self._last_heard = 0.0
+        self._last_sent = 0.0
+        self._parts: dict[int, str] = {}
+
+    def result(self, timeout_s: float | None = None) -> Any:
+        """Block until the final reply and return the decoded result JSON.
+
+        Args:
+            timeout_s: extra bound on the wait in seconds (the request's own timeout still
+                applies); None waits for the request's timeout.
+
+        Raises:
+            ReplyError, EngineBusy, EngineTimeout.
+        """
+        try:
+            return self._future.result(timeout=timeout_s)
+        except FutureTimeout:
+            raise EngineTimeout(
+                f"{self.address} (id {self.id}): no reply within {timeout_s} s"
+            ) from None
+
+    def done(self) -> bool:
+        """True once the final reply (or a timeout) arrived."""
+        return self._future.done()
+
+    def add_done_callback(self, fn: Callable[[Pending], None]) -> None:
+        """Call ``fn(self)`` when the request completes (at once if it already has)."""
+        self._future.add_done_callback(lambda _f: fn(self))
+
+    def exception(self) -> BaseException | None:
+        """The error the request ended with, None on success (only once :meth:`done`)."""
+        return self._future.exception(timeout=0)
+
+    def cancel(self) -> None:
+        """Ask the engine to cancel this request; its final reply becomes a 'cancelled' error."""
+        if not self.done():
+            self._client.submit(protocol.CANCEL, {"target": self.id})
+
+    def _finish(self, *, result: Any = None, error: BaseException | None = None) -> bool:
+        if self._future.done():
+            return False
+        if error is None:
+            self._future.set_result(result)
+        else:
+            self._future.set_exception(error)
+        return True
+
+
+class EngineClient:
+    """Talks to a running engine over UDP/OSC.
+
+    Args:
+        host: the engine's host (default loopback).
+        port: the engine's UDP port.
+        token: the engine's shared token ("" when it runs without one).
+        timeout_s: default time a request may take, from first send to final reply.
+        retries: times an unanswered request is re-sent (same id: the engine answers once).
+        retry_interval_s: silence after which an unacknowledged request is re-sent.
+    """
+
+    def __init__(
+        self,
+        host: str = protocol.DEFAULT_HOST,
+        port: int = protocol.DEFAULT_PORT,
+        *,
+        token: str = "",
+        timeout_s: float = 60.0,
+        retries: int = 3,
+        retry_interval_s: float = 0.5,
+    ) -> None:
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s={timeout_s}: must be > 0")
+        if retries < 0:
+            raise ValueError(f"retries={retries}: must be >= 0")
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        if not infos:
+            raise ValueError(f"host={host!r}: cannot be resolved")
+        family, _, _, _, addr = infos[0]
+        self.host = host
+        self.port = port
+        self.token = token
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.retry_interval_s = retry_interval_s
+        self._addr = addr
+        self._sock = socket.socket(family, socket.SOCK_DGRAM)
+        loopback = socket.inet_pton(family, addr[0]) in (
+            socket.inet_pton(socket.AF_INET, "127.0.0.1"),
+            socket.inet_pton(socket.AF_INET6, "::1"),
+        ) if family in (socket.AF_INET, socket.AF_INET6) else False
+        self._sock.bind((addr[0] if loopback else "", 0))
+        self._sock.settimeout(0.05)
+        self._pending: dict[str, Pending] = {}
+        self._lock = threading.Lock()
+        self._ids = itertools.count()
+        self._prefix = uuid.uuid4().hex[:8]
+        self._closed = threading.Event()
+        self._dispatcher = Dispatcher(strict_timing=False)
+        self._dispatcher.map(protocol.ACCEPTED, self._on_accepted)
+        self._dispatcher.map(protocol.PROGRESS, self._on_progress)
+        self._dispatcher.map(protocol.RESULT, self._on_result)
+        self._dispatcher.map(protocol.ERROR, self._on_error)
+        self._dispatcher.map(protocol.BUSY, self._on_busy)
+        self._thread = threading.Thread(target=self._loop, name="sonicverse-client", daemon=True)
+        self._thread.start()
+
+    @property
+    def local_port(self) -> int:
+        """The UDP port replies arrive on."""
+        port: int = self._sock.getsockname()[1]
+        return port
+
+    # Requests ------------------------------------------------------------------------------
+
+    def submit(
+        self,
+        address: str,
+        args: Mapping[str, Any] | None = None,
+        *,
+        timeout_s: float | None = None,
+        on_progress: ProgressCallback | None = None,
+        on_accepted: Callable[[int], None] | None = None,
+        request_id: str | None = None,
+    ) -> Pending:
+        """Send a request without waiting.
+
+        Args:
+            address: a request address of :data:`daw_bridge.protocol.REQUESTS` (or its short
+                form, ``"region/annotate"``).
+            args: the body arguments by name (header arguments are filled in).
+            timeout_s: time allowed for the final reply; None = the client's default.
+            on_progress: called with ``(stage, done, total)`` on the receive thread.
+            on_accepted: called with the queue position once the engine queued it.
+            request_id: reuse an id (to re-ask for a reply); None = a fresh unique id.
+
+        Raises:
+            daw_bridge.protocol.ProtocolError: unknown address or bad arguments (nothing sent).
+        """
+        if self._closed.is_set():
+            raise BridgeError("the client is closed")
+        message = protocol.resolve(address)
+        if message.direction != "request":
+            raise protocol.ProtocolError(
+                "unknown_address", f"{message.path} is a reply, not a request"
+            )
+        rid = request_id or f"{self._prefix}-{next(self._ids)}"
+        values = {"id": rid, "reply_port": 0, "token": self.token, **(args or {})}
+        builder = OscMessageBuilder(address=message.path)
+        for tag, value in protocol.encode(message, values):
+            builder.add_arg(value, tag)
+        timeout = self.timeout_s if timeout_s is None else timeout_s
+        pending = Pending(
+            self, rid, message.path, builder.build().dgram,
+            deadline=time.monotonic() + timeout,
+            on_progress=on_progress, on_accepted=on_accepted,
+        )
+        with self._lock:
+            self._pending[rid] = pending
+            self._send(pending)
+        return pending
+
+    def request(
+        self,
+        address: str,
+        args: Mapping[str, Any] | None = None,
+        *,
+        timeout_s: float | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> Any:
+        """Send a request and block until its final reply.
+
+        Returns:
+            The decoded result JSON.
+
+        Raises:
+            ReplyError: the engine answered an error (``.code``, ``.message``).
+            EngineBusy: the engine's queue was full.
+            EngineTimeout: no final reply within ``timeout_s``.
+            daw_bridge.protocol.ProtocolError: bad address or arguments (nothing sent).
+        """
+        return self.submit(address, args, timeout_s=timeout_s, on_progress=on_progress).result()
+
+    def ping(self, *, timeout_s: float = 2.0) -> dict[str, Any]:
+        """``/sonicverse/engine/ping``: the engine's protocol version, preset and backend."""
+        result: dict[str, Any] = self.request(protocol.PING, timeout_s=timeout_s)
+        return result
+
+    def status(self, *, timeout_s: float = 2.0) -> dict[str, Any]:
+        """``/sonicverse/engine/status``: queue depth, running request, uptime."""
+        result: dict[str, Any] = self.request(protocol.STATUS, timeout_s=timeout_s)
+        return result
+
+    def cancel(self, request_id: str, *, timeout_s: float = 2.0) -> dict[str, Any]:
+        """``/sonicverse/job/cancel``: ``{"target", "cancelled", "state"}``."""
+        result: dict[str, Any] = self.request(
+            protocol.CANCEL, {"target": request_id}, timeout_s=timeout_s
+        )
+        return result
+
+    def annotate_region(
+        self,
+        path: str,
+        start_s: float,
+        end_s: float,
+        *,
+        track: str = "",
+        name: str = "",
+        lyrics: str = "",
+        timeout_s: float | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> dict[str, Any]:
+        """``/sonicverse/region/annotate``: a ``RegionAnnotation.to_dict()``."""
+        result: dict[str, Any] = self.request(
+            protocol.ANNOTATE,
+            {"path": path, "start_s": start_s, "end_s": end_s, "track": track, "name": name,
+             "lyrics": lyrics},
+            timeout_s=timeout_s, on_progress=on_progress,
+        )
+        return result
+
+    def narrate(
+        self,
+        path: str,
+        *,
+        track: str = "",
+        regions: Sequence[tuple[float, float, str]] | None = None,
+        timeout_s: float | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> dict[str, Any]:
+        """``/sonicverse/track/narrate``: a ``TrackResult.to_dict()`` (regions + narrative).
+
+        Args:
+            path: the bounced track or mix.
+            track: the DAW track name.
+            regions: ``(start_s, end_s, name)`` spans in the file; None = the whole file cut
+                into the preset's region length.
+        """
+        spans = "" if regions is None else json.dumps([[float(s), float(e), str(n)]
+                                                       for s, e, n in regions])
+        result: dict[str, Any] = self.request(
+            protocol.NARRATE, {"path": path, "track": track, "regions": spans},
+            timeout_s=timeout_s, on_progress=on_progress,
+        )
+        return result
+
+    def annotations(self, path: str, *, timeout_s: float | None = None) -> list[dict[str, Any]]:
+        """``/sonicverse/track/annotations``: the stored annotations of ``path``."""
+        result = self.request(protocol.ANNOTATIONS, {"path": path}, timeout_s=timeout_s)
+        regions: list[dict[str, Any]] = result["regions"]
+        return regions
+
+    def close(self) -> None:
+        """Stop the receive thread, fail requests still in flight, close the socket."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self._thread.join(timeout=2.0)
+        with self._lock:
+            pending, self._pending = list(self._pending.values()), {}
+        for p in pending:
+            p._finish(error=BridgeError(f"{p.address} (id {p.id}): client closed"))
+        self._sock.close()
+
+    def __enter__(self) -> EngineClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # Receive thread -------------------------------------------------------------------------
+
+    def _send(self, pending: Pending) -> None:
+        pending._sends += 1
+        pending._last_sent = time.monotonic()
+        try:
+            self._sock.sendto(pending._dgram, self._addr)
+        except OSError as exc:
+            log.warning("sending %s (id %s) failed: %s", pending.address, pending.id, exc)
+
+    def _loop(self) -> None:
+        while not self._closed.is_set():
+            try:
+                data, _ = self._sock.recvfrom(65536)
+            except (TimeoutError, BlockingIOError):
+                data = b""
+            except OSError as exc:
+                if self._closed.is_set():
+                    return
+                log.warning("receive failed: %s", exc)
+                time.sleep(0.05)
+                continue
+            if data:
+                try:
+                    self._dispatcher.call_handlers_for_packet(data, self._addr)
+                except Exception:
+                    log.exception("malformed reply (%d bytes) ignored", len(data))
+            self._housekeeping()
+
+    def _housekeeping(self) -> None:
+        now = time.monotonic()
+        expired: list[Pending] = []
+        with self._lock:
+            for p in list(self._pending.values()):
+                if now >= p._deadline:
+                    expired.append(self._pending.pop(p.id))
+                    continue
+                quiet_since = max(p._last_sent, p._last_heard)
+                waiting_for_ack = not p.accepted or p._parts
+                if (
+                    waiting_for_ack
+                    and now - quiet_since >= self.retry_interval_s
+                    and p._sends <= self.retries
+                ):
+                    log.debug("re-sending %s (id %s)", p.address, p.id)
+                    self._send(p)
+        for p in expired:
+            p._finish(error=EngineTimeout(
+                f"{p.address} (id {p.id}): no reply from {self.host}:{self.port} in time "
+                f"(sent {p._sends} time(s){', accepted' if p.accepted else ''})"
+            ))
+
+    def _get(self, request_id: Any) -> Pending | None:
+        if not isinstance(request_id, str):
+            return None
+        with self._lock:
+            p = self._pending.get(request_id)
+            if p is not None:
+                p._last_heard = time.monotonic()
+            return p
+
+    def _pop(self, request_id: str) -> Pending | None:
+        with self._lock:
+            return self._pending.pop(request_id, None)
+
+    def _on_accepted(self, _address: str, *params: Any) -> None:
+        p = self._get(params[0] if params else None)
+        if p is None or len(params) < 2:
+            return
+        p.accepted = True
+        p.position = int(params[1])
+        if p._on_accepted is not None:
+            self._safe(p._on_accepted, p.position)
+
+    def _on_progress(self, _address: str, *params: Any) -> None:
+        p = self._get(params[0] if params else None)
+        if p is None or len(params) < 4:
+            return
+        p.accepted = True
+        if p._on_progress is not None:
+            self._safe(p._on_progress, str(params[1]), int(params[2]), int(params[3]))
+
+    def _on_result(self, _address: str, *params: Any) -> None:
+        p = self._get(params[0] if params else None)
+        if p is None or len(params) < 4:
+            return
+        part, parts, text = params[1], params[2], params[3]
+        p.accepted = True
+        p._parts[int(part)] = str(text)
+        if len(p._parts) < int(parts):
+            return
+        if self._pop(p.id) is None:
+            return
+        try:
+            result = json.loads("".join(p._parts[i] for i in range(int(parts))))
+        except (KeyError, ValueError) as exc:
+            p._finish(error=ReplyError("internal", f"undecodable result: {exc}", p.id))
+            return
+        p._finish(result=result)
+
+    def _on_error(self, _address: str, *params: Any) -> None:
+        if len(params) < 3:
+            return
+        p = self._pop(params[0]) if isinstance(params[0], str) else None
+        if p is not None:
+            p._finish(error=ReplyError(str(params[1]), str(params[2]), p.id))
+        else:
+            log.debug("error reply for no pending request: %s", params)
+
+    def _on_busy(self, _address: str, *params: Any) -> None:
+        if len(params) < 3 or not isinstance(params[0], str):
+            return
+        p = self._pop(params[0])
+        if p is not None:
+            p._finish(error=EngineBusy(p.id, int(params[1]), int(params[2])))
+
+    @staticmethod
+    def _safe(fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("client callback %r failed", fn)
