@@ -115,19 +115,21 @@ class Listener:
             sr=source.sr, channels=source.channels, window_s=window_s, hop_s=hop_s
         )
         self.skipped = 0
-        self._pending: queue.Queue[Window | None] = queue.Queue(maxsize=1)
+        self._pending: queue.Queue[Window] = queue.Queue(maxsize=1)
+        self._stopping = threading.Event()
         self._worker: threading.Thread | None = None
 
     def start(self) -> None:
         """Start the worker, then the source."""
+        self._stopping.clear()
         self._worker = threading.Thread(target=self._work, name="listen-worker", daemon=True)
         self._worker.start()
         self.source.start(self._on_block, self.on_event)
 
     def stop(self) -> None:
-        """Stop the source and let the worker finish the window it is on."""
+        """Stop the source; the worker finishes the windows already cut, then exits."""
         self.source.stop()
-        self._offer(None)
+        self._stopping.set()
         if self._worker is not None:
             self._worker.join(timeout=30.0)
 
@@ -135,24 +137,27 @@ class Listener:
         for window in self.windower.feed(block, t_captured):
             self._offer(window)
 
-    def _offer(self, item: Window | None) -> None:
+    def _offer(self, window: Window) -> None:
         """Replace a window still waiting by the newer one: the display never lags."""
         while True:
             try:
-                self._pending.put_nowait(item)
+                self._pending.put_nowait(window)
                 return
             except queue.Full:
                 try:
-                    if self._pending.get_nowait() is not None:
-                        self.skipped += 1
+                    self._pending.get_nowait()
+                    self.skipped += 1
                 except queue.Empty:
                     pass
 
     def _work(self) -> None:
         while True:
-            window = self._pending.get()
-            if window is None:
-                return
+            try:
+                window = self._pending.get(timeout=0.05)
+            except queue.Empty:
+                if self._stopping.is_set():
+                    return
+                continue
             self.on_result(analyze_window(self.backend, window, source=self.source.name))
 
 

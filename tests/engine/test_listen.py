@@ -1,0 +1,162 @@
+"""``sonicverse listen`` with the file-backed source and the lite backend (no microphone)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import threading
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from engine import backends, listen, presets, sources
+from engine.errors import AudioError
+from engine.listen import LatencyStats, Listener
+from engine.sources import FileSource
+
+SR = 22050
+
+
+def chord_with_clicks(seconds: float, freqs=(220.0, 261.63, 329.63), bpm=120.0) -> np.ndarray:
+    """An A minor triad with a click every beat, ``[frames]`` float32."""
+    t = np.arange(int(seconds * SR)) / SR
+    x = 0.2 * sum(np.sin(2 * np.pi * f * t) for f in freqs)
+    x[:: int(SR * 60 / bpm)] += 0.8
+    return x.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def song(tmp_path_factory):
+    path = tmp_path_factory.mktemp("listen") / "a_minor.wav"
+    sf.write(path, chord_with_clicks(6.0), SR)
+    return path
+
+
+@pytest.fixture(scope="module")
+def lite():
+    backend = backends.create(presets.load("lite"))
+    listen.analyze_window(  # warm up once so timings in tests are steady
+        backend,
+        sources.Window(np.zeros((1, SR), np.float32) + 0.1, SR, 0.0, 1.0, time.monotonic(), 0),
+        source="warmup",
+    )
+    yield backend
+    backend.close()
+
+
+def run_listener(source, backend, **kw):
+    results, events = [], []
+    done = threading.Event()
+
+    def on_event(e):
+        events.append(e)
+        if e.kind != "overflow":
+            done.set()
+
+    listener = Listener(source, backend, on_result=results.append, on_event=on_event, **kw)
+    listener.start()
+    assert done.wait(20.0)
+    listener.stop()
+    return listener, results, events
+
+
+def test_listener_annotates_rolling_windows_from_a_file(song, lite):
+    listener, results, events = run_listener(
+        FileSource(song, speed=4.0), lite, window_s=2.0, hop_s=1.0
+    )
+    assert [e.kind for e in events] == ["finished"]
+    assert [r.index for r in results] == [0, 1, 2, 3, 4]
+    assert [(r.start_s, r.end_s) for r in results] == [(k, k + 2.0) for k in range(5)]
+    for r in results:
+        assert r.error is None
+        assert r.annotation.key.key == "A minor"
+        assert r.annotation.tempo_bpm == pytest.approx(120.0, rel=0.03)
+        assert 0.0 <= r.t_done - r.t_end < 1.0
+    assert listener.skipped == 0
+
+
+class SlowBackend:
+    """Wraps a backend and sleeps first: the listener must skip stale windows, not lag."""
+
+    name = "slow"
+    fingerprint = "slow"
+
+    def __init__(self, inner, delay_s):
+        self.inner, self.delay_s = inner, delay_s
+
+    def analyze(self, segments, **kw):
+        time.sleep(self.delay_s)
+        return self.inner.analyze(segments, **kw)
+
+
+def test_slow_backend_skips_stale_windows_and_keeps_the_newest(song, lite):
+    listener, results, _ = run_listener(
+        FileSource(song, speed=math.inf), SlowBackend(lite, 0.2), window_s=1.0, hop_s=0.25
+    )
+    indices = [r.index for r in results]
+    assert listener.skipped > 0 and len(results) + listener.skipped == 21
+    assert indices == sorted(indices) and indices[-1] == 20  # the last window is never dropped
+
+
+class FailingBackend:
+    name = "failing"
+    fingerprint = "failing"
+
+    def analyze(self, segments, **kw):
+        raise AudioError("mic: 3 non-finite (NaN/Inf) samples")
+
+
+def test_analysis_errors_become_results(song):
+    _, results, _ = run_listener(
+        FileSource(song, speed=math.inf), FailingBackend(), window_s=5.0, hop_s=1.0
+    )
+    assert [r.index for r in results] == [0, 1]
+    assert all(r.annotation is None and "non-finite" in r.error for r in results)
+    assert listen.describe(results[0])[-1].startswith("error: mic: 3 non-finite")
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser()
+    listen.add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_cli_jsonl_from_a_file(song, capsys):
+    status = listen.run(
+        parse(["--file", str(song), "--speed", "8", "--window", "2", "--hop", "2", "--jsonl"])
+    )
+    assert status == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(d["start_s"], d["end_s"]) for d in lines] == [(0.0, 2.0), (2.0, 4.0), (4.0, 6.0)]
+    assert all(d["annotation"]["key"]["key"] == "A minor" for d in lines)
+    assert all(d["analysis_ms"] >= 0 for d in lines)
+
+
+def test_cli_live_display_shows_captions_and_latency(song, capsys):
+    status = listen.run(parse(["--file", str(song), "--speed", "8", "--window", "3", "--hop", "3"]))
+    err = capsys.readouterr().err
+    assert status == 0
+    assert "A minor" in err and "120 BPM" in err
+    assert "latency p50" in err and "windows 2" in err
+
+
+def test_cli_without_input_device_says_so(monkeypatch, capsys):
+    class NoDevices:
+        def query_devices(self, index=None):
+            return []
+
+    monkeypatch.setattr(sources, "_sounddevice", lambda: NoDevices())
+    assert listen.run(parse(["--device", "usb"])) == 2
+    assert "no audio input device found" in capsys.readouterr().err
+
+
+def test_latency_stats_percentiles():
+    stats = LatencyStats()
+    assert math.isnan(stats.percentile_ms(50))
+    for v in (0.1, 0.2, 0.3, 0.4, 0.5):
+        stats.add(v)
+    assert stats.percentile_ms(50) == pytest.approx(300.0)
+    assert stats.percentile_ms(100) == pytest.approx(500.0)
