@@ -39,6 +39,12 @@ MAX_DATAGRAM_BYTES = 8192
 CHUNK_BYTES = 7168
 """Largest slice of result JSON (UTF-8 bytes) carried by one ``/sonicverse/reply/result``."""
 
+MAX_ID_CHARS = 128
+"""Longest request id the engine accepts."""
+
+MAX_MESSAGE_CHARS = 2000
+"""Error messages are cut to this length so every error reply fits one datagram."""
+
 OscType = Literal["s", "i", "f"]
 
 TYPE_NAMES: dict[str, str] = {"s": "string", "i": "int32", "f": "float32"}
@@ -126,7 +132,11 @@ class Message:
 
 
 HEADER: tuple[Arg, ...] = (
-    Arg("id", "s", "request id chosen by the client; echoed in every reply to this request"),
+    Arg(
+        "id", "s",
+        f"request id chosen by the client (1 to {MAX_ID_CHARS} characters); echoed in every "
+        "reply to this request",
+    ),
     Arg("reply_port", "i", "UDP port on the sender's host for the replies; 0 = the sender's port"),
     Arg("token", "s", 'shared secret when the engine runs with --token, else ""'),
 )

@@ -1,0 +1,634 @@
+"""The resident engine: an OSC/UDP server in front of one :class:`~engine.pipeline.Annotator`.
+
+Two threads. The *network thread* (python-osc's UDP server) only parses, authenticates,
+validates and enqueues; it answers ``ping``, ``status`` and ``cancel`` itself. The *worker
+thread* owns the models: it takes requests from a bounded queue one at a time and sends
+each request's final reply. A full queue answers ``busy`` at once.
+
+Every request gets exactly one final reply (``result``, ``error`` or ``busy``), sent to the
+sender's address or to the ``reply_port`` it names. A request re-sent with the same id while
+it is queued or running is acknowledged again, not run twice; re-sent after it finished, it
+gets the same final reply again (the last :attr:`ServerConfig.remembered` replies are kept).
+Results longer than one datagram are split into parts (see :mod:`daw_bridge.protocol`).
+
+The address space comes from :mod:`daw_bridge.protocol`; nothing here knows about tensors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hmac
+import ipaddress
+import json
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pythonosc.dispatcher import Dispatcher
+from pythonosc.osc_message_builder import OscMessageBuilder
+from pythonosc.osc_server import BlockingOSCUDPServer
+
+from daw_bridge import protocol
+from daw_bridge.protocol import Message, ProtocolError
+from engine.errors import EngineError, InvalidRequest
+
+if TYPE_CHECKING:
+    from engine.pipeline import Annotator
+
+log = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How the engine listens and what it accepts.
+
+    Attributes:
+        host: interface to bind; non-loopback addresses require ``token``.
+        port: UDP port (0 = any free port; see :attr:`EngineServer.address`).
+        token: shared secret required on every message when set ("" = none).
+        roots: folders audio files must lie under (resolved, symlinks followed); empty = any.
+        queue_size: requests that may wait for the worker; more are answered ``busy``.
+        max_file_bytes: larger audio files are refused.
+        remembered: finished requests whose final reply is kept for re-sent ids.
+        progress_interval_s: least time between two progress messages of a request.
+    """
+
+    host: str = protocol.DEFAULT_HOST
+    port: int = protocol.DEFAULT_PORT
+    token: str = ""
+    roots: tuple[Path, ...] = ()
+    queue_size: int = 32
+    max_file_bytes: int = 2 * 1024**3
+    remembered: int = 256
+    progress_interval_s: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise InvalidRequest(f"port={self.port}: expected 0..65535")
+        if not 1 <= self.queue_size <= 100_000:
+            raise InvalidRequest(f"queue_size={self.queue_size}: expected 1..100000")
+        if self.max_file_bytes <= 0:
+            raise InvalidRequest(f"max_file_bytes={self.max_file_bytes}: must be > 0")
+        if not is_loopback(self.host) and not self.token:
+            raise InvalidRequest(
+                f"refusing to listen on non-loopback host {self.host!r} without a token; "
+                "pass --token (every message must then carry it) or bind 127.0.0.1"
+            )
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback IPv4/IPv6 addresses."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class Job:
+    """A request waiting for or running on the worker.
+
+    Attributes:
+        id: the request id.
+        message: its declaration.
+        args: its decoded arguments.
+        reply_to: where its replies go.
+        cancel: set to cancel it (checked between regions).
+    """
+
+    id: str
+    message: Message
+    args: dict[str, Any]
+    reply_to: Address
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+class _UDPServer(BlockingOSCUDPServer):
+    """python-osc's UDP server with larger datagrams and errors logged, never printed."""
+
+    max_packet_size = 65535
+
+    def server_bind(self) -> None:
+        try:
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+        except OSError:
+            log.debug("could not enlarge the receive buffer")
+        super().server_bind()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.warning("malformed datagram from %s dropped", client_address, exc_info=True)
+
+
+class EngineServer:
+    """The OSC front of an :class:`~engine.pipeline.Annotator`.
+
+    Args:
+        annotator: the pipeline the worker runs (owned by the caller: :meth:`stop` does not
+            close it).
+        config: where to listen and what to accept.
+
+    Raises:
+        InvalidRequest: a non-loopback host without a token, an invalid port or queue size.
+        EngineError: the address cannot be bound.
+    """
+
+    def __init__(self, annotator: Annotator, config: ServerConfig | None = None) -> None:
+        self.annotator = annotator
+        self.config = config or ServerConfig()
+        self._roots = tuple(Path(r).resolve() for r in self.config.roots)
+        self._queue: queue.Queue[Job] = queue.Queue(maxsize=self.config.queue_size)
+        self._lock = threading.Lock()
+        self._active: dict[str, Job] = {}
+        self._finished: OrderedDict[str, list[bytes]] = OrderedDict()
+        self._running: Job | None = None
+        self._stopping = threading.Event()
+        self._served = 0
+        self._started = time.monotonic()
+        dispatcher = Dispatcher(strict_timing=False)
+        dispatcher.set_default_handler(self._on_message, needs_reply_address=True)
+        try:
+            self._osc = _UDPServer((self.config.host, self.config.port), dispatcher)
+        except OSError as exc:
+            raise EngineError(
+                f"cannot listen on {self.config.host}:{self.config.port} ({exc})"
+            ) from exc
+        self._threads: list[threading.Thread] = []
+        self._direct: dict[str, Callable[[Job], Any]] = {
+            protocol.PING: self._ping,
+            protocol.STATUS: self._status,
+            protocol.CANCEL: self._cancel,
+        }
+        self._queued: dict[str, Callable[[Job], Any]] = {
+            protocol.ANNOTATE: self._annotate,
+            protocol.NARRATE: self._narrate,
+            protocol.ANNOTATIONS: self._annotations,
+        }
+        assert set(self._direct) | set(self._queued) == set(protocol.REQUESTS)
+
+    @property
+    def address(self) -> Address:
+        """The bound ``(host, port)``."""
+        host, port = self._osc.server_address[:2]
+        return str(host), int(port)
+
+    def start(self) -> None:
+        """Start the network and worker threads."""
+        self._started = time.monotonic()
+        self._threads = [
+            threading.Thread(target=self._osc.serve_forever, kwargs={"poll_interval": 0.1},
+                             name="sonicverse-osc", daemon=True),
+            threading.Thread(target=self._work, name="sonicverse-worker", daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+        host, port = self.address
+        log.info(
+            "SonicVerse engine (preset %s, protocol %s) listening on udp://%s:%d%s",
+            self.annotator.preset.name, protocol.PROTOCOL_VERSION, host, port,
+            " (token required)" if self.config.token else "",
+        )
+
+    def stop(self) -> None:
+        """Stop serving: queued requests are answered ``cancelled``; the running one finishes."""
+        self._osc.shutdown()
+        with self._lock:
+            for job in self._active.values():
+                job.cancel.set()
+        self._stopping.set()
+        for t in self._threads:
+            t.join(timeout=30.0)
+        self._osc.server_close()
+
+    def __enter__(self) -> EngineServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # Network thread ------------------------------------------------------------------------
+
+    def _on_message(self, client: Address, address: str, *params: Any) -> None:
+        """python-osc's default handler: every datagram's messages arrive here."""
+        rid = params[0] if params and isinstance(params[0], str) else ""
+        rid = rid if len(rid) <= protocol.MAX_ID_CHARS else ""
+        reply_to = client
+        try:
+            message = protocol.REQUESTS.get(address)
+            if message is None:
+                raise ProtocolError(
+                    "unknown_address",
+                    f"unknown address {address!r}; valid requests: {', '.join(protocol.REQUESTS)}",
+                )
+            args = protocol.decode(message, params)
+            reply_to = self._reply_address(client, args["reply_port"])
+            self._authenticate(args["token"])
+            if not 1 <= len(args["id"]) <= protocol.MAX_ID_CHARS:
+                raise ProtocolError(
+                    "bad_arguments",
+                    f"id of {len(args['id'])} characters: expected 1..{protocol.MAX_ID_CHARS}",
+                )
+            job = Job(args["id"], message, args, reply_to)
+            if message.path in self._direct:
+                self._final_result(job, self._direct[message.path](job), remember=False)
+                return
+            self._validate(job)
+            self._enqueue(job)
+        except ProtocolError as exc:
+            self._send_error(reply_to, rid, exc.code, str(exc))
+        except EngineError as exc:
+            self._send_error(reply_to, rid, _code(exc), str(exc))
+        except Exception as exc:
+            log.exception("request %r to %s failed in the network thread", rid, address)
+            self._send_error(reply_to, rid, "internal", f"{type(exc).__name__}: {exc}")
+
+    @staticmethod
+    def _reply_address(client: Address, reply_port: int) -> Address:
+        if reply_port == 0:
+            return client
+        if not 1 <= reply_port <= 65535:
+            raise ProtocolError("bad_arguments", f"reply_port={reply_port}: expected 0..65535")
+        return client[0], reply_port
+
+    def _authenticate(self, token: str) -> None:
+        if self.config.token and not hmac.compare_digest(
+            token.encode("utf-8", "surrogatepass"), self.config.token.encode("utf-8")
+        ):
+            raise ProtocolError("unauthorized", "missing or wrong token")
+
+    def _validate(self, job: Job) -> None:
+        """Cheap checks before queueing: the file, the region bounds, the regions JSON."""
+        job.args["path"] = str(self.check_path(job.args["path"]))
+        if job.message.path == protocol.ANNOTATE:
+            start, end = job.args["start_s"], job.args["end_s"]
+            if start < 0 or end <= start:
+                raise InvalidRequest(
+                    f"region [{start}, {end}) s: expected 0 <= start_s < end_s"
+                )
+        elif job.message.path == protocol.NARRATE:
+            job.args["regions"] = parse_regions(job.args["regions"])
+
+    def check_path(self, path: str) -> Path:
+        """The resolved path of an audio file the engine may read.
+
+        Raises:
+            AudioError: not an existing regular file, unaccepted type, empty or too large.
+            ProtocolError: ``forbidden_path`` when outside the configured roots.
+        """
+        from engine.audio import SUPPORTED_SUFFIXES
+        from engine.errors import AudioError
+
+        if not path or "\x00" in path:
+            raise AudioError(f"path {path!r}: expected an absolute path to an audio file")
+        p = Path(path)
+        if not p.is_absolute():
+            raise AudioError(f"path {path!r}: expected an absolute path")
+        try:
+            resolved = p.resolve(strict=True)
+        except (OSError, RuntimeError):
+            raise AudioError(f"{path}: no such file") from None
+        if self._roots and not any(resolved.is_relative_to(r) for r in self._roots):
+            raise ProtocolError(
+                "forbidden_path",
+                f"{path}: outside the engine's roots ({', '.join(map(str, self._roots))})",
+            )
+        if not resolved.is_file():
+            raise AudioError(f"{path}: not a regular file")
+        if resolved.suffix.lower() not in SUPPORTED_SUFFIXES:
+            raise AudioError(
+                f"{path}: unsupported file type {resolved.suffix!r}; expected one of "
+                f"{', '.join(sorted(SUPPORTED_SUFFIXES))}"
+            )
+        size = resolved.stat().st_size
+        if size == 0:
+            raise AudioError(f"{path}: file is empty (0 bytes)")
+        if size > self.config.max_file_bytes:
+            raise AudioError(
+                f"{path}: {size} bytes exceeds the limit of {self.config.max_file_bytes} bytes"
+            )
+        return resolved
+
+    def _enqueue(self, job: Job) -> None:
+        with self._lock:
+            if job.id in self._active:
+                self._send(job.reply_to, protocol.ACCEPTED, id=job.id, position=self._position(job))
+                return
+            if job.id in self._finished:
+                for dgram in self._finished[job.id]:
+                    self._sendto(job.reply_to, dgram)
+                return
+            try:
+                self._queue.put_nowait(job)
+            except queue.Full:
+                self._send(job.reply_to, protocol.BUSY, id=job.id,
+                           queued=self._queue.qsize(), capacity=self.config.queue_size)
+                return
+            self._active[job.id] = job
+            self._send(job.reply_to, protocol.ACCEPTED, id=job.id, position=self._position(job))
+
+    def _position(self, job: Job) -> int:
+        if self._running is job:
+            return 0
+        waiting = [j.id for j in list(self._queue.queue)]
+        return waiting.index(job.id) if job.id in waiting else 0
+
+    def _ping(self, job: Job) -> dict[str, Any]:
+        return {
+            "pong": True,
+            "protocol_version": protocol.PROTOCOL_VERSION,
+            "preset": self.annotator.preset.name,
+            "backend": self.annotator.backend.name,
+        }
+
+    def _status(self, job: Job) -> dict[str, Any]:
+        running = self._running
+        return {
+            "protocol_version": protocol.PROTOCOL_VERSION,
+            "preset": self.annotator.preset.name,
+            "backend": self.annotator.backend.name,
+            "queued": self._queue.qsize(),
+            "capacity": self.config.queue_size,
+            "running": None if running is None else running.id,
+            "uptime_s": round(time.monotonic() - self._started, 3),
+            "served": self._served,
+            "token_required": bool(self.config.token),
+            "roots": [str(r) for r in self._roots],
+        }
+
+    def _cancel(self, job: Job) -> dict[str, Any]:
+        target = job.args["target"]
+        with self._lock:
+            found = self._active.get(target)
+            if found is None:
+                return {"target": target, "cancelled": False, "state": "unknown"}
+            found.cancel.set()
+            state = "running" if found is self._running else "queued"
+        log.info("request %s cancelled (%s)", target, state)
+        return {"target": target, "cancelled": True, "state": state}
+
+    # Worker thread -------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            try:
+                job = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                if self._stopping.is_set():
+                    return
+                continue
+            with self._lock:
+                self._running = job
+            try:
+                if job.cancel.is_set():
+                    raise _cancelled(job)
+                result = self._queued[job.message.path](job)
+            except EngineError as exc:
+                self._final_error(job, _code(exc), str(exc))
+            except Exception as exc:
+                log.exception("request %s (%s) failed", job.id, job.message.path)
+                self._final_error(job, "internal", f"{type(exc).__name__}: {exc}")
+            else:
+                self._final_result(job, result)
+            finally:
+                with self._lock:
+                    self._running = None
+
+    def _progress(self, job: Job) -> Callable[[str, int, int], None]:
+        last = [0.0]
+
+        def report(stage: str, done: int, total: int) -> None:
+            now = time.monotonic()
+            if done >= total or now - last[0] >= self.config.progress_interval_s:
+                last[0] = now
+                self._send(job.reply_to, protocol.PROGRESS, id=job.id, stage=stage,
+                           done=int(done), total=int(total))
+
+        return report
+
+    def _annotate(self, job: Job) -> dict[str, Any]:
+        from engine.types import Region
+
+        a = job.args
+        region = Region(a["start_s"], a["end_s"], a["name"])
+        result = self.annotator.annotate(
+            a["path"], [region], lyrics=a["lyrics"], narrate=False,
+            progress=self._progress(job), cancelled=job.cancel.is_set,
+        )
+        log.info("annotated %s [%.2f, %.2f) (track %r, region %r)", a["path"], region.start_s,
+                 region.end_s, a["track"], a["name"])
+        out: dict[str, Any] = result.regions[0].to_dict()
+        return out
+
+    def _narrate(self, job: Job) -> dict[str, Any]:
+        a = job.args
+        result = self.annotator.annotate(
+            a["path"], a["regions"], narrate=True,
+            progress=self._progress(job), cancelled=job.cancel.is_set,
+        )
+        log.info("narrated %s (track %r, %d regions)", a["path"], a["track"], len(result.regions))
+        return result.to_dict()
+
+    def _annotations(self, job: Job) -> dict[str, Any]:
+        store = self.annotator.store
+        path = job.args["path"]
+        regions = [] if store is None else store.annotations_for(path)
+        return {"path": path, "regions": [r.to_dict() for r in regions]}
+
+    # Replies -------------------------------------------------------------------------------
+
+    def _final_result(self, job: Job, result: Any, *, remember: bool = True) -> None:
+        text = json.dumps(result, allow_nan=False, separators=(",", ":"))
+        pieces = protocol.split_utf8(text)
+        dgrams = [
+            _build(protocol.RESULT, id=job.id, part=i, parts=len(pieces), json=piece)
+            for i, piece in enumerate(pieces)
+        ]
+        self._finish(job, dgrams, remember=remember)
+
+    def _final_error(self, job: Job, code: str, message: str) -> None:
+        log.info("request %s (%s) -> %s: %s", job.id, job.message.path, code, message)
+        self._finish(job, [_error(job.id, code, message)])
+
+    def _finish(self, job: Job, dgrams: list[bytes], *, remember: bool = True) -> None:
+        with self._lock:
+            if remember:
+                self._active.pop(job.id, None)
+                self._finished[job.id] = dgrams
+                while len(self._finished) > self.config.remembered:
+                    self._finished.popitem(last=False)
+                self._served += 1
+            for dgram in dgrams:
+                self._sendto(job.reply_to, dgram)
+
+    def _send_error(self, to: Address, rid: str, code: str, message: str) -> None:
+        log.debug("error reply to %s (id %r): %s: %s", to, rid, code, message)
+        self._sendto(to, _error(rid, code, message))
+
+    def _send(self, to: Address, path: str, **values: Any) -> None:
+        self._sendto(to, _build(path, **values))
+
+    def _sendto(self, to: Address, dgram: bytes) -> None:
+        try:
+            self._osc.socket.sendto(dgram, to)
+        except OSError as exc:
+            log.warning("reply to %s:%s failed: %s", to[0], to[1], exc)
+
+
+def parse_regions(text: str) -> list[Any] | None:
+    """Parse the ``regions`` argument of ``/sonicverse/track/narrate``.
+
+    Args:
+        text: ``""`` or a JSON array of ``[start_s, end_s]`` or ``[start_s, end_s, name]``.
+
+    Returns:
+        ``None`` for ``""`` (the whole file), else a list of :class:`~engine.types.Region`.
+
+    Raises:
+        InvalidRequest: naming the malformed item.
+    """
+    from engine.types import Region
+
+    if not text.strip():
+        return None
+    try:
+        items = json.loads(text)
+    except ValueError as exc:
+        raise InvalidRequest(f"regions={text[:80]!r}: not JSON ({exc})") from None
+    if not isinstance(items, list) or not items:
+        raise InvalidRequest(f"regions={text[:80]!r}: expected a non-empty JSON array")
+    regions = []
+    for i, item in enumerate(items):
+        ok = (
+            isinstance(item, list)
+            and len(item) in (2, 3)
+            and all(isinstance(x, int | float) and not isinstance(x, bool) for x in item[:2])
+            and (len(item) == 2 or isinstance(item[2], str))
+        )
+        if not ok or not 0 <= item[0] < item[1] < float("inf"):
+            raise InvalidRequest(
+                f"regions[{i}]={item!r}: expected [start_s, end_s] or [start_s, end_s, name] "
+                "with 0 <= start_s < end_s"
+            )
+        regions.append(Region(float(item[0]), float(item[1]), item[2] if len(item) == 3 else ""))
+    return regions
+
+
+def _code(exc: EngineError) -> str:
+    return exc.code if exc.code in protocol.ERROR_CODES else "engine_error"
+
+
+def _cancelled(job: Job) -> EngineError:
+    from engine.pipeline import Cancelled
+
+    return Cancelled(f"request {job.id} was cancelled before it ran")
+
+
+def _build(path: str, **values: Any) -> bytes:
+    builder = OscMessageBuilder(address=path)
+    for tag, value in protocol.encode(protocol.REPLIES[path], values):
+        builder.add_arg(value, tag)
+    dgram: bytes = builder.build().dgram
+    return dgram
+
+
+def _error(rid: str, code: str, message: str) -> bytes:
+    message = message.replace("\x00", "\\0")[: protocol.MAX_MESSAGE_CHARS]
+    return _build(protocol.ERROR, id=rid.replace("\x00", ""), code=code, message=message)
+
+
+# Command line ------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``sonicverse engine``."""
+    parser.add_argument("--preset", default="lite",
+                        help="preset name or .toml path (default: lite)")
+    parser.add_argument("--host", default=protocol.DEFAULT_HOST,
+                        help="interface to listen on (default: 127.0.0.1; others need --token)")
+    parser.add_argument("--port", type=int, default=protocol.DEFAULT_PORT,
+                        help=f"UDP port (default: {protocol.DEFAULT_PORT}; 0 = any free port)")
+    parser.add_argument("--token", default=os.environ.get("SONICVERSE_TOKEN", ""),
+                        help="shared secret every message must carry (default: $SONICVERSE_TOKEN)")
+    parser.add_argument("--root", action="append", default=[], metavar="DIR",
+                        help="only read audio files under DIR (repeatable; default: anywhere)")
+    parser.add_argument("--queue", type=int, default=ServerConfig.queue_size,
+                        help=f"requests that may wait; more get 'busy' (default: "
+                             f"{ServerConfig.queue_size})")
+    parser.add_argument("--store", help="annotation store (SQLite file); default: user data dir")
+    parser.add_argument("--device", help="device for neural presets (cuda, cpu)")
+    parser.add_argument("--max-file-mb", type=float, default=ServerConfig.max_file_bytes / 2**20,
+                        help="refuse larger audio files (default: 2048)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``sonicverse engine``: load the preset once and serve until interrupted.
+
+    Returns:
+        0 after Ctrl-C / SIGTERM, 2 when the engine cannot start.
+    """
+    import signal
+
+    from engine import presets
+    from engine.pipeline import Annotator
+    from engine.store import Store
+
+    if log.getEffectiveLevel() > logging.INFO:
+        log.setLevel(logging.INFO)  # the listening line is the command's output
+    try:
+        config = ServerConfig(
+            host=args.host, port=args.port, token=args.token,
+            roots=tuple(Path(r) for r in args.root), queue_size=args.queue,
+            max_file_bytes=int(args.max_file_mb * 2**20),
+        )
+        for r in config.roots:
+            if not r.is_dir():
+                raise InvalidRequest(f"--root {r}: not a folder")
+        preset = presets.load(args.preset)
+        annotator = Annotator(preset, store=Store(args.store), device=args.device)
+    except EngineError as exc:
+        log.error("cannot start the engine: %s", exc)
+        return 2
+    try:
+        server = EngineServer(annotator, config)
+    except EngineError as exc:
+        log.error("cannot start the engine: %s", exc)
+        annotator.close()
+        return 2
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    server.start()
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        log.info("stopping")
+        server.stop()
+        annotator.close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m engine.server``: the same as ``sonicverse engine`` with plain logging."""
+    parser = argparse.ArgumentParser(prog="python -m engine.server", description=__doc__)
+    add_arguments(parser)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
