@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,7 +95,31 @@ def info(path: str | os.PathLike[str]) -> AudioInfo:
         raise AudioError(f"{p}: unreadable audio ({exc})") from exc
     if i.frames <= 0 or i.samplerate <= 0 or i.channels <= 0:
         raise AudioError(f"{p}: no audio frames (frames={i.frames}, sr={i.samplerate})")
+    declared, actual = _data_chunk_sizes(i.extra_info)
+    if declared is not None and actual is not None and actual < declared:
+        raise AudioError(
+            f"{p}: file is truncated: its header declares {declared} bytes of audio data but "
+            f"only {actual} are present"
+        )
     return AudioInfo(str(p), int(i.samplerate), int(i.channels), int(i.frames), i.format, i.subtype)
+
+
+_STREAMING_SIZES = (0, 0xFFFFFFFF)  # placeholders written by recorders that never finished
+
+
+def _data_chunk_sizes(extra_info: str) -> tuple[int | None, int | None]:
+    """Declared and actual data-chunk sizes from libsndfile's WAV/AIFF header report.
+
+    libsndfile reports a short data chunk as ``data : 352800 (should be 176378)``.
+    """
+    for line in extra_info.splitlines():
+        m = re.match(r"\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", line)
+        if m:
+            declared, actual = int(m.group(1)), int(m.group(2))
+            if declared in _STREAMING_SIZES:
+                return None, None
+            return declared, actual
+    return None, None
 
 
 def load(
@@ -133,7 +158,9 @@ def load(
             f.seek(start)
             data = f.read(stop - start, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as exc:
-        raise AudioError(f"{hdr.path}: decoding failed ({exc})") from exc
+        raise AudioError(
+            f"{hdr.path}: decoding failed, the file is truncated or corrupt ({exc})"
+        ) from exc
     if data.shape[0] < stop - start:
         raise AudioError(
             f"{hdr.path}: file is truncated: header declares {hdr.frames} frames but only "
@@ -161,8 +188,8 @@ def region_frames(hdr: AudioInfo, *, start_s: float, end_s: float | None) -> tup
             f"{hdr.path}: region [{start_s:.3f}, {end:.3f}) s lies outside the file "
             f"(duration {hdr.duration_s:.3f} s)"
         )
-    start = int(round(start_s * hdr.sr))
-    stop = min(hdr.frames, int(round(end * hdr.sr)))
+    start = round(start_s * hdr.sr)
+    stop = min(hdr.frames, round(end * hdr.sr))
     if stop <= start:
         raise AudioError(f"{hdr.path}: region [{start_s:.3f}, {end:.3f}) s holds no frames")
     return start, stop
@@ -192,7 +219,7 @@ def to_mono(samples: np.ndarray) -> np.ndarray:
 
 
 def resample(samples: np.ndarray, *, sr: int, target_sr: int) -> np.ndarray:
-    """Resample ``[frames]`` or ``[channels, frames]`` from ``sr`` to ``target_sr`` with soxr (HQ)."""
+    """Resample ``[frames]`` or ``[channels, frames]`` from ``sr`` to ``target_sr`` (soxr HQ)."""
     if sr <= 0 or target_sr <= 0:
         raise AudioError(f"sample rates must be positive, got sr={sr}, target_sr={target_sr}")
     if sr == target_sr:
@@ -208,7 +235,9 @@ def to_analysis(audio: Audio, *, sr: int) -> np.ndarray:
     return resample(to_mono(audio.samples), sr=audio.sr, target_sr=sr)
 
 
-def write(path: str | os.PathLike[str], samples: np.ndarray, *, sr: int, subtype: str | None = None) -> None:
+def write(
+    path: str | os.PathLike[str], samples: np.ndarray, *, sr: int, subtype: str | None = None
+) -> None:
     """Write ``[frames]`` or ``[channels, frames]`` to a file whose format follows its suffix."""
     import soundfile as sf
 

@@ -28,8 +28,18 @@ EXTERNAL: dict[str, tuple[str, str]] = {
 }
 
 KEY_COLOURS = (
-    "red", "dark_orange", "yellow", "green_yellow", "green", "spring_green2",
-    "cyan", "deep_sky_blue1", "blue", "purple", "magenta", "deep_pink2",
+    "red",
+    "dark_orange",
+    "yellow",
+    "green_yellow",
+    "green",
+    "spring_green2",
+    "cyan",
+    "deep_sky_blue1",
+    "blue",
+    "purple",
+    "magenta",
+    "deep_pink2",
 )
 
 
@@ -129,8 +139,13 @@ def cmd_annotate(args: argparse.Namespace, out: Console, err: Console) -> int:
     annotator = Annotator(preset, store=Store(args.store), device=args.device)
     failures = 0
     progress = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err, transient=True, disable=not err.is_terminal and len(files) == 1,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal and len(files) == 1,
     )
     try:
         with progress:
@@ -222,7 +237,9 @@ def timeline(result, *, width: int) -> Text:  # type: ignore[no-untyped-def]
             text.append(" ", style="on grey15")
             continue
         vocal = a.vocals is not None and a.vocals.label != "none"
-        text.append("v" if vocal else " ", style=f"black on {_key_colour(a.key.key if a.key else None)}")
+        text.append(
+            "v" if vocal else " ", style=f"black on {_key_colour(a.key.key if a.key else None)}"
+        )
     return text
 
 

@@ -53,7 +53,9 @@ def to_jams(result: TrackResult) -> str:
             key_ann.append(time=t, duration=d, value="N", confidence=1.0)
             continue
         if a.key is not None:
-            key_ann.append(time=t, duration=d, value=_jams_key(a.key.key), confidence=a.key.confidence)
+            key_ann.append(
+                time=t, duration=d, value=_jams_key(a.key.key), confidence=a.key.confidence
+            )
         if a.tempo_bpm is not None:
             tempo_ann.append(time=t, duration=d, value=a.tempo_bpm, confidence=a.tempo_confidence)
         if a.vocals is not None:
@@ -61,7 +63,9 @@ def to_jams(result: TrackResult) -> str:
             tag_ann.append(time=t, duration=d, value=f"vocals:{a.vocals.label}", confidence=p)
         for kind, tags in (("instrument", a.instruments), ("genre", a.genres), ("mood", a.moods)):
             for tag in tags:
-                tag_ann.append(time=t, duration=d, value=f"{kind}:{tag.label}", confidence=tag.score)
+                tag_ann.append(
+                    time=t, duration=d, value=f"{kind}:{tag.label}", confidence=tag.score
+                )
     for ann in (key_ann, tempo_ann, seg_ann, tag_ann):
         ann.annotation_metadata.data_source = meta["data_source"]
         ann.annotation_metadata.annotation_tools = meta["annotation_tools"]
@@ -97,7 +101,9 @@ def to_region_csv(result: TrackResult) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["#", "Name", "Start", "End", "Length"])
     for i, a in enumerate(result.regions, start=1):
-        w.writerow([f"R{i}", _label(a), f"{a.start_s:.6f}", f"{a.end_s:.6f}", f"{a.duration_s:.6f}"])
+        w.writerow(
+            [f"R{i}", _label(a), f"{a.start_s:.6f}", f"{a.end_s:.6f}", f"{a.duration_s:.6f}"]
+        )
     return buf.getvalue()
 
 

@@ -9,6 +9,7 @@ outlier and absorbed (SonicVerse's chaining drops such chunks too).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -22,7 +23,7 @@ BUILD_UP_LU = 6.0  # loudness rise inside a section reported as a build-up
 
 def timestamp(seconds: float) -> str:
     """``m:ss`` (or ``h:mm:ss``) for a time in seconds, rounded to the nearest second."""
-    s = int(round(seconds))
+    s = round(seconds)
     h, rem = divmod(s, 3600)
     m, sec = divmod(rem, 60)
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
@@ -130,7 +131,7 @@ def rule_based(
     if not regions:
         return TrackNarrative(source, duration_s, "No regions were annotated.", (), backend)
     runs: list[tuple[list[RegionAnnotation], list[str]]] = [([regions[0]], [])]
-    for prev, cur in zip(regions, regions[1:], strict=False):
+    for prev, cur in itertools.pairwise(regions):
         events = _breaks(prev, cur)
         if events:
             runs.append(([cur], events))
@@ -148,4 +149,6 @@ def rule_based(
         sections.append(NarrativeSection(start, end, text, key, tuple(events)))
         sentences.append(text)
     prose = "; ".join(sentences)
-    return TrackNarrative(source, duration_s, prose[:1].upper() + prose[1:] + ".", tuple(sections), backend)
+    return TrackNarrative(
+        source, duration_s, prose[:1].upper() + prose[1:] + ".", tuple(sections), backend
+    )

@@ -6,6 +6,7 @@ server and the microphone mode all go through it.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -36,11 +37,13 @@ def plan_regions(duration_s: float, *, length_s: float, min_length_s: float = 0.
         raise InvalidRequest(
             f"cannot plan regions: duration_s={duration_s}, length_s={length_s}; both must be > 0"
         )
-    bounds = [i * length_s for i in range(int(duration_s // length_s) + 1) if i * length_s < duration_s]
+    bounds = [
+        i * length_s for i in range(int(duration_s // length_s) + 1) if i * length_s < duration_s
+    ]
     bounds.append(duration_s)
     if len(bounds) > 2 and bounds[-1] - bounds[-2] < min_length_s:
         del bounds[-2]
-    return [Region(round(a, 6), round(b, 6)) for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [Region(round(a, 6), round(b, 6)) for a, b in itertools.pairwise(bounds)]
 
 
 def parse_regions(spec: str) -> list[Region]:
@@ -131,7 +134,9 @@ class Annotator:
             if cancelled():
                 raise Cancelled(f"annotation of {hdr.path} cancelled after {i} regions")
             clip = audio.load(
-                hdr.path, start_s=r.start_s, end_s=r.end_s,
+                hdr.path,
+                start_s=r.start_s,
+                end_s=r.end_s,
                 max_duration_s=self.preset.audio.max_duration_s,
             )
             key = region_key(
@@ -143,7 +148,9 @@ class Annotator:
             if hit is None:
                 misses.append((i, key, Segment(r, clip, lyrics)))
             progress("load", i + 1, len(regions))
-        log.info("%s: %d regions, %d from cache", hdr.path, len(regions), len(regions) - len(misses))
+        log.info(
+            "%s: %d regions, %d from cache", hdr.path, len(regions), len(regions) - len(misses)
+        )
         batch = max(1, int(getattr(self.backend, "max_batch", 1)))
         for b in range(0, len(misses), batch):
             if cancelled():
@@ -158,8 +165,14 @@ class Annotator:
         done = tuple(a for a in results if a is not None)
         assert len(done) == len(regions)
         narrative = (
-            self._narrate(hdr.path, done, keys=keys, duration_s=hdr.duration_s, use_cache=use_cache,
-                          progress=progress)
+            self._narrate(
+                hdr.path,
+                done,
+                keys=keys,
+                duration_s=hdr.duration_s,
+                use_cache=use_cache,
+                progress=progress,
+            )
             if narrate
             else TrackNarrative(hdr.path, hdr.duration_s, "", (), self.backend.name)
         )

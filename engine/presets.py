@@ -98,7 +98,7 @@ class Preset:
 
 
 def presets_dirs() -> list[Path]:
-    """Folders searched for presets: ``$SONICVERSE_PRESETS`` (os.pathsep list), then the shipped ones."""
+    """Preset folders: ``$SONICVERSE_PRESETS`` (os.pathsep list), then the shipped ones."""
     dirs = [Path(p) for p in os.environ.get(PRESETS_ENV, "").split(os.pathsep) if p]
     return [*dirs, shipped_presets_dir()]
 
@@ -156,7 +156,8 @@ def from_table(table: dict[str, Any], *, path: Path | None = None) -> Preset:
     unknown = sorted(set(table) - known)
     if unknown:
         raise PresetError(
-            f"preset {where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}"
+            f"preset {where}: unknown key(s) {', '.join(unknown)}; "
+            f"valid keys: {', '.join(sorted(known))}"
         )
     name = table.get("name", path.stem if path else None)
     if not isinstance(name, str) or not name:

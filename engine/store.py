@@ -113,8 +113,15 @@ class Store:
         with self._lock:
             self._db.execute(
                 "INSERT OR REPLACE INTO annotations VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (key, source, annotation.start_s, annotation.end_s, annotation.backend,
-                 payload, time.time()),
+                (
+                    key,
+                    source,
+                    annotation.start_s,
+                    annotation.end_s,
+                    annotation.backend,
+                    payload,
+                    time.time(),
+                ),
             )
 
     def annotations_for(self, source: str) -> list[RegionAnnotation]:

@@ -215,9 +215,7 @@ class TrackNarrative:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
         d = asdict(self)
-        d["sections"] = [
-            {**asdict(s), "events": list(s.events)} for s in self.sections
-        ]
+        d["sections"] = [{**asdict(s), "events": list(s.events)} for s in self.sections]
         return d
 
     @classmethod

@@ -19,7 +19,7 @@ def integrated_lufs(samples: np.ndarray, *, sr: int) -> float | None:
     import pyloudnorm
 
     data = samples.T if samples.ndim == 2 else samples
-    if data.shape[0] < int(math.ceil(BLOCK_S * sr)):
+    if data.shape[0] < math.ceil(BLOCK_S * sr):
         return None
     with np.errstate(divide="ignore"):
         lufs = float(pyloudnorm.Meter(sr).integrated_loudness(data.astype(np.float64)))

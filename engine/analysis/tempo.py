@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.ndimage import uniform_filter1d
 
 from engine.errors import AudioError
 
@@ -23,6 +24,10 @@ HOP = 128
 N_FFT = 1024
 MAX_LAG_S = 4.0
 FASTER_LEVEL_RATIO = 0.85  # a half period this salient (relative) wins
+FLUX_FLOOR = 0.15  # log-magnitude rise per bin ignored as ripple
+N_BANDS = 48  # log-spaced bands the spectrum is summed into
+LOG_GAIN = 1000.0  # compression gain applied to the peak-normalised magnitude
+MIN_CONFIDENCE = 0.1  # below this normalised autocorrelation there is no pulse
 
 
 @dataclass(frozen=True)
@@ -44,13 +49,30 @@ def onset_envelope(y: np.ndarray, *, sr: int, hop: int = HOP, n_fft: int = N_FFT
         return np.zeros(0, dtype=np.float32)
     frames = np.lib.stride_tricks.sliding_window_view(y, n_fft)[::hop]
     window = np.hanning(n_fft).astype(np.float32)
-    mag = np.abs(np.fft.rfft(frames * window, axis=1))
-    logmag = np.log1p(100.0 * mag)
-    flux = np.maximum(np.diff(logmag, axis=0), 0.0).sum(axis=1)
+    mag = np.abs(np.fft.rfft(frames * window, axis=1)) @ _band_matrix(sr, n_fft)
+    # level-invariant compression: 1 = the loudest bin, about 60 dB of range above the floor
+    peak = float(mag.max())
+    logmag = np.log1p(LOG_GAIN * mag / peak) if peak > 0 else mag
+    # rises below FLUX_FLOOR are STFT ripple (a steady tone beating against the hop), not onsets
+    flux = np.maximum(np.diff(logmag, axis=0) - FLUX_FLOOR, 0.0).sum(axis=1)
     # remove the slowly varying part so sustained loudness does not look like a pulse
-    k = max(1, int(round(0.5 * sr / hop)))
-    local = np.convolve(flux, np.ones(k) / k, mode="same")
+    local = uniform_filter1d(flux, size=max(1, round(0.5 * sr / hop)), mode="nearest")
     return np.maximum(flux - local, 0.0).astype(np.float32)
+
+
+def _band_matrix(sr: int, n_fft: int, *, n_bands: int = N_BANDS) -> np.ndarray:
+    """``[bins, bands]`` 0/1 matrix summing STFT bins into log-spaced bands (30 Hz - 11 kHz).
+
+    Summing before the log keeps the ripple of a steady tone's low-level bins from looking
+    like onsets.
+    """
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
+    edges = np.geomspace(30.0, min(11025.0, sr / 2), n_bands + 1)
+    band = np.searchsorted(edges, freqs, side="right") - 1
+    m = np.zeros((freqs.size, n_bands), dtype=np.float32)
+    ok = (band >= 0) & (band < n_bands)
+    m[np.flatnonzero(ok), band[ok]] = 1.0
+    return m
 
 
 def estimate_tempo(
@@ -102,11 +124,11 @@ def estimate_tempo(
     best = int(lags[np.argmax(acf[lags] * prior)])
     while best / 2 >= min_lag:
         half = _peak_near(acf, best / 2)
-        if acf[int(round(half))] < FASTER_LEVEL_RATIO * acf[best]:
+        if acf[round(half)] < FASTER_LEVEL_RATIO * acf[best]:
             break
-        best = int(round(half))
+        best = round(half)
     confidence = float(np.clip(acf[best], 0.0, 1.0))
-    if confidence < 0.05:
+    if confidence < MIN_CONFIDENCE:
         return TempoEstimate(None, confidence)
     period = _refine_period(acf, best)
     return TempoEstimate(float(60.0 * fps / period), confidence)
@@ -120,8 +142,8 @@ def _autocorrelation(x: np.ndarray, *, max_lag: int) -> np.ndarray:
 
 def _peak_near(acf: np.ndarray, lag: float, *, radius: int = 2) -> float:
     """Sub-frame position of the largest autocorrelation value within ``radius`` of ``lag``."""
-    lo = max(1, int(round(lag)) - radius)
-    hi = min(acf.size - 2, int(round(lag)) + radius)
+    lo = max(1, round(lag) - radius)
+    hi = min(acf.size - 2, round(lag) + radius)
     if hi < lo:
         return lag
     i = lo + int(np.argmax(acf[lo : hi + 1]))
@@ -137,7 +159,7 @@ def _refine_period(acf: np.ndarray, lag: int) -> float:
     period = float(lag)
     for k in range(1, int((acf.size - 2) // lag) + 1):
         pos = _peak_near(acf, k * period)
-        if acf[int(round(pos))] < 0.5 * acf[lag]:
+        if acf[round(pos)] < 0.5 * acf[lag]:
             break
         ks.append(k)
         ls.append(pos)

@@ -1,0 +1,71 @@
+"""The sonicverse CLI end to end (in-process)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jams
+import pytest
+
+from engine.cli import main
+from tests.engine.helpers import song
+
+
+@pytest.fixture(scope="module")
+def song_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return song(tmp_path_factory.mktemp("cli") / "song.wav")
+
+
+def test_table(song_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["annotate", str(song_path)]) == 0
+    out = capsys.readouterr().out
+    assert "C major" in out and "A minor" in out and "Narrative:" in out
+
+
+def test_json_stdout_with_regions(song_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(["annotate", str(song_path), "--regions", "0-12.5,12.5-20", "--format", "json"]) == 0
+    )
+    doc = json.loads(capsys.readouterr().out)
+    assert [(r["start_s"], r["end_s"]) for r in doc["regions"]] == [(0.0, 12.5), (12.5, 20.0)]
+    assert doc["schema_version"] == "1.0"
+
+
+def test_json_out_file(song_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "song.json"
+    assert main(["annotate", str(song_path), "--format", "json", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["regions"][0]["key"]["key"] == "C major"
+
+
+def test_many_files_jams(song_path: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other.wav"
+    other.write_bytes(song_path.read_bytes())
+    assert (
+        main(["annotate", str(song_path), str(other), "--format", "jams", "--out", str(tmp_path)])
+        == 0
+    )
+    for stem in ("song", "other"):
+        jams.load(str(tmp_path / f"{stem}.jams"), validate=True)
+
+
+def test_bad_file_is_reported_and_others_continue(
+    song_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio at all")
+    assert (
+        main(["annotate", str(bad), str(song_path), "--format", "csv", "--out", str(tmp_path)]) == 1
+    )
+    assert "bad.wav" in capsys.readouterr().err
+    assert (tmp_path / "song.csv").is_file()
+
+
+def test_bad_preset(song_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["annotate", str(song_path), "--preset", "nope"]) == 2
+    assert "unknown preset 'nope'" in capsys.readouterr().err
+
+
+def test_presets(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["presets"]) == 0
+    assert "lite" in capsys.readouterr().out

@@ -1,0 +1,84 @@
+"""engine.pipeline end to end with the lite backend on synthesized songs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine import presets
+from engine.errors import AudioError, InvalidRequest
+from engine.pipeline import Annotator, Cancelled, parse_regions, plan_regions
+from engine.store import Store
+from engine.types import Region
+from tests.engine.helpers import song
+
+
+@pytest.fixture(scope="module")
+def song_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return song(tmp_path_factory.mktemp("audio") / "song.wav")
+
+
+@pytest.fixture
+def annotator(tmp_path: Path) -> Annotator:
+    return Annotator(presets.load("lite"), store=Store(tmp_path / "s.sqlite3"))
+
+
+def test_plan_and_parse_regions() -> None:
+    assert plan_regions(25.0, length_s=10.0) == [Region(0, 10), Region(10, 20), Region(20, 25)]
+    assert plan_regions(20.1, length_s=10.0, min_length_s=0.25) == [Region(0, 10), Region(10, 20.1)]
+    assert parse_regions("0-12.5, 12.5-40") == [Region(0, 12.5), Region(12.5, 40)]
+    with pytest.raises(InvalidRequest, match="'12.5' is not 'start-end'"):
+        parse_regions("0-5,12.5")
+
+
+def test_whole_file(annotator: Annotator, song_path: Path) -> None:
+    calls: list[tuple[str, int, int]] = []
+    result = annotator.annotate(str(song_path), progress=lambda s, d, t: calls.append((s, d, t)))
+    a, b, c = result.regions
+    assert a.key is not None and a.key.key == "C major"
+    assert b.key is not None and b.key.key == "A minor"
+    assert a.tempo_bpm == pytest.approx(120.0, rel=0.02)
+    assert a.loudness_lufs is not None and b.loudness_lufs is not None
+    # the second part is the same material at -12 dB, in another key (K-weighting differs a little)
+    assert a.loudness_lufs - b.loudness_lufs == pytest.approx(12.0, abs=1.0)
+    assert c.silent and c.key is None and c.tempo_bpm is None and c.caption == "Silence."
+    assert "C major" in a.caption and "120 BPM" in a.caption
+    assert "at 0:10 the key moves to A minor" in result.narrative.text
+    assert "0:20-0:30 silence" in result.narrative.text
+    assert ("analyze", 3, 3) in calls
+
+
+def test_cache_hit_returns_identical_results(annotator: Annotator, song_path: Path) -> None:
+    first = annotator.annotate(str(song_path))
+    calls: list[tuple[str, int, int]] = []
+    second = annotator.annotate(str(song_path), progress=lambda s, d, t: calls.append((s, d, t)))
+    assert second == first
+    assert not [c for c in calls if c[0] == "analyze"]  # nothing re-analysed
+    assert annotator.store is not None and annotator.store.count() == 3
+
+
+def test_no_cache_recomputes(annotator: Annotator, song_path: Path) -> None:
+    annotator.annotate(str(song_path), [Region(0, 10)])
+    calls: list[str] = []
+    annotator.annotate(
+        str(song_path), [Region(0, 10)], use_cache=False, progress=lambda s, d, t: calls.append(s)
+    )
+    assert "analyze" in calls
+
+
+def test_user_regions_keep_names(annotator: Annotator, song_path: Path) -> None:
+    r = annotator.annotate(str(song_path), [Region(2.0, 8.0, "verse")]).regions[0]
+    assert (r.start_s, r.end_s, r.name) == (2.0, 8.0, "verse")
+
+
+def test_bad_regions(annotator: Annotator, song_path: Path) -> None:
+    with pytest.raises(AudioError, match="outside the file"):
+        annotator.annotate(str(song_path), [Region(25.0, 40.0)])
+    with pytest.raises(InvalidRequest, match="minimum is 0.25 s"):
+        annotator.annotate(str(song_path), [Region(1.0, 1.1)])
+
+
+def test_cancel(annotator: Annotator, song_path: Path) -> None:
+    with pytest.raises(Cancelled):
+        annotator.annotate(str(song_path), cancelled=lambda: True)
