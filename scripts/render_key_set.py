@@ -38,9 +38,12 @@ SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 SEED = 0
 
 # General MIDI programs (0-based) per subset.
-CHORALE_PROGRAMS = (0, 19, 48, 52, 6, 20)  # piano, church organ, strings, choir, harpsichord, reed organ
-FOLK_PROGRAMS = (0, 73, 40, 71, 24, 53, 4)  # piano, flute, violin, clarinet, nylon guitar, voice, e-piano
-PROGRESSION_PROGRAMS = (0, 4, 19, 24, 48, 52, 61, 16)  # ... organ, guitar, strings, choir, brass
+# Piano, church organ, strings, choir aahs, harpsichord, reed organ.
+CHORALE_PROGRAMS = (0, 19, 48, 52, 6, 20)
+# Piano, flute, violin, clarinet, nylon guitar, voice oohs, electric piano.
+FOLK_PROGRAMS = (0, 73, 40, 71, 24, 53, 4)
+# Piano, electric piano, church organ, nylon guitar, strings, choir aahs, brass, drawbar organ.
+PROGRESSION_PROGRAMS = (0, 4, 19, 24, 48, 52, 61, 16)
 
 # Folk collections with German/European tunes (the Chinese collections use pentatonic modes whose
 # major/minor label is ambiguous, so they are left out).

@@ -1,0 +1,230 @@
+"""Key-detection benchmark: our estimator vs essentia's KeyExtractor vs a plain baseline.
+
+Runs on the labelled set rendered by ``scripts/render_key_set.py`` (``bench/data/key_set``).
+Prints, per method, the MIREX weighted score (mir_eval's rules: same key 1.0, estimate a fifth
+above the reference in the same mode 0.5, relative 0.3, parallel 0.2), exact accuracy,
+milliseconds per 30 s clip and the real-time factor, on the whole split and per subset.
+
+Usage::
+
+    python scripts/render_key_set.py             # once, a few minutes
+    python bench/key_accuracy.py                 # the table, on the test split
+    python bench/key_accuracy.py --fit           # refit the key profiles on the train split
+
+essentia is imported only here: it is a baseline to beat, never a runtime dependency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from engine.analysis.chroma import pitch_class_profiles
+from engine.analysis.key import estimate_key, key_scores
+from engine.labels import KEYS, key_index, key_tonic_mode
+
+ESSENTIA_PROFILES = ("edma", "bgate", "temperley", "krumhansl")
+KRUMHANSL_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+KRUMHANSL_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+
+
+def mirex_score(reference: str, estimate: str) -> float:
+    """MIREX weighted key score, following ``mir_eval.key.weighted_score``."""
+    ref_pc, ref_mode = key_tonic_mode(key_index(reference))
+    est_pc, est_mode = key_tonic_mode(key_index(estimate))
+    if (ref_pc, ref_mode) == (est_pc, est_mode):
+        return 1.0
+    if ref_mode == est_mode and (est_pc - ref_pc) % 12 == 7:
+        return 0.5
+    if ref_mode == "major" and est_mode == "minor" and (est_pc - ref_pc) % 12 == 9:
+        return 0.3
+    if ref_mode == "minor" and est_mode == "major" and (est_pc - ref_pc) % 12 == 3:
+        return 0.3
+    if ref_pc == est_pc:
+        return 0.2
+    return 0.0
+
+
+def baseline_key(y: np.ndarray, sr: int) -> str:
+    """Plain STFT chroma (each bin to its nearest pitch class) + Krumhansl-Schmuckler."""
+    import scipy.signal
+
+    freqs, _, z = scipy.signal.stft(y, fs=sr, nperseg=4096, noverlap=2048)
+    mag = np.abs(z).sum(axis=1)
+    keep = (freqs > 50) & (freqs < 5000)
+    pc = np.round(69 + 12 * np.log2(freqs[keep] / 440.0)).astype(int) % 12
+    chroma = np.bincount(pc, weights=mag[keep], minlength=12)
+    scores = key_scores(
+        chroma, chroma, profiles=(KRUMHANSL_MAJOR, KRUMHANSL_MINOR) * 2, bass_weight=0.0
+    )
+    return KEYS[int(np.argmax(scores))]
+
+
+def essentia_method(profile: str, sr: int) -> Callable[[np.ndarray, int], str]:
+    """essentia's KeyExtractor with one key profile, as ``(y, sr) -> key name``."""
+    import essentia
+    import essentia.standard as es
+
+    essentia.log.infoActive = False
+    extractor = es.KeyExtractor(profileType=profile, sampleRate=sr)
+
+    def run(y: np.ndarray, sr: int) -> str:
+        tonic, scale, _ = extractor(y.astype(np.float32))
+        return f"{tonic} {scale}"
+
+    return run
+
+
+def load_set(data: Path, split: str) -> list[dict[str, str]]:
+    """Rows of ``labels.csv`` in the given split (``all`` for both)."""
+    labels = data / "labels.csv"
+    if not labels.exists():
+        raise SystemExit(f"{labels} not found: run `python scripts/render_key_set.py` first")
+    with open(labels) as f:
+        rows = list(csv.DictReader(f))
+    return [r for r in rows if split == "all" or r["split"] == split]
+
+
+BASS_WEIGHTS = (0.1, 0.25, 0.5, 1.0)  # > 0: a bass-only region must still get a key
+
+
+def mean_profiles(
+    rows: list[dict[str, str]], feats: dict[str, tuple[np.ndarray, np.ndarray]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Mean clip profile per register and mode, rotated to the tonic and scaled to max 1.
+
+    Returns:
+        ``(treble_major, treble_minor, bass_major, bass_minor)``, [12] each, tonic first.
+    """
+    sums = {(reg, mode): np.zeros(12) for reg in (0, 1) for mode in ("major", "minor")}
+    for r in rows:
+        pc, mode = key_tonic_mode(key_index(r["key"]))
+        for reg in (0, 1):
+            sums[reg, mode] += np.roll(feats[r["clip"]][reg], -pc)
+    t_maj, t_min, b_maj, b_min = (
+        sums[reg, mode] / sums[reg, mode].max() for reg in (0, 1) for mode in ("major", "minor")
+    )
+    return t_maj, t_min, b_maj, b_min
+
+
+def fit_profiles(rows: list[dict[str, str]], audio: dict[str, np.ndarray], sr: int) -> None:
+    """Fit the key profiles on ``rows`` (the train split) and print them as constants.
+
+    The profiles are :func:`mean_profiles` over all of ``rows``. The bass weight is chosen by
+    two-fold cross-validation over pieces inside ``rows`` (MIREX score of profiles fitted on one
+    half, evaluated on the other); the softmax temperature minimises the negative log-likelihood
+    of the true key under those out-of-fold scores.
+    """
+    feats = {r["clip"]: pitch_class_profiles(audio[r["clip"]], sr=sr) for r in rows}
+    pieces = sorted({r["piece"] for r in rows})
+    fold = {p: i % 2 for i, p in enumerate(pieces)}
+    best = (-1.0, 0.0, np.zeros(0))
+    for weight in BASS_WEIGHTS:
+        scores = np.zeros((len(rows), 24))
+        for f in (0, 1):
+            profiles = mean_profiles([r for r in rows if fold[r["piece"]] != f], feats)
+            for i, r in enumerate(rows):
+                if fold[r["piece"]] == f:
+                    scores[i] = key_scores(*feats[r["clip"]], profiles=profiles, bass_weight=weight)
+        mirex = np.mean([mirex_score(r["key"], KEYS[int(np.argmax(s))])
+                         for r, s in zip(rows, scores, strict=True)])
+        print(f"# bass weight {weight:.2f}: 2-fold CV MIREX on train {mirex:.3f}")
+        if mirex > best[0]:
+            best = (float(mirex), weight, scores)
+    _, weight, scores = best
+    truth = np.array([key_index(r["key"]) for r in rows])
+    best_t = (np.inf, 0.0)
+    for t in np.geomspace(0.005, 0.5, 41):
+        s = scores / t
+        s = s - s.max(axis=1, keepdims=True)
+        nll = -np.mean(s[np.arange(len(rows)), truth] - np.log(np.exp(s).sum(axis=1)))
+        best_t = min(best_t, (float(nll), float(t)))
+    names = ("TREBLE_MAJOR", "TREBLE_MINOR", "BASS_MAJOR", "BASS_MINOR")
+    for name, p in zip(names, mean_profiles(rows, feats), strict=True):
+        print(f"{name} = np.array([{', '.join(f'{v:.3f}' for v in p)}])")
+    print(f"BASS_WEIGHT = {weight}\nTEMPERATURE = {best_t[1]:.4f}  # CV NLL {best_t[0]:.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=Path("bench/data/key_set"))
+    parser.add_argument("--split", choices=("test", "train", "all"), default="test")
+    parser.add_argument("--fit", action="store_true", help="fit profiles on the train split")
+    parser.add_argument("--no-essentia", action="store_true")
+    args = parser.parse_args()
+
+    rows = load_set(args.data, "train" if args.fit else args.split)
+    audio = {}
+    sr = 0
+    for r in rows:
+        y, sr = sf.read(args.data / f"{r['clip']}.wav", dtype="float32")
+        audio[r["clip"]] = y
+    if args.fit:
+        fit_profiles(rows, audio, sr)
+        return
+
+    methods: dict[str, Callable[[np.ndarray, int], str]] = {
+        "ours": lambda y, sr: estimate_key(y, sr=sr).key,
+        "baseline (STFT chroma + K-S)": baseline_key,
+    }
+    if not args.no_essentia:
+        for profile in ESSENTIA_PROFILES:
+            methods[f"essentia {profile}"] = essentia_method(profile, sr)
+
+    subsets = {
+        "all": lambda r: True,
+        "progressions": lambda r: r["subset"] == "progression",
+        "chorales+folk": lambda r: r["subset"] in ("chorale", "folk"),
+        "chorales": lambda r: r["subset"] == "chorale",
+        "folk": lambda r: r["subset"] == "folk",
+    }
+    n_by = {name: sum(map(pred, rows)) for name, pred in subsets.items()}
+    counts = ", ".join(f"{name} {n}" for name, n in n_by.items())
+    print(f"split: {args.split} (split by piece; profiles fitted on train only). clips: {counts}")
+    clip_s = np.mean([len(y) / sr for y in audio.values()])
+    results = {}
+    for name, method in methods.items():
+        method(next(iter(audio.values())), sr)  # warm up (imports, plans)
+        preds, elapsed = {}, 0.0
+        for r in rows:
+            t0 = time.perf_counter()
+            preds[r["clip"]] = method(audio[r["clip"]], sr)
+            elapsed += time.perf_counter() - t0
+        ms = 1000 * elapsed / len(rows)
+        table = {}
+        for sub, pred in subsets.items():
+            sel = [r for r in rows if pred(r)]
+            mirex = np.mean([mirex_score(r["key"], preds[r["clip"]]) for r in sel])
+            acc = np.mean([r["key"] == KEYS[key_index(preds[r["clip"]])] for r in sel])
+            table[sub] = (mirex, acc)
+        results[name] = (table, ms, clip_s * 1000 / ms)
+
+    header = f"{'method':30s} " + " ".join(f"{s + ' MIREX/acc':>24s}" for s in subsets)
+    print(header + f" {'ms/clip':>8s} {'x realtime':>10s}")
+    for name, (table, ms, rtf) in results.items():
+        cells = " ".join(f"{table[s][0]:>15.3f} / {table[s][1]:.3f}" for s in subsets)
+        print(f"{name:30s} {cells} {ms:8.1f} {rtf:10.0f}")
+    essentia_scores = {n: t["all"][0] for n, (t, _, _) in results.items() if "essentia" in n}
+    if essentia_scores:
+        best = max(essentia_scores, key=essentia_scores.get)
+        ratio = results["ours"][0]["all"][0] / essentia_scores[best]
+        print(f"ours / best essentia ({best}) MIREX score: {ratio:.3f}")
+
+    long = np.concatenate(list(audio.values()))[: 180 * sr]
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        estimate_key(long, sr=sr)
+        times.append(time.perf_counter() - t0)
+    print(f"ours on {len(long) / sr:.0f} s of audio at {sr} Hz: {1000 * min(times):.0f} ms "
+          f"({len(long) / sr / min(times):.0f}x real time, best of 3)")
+
+
+if __name__ == "__main__":
+    main()
