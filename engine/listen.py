@@ -40,7 +40,8 @@ class LiveResult:
         index: the window's number (gaps mean skipped windows).
         start_s: window start in seconds since listening began.
         end_s: window end in seconds since listening began.
-        t_end: ``time.monotonic()`` when the window's last frame was captured.
+        t_end: ``time.monotonic()`` when the window's last frame was captured (the system-wide
+            monotonic clock: a panel reading the JSON lines measures latency against it).
         t_done: ``time.monotonic()`` when the annotation was ready.
         annotation: the backend's annotation, None when analysis failed.
         error: what went wrong, None on success.
@@ -60,6 +61,7 @@ class LiveResult:
             "index": self.index,
             "start_s": self.start_s,
             "end_s": self.end_s,
+            "t_end": self.t_end,
             "analysis_ms": 1000.0 * (self.t_done - self.t_end),
             "annotation": None if self.annotation is None else self.annotation.to_dict(),
             "error": self.error,
@@ -185,6 +187,14 @@ def analyze_window(backend: Backend, window: Window, *, source: str) -> LiveResu
     )
 
 
+def warm_up(backend: Backend, *, sr: int, channels: int) -> None:
+    """Run one short window of quiet noise through ``backend`` so the first real window is not
+    slowed by lazy initialisation (JIT, caches)."""
+    rng = np.random.default_rng(0)
+    noise = (0.01 * rng.standard_normal((channels, sr))).astype(np.float32)
+    analyze_window(backend, Window(noise, sr, 0.0, 1.0, time.monotonic(), -1), source="warm-up")
+
+
 def open_source(args: argparse.Namespace) -> AudioSource:
     """The source the arguments ask for: ``--file`` or a sound card input."""
     from engine.sources import FileSource, SoundDeviceSource
@@ -234,6 +244,7 @@ def run(args: argparse.Namespace) -> int:
         preset = presets.load(args.preset)
         with console.status(f"loading preset {preset.name} ({preset.backend})"):
             backend = backends.create(preset)
+            warm_up(backend, sr=source.sr, channels=source.channels)
     except EngineError as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2
@@ -274,6 +285,7 @@ class _Session:
         self.rows: list[tuple[LiveResult, float]] = []
         self.messages: list[str] = []
         self.done = False
+        self.on_event: Callable[[SourceEvent], None] = lambda event: None
 
     def _events(self) -> list[LiveResult | SourceEvent]:
         """Wait up to 0.1 s for news, then drain the inbox."""
@@ -296,6 +308,7 @@ class _Session:
                 for item in self._events():
                     if isinstance(item, SourceEvent):
                         self.messages = [*self.messages[-3:], f"{item.kind}: {item.message}"]
+                        self.on_event(item)
                         if item.kind in ("stopped", "finished", "error"):
                             self.done = True
                             status = 0 if item.kind == "finished" else 1
@@ -332,10 +345,12 @@ class _Session:
             sys.stdout.flush()
             return time.monotonic()
 
-        status = self._loop(show)
-        for m in self.messages:
-            log.warning("%s", m)
-        return status
+        def event(e: SourceEvent) -> None:
+            sys.stdout.write(json.dumps({"event": e.kind, "message": e.message}) + "\n")
+            sys.stdout.flush()
+
+        self.on_event = event
+        return self._loop(show)
 
     def run_live(self, console: Any) -> int:
         from rich.live import Live
