@@ -168,13 +168,10 @@ def read_state_dict(files: Sequence[Path]) -> dict[str, torch.Tensor]:
 
 def strip_sonicverse_prefix(name: str) -> str:
     """``base_model.model.model.audio_mert_lmm_projector.key_detection.output.weight`` ->
-    ``key_detection.output.weight`` (the modality's projector container is dropped)."""
+    ``key_detection.output.weight`` (the modality's projector container is dropped); names
+    without the container are returned unchanged."""
     m = re.match(r"^(?:base_model\.model\.)?(?:model\.)?[a-z0-9_]*?_lmm_projector\.", name)
-    if m is None:
-        raise ModelLoadError(
-            f"SonicVerse checkpoint key {name!r} is not under '<modality>_lmm_projector.'"
-        )
-    return name[m.end() :]
+    return name if m is None else name[m.end() :]
 
 
 def import_sonicverse_heads(
