@@ -23,7 +23,7 @@ from engine.errors import AudioError
 HOP = 128
 N_FFT = 1024
 MAX_LAG_S = 4.0
-FASTER_LEVEL_RATIO = 0.85  # a half period this salient (relative) wins
+FASTER_LEVEL_RATIO = 0.9  # a half period this salient (relative) wins
 FLUX_FLOOR = 0.15  # log-magnitude rise per bin ignored as ripple
 N_BANDS = 48  # log-spaced bands the spectrum is summed into
 LOG_GAIN = 1000.0  # compression gain applied to the peak-normalised magnitude

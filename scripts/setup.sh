@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Set up SonicVerse in ./.venv: system packages (Debian/Ubuntu, when root or sudo is available),
+# a virtualenv with the CPU build of torch pinned, and the package with its extras.
+#   scripts/setup.sh           engine + lite backend + UI + microphone
+#   scripts/setup.sh --dev     everything, including test and benchmark tools
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extras="engine,neural,ui,mic"
+apt_pkgs=(libsndfile1 libportaudio2 libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1
+          libdbus-1-3 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0
+          libxcb-randr0 libxcb-render-util0 libxcb-image0)
+if [[ "${1:-}" == "--dev" ]]; then
+  extras="all"
+  apt_pkgs+=(fluidsynth fluid-soundfont-gm espeak-ng sox xvfb lua5.4)
+fi
+
+missing=()
+if command -v dpkg-query >/dev/null 2>&1; then
+  for p in "${apt_pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+fi
+if ((${#missing[@]})); then
+  sudo=""
+  [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  echo "installing system packages: ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+python=${PYTHON:-python3}
+"$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+  || { echo "SonicVerse needs Python >= 3.11 (set PYTHON=...)" >&2; exit 1; }
+[[ -x .venv/bin/python ]] || "$python" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+# pinned: an unpinned torch pulls several GB of CUDA wheels
+.venv/bin/python -m pip install -q "torch==2.13.0"
+.venv/bin/python -m pip install -q -e ".[${extras}]"
+echo "ready: .venv (extras: ${extras})" >&2
