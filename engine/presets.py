@@ -228,7 +228,7 @@ def _coerce(tp: Any, value: Any, *, where: str) -> Any:
                 errors.append(str(exc))
         raise PresetError("; ".join(errors))
     if dataclasses.is_dataclass(tp):
-        return build(tp, value, where=where)  # type: ignore[type-var]
+        return build(tp, value, where=where)  # type: ignore[type-var, arg-type]
     if origin is tuple:
         if not isinstance(value, list):
             raise PresetError(f"{where}: expected an array, got {value!r}")
