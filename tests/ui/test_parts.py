@@ -1,0 +1,240 @@
+"""Panel parts without an engine: regions model, colours, overview, exports, sessions, timeline."""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PyQt6.QtCore import Qt
+from PyQt6.QtGui import QColor
+
+from ui import export
+from ui.app import default_regions
+from ui.keys import key_hsv, parse_key
+from ui.models import RegionRow, RegionTableModel
+from ui.overview import OverviewError, load_overview
+from ui.session import Session, SessionError
+from ui.timeline import render_timeline
+
+UI = Path(__file__).resolve().parents[2] / "ui"
+
+
+def annotation(start, end, key="A minor", vocals=None, lufs=-14.0, silent=False):
+    """A RegionAnnotation.to_dict() as the engine sends it."""
+    return {
+        "start_s": start, "end_s": end, "name": "", "silent": silent,
+        "key": None if silent else {"key": key, "confidence": 0.8,
+                                    "candidates": [["C major", 0.1]]},
+        "tempo_bpm": None if silent else 120.0, "tempo_confidence": 0.9,
+        "loudness_lufs": lufs, "peak_dbfs": -1.0,
+        "vocals": None if vocals is None else {"label": vocals,
+                                               "probabilities": [0.1, 0.2, 0.7]},
+        "instruments": [{"label": "piano", "score": 0.6}], "genres": [], "moods": [],
+        "caption": f"{key} at 120 BPM" if not silent else "Silence.", "backend": "lite",
+        "flags": [],
+    }
+
+
+def test_ui_never_imports_engine():
+    for f in UI.glob("*.py"):
+        for node in ast.walk(ast.parse(f.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            )
+            assert not any(n == "engine" or n.startswith("engine.") for n in names), f
+    code = (
+        "import sys, ui.app, ui.live, ui.export, ui.timeline, ui.session;"
+        "bad = [m for m in sys.modules if m == 'engine' or m.startswith('engine.')];"
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env={"QT_QPA_PLATFORM": "offscreen"})
+
+
+def test_default_regions_merge_a_short_tail():
+    spans = [(r.start_s, r.end_s) for r in default_regions(31.0)]
+    assert spans == [(0.0, 10.0), (10.0, 20.0), (20.0, 31.0)]
+    assert [(r.start_s, r.end_s) for r in default_regions(25.0)][-1] == (20.0, 25.0)
+    assert [(r.start_s, r.end_s) for r in default_regions(4.0)] == [(0.0, 4.0)]
+
+
+def test_key_colours_follow_the_circle_of_fifths():
+    assert parse_key("Gb minor") == (6, "minor") and parse_key("H dur") is None
+    assert key_hsv("A minor")[0] == key_hsv("C major")[0]  # relative keys share a hue
+    assert abs(key_hsv("G major")[0] - key_hsv("C major")[0]) == 30  # a fifth apart
+    assert key_hsv("A minor")[2] < key_hsv("C major")[2]  # minor is darker
+    assert key_hsv(None) is None and key_hsv("nonsense") is None
+
+
+def test_table_model_rows_edits_and_errors(qtbot):
+    model = RegionTableModel()
+    b = model.add(10.0, 20.0)
+    a = model.add(5.0, 0.0)  # reversed bounds are ordered
+    assert [(r.start_s, r.end_s) for r in model.rows] == [(0.0, 5.0), (10.0, 20.0)]
+    model.update(a.id, state="done", annotation=annotation(0.0, 5.0, vocals="female"))
+    text = [model.data(model.index(0, c)) for c in range(model.columnCount())]
+    assert text == ["0:00.0", "0:05.0", "A minor", "0.80", "female", "piano", "120", "-14.0",
+                    "A minor at 120 BPM"]
+    model.update(b.id, state="error", error="audio_error: x.wav: no such file")
+    caption = model.index(1, model.columnCount() - 1)
+    assert model.data(caption) == "⚠ audio_error: x.wav: no such file"
+    assert model.data(caption, Qt.ItemDataRole.ForegroundRole).color() == QColor("#c0392b")
+    with qtbot.waitSignal(model.regionsChanged):
+        moved = model.move(a.id, 30.0, 35.0)
+    assert moved.revision == 1 and moved.annotation is None and model.rows[-1] is moved
+    model.remove(b.id)
+    assert [r.id for r in model.rows] == [a.id]
+    assert model.annotations() == []
+
+
+def test_region_row_round_trip():
+    row = RegionRow(1.0, 2.0, "verse", annotation=annotation(1.0, 2.0), state="done")
+    back = RegionRow.from_dict(json.loads(json.dumps(row.to_dict())))
+    assert (back.id, back.start_s, back.end_s, back.name, back.state) == (
+        row.id, 1.0, 2.0, "verse", "done"
+    )
+    assert back.annotation == row.annotation
+
+
+def test_overview_min_max_match_numpy(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (2, 100_003)).astype(np.float32)
+    path = tmp_path / "noise.wav"
+    sf.write(path, x.T, 8000, subtype="FLOAT")
+    ov = load_overview(path, buckets=1000)
+    mono = x.mean(axis=0)
+    edges = np.linspace(0, len(mono), 1001).astype(int)
+    spans = list(itertools.pairwise(edges))
+    np.testing.assert_allclose(ov.mins, [mono[a:b].min() for a, b in spans], rtol=1e-6)
+    np.testing.assert_allclose(ov.maxs, [mono[a:b].max() for a, b in spans], rtol=1e-6)
+    assert ov.duration_s == pytest.approx(100_003 / 8000) and ov.channels == 2
+
+
+def test_overview_errors_name_the_file(tmp_path):
+    with pytest.raises(OverviewError, match="no such file"):
+        load_overview(tmp_path / "missing.wav")
+    bad = tmp_path / "notes.txt"
+    bad.write_text("hello")
+    with pytest.raises(OverviewError, match="unsupported file type '.txt'"):
+        load_overview(bad)
+    fake = tmp_path / "fake.wav"
+    fake.write_bytes(b"RIFF0000WAVEjunk")
+    with pytest.raises(OverviewError, match="unreadable audio"):
+        load_overview(fake)
+
+
+@pytest.fixture
+def doc():
+    regions = [
+        annotation(0.0, 10.0, "A minor", vocals="female", lufs=-12.0),
+        annotation(10.0, 20.0, "D major", vocals="none"),
+        annotation(20.0, 24.0, silent=True, lufs=None),
+    ]
+    narrative = {
+        "source": "/x/song.wav", "duration_s": 24.0, "text": "0:00 A minor; 0:10 D major.",
+        "sections": [{"start_s": 0.0, "end_s": 10.0, "text": "A minor", "key": "A minor",
+                      "events": []}],
+        "backend": "lite",
+    }
+    return export.track_document(source="/x/song.wav", duration_s=24.0, preset="lite",
+                                 regions=list(reversed(regions)), narrative=narrative)
+
+
+@pytest.mark.parametrize("fmt", export.FORMATS)
+def test_exports_match_the_engine_writers(doc, fmt):
+    """The panel writes the same bytes as engine.export for the same results."""
+    from engine import export as engine_export
+    from engine.types import RegionAnnotation, TrackNarrative, TrackResult
+
+    result = TrackResult(
+        source=doc["source"], duration_s=doc["duration_s"], preset=doc["preset"],
+        regions=tuple(RegionAnnotation.from_dict(r) for r in doc["regions"]),
+        narrative=TrackNarrative.from_dict(doc["narrative"]),
+    )
+    ours = export.WRITERS[fmt](doc)
+    theirs = engine_export.render(result, fmt)
+    if fmt in ("json", "jams"):
+        assert json.loads(ours) == json.loads(theirs)
+    else:
+        assert ours == theirs
+
+
+def test_export_write_and_errors(doc, tmp_path):
+    out = export.write(doc, tmp_path / "sub" / "song.txt", "audacity")
+    assert out.read_text().splitlines()[0] == (
+        "0.000000\t10.000000\tA minor | female vocals | 120 BPM"
+    )
+    with pytest.raises(export.ExportError, match="unknown export format 'mp3'"):
+        export.write(doc, tmp_path / "x", "mp3")
+    with pytest.raises(export.ExportError, match="nothing to export"):
+        export.write({**doc, "regions": []}, tmp_path / "x.json", "json")
+
+
+def test_session_round_trip_and_moved_folder(tmp_path):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    audio = folder / "song.wav"
+    sf.write(audio, np.zeros(800, np.float32), 8000)
+    regions = [RegionRow(0.0, 0.05, "a", annotation=annotation(0.0, 0.05)).to_dict()]
+    Session(str(audio), "lite", regions, {"text": "n"}).save(folder / "s.json")
+    back = Session.load(folder / "s.json")
+    assert (back.audio_path, back.preset, back.regions, back.narrative) == (
+        str(audio.resolve()), "lite", regions, {"text": "n"}
+    )
+    moved = tmp_path / "moved"
+    folder.rename(moved)
+    assert Session.load(moved / "s.json").audio_path == str((moved / "song.wav").resolve())
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        ("{not json", "cannot read session"),
+        ('{"hello": 1}', "not a SonicVerse session"),
+        ('{"sonicverse_session": 99}', "session version 99"),
+        ('{"sonicverse_session": 1, "regions": [{"start_s": 3, "end_s": 1}]}', "start_s=3"),
+    ],
+)
+def test_session_errors(tmp_path, content, match):
+    p = tmp_path / "bad.json"
+    p.write_text(content)
+    with pytest.raises(SessionError, match=match):
+        Session.load(p)
+
+
+def test_timeline_paints_keys_vocals_and_loudness(qtbot, doc):
+    from ui.models import key_colour
+
+    img = render_timeline(doc["regions"], duration_s=24.0, title="song.wav", width=1000,
+                          height=400)
+    assert (img.width(), img.height()) == (1000, 400)
+    plot_w = 1000 - 120 - 16
+
+    def x(t):
+        return int(120 + t / 24.0 * plot_w)
+
+    # Key lane (y 34..82): A minor then D major then silence grey, sampled off the labels.
+    def rgb(xp, y):
+        return img.pixelColor(xp, y).rgb()
+
+    assert rgb(x(1), 40) == key_colour("A minor").rgb()
+    assert rgb(x(11), 40) == key_colour("D major").rgb()
+    assert rgb(x(21), 40) == QColor("#c8c8c8").rgb()
+    # Vocals lane (y 96..118): female, then none.
+    assert rgb(x(1), 105) == QColor("#d6336c").rgb()
+    assert rgb(x(11), 105) == QColor("#9aa0a6").rgb()
+    # Loudness lane: the -12 LUFS region is filled higher up than the -14 LUFS one.
+    def top_of_fill(xp):
+        return next(
+            y for y in range(132, 366)
+            if img.pixelColor(xp, y).red() < 200 and img.pixelColor(xp, y).blue() > 200
+        )
+
+    assert top_of_fill(x(1)) == pytest.approx(132 + 234 * 12 / 60, abs=2)
+    assert top_of_fill(x(11)) == pytest.approx(132 + 234 * 14 / 60, abs=2)

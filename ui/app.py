@@ -1,0 +1,721 @@
+"""``sonicverse panel``: the Qt annotation panel.
+
+Open an audio file (File > Open or drop it on the window); the panel cuts it into 10 s
+regions, draws the waveform with the regions coloured by key and a stripe where vocals are,
+and asks the engine for each region's annotation over OSC. Regions can be added (drag on
+empty ground), moved or resized (drag), and deleted (Delete key or right click); each change
+is sent again. The table fills as replies arrive; errors appear on their region's row.
+Narrate writes the track's timestamped narrative in its own pane; results export to JSON,
+JAMS, Audacity labels or Reaper's region CSV, and the timeline (key, vocals, loudness) saves
+as PNG. Sessions save and reopen as JSON. The Live tab captions the microphone.
+
+The panel never imports :mod:`engine`: it talks to a running engine through
+:mod:`daw_bridge.client`, or starts ``sonicverse engine`` itself when none answers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import logging
+import math
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PyQt6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, pyqtSignal
+from PyQt6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PyQt6.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QTabWidget,
+    QTextBrowser,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from daw_bridge import protocol
+from ui import export
+from ui.engine_link import EngineLink
+from ui.live import LiveCaptioner
+from ui.models import RegionRow, RegionTableModel, clock
+from ui.overview import AUDIO_SUFFIXES, Overview, load_overview
+from ui.session import Session, SessionError
+from ui.timeline import save_timeline
+from ui.waveform import WaveformView
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REGION_S = 10.0  # SonicVerse's chunk length; the engine's presets use the same
+MIN_TAIL_S = 2.0  # a last region shorter than this is merged into the one before
+PRESETS_ENV = "SONICVERSE_PRESETS"
+
+
+def default_regions(duration_s: float, length_s: float = DEFAULT_REGION_S) -> list[RegionRow]:
+    """Cut ``[0, duration_s)`` into ``length_s`` regions, merging a short tail."""
+    edges = [i * length_s for i in range(math.ceil(duration_s / length_s))] + [duration_s]
+    if len(edges) > 2 and edges[-1] - edges[-2] < MIN_TAIL_S:
+        del edges[-2]
+    return [RegionRow(start_s=a, end_s=b) for a, b in itertools.pairwise(edges)]
+
+
+def preset_names() -> list[str]:
+    """Preset names the engine can load: ``$SONICVERSE_PRESETS`` folders and the shipped ones.
+
+    The panel only lists file names; the engine validates the preset when it starts.
+    """
+    dirs = [Path(p) for p in os.environ.get(PRESETS_ENV, "").split(os.pathsep) if p]
+    dirs.append(Path(__file__).resolve().parent.parent / "presets")
+    names = {f.stem for d in dirs if d.is_dir() for f in d.glob("*.toml")}
+    return sorted(names) or ["lite"]
+
+
+class _Job(QRunnable):
+    """Runs a function on the thread pool and reports through a signal."""
+
+    class Signals(QObject):
+        done = pyqtSignal(object, object)  # result, exception
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        super().__init__()
+        self.fn = fn
+        self.signals = _Job.Signals()
+
+    def run(self) -> None:
+        try:
+            result = self.fn()
+        except Exception as exc:  # reported to the GUI thread, which shows it
+            self.signals.done.emit(None, exc)
+            return
+        self.signals.done.emit(result, None)
+
+
+class MainWindow(QMainWindow):
+    """The panel.
+
+    Args:
+        host: the engine's host.
+        port: the engine's UDP port.
+        preset: preset to start an engine with (and to select in the picker).
+        start_engine: start ``sonicverse engine`` if none answers at launch.
+        heartbeat_ms: engine liveness check interval.
+    """
+
+    overviewLoaded = pyqtSignal(str)
+    annotationsSettled = pyqtSignal()
+
+    def __init__(
+        self,
+        *,
+        host: str = protocol.DEFAULT_HOST,
+        port: int = protocol.DEFAULT_PORT,
+        preset: str = "lite",
+        start_engine: bool = False,
+        heartbeat_ms: int = 2000,
+    ) -> None:
+        super().__init__()
+        self.setWindowTitle("SonicVerse panel")
+        self.setAcceptDrops(True)
+        self.resize(1280, 820)
+        self.audio_path = ""
+        self.overview: Overview | None = None
+        self.narrative: dict[str, Any] | None = None
+        self.session_path = ""
+        self._jobs: list[_Job] = []
+        self._autostart = start_engine
+        self._first_state = True
+
+        self.model = RegionTableModel(self)
+        self.link = EngineLink(host, port, heartbeat_ms=heartbeat_ms, parent=self)
+        self.live = LiveCaptioner(self)
+        self._build_widgets(preset)
+        self._build_actions()
+        self._connect()
+        self._set_engine_state("unknown", f"looking for an engine at {self.link.address}…")
+        QTimer.singleShot(0, self.link.check)
+
+    # Layout ---------------------------------------------------------------------------------
+
+    def _build_widgets(self, preset: str) -> None:
+        self.waveform = WaveformView(self.model, self)
+        self.table = QTableView(self)
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setAlternatingRowColors(True)
+        self.table.verticalHeader().setDefaultSectionSize(22)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+
+        self.narrative_view = QTextBrowser(self)
+        self.narrative_view.setPlaceholderText("Narrate the track to read its story here.")
+        self.tabs = QTabWidget(self)
+        self.tabs.addTab(self.narrative_view, "Narrative")
+        self.tabs.addTab(self._build_live_tab(), "Live")
+
+        lower = QSplitter(Qt.Orientation.Horizontal, self)
+        lower.addWidget(self.table)
+        lower.addWidget(self.tabs)
+        lower.setStretchFactor(0, 3)
+        lower.setStretchFactor(1, 2)
+        main = QSplitter(Qt.Orientation.Vertical, self)
+        main.addWidget(self.waveform)
+        main.addWidget(lower)
+        main.setStretchFactor(0, 2)
+        main.setStretchFactor(1, 3)
+        self.setCentralWidget(main)
+
+        self.preset_box = QComboBox(self)
+        self.preset_box.setEditable(True)
+        self.preset_box.addItems(preset_names())
+        self.preset_box.setCurrentText(preset)
+        self.preset_box.setToolTip("preset for an engine the panel starts")
+        self.engine_label = QLabel(self)
+        self.engine_label.setTextFormat(Qt.TextFormat.RichText)
+        self.progress = QProgressBar(self)
+        self.progress.setMaximumWidth(240)
+        self.progress.setFormat("%v/%m regions")
+        self.progress.hide()
+        self.statusBar().addPermanentWidget(self.progress)
+        self.statusBar().addPermanentWidget(self.engine_label)
+
+    def _build_live_tab(self) -> QWidget:
+        tab = QWidget(self)
+        form = QFormLayout()
+        self.device_edit = QLineEdit(tab)
+        self.device_edit.setPlaceholderText("default input (or an index / part of a name)")
+        self.window_spin = QDoubleSpinBox(tab)
+        self.window_spin.setRange(1.0, 60.0)
+        self.window_spin.setValue(10.0)
+        self.window_spin.setSuffix(" s")
+        self.hop_spin = QDoubleSpinBox(tab)
+        self.hop_spin.setRange(0.5, 30.0)
+        self.hop_spin.setValue(2.0)
+        self.hop_spin.setSuffix(" s")
+        form.addRow("input device", self.device_edit)
+        form.addRow("window", self.window_spin)
+        form.addRow("hop", self.hop_spin)
+        self.listen_button = QPushButton("Listen", tab)
+        self.listen_button.setCheckable(True)
+        self.live_caption = QLabel("—", tab)
+        self.live_caption.setWordWrap(True)
+        self.live_caption.setStyleSheet("font-size: 15px;")
+        self.live_facts = QLabel("", tab)
+        self.live_latency = QLabel("", tab)
+        self.live_status = QLabel("", tab)
+        self.live_status.setWordWrap(True)
+        layout = QVBoxLayout(tab)
+        layout.addLayout(form)
+        row = QHBoxLayout()
+        row.addWidget(self.listen_button)
+        row.addStretch(1)
+        layout.addLayout(row)
+        for w in (self.live_facts, self.live_caption, self.live_latency, self.live_status):
+            layout.addWidget(w)
+        layout.addStretch(1)
+        return tab
+
+    def _build_actions(self) -> None:
+        tb = self.addToolBar("main")
+        tb.setMovable(False)
+        menu_file = self.menuBar().addMenu("&File")
+        menu_engine = self.menuBar().addMenu("&Engine")
+
+        def action(text: str, slot: Callable[[], Any], shortcut: str | None = None) -> QAction:
+            a = QAction(text, self)
+            a.triggered.connect(lambda _checked=False: slot())
+            if shortcut:
+                a.setShortcut(QKeySequence(shortcut))
+            return a
+
+        self.open_action = action("Open audio…", self.choose_audio, "Ctrl+O")
+        self.open_session_action = action("Open session…", self.choose_session)
+        self.save_session_action = action("Save session…", self.choose_session_path, "Ctrl+S")
+        self.annotate_action = action("Annotate", self.annotate_all, "Ctrl+R")
+        self.narrate_action = action("Narrate", self.narrate)
+        self.timeline_action = action("Timeline PNG…", self.choose_timeline_path)
+        self.start_engine_action = action("Start engine", self.start_engine)
+        self.cancel_action = action("Cancel requests", self.link.cancel_all)
+        self.export_actions = {
+            fmt: action(f"Export {name}…", lambda fmt=fmt: self.choose_export_path(fmt))
+            for fmt, name in export.FORMAT_NAMES.items()
+        }
+        for a in (self.open_action, self.open_session_action, self.save_session_action):
+            menu_file.addAction(a)
+        menu_file.addSeparator()
+        for a in (*self.export_actions.values(), self.timeline_action):
+            menu_file.addAction(a)
+        for a in (self.annotate_action, self.narrate_action, self.start_engine_action,
+                  self.cancel_action):
+            menu_engine.addAction(a)
+
+        export_button = QToolButton(self)
+        export_button.setText("Export")
+        export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        for a in self.export_actions.values():
+            export_button.addAction(a)
+        tb.addAction(self.open_action)
+        tb.addAction(self.annotate_action)
+        tb.addAction(self.narrate_action)
+        tb.addWidget(export_button)
+        tb.addAction(self.timeline_action)
+        tb.addAction(self.save_session_action)
+        tb.addSeparator()
+        tb.addWidget(QLabel(" preset ", self))
+        tb.addWidget(self.preset_box)
+        tb.addAction(self.start_engine_action)
+
+    def _connect(self) -> None:
+        self.waveform.regionCreated.connect(self.add_region)
+        self.waveform.regionMoved.connect(self.move_region)
+        self.waveform.regionDeleted.connect(self.delete_region)
+        self.waveform.regionSelected.connect(self._select_row)
+        self.table.selectionModel().currentRowChanged.connect(
+            lambda cur, _prev: self.waveform.select(
+                self.model.rows[cur.row()].id if cur.isValid() else ""
+            )
+        )
+        self.link.stateChanged.connect(self._set_engine_state)
+        self.link.regionProgress.connect(self._on_region_progress)
+        self.link.regionResult.connect(self._on_region_result)
+        self.link.regionFailed.connect(self._on_region_failed)
+        self.link.narrativeResult.connect(self._on_narrative)
+        self.link.narrativeFailed.connect(self._on_narrative_failed)
+        self.link.narrativeProgress.connect(
+            lambda stage, done, total: self.statusBar().showMessage(
+                f"narrating: {stage} {done}/{total}", 2000
+            )
+        )
+        self.model.regionsChanged.connect(self._update_progress)
+        self.listen_button.toggled.connect(self._toggle_listen)
+        self.live.result.connect(self._on_live_result)
+        self.live.event.connect(self._on_live_event)
+        self.live.runningChanged.connect(self._on_live_running)
+
+    # Files ----------------------------------------------------------------------------------
+
+    def choose_audio(self) -> None:
+        """File > Open audio."""
+        pattern = " ".join(f"*{s}" for s in sorted(AUDIO_SUFFIXES))
+        path, _ = QFileDialog.getOpenFileName(self, "Open audio", "", f"Audio ({pattern})")
+        if path:
+            self.open_audio(path)
+
+    def open_audio(self, path: str, *, regions: list[RegionRow] | None = None) -> None:
+        """Load a file's overview on a worker thread, then show it with ``regions`` (default:
+        10 s regions) and annotate the regions that have no annotation."""
+        self.waveform.set_overview(None, f"reading {Path(path).name}…")
+        self.narrative = None
+        self.narrative_view.clear()
+        self.model.set_rows([])
+
+        def loaded(result: Any, error: Any) -> None:
+            if error is not None:
+                self.audio_path = ""
+                self.waveform.set_overview(None, str(error))
+                self.statusBar().showMessage(str(error), 8000)
+                return
+            self.overview = result
+            self.audio_path = result.path
+            self.setWindowTitle(f"SonicVerse panel — {Path(result.path).name}")
+            self.waveform.set_overview(result)
+            rows = regions if regions is not None else default_regions(result.duration_s)
+            self.model.set_rows(rows)
+            self.overviewLoaded.emit(result.path)
+            self.annotate_all()
+
+        self._run(lambda: load_overview(path), loaded)
+
+    def _run(self, fn: Callable[[], Any], done: Callable[[Any, Any], None]) -> None:
+        job = _Job(fn)
+        self._jobs.append(job)
+
+        def finished(result: Any, error: Any) -> None:
+            self._jobs.remove(job)
+            done(result, error)
+
+        job.signals.done.connect(finished)
+        QThreadPool.globalInstance().start(job)
+
+    def dragEnterEvent(self, event: QDragEnterEvent | None) -> None:
+        if event is None:
+            return
+        urls = event.mimeData().urls() if event.mimeData() else []
+        if urls and Path(urls[0].toLocalFile()).suffix.lower() in {*AUDIO_SUFFIXES, ".json"}:
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent | None) -> None:
+        if event is None or event.mimeData() is None:
+            return
+        urls = event.mimeData().urls()
+        if not urls:
+            return
+        path = urls[0].toLocalFile()
+        if path.lower().endswith(".json"):
+            self.open_session(path)
+        else:
+            self.open_audio(path)
+        event.acceptProposedAction()
+
+    # Regions --------------------------------------------------------------------------------
+
+    def add_region(self, start_s: float, end_s: float) -> None:
+        """A region drawn on the waveform: add it and annotate it."""
+        row = self.model.add(start_s, end_s)
+        self._select_row(row.id)
+        self.annotate(row)
+
+    def move_region(self, region_id: str, start_s: float, end_s: float) -> None:
+        """A region moved or resized: its old annotation is dropped and it is sent again."""
+        row = self.model.move(region_id, start_s, end_s)
+        if row is not None:
+            self.annotate(row)
+
+    def delete_region(self, region_id: str) -> None:
+        """Remove a region (a reply still on its way is ignored)."""
+        self.model.remove(region_id)
+
+    def _select_row(self, region_id: str) -> None:
+        i = self.model.row_of(region_id)
+        if i >= 0:
+            self.table.selectRow(i)
+        else:
+            self.table.clearSelection()
+        self.waveform.select(region_id)
+
+    # Engine ---------------------------------------------------------------------------------
+
+    def annotate(self, row: RegionRow) -> None:
+        """Send one region to the engine."""
+        if not self.audio_path:
+            return
+        self.model.update(row.id, state="queued", error="", progress=(0, 0))
+        self.link.annotate(row.id, row.revision, self.audio_path, row.start_s, row.end_s, row.name)
+
+    def annotate_all(self) -> None:
+        """Send every region without an annotation (new or failed) to the engine."""
+        for row in list(self.model.rows):
+            if row.state in ("new", "error"):
+                self.annotate(row)
+
+    def narrate(self) -> None:
+        """Ask the engine for the track's narrative over the current regions."""
+        if not self.audio_path or not self.model.rows:
+            self.statusBar().showMessage("open a file with regions first", 4000)
+            return
+        self.narrative_view.setPlainText("narrating…")
+        self.tabs.setCurrentIndex(0)
+        self.link.narrate(self.audio_path, [(r.start_s, r.end_s, r.name) for r in self.model.rows])
+
+    def start_engine(self) -> None:
+        """Start ``sonicverse engine`` with the chosen preset (when none answers)."""
+        if self.link.state == "up":
+            self.statusBar().showMessage(
+                f"an engine already answers at {self.link.address} "
+                f"(preset {self.link.info.get('preset', '?')})", 5000
+            )
+            return
+        self.link.start_engine(self.preset_box.currentText().strip() or "lite")
+
+    def _set_engine_state(self, state: str, detail: str) -> None:
+        colour = {"up": "#1a7f37", "down": "#c0392b", "starting": "#b7791f"}.get(state, "#555")
+        text = {"up": "engine up", "down": "engine down", "starting": "engine starting"}.get(
+            state, "engine?"
+        )
+        self.engine_label.setText(
+            f"<b style='color:{colour}'>● {text}</b> &nbsp;{self.link.address} — {detail}"
+        )
+        self.start_engine_action.setEnabled(state in ("down", "unknown"))
+        if state == "up":
+            preset = self.link.info.get("preset")
+            if preset:
+                self.preset_box.setCurrentText(str(preset))
+            self.annotate_all()
+        if state == "down" and self._first_state and self._autostart:
+            self.start_engine()
+        if state in ("up", "down"):
+            self._first_state = False
+
+    def _on_region_progress(self, region_id: str, revision: int, stage: str, done: int,
+                            total: int) -> None:
+        row = self.model.get(region_id)
+        if row is not None and row.revision == revision and row.annotation is None:
+            self.model.update(region_id, state="running", progress=(done, total))
+
+    def _on_region_result(self, region_id: str, revision: int, annotation: dict) -> None:
+        row = self.model.get(region_id)
+        if row is None or row.revision != revision:
+            return  # deleted or moved since: a newer request is on its way
+        self.model.update(region_id, state="done", annotation=annotation, error="")
+
+    def _on_region_failed(self, region_id: str, revision: int, message: str) -> None:
+        row = self.model.get(region_id)
+        if row is None or row.revision != revision:
+            return
+        self.model.update(region_id, state="error", error=message)
+
+    def _on_narrative(self, result: dict) -> None:
+        by_span = {(round(r["start_s"], 3), round(r["end_s"], 3)): r for r in result["regions"]}
+        for row in self.model.rows:
+            ann = by_span.get((round(row.start_s, 3), round(row.end_s, 3)))
+            if ann is not None and row.annotation is None:
+                self.model.update(row.id, state="done", annotation=ann, error="")
+        self.narrative = result["narrative"]
+        self._show_narrative()
+
+    def _on_narrative_failed(self, message: str) -> None:
+        self.narrative_view.setHtml(f"<p style='color:#c0392b'>⚠ narrative failed: {message}</p>")
+
+    def _show_narrative(self) -> None:
+        n = self.narrative
+        if not n:
+            self.narrative_view.clear()
+            return
+        html = [f"<p style='font-size:14px'>{_escape(n.get('text', ''))}</p><hr>"]
+        for s in n.get("sections", []):
+            events = "".join(f"<br><i>{_escape(e)}</i>" for e in s.get("events", []))
+            html.append(
+                f"<p><b>{clock(s['start_s'])}–{clock(s['end_s'])}</b>"
+                f" {_escape(s.get('key') or '')}<br>{_escape(s.get('text', ''))}{events}</p>"
+            )
+        self.narrative_view.setHtml("".join(html))
+
+    def _update_progress(self) -> None:
+        rows = self.model.rows
+        busy = sum(1 for r in rows if r.state in ("queued", "running"))
+        if not busy:
+            if self.progress.isVisible():
+                self.progress.hide()
+                self.annotationsSettled.emit()
+            return
+        done = sum(1 for r in rows if r.state in ("done", "error"))
+        self.progress.setMaximum(len(rows))
+        self.progress.setValue(done)
+        self.progress.show()
+
+    # Exports and sessions -------------------------------------------------------------------
+
+    def track_document(self) -> dict[str, Any]:
+        """The results as a ``TrackResult.to_dict()`` document."""
+        return export.track_document(
+            source=self.audio_path,
+            duration_s=self.overview.duration_s if self.overview else 0.0,
+            preset=str(self.link.info.get("preset") or self.preset_box.currentText()),
+            regions=self.model.annotations(),
+            narrative=self.narrative,
+        )
+
+    def choose_export_path(self, fmt: str) -> None:
+        """File > Export <format>."""
+        stem = Path(self.audio_path).with_suffix("") if self.audio_path else Path("annotations")
+        suffix = export.SUFFIXES[fmt]
+        path, _ = QFileDialog.getSaveFileName(
+            self, f"Export {export.FORMAT_NAMES[fmt]}", f"{stem}{suffix}", f"*{suffix}"
+        )
+        if path:
+            self.export_to(path, fmt)
+
+    def export_to(self, path: str, fmt: str) -> bool:
+        """Write the results in ``fmt``; failures are shown, not raised."""
+        try:
+            written = export.write(self.track_document(), path, fmt)
+        except (export.ExportError, OSError, ValueError) as exc:
+            self._warn("Export failed", str(exc))
+            return False
+        self.statusBar().showMessage(f"exported {written}", 5000)
+        return True
+
+    def choose_timeline_path(self) -> None:
+        """File > Timeline PNG."""
+        stem = Path(self.audio_path).with_suffix("") if self.audio_path else Path("timeline")
+        path, _ = QFileDialog.getSaveFileName(self, "Timeline PNG", f"{stem}.timeline.png",
+                                              "*.png")
+        if path:
+            self.save_timeline(path)
+
+    def save_timeline(self, path: str) -> bool:
+        """Draw the key / vocals / loudness timeline and save it as PNG."""
+        regions = self.model.annotations()
+        if not regions:
+            self._warn("Timeline", "nothing to draw: no region has an annotation yet")
+            return False
+        try:
+            written = save_timeline(
+                path, regions, duration_s=self.overview.duration_s if self.overview else 0.0,
+                title=Path(self.audio_path).name,
+            )
+        except OSError as exc:
+            self._warn("Timeline", str(exc))
+            return False
+        self.statusBar().showMessage(f"saved {written}", 5000)
+        return True
+
+    def session(self) -> Session:
+        """The current session."""
+        return Session(
+            audio_path=self.audio_path,
+            preset=self.preset_box.currentText(),
+            regions=[r.to_dict() for r in self.model.rows],
+            narrative=self.narrative,
+        )
+
+    def choose_session_path(self) -> None:
+        """File > Save session."""
+        default = self.session_path or (
+            str(Path(self.audio_path).with_suffix(".session.json")) if self.audio_path else ""
+        )
+        path, _ = QFileDialog.getSaveFileName(self, "Save session", default, "*.json")
+        if path:
+            self.save_session(path)
+
+    def save_session(self, path: str) -> bool:
+        """Save file, regions, annotations and narrative as JSON."""
+        if not self.audio_path:
+            self._warn("Save session", "open an audio file first")
+            return False
+        try:
+            self.session_path = str(self.session().save(path))
+        except (OSError, ValueError) as exc:
+            self._warn("Save session", str(exc))
+            return False
+        self.statusBar().showMessage(f"saved session {self.session_path}", 5000)
+        return True
+
+    def choose_session(self) -> None:
+        """File > Open session."""
+        path, _ = QFileDialog.getOpenFileName(self, "Open session", "", "*.json")
+        if path:
+            self.open_session(path)
+
+    def open_session(self, path: str) -> bool:
+        """Reopen a saved session: the file, its regions and what the engine said."""
+        try:
+            s = Session.load(path)
+        except SessionError as exc:
+            self._warn("Open session", str(exc))
+            return False
+        self.session_path = path
+        self.preset_box.setCurrentText(s.preset)
+        narrative = s.narrative
+        self.open_audio(s.audio_path, regions=[RegionRow.from_dict(r) for r in s.regions])
+
+        def restore(_path: str) -> None:
+            self.overviewLoaded.disconnect(restore)
+            self.narrative = narrative
+            self._show_narrative()
+
+        self.overviewLoaded.connect(restore)
+        return True
+
+    def _warn(self, title: str, message: str) -> None:
+        self.statusBar().showMessage(f"{title}: {message}", 8000)
+        if QApplication.platformName() != "offscreen":
+            QMessageBox.warning(self, title, message)
+
+    # Live -----------------------------------------------------------------------------------
+
+    def _toggle_listen(self, on: bool) -> None:
+        if on and not self.live.running:
+            self.start_listening(device=self.device_edit.text().strip() or None)
+        elif not on and self.live.running:
+            self.live.stop()
+
+    def start_listening(
+        self, *, device: str | None = None, file: str | None = None, speed: float = 1.0
+    ) -> None:
+        """Caption the microphone (or a file played as one) in the Live tab."""
+        self.tabs.setCurrentIndex(1)
+        self.live_status.setText("starting…")
+        self.live_caption.setText("—")
+        self.live_facts.setText("")
+        self.live_latency.setText("")
+        self.live.start(
+            preset=self.preset_box.currentText().strip() or "lite", device=device, file=file,
+            speed=speed, window_s=self.window_spin.value(), hop_s=self.hop_spin.value(),
+        )
+
+    def _on_live_result(self, item: dict) -> None:
+        a = item.get("annotation")
+        span = f"{clock(item['start_s'])}–{clock(item['end_s'])}"
+        if a is None:
+            self.live_caption.setText(f"<span style='color:#c0392b'>⚠ {item.get('error')}</span>")
+            self.live_facts.setText(span)
+        else:
+            key = "silence" if a.get("silent") else (a["key"]["key"] if a.get("key") else "—")
+            vocals = a["vocals"]["label"] if a.get("vocals") else "—"
+            tempo = "—" if a.get("tempo_bpm") is None else f"{a['tempo_bpm']:.0f} BPM"
+            self.live_facts.setText(f"<b>{span}</b> &nbsp; key <b>{key}</b> &nbsp; "
+                                    f"vocals <b>{vocals}</b> &nbsp; {tempo}")
+            self.live_caption.setText(_escape(a.get("caption", "")))
+        latency = self.live.record_shown(float(item["t_end"]))
+        self.live_latency.setText(
+            f"latency {1000 * latency:.0f} ms (p50 {self.live.percentile_ms(50):.0f} ms, "
+            f"p95 {self.live.percentile_ms(95):.0f} ms over {len(self.live.latencies_s)} windows)"
+        )
+        self.live_status.setText("listening")
+
+    def _on_live_event(self, kind: str, message: str) -> None:
+        colour = "#b7791f" if kind in ("overflow", "finished") else "#c0392b"
+        self.live_status.setText(f"<span style='color:{colour}'>{kind}: {_escape(message)}</span>")
+
+    def _on_live_running(self, running: bool) -> None:
+        self.listen_button.blockSignals(True)
+        self.listen_button.setChecked(running)
+        self.listen_button.setText("Stop" if running else "Listen")
+        self.listen_button.blockSignals(False)
+
+    # Shutdown -------------------------------------------------------------------------------
+
+    def closeEvent(self, event: QCloseEvent | None) -> None:
+        self.live.stop()
+        self.link.close()
+        super().closeEvent(event)
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``sonicverse panel``."""
+    parser.add_argument("files", nargs="?", help="an audio file or a saved session (.json)")
+    parser.add_argument("--host", default=protocol.DEFAULT_HOST,
+                        help=f"engine host (default {protocol.DEFAULT_HOST})")
+    parser.add_argument("--port", type=int, default=protocol.DEFAULT_PORT,
+                        help=f"engine UDP port (default {protocol.DEFAULT_PORT})")
+    parser.add_argument("--preset", default="lite",
+                        help="preset for an engine the panel starts (default lite)")
+    parser.add_argument("--start-engine", action="store_true",
+                        help="start `sonicverse engine` if none answers at launch")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``sonicverse panel``; returns the exit status."""
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    window = MainWindow(host=args.host, port=args.port, preset=args.preset,
+                        start_engine=args.start_engine)
+    window.show()
+    if args.files:
+        if args.files.lower().endswith(".json"):
+            window.open_session(args.files)
+        else:
+            window.open_audio(args.files)
+    return int(app.exec())

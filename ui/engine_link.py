@@ -1,0 +1,273 @@
+"""The panel's connection to the engine: OSC requests whose replies arrive as Qt signals.
+
+:class:`EngineLink` wraps :class:`daw_bridge.client.EngineClient`. The client calls back on
+its receive thread; every callback here only emits a signal, which Qt queues to the GUI
+thread, so the GUI never waits on the network. A heartbeat ping tells when the engine goes
+away; requests still in flight then fail with a message naming the engine's address instead
+of leaving rows spinning. :meth:`EngineLink.start_engine` runs ``sonicverse engine`` as a
+child process when none answers.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from PyQt6.QtCore import QObject, QProcess, QTimer, pyqtSignal
+
+from daw_bridge import protocol
+from daw_bridge.client import BridgeError, EngineClient, EngineTimeout, Pending, ReplyError
+
+log = logging.getLogger(__name__)
+
+
+def engine_command(*args: str) -> tuple[str, list[str]]:
+    """Program and arguments that run ``sonicverse <args>`` with this Python."""
+    return sys.executable, ["-m", "engine.cli", *args]
+
+
+@dataclass
+class _Request:
+    kind: str  # "annotate" or "narrate"
+    pending: Pending
+    region_id: str = ""
+    revision: int = 0
+
+
+def describe_error(exc: BaseException | None) -> str:
+    """One line for a failed request."""
+    if isinstance(exc, ReplyError):
+        return f"{exc.code}: {exc.message}"
+    return str(exc) if exc is not None else "unknown error"
+
+
+class EngineLink(QObject):
+    """Requests to one engine; replies as signals on the GUI thread.
+
+    Args:
+        host: the engine's host.
+        port: the engine's UDP port.
+        timeout_s: time a request may take, from sending to its final reply.
+        heartbeat_ms: interval of the liveness ping (0 = no heartbeat).
+
+    Signals:
+        stateChanged(state, detail): ``"up"`` (detail: preset/backend), ``"down"`` (detail:
+            why), ``"starting"`` (an engine process is starting).
+        regionProgress(region_id, revision, stage, done, total)
+        regionResult(region_id, revision, annotation_dict)
+        regionFailed(region_id, revision, message)
+        narrativeProgress(stage, done, total)
+        narrativeResult(track_result_dict)
+        narrativeFailed(message)
+    """
+
+    stateChanged = pyqtSignal(str, str)
+    regionProgress = pyqtSignal(str, int, str, int, int)
+    regionResult = pyqtSignal(str, int, dict)
+    regionFailed = pyqtSignal(str, int, str)
+    narrativeProgress = pyqtSignal(str, int, int)
+    narrativeResult = pyqtSignal(dict)
+    narrativeFailed = pyqtSignal(str)
+    _pinged = pyqtSignal(bool, object)
+    _finished = pyqtSignal(str)
+
+    def __init__(
+        self,
+        host: str = protocol.DEFAULT_HOST,
+        port: int = protocol.DEFAULT_PORT,
+        *,
+        timeout_s: float = 300.0,
+        heartbeat_ms: int = 2000,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.host = host
+        self.port = port
+        self.timeout_s = timeout_s
+        self.state = "unknown"
+        self.info: dict[str, Any] = {}
+        self.process: QProcess | None = None
+        self._client = EngineClient(host, port, timeout_s=timeout_s, retries=3)
+        self._requests: dict[str, _Request] = {}
+        self._pinging = False
+        self._pinged.connect(self._on_pinged)
+        self._finished.connect(self._on_finished)
+        self._heartbeat = QTimer(self)
+        self._heartbeat.timeout.connect(self.check)
+        if heartbeat_ms > 0:
+            self._heartbeat.start(heartbeat_ms)
+
+    @property
+    def address(self) -> str:
+        """``host:port`` of the engine."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def in_flight(self) -> int:
+        """Requests sent and not answered yet."""
+        return len(self._requests)
+
+    # Liveness -------------------------------------------------------------------------------
+
+    def check(self, timeout_s: float = 1.5) -> None:
+        """Ping the engine; :attr:`stateChanged` follows when its state changes."""
+        if self._pinging:
+            return
+        self._pinging = True
+        try:
+            pending = self._client.submit(protocol.PING, timeout_s=timeout_s)
+        except BridgeError as exc:
+            self._pinging = False
+            self._set_state("down", str(exc))
+            return
+        pending.add_done_callback(
+            lambda p: self._pinged.emit(p.exception() is None, p.exception() or p.result())
+        )
+
+    def _on_pinged(self, ok: bool, payload: Any) -> None:
+        self._pinging = False
+        if ok:
+            self.info = dict(payload)
+            preset, backend = self.info.get("preset", "?"), self.info.get("backend", "?")
+            self._set_state("up", f"{preset} ({backend})")
+            return
+        if self.process is not None and self.process.state() != QProcess.ProcessState.NotRunning:
+            self._set_state("starting", f"engine process starting on port {self.port}")
+            return
+        why = (
+            f"no engine answers at {self.address}"
+            if isinstance(payload, EngineTimeout)
+            else describe_error(payload)
+        )
+        self._set_state("down", why)
+        self._fail_all(f"engine at {self.address} stopped answering")
+
+    def _set_state(self, state: str, detail: str) -> None:
+        changed = state != self.state
+        self.state = state
+        if changed or state == "down":
+            self.stateChanged.emit(state, detail)
+
+    def _fail_all(self, message: str) -> None:
+        """Fail every request in flight (the engine is gone); later replies are ignored."""
+        requests, self._requests = self._requests, {}
+        for rid, req in requests.items():
+            self._report_failure(req, message)
+            log.info("request %s failed: %s", rid, message)
+
+    # Requests -------------------------------------------------------------------------------
+
+    def annotate(
+        self, region_id: str, revision: int, path: str, start_s: float, end_s: float, name: str = ""
+    ) -> str:
+        """Ask for one region's annotation; the reply comes as regionResult / regionFailed.
+
+        Returns:
+            The request id ("" when it could not be sent; regionFailed says why).
+        """
+
+        def progress(stage: str, done: int, total: int) -> None:
+            self.regionProgress.emit(region_id, revision, stage, done, total)
+
+        args = {"path": path, "start_s": float(start_s), "end_s": float(end_s), "name": name}
+        return self._submit("annotate", protocol.ANNOTATE, args, progress, region_id, revision)
+
+    def narrate(self, path: str, regions: Sequence[tuple[float, float, str]]) -> str:
+        """Ask for the narrative over ``regions`` (the engine answers from its store)."""
+        import json
+
+        spans = json.dumps([[float(s), float(e), str(n)] for s, e, n in regions])
+        return self._submit(
+            "narrate", protocol.NARRATE, {"path": path, "regions": spans},
+            self.narrativeProgress.emit,
+        )
+
+    def _submit(
+        self,
+        kind: str,
+        address: str,
+        args: dict[str, Any],
+        on_progress: Any,
+        region_id: str = "",
+        revision: int = 0,
+    ) -> str:
+        try:
+            pending = self._client.submit(address, args, on_progress=on_progress)
+        except (BridgeError, protocol.ProtocolError) as exc:
+            if kind == "annotate":
+                self.regionFailed.emit(region_id, revision, str(exc))
+            else:
+                self.narrativeFailed.emit(str(exc))
+            return ""
+        self._requests[pending.id] = _Request(kind, pending, region_id, revision)
+        pending.add_done_callback(lambda p: self._finished.emit(p.id))
+        return pending.id
+
+    def _on_finished(self, request_id: str) -> None:
+        req = self._requests.pop(request_id, None)
+        if req is None:
+            return  # already failed when the engine went down
+        exc = req.pending.exception()
+        if exc is not None:
+            self._report_failure(req, describe_error(exc))
+        elif req.kind == "annotate":
+            self.regionResult.emit(req.region_id, req.revision, req.pending.result())
+        else:
+            self.narrativeResult.emit(req.pending.result())
+
+    def _report_failure(self, req: _Request, message: str) -> None:
+        if req.kind == "annotate":
+            self.regionFailed.emit(req.region_id, req.revision, message)
+        else:
+            self.narrativeFailed.emit(message)
+
+    def cancel_all(self) -> None:
+        """Ask the engine to cancel everything this panel has in flight."""
+        for req in list(self._requests.values()):
+            req.pending.cancel()
+
+    # Engine process -------------------------------------------------------------------------
+
+    def start_engine(self, preset: str) -> None:
+        """Run ``sonicverse engine --preset <preset> --port <port>`` as a child process."""
+        if self.process is not None and self.process.state() != QProcess.ProcessState.NotRunning:
+            return
+        program, args = engine_command(
+            "engine", "--preset", preset, "--host", self.host, "--port", str(self.port)
+        )
+        proc = QProcess(self)
+        proc.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
+        proc.finished.connect(lambda code, _status: self._on_engine_exit(proc, code))
+        self.process = proc
+        self._set_state("starting", f"starting engine with preset {preset} on port {self.port}")
+        proc.start(program, args)
+        QTimer.singleShot(300, self.check)
+
+    def _on_engine_exit(self, proc: QProcess, code: int) -> None:
+        output = bytes(proc.readAll().data()).decode(errors="replace").strip().splitlines()
+        tail = output[-1] if output else ""
+        if proc is self.process:
+            self.process = None
+        self._set_state("down", f"engine process exited with status {code}: {tail}".strip(": "))
+        self._fail_all(f"engine process exited (status {code})")
+
+    def stop_engine(self) -> None:
+        """Terminate the engine process this link started (if any)."""
+        proc, self.process = self.process, None
+        if proc is None or proc.state() == QProcess.ProcessState.NotRunning:
+            return
+        proc.finished.disconnect()
+        proc.terminate()
+        if not proc.waitForFinished(5000):
+            proc.kill()
+            proc.waitForFinished(2000)
+
+    def close(self) -> None:
+        """Stop the heartbeat and the engine process we started, close the socket."""
+        self._heartbeat.stop()
+        self.stop_engine()
+        self._requests.clear()
+        self._client.close()

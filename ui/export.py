@@ -1,0 +1,183 @@
+"""Exports written by the panel from the engine's JSON results.
+
+The panel holds results as the engine sends them (``RegionAnnotation.to_dict()``,
+``TrackNarrative.to_dict()``), and it cannot import :mod:`engine`; these writers produce the
+same four formats as the engine's own exports from those dicts:
+
+- ``json``: a ``TrackResult.to_dict()`` document (schema ``1.0``).
+- ``jams``: ``key_mode``, ``tempo``, ``segment_open`` and ``tag_open`` annotations, validated
+  with the ``jams`` package.
+- ``audacity``: an Audacity label track, ``start<TAB>end<TAB>label``.
+- ``csv``: ``#,Name,Start,End,Length`` rows, the layout of Reaper's Region/Marker Manager.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = "1.0"
+FORMATS: tuple[str, ...] = ("json", "jams", "audacity", "csv")
+SUFFIXES: dict[str, str] = {"json": ".json", "jams": ".jams", "audacity": ".txt", "csv": ".csv"}
+FORMAT_NAMES: dict[str, str] = {
+    "json": "JSON",
+    "jams": "JAMS",
+    "audacity": "Audacity labels",
+    "csv": "Reaper region CSV",
+}
+
+
+class ExportError(ValueError):
+    """An export was asked in an unknown format, or there is nothing to export."""
+
+
+def track_document(
+    *,
+    source: str,
+    duration_s: float,
+    preset: str,
+    regions: Sequence[dict[str, Any]],
+    narrative: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """A ``TrackResult.to_dict()``-shaped document from the panel's results.
+
+    Args:
+        source: the annotated file.
+        duration_s: its duration in seconds.
+        preset: the preset that produced the annotations.
+        regions: ``RegionAnnotation.to_dict()`` dicts (sorted by start here).
+        narrative: a ``TrackNarrative.to_dict()``, or None when the track was not narrated
+            (an empty narrative is written then).
+    """
+    ordered = sorted(regions, key=lambda r: (float(r["start_s"]), float(r["end_s"])))
+    backend = ordered[0]["backend"] if ordered else ""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "source": source,
+        "duration_s": float(duration_s),
+        "preset": preset,
+        "regions": list(ordered),
+        "narrative": narrative
+        or {"source": source, "duration_s": float(duration_s), "text": "", "sections": [],
+            "backend": backend},
+    }
+
+
+def to_json(doc: dict[str, Any]) -> str:
+    """The versioned JSON document."""
+    return json.dumps(doc, indent=2, allow_nan=False)
+
+
+def to_jams(doc: dict[str, Any]) -> str:
+    """A validated JAMS document."""
+    import jams
+
+    duration = float(doc["duration_s"])
+    jam = jams.JAMS()
+    jam.file_metadata.duration = duration
+    jam.file_metadata.title = Path(doc["source"]).name
+    anns = {
+        ns: jams.Annotation(namespace=ns, duration=duration)
+        for ns in ("key_mode", "tempo", "segment_open", "tag_open")
+    }
+    for r in doc["regions"]:
+        t = float(r["start_s"])
+        d = float(r["end_s"]) - t
+        anns["segment_open"].append(
+            time=t, duration=d, value=r.get("caption") or r.get("name") or "region",
+            confidence=None,
+        )
+        if r.get("silent"):
+            anns["key_mode"].append(time=t, duration=d, value="N", confidence=1.0)
+            continue
+        if r.get("key"):
+            tonic, mode = r["key"]["key"].split()
+            anns["key_mode"].append(
+                time=t, duration=d, value=f"{tonic}:{mode}", confidence=r["key"]["confidence"]
+            )
+        if r.get("tempo_bpm") is not None:
+            anns["tempo"].append(
+                time=t, duration=d, value=r["tempo_bpm"], confidence=r.get("tempo_confidence", 0)
+            )
+        if r.get("vocals"):
+            anns["tag_open"].append(
+                time=t, duration=d, value=f"vocals:{r['vocals']['label']}",
+                confidence=max(r["vocals"]["probabilities"]),
+            )
+        for kind, field in (("instrument", "instruments"), ("genre", "genres"), ("mood", "moods")):
+            for tag in r.get(field, []):
+                anns["tag_open"].append(
+                    time=t, duration=d, value=f"{kind}:{tag['label']}", confidence=tag["score"]
+                )
+    for ann in anns.values():
+        ann.annotation_metadata.data_source = "sonicverse"
+        ann.annotation_metadata.annotation_tools = f"preset {doc['preset']}"
+        if len(ann.data):
+            jam.annotations.append(ann)
+    jam.sandbox.narrative = doc["narrative"]["text"]
+    jam.validate(strict=True)
+    buf = io.StringIO()
+    jam.save(buf, strict=True)
+    return buf.getvalue()
+
+
+def region_label(r: dict[str, Any]) -> str:
+    """Short label of a region: ``"A minor | female vocals | 120 BPM"`` or ``"silence"``."""
+    if r.get("silent"):
+        return "silence"
+    bits = [r["key"]["key"] if r.get("key") else "?"]
+    vocals = r.get("vocals")
+    if vocals and vocals["label"] != "none":
+        bits.append(f"{vocals['label']} vocals")
+    if r.get("tempo_bpm") is not None:
+        bits.append(f"{r['tempo_bpm']:.0f} BPM")
+    return " | ".join(bits)
+
+
+def to_audacity_labels(doc: dict[str, Any]) -> str:
+    """An Audacity label track, one label per region."""
+    lines = [
+        f"{r['start_s']:.6f}\t{r['end_s']:.6f}\t{region_label(r)}" for r in doc["regions"]
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def to_region_csv(doc: dict[str, Any]) -> str:
+    """Region CSV for Reaper's Region/Marker Manager (and Sonic Visualiser)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["#", "Name", "Start", "End", "Length"])
+    for i, r in enumerate(doc["regions"], start=1):
+        start, end = float(r["start_s"]), float(r["end_s"])
+        w.writerow([f"R{i}", region_label(r), f"{start:.6f}", f"{end:.6f}", f"{end - start:.6f}"])
+    return buf.getvalue()
+
+
+WRITERS = {
+    "json": to_json,
+    "jams": to_jams,
+    "audacity": to_audacity_labels,
+    "csv": to_region_csv,
+}
+
+
+def write(doc: dict[str, Any], path: str | os.PathLike[str], fmt: str) -> Path:
+    """Write ``doc`` to ``path`` in format ``fmt`` (one of :data:`FORMATS`).
+
+    Raises:
+        ExportError: unknown format, or a document without annotated regions.
+    """
+    if fmt not in WRITERS:
+        raise ExportError(f"unknown export format {fmt!r}; valid formats: {', '.join(FORMATS)}")
+    if not doc["regions"]:
+        raise ExportError("nothing to export: no region has an annotation yet")
+    text = WRITERS[fmt](doc)
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(text, encoding="utf-8")
+    return p
