@@ -324,7 +324,7 @@ class Musicnn(nn.Module):
             ModelLoadError: unknown name, missing file, or a file that is not a musicnn
                 checkpoint.
         """
-        from safetensors import safe_open
+        from safetensors import SafetensorError, safe_open
 
         path = resolve_weights(name_or_path)
         try:
@@ -333,7 +333,7 @@ class Musicnn(nn.Module):
                 state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
             config = MusicnnConfig.from_json(meta["config"])
             tags = tuple(json.loads(meta["tags"]))
-        except (OSError, KeyError, ValueError) as exc:
+        except (OSError, KeyError, ValueError, SafetensorError) as exc:
             raise ModelLoadError(f"{path}: not a converted musicnn checkpoint ({exc})") from exc
         model = cls(config, tags)
         missing, unexpected = model.load_state_dict(state, strict=False)
