@@ -437,17 +437,21 @@ class EngineClient:
                     continue
                 quiet_since = max(p._last_sent, p._last_heard)
                 waiting_for_ack = not p.accepted or p._parts
-                if (
-                    waiting_for_ack
-                    and now - quiet_since >= self.retry_interval_s
-                    and p._sends <= self.retries
-                ):
+                if not waiting_for_ack or now - quiet_since < self.retry_interval_s:
+                    continue
+                if p._sends <= self.retries:
                     log.debug("re-sending %s (id %s)", p.address, p.id)
                     self._send(p)
+                elif not p._last_heard:
+                    expired.append(self._pending.pop(p.id))
         for p in expired:
+            heard = "accepted, then silence" if p.accepted else (
+                "no answer at all: is `sonicverse engine` running there?" if not p._last_heard
+                else "no final reply"
+            )
             p._finish(error=EngineTimeout(
-                f"{p.address} (id {p.id}): no reply from {self.host}:{self.port} in time "
-                f"(sent {p._sends} time(s){', accepted' if p.accepted else ''})"
+                f"{p.address} (id {p.id}) to {self.host}:{self.port}: timed out "
+                f"(sent {p._sends} time(s); {heard})"
             ))
 
     def _get(self, request_id: Any) -> Pending | None:

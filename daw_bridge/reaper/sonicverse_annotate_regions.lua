@@ -1,0 +1,53 @@
+-- @noindex
+-- @description SonicVerse: annotate regions (installed by "SonicVerse: annotate selected items")
+-- @about
+--   Renders the master mix over the project's regions (those overlapping the time
+--   selection, when there is one) to one temporary WAV, asks the engine to annotate each
+--   region and appends "[SV <key> · <vocals> · <tempo>]" to each region's name. Running it
+--   again replaces that suffix; unchanged regions answer from the engine's cache.
+
+local script_dir = ({ reaper.get_action_context() })[2]:match("^(.*[/\\])")
+local sv = dofile(script_dir .. "sonicverse_common.lua")
+
+local function project_regions()
+  local sel_start, sel_end = reaper.GetSet_LoopTimeRange(false, false, 0, 0, false)
+  local has_selection = sel_end > sel_start
+  local regions = {}
+  local _, num_markers, num_regions = reaper.CountProjectMarkers(0)
+  for idx = 0, num_markers + num_regions - 1 do
+    local _, isrgn, pos, rgnend, name, number, color = reaper.EnumProjectMarkers3(0, idx)
+    if isrgn and rgnend > pos and (not has_selection or (pos < sel_end and rgnend > sel_start)) then
+      regions[#regions + 1] = { pos = pos, rgnend = rgnend, name = name, number = number,
+                                color = color }
+    end
+  end
+  return regions
+end
+
+local function main()
+  local regions = project_regions()
+  if #regions == 0 then
+    reaper.ShowMessageBox("The project has no regions (in the time selection).", "SonicVerse", 0)
+    return
+  end
+  local t0, t1 = math.huge, -math.huge
+  for _, r in ipairs(regions) do t0 = math.min(t0, r.pos); t1 = math.max(t1, r.rgnend) end
+  local path, err = sv.render("sv_regions", 0, 0, t0, t1)
+  if not path then sv.fail({ code = "render", message = err }); return end
+  reaper.Undo_BeginBlock()
+  local failure
+  for _, r in ipairs(regions) do
+    local base = sv.tag_name(r.name, nil)
+    local reply = sv.send(sv.ANNOTATE, {
+      path = path, start_s = r.pos - t0, end_s = r.rgnend - t0, track = "Master", name = base,
+    })
+    if not reply.ok then failure = reply; break end
+    reaper.SetProjectMarker3(0, r.number, true, r.pos, r.rgnend,
+                             sv.tag_name(base, sv.summary(reply.result)), r.color)
+  end
+  reaper.UpdateTimeline()
+  reaper.Undo_EndBlock("SonicVerse: annotate regions", -1)
+  if failure then sv.fail(failure) end
+end
+
+main()

@@ -1,0 +1,143 @@
+"""``sonicverse send``: one request to a running engine, its final reply printed as JSON.
+
+For DAW scripting languages without UDP sockets (ReaScript Lua runs it through
+``reaper.ExecProcess``)::
+
+    sonicverse send region/annotate path=/tmp/bounce.wav start_s=0 end_s=10 track=Vox name=Verse
+
+prints one line of JSON on stdout::
+
+    {"ok": true, "id": "...", "address": "/sonicverse/region/annotate", "result": {...}}
+    {"ok": false, "id": "...", "address": "...", "code": "audio_error", "message": "..."}
+
+Exit status: 0 result, 1 error reply, 2 bad command line, 3 busy, 4 no reply in time.
+Arguments are ``name=value`` pairs named as in :mod:`daw_bridge.protocol` (the header's
+``id``, ``reply_port`` and ``token`` are filled in).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from daw_bridge import protocol
+from daw_bridge.client import BridgeError, EngineBusy, EngineClient, EngineTimeout, ReplyError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_BUSY, EXIT_TIMEOUT = 0, 1, 2, 3, 4
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``sonicverse send``."""
+    parser.add_argument(
+        "address", nargs="?",
+        help="request address, e.g. /sonicverse/region/annotate or region/annotate",
+    )
+    parser.add_argument("args", nargs="*", metavar="name=value",
+                        help="the request's arguments by name (see --list)")
+    parser.add_argument("--host", default=os.environ.get("SONICVERSE_HOST", protocol.DEFAULT_HOST),
+                        help="engine host (default: $SONICVERSE_HOST or 127.0.0.1)")
+    parser.add_argument("--port", type=int,
+                        default=int(os.environ.get("SONICVERSE_PORT", protocol.DEFAULT_PORT)),
+                        help=f"engine UDP port (default: $SONICVERSE_PORT or "
+                             f"{protocol.DEFAULT_PORT})")
+    parser.add_argument("--token", default=os.environ.get("SONICVERSE_TOKEN", ""),
+                        help="the engine's token (default: $SONICVERSE_TOKEN)")
+    parser.add_argument("--timeout", type=float, default=120.0,
+                        help="seconds to wait for the final reply (default: 120)")
+    parser.add_argument("--retries", type=int, default=3,
+                        help="re-sends of an unacknowledged request (default: 3)")
+    parser.add_argument("--progress", action="store_true",
+                        help="print progress as JSON lines on stderr")
+    parser.add_argument("--list", action="store_true",
+                        help="print the requests and their arguments as JSON and exit")
+
+
+def parse_pairs(message: protocol.Message, pairs: list[str]) -> dict[str, Any]:
+    """``["start_s=0", "name=Verse"]`` -> typed values by name.
+
+    Raises:
+        ProtocolError: a pair without ``=``, a header or unknown name, or a bad number.
+    """
+    body = {a.name: a for a in message.body}
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep:
+            raise protocol.ProtocolError("bad_arguments", f"{pair!r}: expected name=value")
+        if name not in body:
+            raise protocol.ProtocolError(
+                "bad_arguments",
+                f"{message.path}: unknown argument {name!r}; valid: {', '.join(body) or 'none'}",
+            )
+        values[name] = protocol.parse_value(body[name], text)
+    return values
+
+
+def requests_listing() -> list[dict[str, Any]]:
+    """The requests of the protocol as JSON-ready dicts (for ``--list``)."""
+    return [
+        {
+            "address": m.path,
+            "doc": m.doc,
+            "args": [{"name": a.name, "type": protocol.TYPE_NAMES[a.type], "doc": a.doc,
+                      **({} if a.required else {"default": a.default})} for a in m.body],
+            "result": m.result,
+        }
+        for m in protocol.REQUESTS.values()
+    ]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Send one request; print its final reply as one JSON line on stdout."""
+    out = sys.stdout
+    if args.list:
+        out.write(json.dumps({"protocol_version": protocol.PROTOCOL_VERSION,
+                              "requests": requests_listing()}, indent=1) + "\n")
+        return EXIT_OK
+    if not args.address:
+        out.write(json.dumps({"ok": False, "code": "bad_arguments",
+                              "message": "missing address (see --list)"}) + "\n")
+        return EXIT_USAGE
+    reply: dict[str, Any] = {"ok": False, "id": "", "address": args.address}
+    try:
+        message = protocol.resolve(args.address)
+        reply["address"] = message.path
+        if message.direction != "request":
+            raise protocol.ProtocolError("unknown_address", f"{message.path} is a reply")
+        values = parse_pairs(message, args.args)
+    except protocol.ProtocolError as exc:
+        out.write(json.dumps({**reply, "code": exc.code, "message": str(exc)}) + "\n")
+        return EXIT_USAGE
+
+    def progress(stage: str, done: int, total: int) -> None:
+        sys.stderr.write(json.dumps({"progress": stage, "done": done, "total": total}) + "\n")
+        sys.stderr.flush()
+
+    status = EXIT_OK
+    try:
+        with EngineClient(args.host, args.port, token=args.token, timeout_s=args.timeout,
+                          retries=args.retries) as client:
+            pending = client.submit(message.path, values,
+                                    on_progress=progress if args.progress else None)
+            reply["id"] = pending.id
+            try:
+                reply.update(ok=True, result=pending.result())
+            except EngineBusy as exc:
+                status = EXIT_BUSY
+                reply.update(code="busy", message=str(exc), queued=exc.queued,
+                             capacity=exc.capacity)
+            except ReplyError as exc:
+                status = EXIT_ERROR
+                reply.update(code=exc.code, message=exc.message)
+            except EngineTimeout as exc:
+                status = EXIT_TIMEOUT
+                reply.update(code="timeout", message=str(exc))
+    except (BridgeError, protocol.ProtocolError, OSError) as exc:
+        status = EXIT_USAGE
+        reply.update(code=getattr(exc, "code", "bad_arguments"), message=str(exc))
+    out.write(json.dumps(reply, ensure_ascii=False) + "\n")
+    out.flush()
+    return status

@@ -1,0 +1,155 @@
+"""The ReaScripts: syntax, ReaPack headers, declared addresses, and a run against a stub REAPER.
+
+The stub (``reaper_stub.lua``) implements the ReaScript calls the scripts make; rendering cuts
+the scene's audio with sox, and ``reaper.ExecProcess`` really runs ``sonicverse send`` against
+a real engine on 127.0.0.1 with the lite backend.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from daw_bridge import protocol
+
+REAPER_DIR = Path(__file__).resolve().parents[2] / "daw_bridge" / "reaper"
+SCRIPTS = sorted(REAPER_DIR.glob("*.lua"))
+MAIN = REAPER_DIR / "sonicverse_annotate_selected_items.lua"
+STUB = Path(__file__).with_name("reaper_stub.lua")
+LUA = shutil.which("lua5.4")
+LUAC = shutil.which("luac5.4")
+SONICVERSE = shutil.which("sonicverse") or str(Path(sys.executable).with_name("sonicverse"))
+ADDRESS = re.compile(r"/sonicverse/[A-Za-z0-9_]+/[A-Za-z0-9_]+")
+
+
+def test_there_are_the_three_scripts_and_their_library():
+    assert {p.name for p in SCRIPTS} == {
+        "sonicverse_common.lua", "sonicverse_annotate_selected_items.lua",
+        "sonicverse_annotate_regions.lua", "sonicverse_narrate_project.lua",
+    }
+
+
+@pytest.mark.skipif(LUAC is None, reason="luac5.4 not installed")
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_lua_syntax(script: Path) -> None:
+    subprocess.run([LUAC, "-p", str(script)], check=True)
+
+
+def test_every_address_the_scripts_use_is_a_declared_request():
+    used = {a for p in SCRIPTS for a in ADDRESS.findall(p.read_text(encoding="utf-8"))}
+    assert used, "the scripts use no address"
+    assert used <= set(protocol.REQUESTS), used - set(protocol.REQUESTS)
+
+
+def test_reapack_headers():
+    text = MAIN.read_text(encoding="utf-8")
+    for tag in ("@description", "@version", "@author", "@about", "@provides"):
+        assert re.search(rf"^-- {tag}\b", text, re.M), tag
+    provided = set(re.findall(r"^--\s+\[(?:main|nomain)\] (\S+)$", text, re.M))
+    assert provided == {p.name for p in SCRIPTS} - {MAIN.name}
+    for p in SCRIPTS:
+        if p != MAIN:
+            assert p.read_text(encoding="utf-8").startswith("-- @noindex\n"), p.name
+
+
+def _tones(path: Path, freqs: list[float], seconds_each: float = 1.0, sr: int = 22050) -> Path:
+    t = np.arange(int(sr * seconds_each)) / sr
+    x = np.concatenate([0.3 * np.sin(2 * np.pi * f * t) * np.exp(-2 * t) for f in freqs])
+    sf.write(path, x.astype(np.float32), sr, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory):
+    from engine import presets
+    from engine.pipeline import Annotator
+    from engine.server import EngineServer, ServerConfig
+    from engine.store import Store
+
+    tmp = tmp_path_factory.mktemp("engine")
+    annotator = Annotator(presets.load("lite"), store=Store(tmp / "store.sqlite3"))
+    server = EngineServer(annotator, ServerConfig(port=0))
+    server.start()
+    yield server
+    server.stop()
+    annotator.close()
+
+
+def _lua_str(s: str) -> str:
+    return "[==[" + s + "]==]"
+
+
+def run_scene(tmp_path: Path, port: int, scene: str, *scripts: str, times: int = 1) -> list[str]:
+    scene_file = tmp_path / "scene.lua"
+    ext = (f"ext = {{ command = {_lua_str(SONICVERSE)}, port = \"{port}\", "
+           f"host = \"127.0.0.1\" }},")
+    scene_file.write_text(f"return {{ {ext} {scene} }}\n", encoding="utf-8")
+    paths = [str(REAPER_DIR / s) for s in scripts] * times
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    proc = subprocess.run([LUA, str(STUB), str(scene_file), *paths], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert not [x for x in lines if x.startswith("MSG")], lines
+    return lines
+
+
+needs_lua = pytest.mark.skipif(LUA is None or shutil.which("sox") is None,
+                               reason="lua5.4 and sox are needed")
+
+
+@needs_lua
+def test_annotate_selected_items_twice_writes_once(engine, tmp_path: Path) -> None:
+    a = _tones(tmp_path / "a.wav", [220.0, 330.0])
+    b = _tones(tmp_path / "b.wav", [440.0])
+    scene = (
+        "items = {"
+        f" {{ source = {_lua_str(str(a))}, length = 2.0, track = 'Vox', name = 'take A',"
+        "    notes = 'keep me', startoffs = 1.5 },"
+        f" {{ source = {_lua_str(str(b))}, length = 1.0, track = 'Keys', name = 'take B' }} }},"
+    )
+    once = run_scene(tmp_path, engine.address[1], scene, MAIN.name)
+    twice = run_scene(tmp_path, engine.address[1], scene, MAIN.name, times=2)
+    for lines in (once, twice):
+        markers = [x.split("\t") for x in lines if x.startswith("TAKEMARKER")]
+        assert [(m[1], m[2]) for m in markers] == [("take A", "1.500"), ("take B", "0.000")]
+        assert all(re.match(r"SV: [A-G][#b]? (major|minor)( · |$)", m[3]) for m in markers), (
+            markers
+        )
+        items = [x.split("\t") for x in lines if x.startswith("ITEM")]
+        assert [i[2] for i in items] == ["true", "true"], "selection not restored"
+        notes = items[0][3]
+        assert notes.startswith("keep me\\n[SonicVerse]\\n") and notes.count("[SonicVerse]") == 1
+        info = dict(x.split("\t")[1:] for x in lines if x.startswith("INFO"))
+        assert info["RENDER_FILE"] == "/nowhere" and info["RENDER_SETTINGS"] == "0", info
+    assert once == twice
+
+
+@needs_lua
+def test_annotate_regions_and_narrate_project_are_idempotent(engine, tmp_path: Path) -> None:
+    mix = _tones(tmp_path / "mix.wav", [196.0, 247.0, 294.0, 392.0, 330.0, 262.0])
+    scene = (
+        f"mix = {_lua_str(str(mix))}, length = 6.0, project_notes = 'session notes',"
+        "regions = { { pos = 1.0, rgnend = 3.0, name = 'Verse' },"
+        "            { pos = 3.0, rgnend = 5.5, name = 'Chorus [SV old guess]' } },"
+    )
+    scripts = ("sonicverse_annotate_regions.lua", "sonicverse_narrate_project.lua")
+    once = run_scene(tmp_path, engine.address[1], scene, *scripts)
+    twice = run_scene(tmp_path, engine.address[1], scene, *scripts, times=2)
+    assert once == twice
+    regions = [x.split("\t") for x in once if x.startswith("REGION")]
+    assert [r[3].split(" [SV ")[0] for r in regions] == ["Verse", "Chorus"]
+    assert all(r[3].count("[SV ") == 1 and r[3].endswith("]") for r in regions)
+    markers = [x for x in once if x.startswith("MARKER")]
+    assert markers and all("\tSV: " in m for m in markers)
+    notes = next(x for x in once if x.startswith("PROJNOTES")).split("\t", 1)[1]
+    assert notes.startswith("session notes\\n[SonicVerse]\\n")
+    assert "0:01  Verse: " in notes and "0:03  Chorus: " in notes
