@@ -414,3 +414,15 @@ def _num(x: float | None, fmt: str) -> str:
 def _clock(seconds: float) -> str:
     m, s = divmod(max(0.0, seconds), 60.0)
     return f"{int(m)}:{s:04.1f}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m engine.listen``: the same as ``sonicverse listen``."""
+    parser = argparse.ArgumentParser(prog="python -m engine.listen", description=__doc__)
+    add_arguments(parser)
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

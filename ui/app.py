@@ -307,7 +307,7 @@ class MainWindow(QMainWindow):
         self.model.regionsChanged.connect(self._update_progress)
         self.listen_button.toggled.connect(self._toggle_listen)
         self.live.result.connect(self._on_live_result)
-        self.live.event.connect(self._on_live_event)
+        self.live.notice.connect(self._on_live_event)
         self.live.runningChanged.connect(self._on_live_running)
 
     # Files ----------------------------------------------------------------------------------

@@ -24,9 +24,17 @@ from daw_bridge.client import BridgeError, EngineClient, EngineTimeout, Pending,
 log = logging.getLogger(__name__)
 
 
-def engine_command(*args: str) -> tuple[str, list[str]]:
-    """Program and arguments that run ``sonicverse <args>`` with this Python."""
-    return sys.executable, ["-m", "engine.cli", *args]
+COMMANDS: dict[str, str] = {"engine": "engine.server", "listen": "engine.listen"}
+"""``sonicverse`` sub-command -> the module that runs it (``python -m <module>``)."""
+
+
+def engine_command(command: str, *args: str) -> tuple[str, list[str]]:
+    """Program and arguments that run ``sonicverse <command> <args>`` with this Python.
+
+    The command's module is run directly (``python -m engine.server ...``): the same options
+    and behaviour, and the panel never imports it.
+    """
+    return sys.executable, ["-m", COMMANDS[command], *args]
 
 
 @dataclass

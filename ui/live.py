@@ -27,13 +27,13 @@ class LiveCaptioner(QObject):
     Signals:
         result(dict): one window: ``index``, ``start_s``, ``end_s``, ``t_end``, ``annotation``
             (a ``RegionAnnotation.to_dict()`` or None) and ``error``.
-        event(kind, message): ``overflow``, ``stopped`` (device went away), ``finished``,
+        notice(kind, message): ``overflow``, ``stopped`` (device went away), ``finished``,
             ``error`` (the listener could not start or failed: the message says why).
         runningChanged(bool)
     """
 
     result = pyqtSignal(dict)
-    event = pyqtSignal(str, str)
+    notice = pyqtSignal(str, str)
     runningChanged = pyqtSignal(bool)
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -120,7 +120,7 @@ class LiveCaptioner(QObject):
                 log.warning("unreadable line from listen: %r", line[:200])
                 continue
             if "event" in item:
-                self.event.emit(str(item["event"]), str(item.get("message", "")))
+                self.notice.emit(str(item["event"]), str(item.get("message", "")))
             else:
                 self.result.emit(item)
 
@@ -135,11 +135,11 @@ class LiveCaptioner(QObject):
         if code not in (0, 15, -15) and proc.exitStatus() == QProcess.ExitStatus.NormalExit:
             lines = self._stderr.decode(errors="replace").strip().splitlines()
             why = lines[-1] if lines else f"listen exited with status {code}"
-            self.event.emit("error", why.removeprefix("error: "))
+            self.notice.emit("error", why.removeprefix("error: "))
         self.runningChanged.emit(False)
 
     def _on_error(self, proc: QProcess, err: QProcess.ProcessError) -> None:
         if err == QProcess.ProcessError.FailedToStart:
-            self.event.emit("error", f"cannot start sonicverse listen ({proc.errorString()})")
+            self.notice.emit("error", f"cannot start sonicverse listen ({proc.errorString()})")
             self.process = None
             self.runningChanged.emit(False)
