@@ -1,0 +1,274 @@
+"""The SonicVerse control surface: selected audio clip -> engine -> clip name and colour.
+
+Live calls :meth:`SonicVerse.update_display` about ten times a second; every network
+operation happens there, on a non-blocking socket, so Live's UI never waits. Settings come
+from ``settings.json`` next to this file when present (``host``, ``port``, ``token``,
+``auto``), else the defaults below.
+"""
+
+import json
+import os
+import re
+import socket
+import time
+
+from . import osc
+
+HOST = "127.0.0.1"
+PORT = 9000
+
+# Addresses and argument order, as declared in daw_bridge/protocol.py (a test checks them).
+ANNOTATE = "/sonicverse/region/annotate"
+ANNOTATE_ARGS = ("id", "reply_port", "token", "path", "start_s", "end_s", "track", "name",
+                 "lyrics")
+ACCEPTED = "/sonicverse/reply/accepted"
+PROGRESS = "/sonicverse/reply/progress"
+RESULT = "/sonicverse/reply/result"
+ERROR = "/sonicverse/reply/error"
+BUSY = "/sonicverse/reply/busy"
+
+RETRY_AFTER_S = 1.0  # re-send a request the engine has not acknowledged
+RETRIES = 3
+TIMEOUT_S = 120.0  # give up on a request after this long
+SETTLE_S = 0.4  # wait for the selection to settle before sending
+
+# Live's clip colour palette indices (0..69) for the vocals label.
+VOCAL_COLOURS = {"none": 13, "male": 41, "female": 56}
+
+_SUFFIX = re.compile(r"\s*\[SV [^\]]*\]$")
+
+
+def tag_name(name, text):
+    """``name`` with our ``[SV ...]`` suffix replaced by ``[SV text]`` (removed if no text)."""
+    base = _SUFFIX.sub("", name or "")
+    if not text:
+        return base
+    return (base + " " if base else "") + "[SV " + text + "]"
+
+
+def summary(annotation):
+    """``"A minor · female vocals"`` from a RegionAnnotation dict."""
+    if annotation.get("silent"):
+        return "silence"
+    bits = []
+    key = annotation.get("key")
+    if key:
+        bits.append(key["key"])
+    vocals = annotation.get("vocals")
+    if vocals:
+        label = vocals["label"]
+        bits.append("no vocals" if label == "none" else label + " vocals")
+    return " · ".join(bits)
+
+
+def clip_span_s(clip):
+    """The clip's ``[start, end)`` in seconds of its audio file.
+
+    Warped clips keep their markers in beats: they are converted through the clip's warp
+    map (``beat_to_sample_time``, Live 11+). Unwarped clips keep them in seconds.
+    """
+    start, end = clip.start_marker, clip.end_marker
+    if getattr(clip, "warping", False):
+        rate = float(clip.sample_rate)
+        start = clip.beat_to_sample_time(start) / rate
+        end = clip.beat_to_sample_time(end) / rate
+    return max(0.0, float(start)), float(end)
+
+
+class _Pending:
+    def __init__(self, request_id, dgram, clip, now):
+        self.id = request_id
+        self.dgram = dgram
+        self.clip = clip
+        self.sent_at = now
+        self.started_at = now
+        self.sends = 1
+        self.accepted = False
+        self.parts = {}
+
+
+class SonicVerse:
+    """A Control Surface without MIDI that annotates the selected audio clip."""
+
+    def __init__(self, c_instance, settings=None, clock=time.monotonic):
+        self._c = c_instance
+        self._clock = clock
+        cfg = settings if settings is not None else self._read_settings()
+        self._engine = (str(cfg.get("host", HOST)), int(cfg.get("port", PORT)))
+        self._token = str(cfg.get("token", ""))
+        self._auto = bool(cfg.get("auto", True))
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock.setblocking(False)
+        self._sock.bind(("127.0.0.1" if self._engine[0] in ("127.0.0.1", "localhost") else "", 0))
+        self._pending = {}
+        self._counter = 0
+        self._selected_at = None
+        self._last_sent = None
+        self._song().view.add_detail_clip_listener(self._on_selection)
+        self._log("ready: engine at {}:{}".format(*self._engine))
+
+    # Live's Control Surface interface --------------------------------------------------
+
+    def disconnect(self):
+        view = self._song().view
+        if view.detail_clip_has_listener(self._on_selection):
+            view.remove_detail_clip_listener(self._on_selection)
+        self._sock.close()
+
+    def update_display(self):
+        """Live's ~10 Hz tick: send when the selection settled, read replies, retry, expire."""
+        now = self._clock()
+        if self._selected_at is not None and now - self._selected_at >= SETTLE_S:
+            self._selected_at = None
+            self.annotate_selected_clip()
+        self._receive()
+        self._housekeeping(now)
+
+    def connect_script_instances(self, instanciated_scripts):
+        pass
+
+    def can_lock_to_devices(self):
+        return False
+
+    def refresh_state(self):
+        pass
+
+    def build_midi_map(self, midi_map_handle):
+        pass
+
+    def receive_midi(self, midi_bytes):
+        pass
+
+    def suggest_input_port(self):
+        return ""
+
+    def suggest_output_port(self):
+        return ""
+
+    def suggest_map_mode(self, cc_no, channel):
+        return -1
+
+    # Requests ------------------------------------------------------------------------
+
+    def _on_selection(self):
+        if self._auto:
+            self._selected_at = self._clock()
+
+    def annotate_selected_clip(self):
+        """Send the selected audio clip to the engine. Returns the request id or None."""
+        clip = self._song().view.detail_clip
+        if clip is None or not getattr(clip, "is_audio_clip", False):
+            return None
+        path = getattr(clip, "file_path", "")
+        if not path:
+            self._show("SonicVerse: the clip has no audio file")
+            return None
+        start_s, end_s = clip_span_s(clip)
+        track = ""
+        canonical = getattr(clip, "canonical_parent", None)
+        if canonical is not None and getattr(canonical, "canonical_parent", None) is not None:
+            track = canonical.canonical_parent.name
+        self._counter += 1
+        rid = f"live-{os.getpid()}-{self._counter}"
+        values = {"id": rid, "reply_port": 0, "token": self._token, "path": path,
+                  "start_s": float(start_s), "end_s": float(end_s), "track": track,
+                  "name": tag_name(clip.name, None), "lyrics": ""}
+        dgram = osc.encode(ANNOTATE, [values[a] for a in ANNOTATE_ARGS])
+        self._pending[rid] = _Pending(rid, dgram, clip, self._clock())
+        self._sendto(dgram)
+        self._show("SonicVerse: listening to %s ..." % (clip.name or os.path.basename(path)))
+        return rid
+
+    def _sendto(self, dgram):
+        try:
+            self._sock.sendto(dgram, self._engine)
+        except OSError as exc:
+            self._log(f"send failed: {exc}")
+
+    # Replies -------------------------------------------------------------------------
+
+    def _receive(self):
+        for _ in range(256):
+            try:
+                data = self._sock.recv(65536)
+            except (TimeoutError, BlockingIOError):
+                return
+            except OSError as exc:
+                self._log(f"receive failed: {exc}")
+                return
+            try:
+                address, args = osc.decode(data)
+            except osc.OscError as exc:
+                self._log(f"malformed reply ignored: {exc}")
+                continue
+            if args and isinstance(args[0], str) and args[0] in self._pending:
+                self._handle(address, args)
+
+    def _handle(self, address, args):
+        p = self._pending[args[0]]
+        if address in (ACCEPTED, PROGRESS):
+            p.accepted = True
+        elif address == RESULT and len(args) >= 4:
+            p.accepted = True
+            p.parts[args[1]] = args[3]
+            if len(p.parts) == args[2]:
+                del self._pending[p.id]
+                try:
+                    annotation = json.loads("".join(p.parts[i] for i in range(args[2])))
+                except (KeyError, ValueError) as exc:
+                    self._log(f"undecodable result ignored: {exc}")
+                    return
+                self._apply(p.clip, annotation)
+        elif address == ERROR and len(args) >= 3:
+            del self._pending[p.id]
+            self._show(f"SonicVerse: {args[1]}: {args[2]}")
+        elif address == BUSY:
+            del self._pending[p.id]
+            self._show("SonicVerse: the engine is busy; select the clip again later")
+
+    def _apply(self, clip, annotation):
+        text = summary(annotation)
+        try:
+            clip.name = tag_name(clip.name, text)
+            vocals = annotation.get("vocals")
+            if vocals and vocals.get("label") in VOCAL_COLOURS:
+                clip.color_index = VOCAL_COLOURS[vocals["label"]]
+        except (RuntimeError, AttributeError) as exc:  # the clip was deleted meanwhile
+            self._log(f"could not update the clip: {exc}")
+            return
+        self._show("SonicVerse: " + (annotation.get("caption") or text))
+
+    def _housekeeping(self, now):
+        for p in list(self._pending.values()):
+            if now - p.started_at > TIMEOUT_S:
+                del self._pending[p.id]
+                self._show("SonicVerse: no answer in time (is `sonicverse engine` running?)")
+            elif not p.accepted and now - p.sent_at >= RETRY_AFTER_S:
+                if p.sends > RETRIES:
+                    del self._pending[p.id]
+                    host, port = self._engine
+                    self._show(f"SonicVerse: the engine at {host}:{port} does not answer")
+                else:
+                    p.sends += 1
+                    p.sent_at = now
+                    self._sendto(p.dgram)
+
+    # Helpers -------------------------------------------------------------------------
+
+    def _song(self):
+        return self._c.song()
+
+    def _show(self, text):
+        self._c.show_message(text)
+
+    def _log(self, text):
+        self._c.log_message("SonicVerse: " + text)
+
+    @staticmethod
+    def _read_settings():
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "settings.json")
+        try:
+            with open(path) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return {}

@@ -1,0 +1,251 @@
+"""The Ableton Live remote script, run against a stub of Live's API and a real lite engine."""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import importlib
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pythonosc.osc_message import OscMessage
+from pythonosc.osc_message_builder import OscMessageBuilder
+
+from daw_bridge import protocol
+
+ABLETON_DIR = Path(__file__).resolve().parents[2] / "daw_bridge" / "ableton"
+SCRIPT_FILES = sorted((ABLETON_DIR / "SonicVerse").glob("*.py"))
+
+
+@pytest.fixture(scope="module")
+def live_script() -> Any:
+    sys.path.insert(0, str(ABLETON_DIR))
+    try:
+        yield importlib.import_module("SonicVerse")
+    finally:
+        sys.path.remove(str(ABLETON_DIR))
+
+
+def test_addresses_and_argument_order_match_the_protocol(live_script: Any) -> None:
+    used = {a for p in SCRIPT_FILES for a in re.findall(r"/sonicverse/\w+/\w+", p.read_text())}
+    assert used and used <= set(protocol.all_messages())
+    surface = live_script.sonicverse
+    declared = protocol.REQUESTS[surface.ANNOTATE]
+    assert tuple(a.name for a in declared.args) == surface.ANNOTATE_ARGS
+
+
+def test_the_script_does_not_need_anything_live_lacks() -> None:
+    for p in SCRIPT_FILES:
+        imports = re.findall(r"^\s*(?:from|import) ([\w.]+)", p.read_text(), re.M)
+        assert set(imports) <= {".", "json", "os", "re", "socket", "struct", "time", ".sonicverse"}
+        ast.parse(p.read_text(), str(p), feature_version=(3, 7))
+
+
+def test_codec_interoperates_with_python_osc(live_script: Any) -> None:
+    codec = live_script.osc
+    dgram = codec.encode("/sonicverse/region/annotate", ["id", 0, "", "/a é.wav", 1.5, 2.25])
+    m = OscMessage(dgram)
+    assert m.address == "/sonicverse/region/annotate"
+    assert m.params == ["id", 0, "", "/a é.wav", 1.5, 2.25]
+    b = OscMessageBuilder(protocol.RESULT)
+    for v, t in (("x", "s"), (0, "i"), (1, "i"), ('{"k": "é"}', "s"), (2.5, "d"), (7, "h"),
+                 (True, "T"), (b"\x01\x02\x03", "b")):
+        b.add_arg(v, t)
+    assert codec.decode(b.build().dgram) == (
+        protocol.RESULT, ["x", 0, 1, '{"k": "é"}', 2.5, 7, True, b"\x01\x02\x03"]
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_codec_rejects_garbage_with_its_own_error_only(data: bytes) -> None:
+    sys.path.insert(0, str(ABLETON_DIR))
+    try:
+        osc = importlib.import_module("SonicVerse.osc")
+    finally:
+        sys.path.remove(str(ABLETON_DIR))
+    with contextlib.suppress(osc.OscError):
+        osc.decode(b"/" + data)
+
+
+# A stub of the Live Object Model: what the script touches, nothing more.
+
+
+class Track:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class ClipSlot:
+    def __init__(self, track: Track) -> None:
+        self.canonical_parent = track
+
+
+class Clip:
+    def __init__(self, path: str, *, name: str, start: float, end: float, warping: bool = False,
+                 bpm: float = 120.0, sr: int = 22050) -> None:
+        self.is_audio_clip = True
+        self.file_path = path
+        self.name = name
+        self.start_marker = start
+        self.end_marker = end
+        self.warping = warping
+        self.sample_rate = sr
+        self.color_index = 0
+        self.canonical_parent = ClipSlot(Track("Vocals"))
+        self._bpm = bpm
+
+    def beat_to_sample_time(self, beats: float) -> float:
+        if not self.warping:
+            raise RuntimeError("the clip is not warped")
+        return beats * 60.0 / self._bpm * self.sample_rate
+
+
+class View:
+    def __init__(self) -> None:
+        self.detail_clip: Clip | None = None
+        self.listeners: list[Any] = []
+
+    def add_detail_clip_listener(self, fn: Any) -> None:
+        self.listeners.append(fn)
+
+    def remove_detail_clip_listener(self, fn: Any) -> None:
+        self.listeners.remove(fn)
+
+    def detail_clip_has_listener(self, fn: Any) -> bool:
+        return fn in self.listeners
+
+    def select(self, clip: Clip | None) -> None:
+        self.detail_clip = clip
+        for fn in list(self.listeners):
+            fn()
+
+
+class Song:
+    def __init__(self) -> None:
+        self.view = View()
+
+
+class CInstance:
+    def __init__(self) -> None:
+        self._song = Song()
+        self.messages: list[str] = []
+        self.log: list[str] = []
+
+    def song(self) -> Song:
+        return self._song
+
+    def show_message(self, text: str) -> None:
+        self.messages.append(text)
+
+    def log_message(self, text: str) -> None:
+        self.log.append(text)
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from engine import presets
+    from engine.pipeline import Annotator
+    from engine.server import EngineServer, ServerConfig
+    from engine.store import Store
+
+    tmp = tmp_path_factory.mktemp("engine")
+    annotator = Annotator(presets.load("lite"), store=Store(tmp / "store.sqlite3"))
+    server = EngineServer(annotator, ServerConfig(port=0))
+    server.start()
+    yield server
+    server.stop()
+    annotator.close()
+
+
+def _audio(tmp_path: Path) -> Path:
+    sr = 22050
+    t = np.arange(4 * sr) / sr
+    x = sum(np.sin(2 * np.pi * f * t) for f in (220.0, 277.18, 329.63)) * 0.1
+    path = tmp_path / "clip.wav"
+    sf.write(path, x.astype(np.float32), sr)
+    return path
+
+
+def _tick_until(surface: Any, done: Any, timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not done() and time.monotonic() < deadline:
+        surface.update_display()
+        time.sleep(0.01)
+    assert done()
+
+
+def test_selecting_a_clip_names_and_colours_it_once(live_script: Any, engine: Any,
+                                                    tmp_path: Path) -> None:
+    c = CInstance()
+    surface = live_script.sonicverse.SonicVerse(c, settings={"port": engine.address[1]})
+    clip = Clip(str(_audio(tmp_path)), name="Verse vox", start=0.5, end=3.5)
+    for _ in range(2):
+        before = len(c.messages)
+        c.song().view.select(clip)
+        _tick_until(surface, lambda b=before: len(c.messages) >= b + 2 and not surface._pending)
+    assert re.fullmatch(r"Verse vox \[SV [A-G][#b]? (major|minor) · no vocals\]", clip.name) or \
+        re.fullmatch(r"Verse vox \[SV [A-G][#b]? (major|minor)\]", clip.name), clip.name
+    assert "error" not in " ".join(c.messages)
+    stored = engine.annotator.store.annotations_for(clip.file_path)
+    assert [(a.start_s, a.end_s, a.name) for a in stored] == [(0.5, 3.5, "Verse vox")]
+    surface.disconnect()
+    assert not c.song().view.listeners
+
+
+def test_warped_clip_markers_are_converted_to_seconds(live_script: Any) -> None:
+    clip = Clip("/x.wav", name="", start=2.0, end=6.0, warping=True, bpm=120.0)
+    assert live_script.sonicverse.clip_span_s(clip) == (1.0, 3.0)
+    clip.warping = False
+    clip.start_marker, clip.end_marker = 0.25, 1.75
+    assert live_script.sonicverse.clip_span_s(clip) == (0.25, 1.75)
+
+
+def test_engine_errors_are_shown_and_unanswered_requests_expire(live_script: Any, engine: Any,
+                                                               tmp_path: Path) -> None:
+    c = CInstance()
+    surface = live_script.sonicverse.SonicVerse(c, settings={"port": engine.address[1]})
+    clip = Clip(str(tmp_path / "gone.wav"), name="Gone", start=0.0, end=1.0)
+    c.song().view.detail_clip = clip
+    surface.annotate_selected_clip()
+    _tick_until(surface, lambda: not surface._pending)
+    assert "audio_error" in c.messages[-1] and clip.name == "Gone"
+    surface.disconnect()
+
+    now = [0.0]
+    c = CInstance()
+    dead = live_script.sonicverse.SonicVerse(c, settings={"port": 9}, clock=lambda: now[0])
+    c.song().view.detail_clip = clip
+    dead.annotate_selected_clip()
+    for _ in range(10):
+        now[0] += 1.5
+        dead.update_display()
+    assert not dead._pending and "does not answer" in c.messages[-1]
+    dead.disconnect()
+
+
+def test_create_instance_is_lives_entry_point(live_script: Any) -> None:
+    c = CInstance()
+    surface = live_script.create_instance(c)
+    assert surface._engine == ("127.0.0.1", 9000)
+    assert c.song().view.listeners and surface.can_lock_to_devices() is False
+    surface.update_display()
+    surface.disconnect()
+
+
+def test_tag_name_and_summary(live_script: Any) -> None:
+    sv = live_script.sonicverse
+    assert sv.tag_name("Verse [SV C major]", "A minor") == "Verse [SV A minor]"
+    assert sv.tag_name("", "A minor") == "[SV A minor]"
+    assert sv.tag_name("Verse [SV C major]", None) == "Verse"
+    ann = {"silent": False, "key": {"key": "F# minor"}, "vocals": {"label": "female"}}
+    assert sv.summary(ann) == "F# minor · female vocals"
+    assert sv.summary({"silent": True}) == "silence"
