@@ -75,9 +75,10 @@ class MusicnnConfig:
     @property
     def frontend_channels(self) -> int:
         """Channels the front end concatenates: timbral then temporal branches."""
-        return len(self.timbral_heights) * self.timbral_filters + len(
-            self.temporal_frames
-        ) * self.temporal_filters
+        return (
+            len(self.timbral_heights) * self.timbral_filters
+            + len(self.temporal_frames) * self.temporal_filters
+        )
 
     @property
     def pooled_features(self) -> int:

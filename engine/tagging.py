@@ -1,0 +1,446 @@
+"""Vocals, instrument, genre and mood tags from the pretrained musicnn taggers.
+
+The ``lite`` backend's tagger. Two musicnn models (MagnaTagATune and Million Song Dataset,
+50 tags each; weights ship with the package, see ``engine/weights/musicnn/README.md``) run
+on every 3 s patch of every region, batched; a region's tag scores are the mean of its
+patches' probabilities. :data:`TAG_FIELDS` maps the 100 source tags onto our three fields
+(a canonical label's score is the max of its source tags) and :data:`VOCAL_ROLES` says which
+tags are evidence of vocals, of no vocals, of a female or of a male voice.
+
+Vocals: with ``present`` the max score of the vocal tags, ``absent`` the max of the
+"no vocals"/"instrumental" tags, ``choir`` the max of "choir"/"choral", and ``female``,
+``male`` the max of each gender's tags::
+
+    evidence   = max(present - absent - vocal_threshold, choir - choir_threshold)
+    P(vocals)  = sigmoid(sharpness * evidence)
+    P(female | vocals) = sigmoid(sharpness * (female - male - female_threshold))
+    probabilities = (1 - P(vocals), P(vocals) P(male | vocals), P(vocals) P(female | vocals))
+
+and the label is the most probable of none / male / female. The thresholds' defaults were
+chosen on synthesized labelled clips (``scripts/make_vocal_set.py``, ``bench/tagger.py
+--fit``), never on the test clips.
+
+Importing this module does not import torch (the preset loader imports it); :meth:`Tagger.load`
+does.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from engine.errors import AudioError, PresetError
+from engine.labels import VOCALS
+from engine.types import Tag, VocalsEstimate
+
+if TYPE_CHECKING:
+    import torch
+
+    from engine.models.musicnn import LogMel, Musicnn
+
+log = logging.getLogger(__name__)
+
+SR = 16000
+"""Sample rate (Hz) the tagger expects; resample with :func:`engine.audio.resample`."""
+
+SHORT_REGION_FLAG = "short_region_padded"
+
+# (model, source tag) -> (field, our label). Every tag of both models appears either here or
+# in _IGNORED; labels shared by several tags take the max of their scores.
+TAG_FIELDS: dict[tuple[str, str], tuple[str, str]] = {
+    # MagnaTagATune
+    ("MTT_musicnn", "guitar"): ("instruments", "guitar"),
+    ("MTT_musicnn", "strings"): ("instruments", "strings"),
+    ("MTT_musicnn", "drums"): ("instruments", "drums"),
+    ("MTT_musicnn", "beat"): ("instruments", "drums"),
+    ("MTT_musicnn", "beats"): ("instruments", "drums"),
+    ("MTT_musicnn", "piano"): ("instruments", "piano"),
+    ("MTT_musicnn", "violin"): ("instruments", "violin"),
+    ("MTT_musicnn", "synth"): ("instruments", "synth"),
+    ("MTT_musicnn", "harpsichord"): ("instruments", "harpsichord"),
+    ("MTT_musicnn", "flute"): ("instruments", "flute"),
+    ("MTT_musicnn", "sitar"): ("instruments", "sitar"),
+    ("MTT_musicnn", "harp"): ("instruments", "harp"),
+    ("MTT_musicnn", "cello"): ("instruments", "cello"),
+    ("MTT_musicnn", "choir"): ("instruments", "choir"),
+    ("MTT_musicnn", "choral"): ("instruments", "choir"),
+    ("MTT_musicnn", "classical"): ("genres", "classical"),
+    ("MTT_musicnn", "classic"): ("genres", "classical"),
+    ("MTT_musicnn", "techno"): ("genres", "techno"),
+    ("MTT_musicnn", "electronic"): ("genres", "electronic"),
+    ("MTT_musicnn", "rock"): ("genres", "rock"),
+    ("MTT_musicnn", "ambient"): ("genres", "ambient"),
+    ("MTT_musicnn", "indian"): ("genres", "indian"),
+    ("MTT_musicnn", "opera"): ("genres", "opera"),
+    ("MTT_musicnn", "pop"): ("genres", "pop"),
+    ("MTT_musicnn", "new age"): ("genres", "new age"),
+    ("MTT_musicnn", "dance"): ("genres", "dance"),
+    ("MTT_musicnn", "country"): ("genres", "country"),
+    ("MTT_musicnn", "metal"): ("genres", "metal"),
+    ("MTT_musicnn", "slow"): ("moods", "slow"),
+    ("MTT_musicnn", "fast"): ("moods", "fast"),
+    ("MTT_musicnn", "loud"): ("moods", "loud"),
+    ("MTT_musicnn", "quiet"): ("moods", "quiet"),
+    ("MTT_musicnn", "soft"): ("moods", "soft"),
+    ("MTT_musicnn", "weird"): ("moods", "weird"),
+    # Million Song Dataset (last.fm)
+    ("MSD_musicnn", "guitar"): ("instruments", "guitar"),
+    ("MSD_musicnn", "rock"): ("genres", "rock"),
+    ("MSD_musicnn", "pop"): ("genres", "pop"),
+    ("MSD_musicnn", "alternative"): ("genres", "alternative"),
+    ("MSD_musicnn", "alternative rock"): ("genres", "alternative rock"),
+    ("MSD_musicnn", "indie"): ("genres", "indie"),
+    ("MSD_musicnn", "indie rock"): ("genres", "indie rock"),
+    ("MSD_musicnn", "indie pop"): ("genres", "indie pop"),
+    ("MSD_musicnn", "electronic"): ("genres", "electronic"),
+    ("MSD_musicnn", "electronica"): ("genres", "electronic"),
+    ("MSD_musicnn", "electro"): ("genres", "electro"),
+    ("MSD_musicnn", "dance"): ("genres", "dance"),
+    ("MSD_musicnn", "House"): ("genres", "house"),
+    ("MSD_musicnn", "jazz"): ("genres", "jazz"),
+    ("MSD_musicnn", "metal"): ("genres", "metal"),
+    ("MSD_musicnn", "heavy metal"): ("genres", "metal"),
+    ("MSD_musicnn", "hard rock"): ("genres", "hard rock"),
+    ("MSD_musicnn", "classic rock"): ("genres", "classic rock"),
+    ("MSD_musicnn", "Progressive rock"): ("genres", "progressive rock"),
+    ("MSD_musicnn", "punk"): ("genres", "punk"),
+    ("MSD_musicnn", "soul"): ("genres", "soul"),
+    ("MSD_musicnn", "rnb"): ("genres", "r&b"),
+    ("MSD_musicnn", "funk"): ("genres", "funk"),
+    ("MSD_musicnn", "blues"): ("genres", "blues"),
+    ("MSD_musicnn", "folk"): ("genres", "folk"),
+    ("MSD_musicnn", "country"): ("genres", "country"),
+    ("MSD_musicnn", "Hip-Hop"): ("genres", "hip-hop"),
+    ("MSD_musicnn", "ambient"): ("genres", "ambient"),
+    ("MSD_musicnn", "experimental"): ("genres", "experimental"),
+    ("MSD_musicnn", "easy listening"): ("genres", "easy listening"),
+    ("MSD_musicnn", "acoustic"): ("moods", "acoustic"),
+    ("MSD_musicnn", "beautiful"): ("moods", "beautiful"),
+    ("MSD_musicnn", "chillout"): ("moods", "chill"),
+    ("MSD_musicnn", "chill"): ("moods", "chill"),
+    ("MSD_musicnn", "Mellow"): ("moods", "mellow"),
+    ("MSD_musicnn", "sad"): ("moods", "sad"),
+    ("MSD_musicnn", "happy"): ("moods", "happy"),
+    ("MSD_musicnn", "party"): ("moods", "party"),
+    ("MSD_musicnn", "sexy"): ("moods", "sexy"),
+    ("MSD_musicnn", "catchy"): ("moods", "catchy"),
+}
+
+# (model, source tag) -> role in the vocals decision.
+VOCAL_ROLES: dict[tuple[str, str], str] = {
+    ("MTT_musicnn", "vocal"): "present",
+    ("MTT_musicnn", "vocals"): "present",
+    ("MTT_musicnn", "singing"): "present",
+    ("MTT_musicnn", "voice"): "present",
+    ("MTT_musicnn", "opera"): "present",
+    ("MTT_musicnn", "no vocals"): "absent",
+    ("MTT_musicnn", "no vocal"): "absent",
+    ("MTT_musicnn", "no voice"): "absent",
+    ("MTT_musicnn", "choir"): "choir",
+    ("MTT_musicnn", "choral"): "choir",
+    ("MTT_musicnn", "female"): "female",
+    ("MTT_musicnn", "woman"): "female",
+    ("MTT_musicnn", "female vocal"): "female",
+    ("MTT_musicnn", "female voice"): "female",
+    ("MTT_musicnn", "male"): "male",
+    ("MTT_musicnn", "man"): "male",
+    ("MTT_musicnn", "male vocal"): "male",
+    ("MTT_musicnn", "male voice"): "male",
+    ("MSD_musicnn", "instrumental"): "absent",
+    ("MSD_musicnn", "female vocalists"): "female",
+    ("MSD_musicnn", "female vocalist"): "female",
+    ("MSD_musicnn", "male vocalists"): "male",
+}
+# Gender tags are also evidence of vocals.
+_PRESENT_ROLES = ("present", "female", "male")
+
+# Tags used by neither table: decades and arrangement words.
+_IGNORED: frozenset[tuple[str, str]] = frozenset(
+    {("MTT_musicnn", "solo")}
+    | {("MSD_musicnn", t) for t in ("00s", "90s", "80s", "70s", "60s", "oldies")}
+)
+
+FIELDS: tuple[str, ...] = ("instruments", "genres", "moods")
+
+
+@dataclass(frozen=True)
+class TaggerSettings:
+    """What the tagger runs and how it turns scores into tags (the ``[lite.tagger]`` table).
+
+    Scores are mean patch probabilities in [0, 1]. Defaults were chosen on synthesized
+    labelled clips (see the module docstring).
+    """
+
+    models: tuple[str, ...] = ("MTT_musicnn", "MSD_musicnn")  # musicnn checkpoints to run
+    instrument_threshold: float = 0.2  # min score for an instrument tag
+    genre_threshold: float = 0.2  # min score for a genre tag
+    mood_threshold: float = 0.2  # min score for a mood tag
+    max_tags: int = 4  # most tags reported per field, best first
+    vocal_threshold: float = 0.1  # present - absent vocal-tag score at which P(vocals) = 0.5
+    choir_threshold: float = 0.6  # ... or choir/choral score at which P(vocals) = 0.5
+    female_threshold: float = 0.0  # female - male score at which P(female | vocals) = 0.5
+    sharpness: float = 20.0  # slope turning those score margins into probabilities
+    batch_patches: int = 16  # 3 s patches per forward pass (memory vs. speed)
+
+    def __post_init__(self) -> None:
+        known = sorted({model for model, _ in TAG_FIELDS})
+        if not self.models or any(m not in known for m in self.models):
+            raise PresetError(
+                f"tagger.models={list(self.models)!r}: expected a non-empty list of "
+                f"{', '.join(known)}"
+            )
+        for name in ("instrument_threshold", "genre_threshold", "mood_threshold"):
+            _check_range(name, getattr(self, name), 0.0, 1.0)
+        _check_range("vocal_threshold", self.vocal_threshold, -1.0, 1.0)
+        _check_range("choir_threshold", self.choir_threshold, 0.0, 1.0)
+        _check_range("female_threshold", self.female_threshold, -1.0, 1.0)
+        _check_range("max_tags", self.max_tags, 0, 50)
+        _check_range("sharpness", self.sharpness, 0.1, 1000.0)
+        _check_range("batch_patches", self.batch_patches, 1, 4096)
+
+
+@dataclass(frozen=True)
+class TagResult:
+    """What the tagger says about one region.
+
+    Attributes:
+        vocals: none / male / female with probabilities summing to 1.
+        instruments: instrument tags above threshold, best first.
+        genres: genre tags above threshold, best first.
+        moods: mood/theme tags above threshold, best first.
+        flags: remarks, e.g. ``"short_region_padded"`` when the region was shorter than one
+            3 s patch and was zero-padded.
+        patches: how many 3 s patches were averaged.
+        scores: every source tag's mean probability, keyed ``"<model>/<tag>"``.
+    """
+
+    vocals: VocalsEstimate
+    instruments: tuple[Tag, ...]
+    genres: tuple[Tag, ...]
+    moods: tuple[Tag, ...]
+    flags: tuple[str, ...] = ()
+    patches: int = 0
+    scores: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
+
+
+class Tagger:
+    """musicnn models + the tag tables; build with :meth:`load`.
+
+    Attributes:
+        settings: the settings it was loaded with.
+        models: model name -> network, in ``settings.models`` order.
+        device: where the networks run.
+    """
+
+    def __init__(
+        self, settings: TaggerSettings, models: dict[str, Musicnn], *, device: str = "cpu"
+    ) -> None:
+        from engine.models.musicnn import LogMel
+
+        first = next(iter(models.values())).config
+        for name, m in models.items():
+            if (m.config.sr, m.config.n_fft, m.config.hop_length, m.config.n_mels) != (
+                first.sr,
+                first.n_fft,
+                first.hop_length,
+                first.n_mels,
+            ):
+                raise ValueError(f"model {name} needs a different log-mel than the first model")
+        self.settings = settings
+        self.models = models
+        self.device = device
+        self.config = first
+        self.frontend: LogMel = LogMel(first).to(device)
+
+    @classmethod
+    def load(cls, settings: TaggerSettings, *, device: str = "cpu") -> Tagger:
+        """Load the networks ``settings.models`` names (shipped weights; never downloads).
+
+        Raises:
+            ModelLoadError: weights missing or unreadable.
+        """
+        from engine.models.musicnn import Musicnn
+
+        models = {name: Musicnn.from_pretrained(name, device=device) for name in settings.models}
+        return cls(settings, models, device=device)
+
+    @property
+    def sr(self) -> int:
+        """The sample rate (Hz) :meth:`tag` expects."""
+        return self.config.sr
+
+    def tag(self, regions: Sequence[np.ndarray]) -> list[TagResult]:
+        """Tag regions of mono audio at :attr:`sr` (16 kHz).
+
+        Every region of F log-mel frames is cut into ``round(F / 187)`` 3 s patches spread
+        evenly from its start to its end (a 10 s region gives 3 patches, a 3 min one 60);
+        patches of all regions run through each model in batches of
+        ``settings.batch_patches``. Regions shorter than one patch are
+        zero-padded to one patch and flagged ``"short_region_padded"``.
+
+        Args:
+            regions: ``[samples]`` float arrays, mono, at 16 kHz.
+
+        Returns:
+            One :class:`TagResult` per region, in order.
+
+        Raises:
+            AudioError: a region is not 1-D, is empty, or holds NaN/inf.
+        """
+        import torch
+
+        if not regions:
+            return []
+        patches, owners, flags = [], [], []
+        for i, audio in enumerate(regions):
+            p, padded = self._patches(audio, index=i)
+            patches.append(p)
+            owners.extend([i] * p.shape[0])
+            flags.append((SHORT_REGION_FLAG,) if padded else ())
+        batch = torch.cat(patches)  # [P, patch_frames, n_mels]
+        owner = torch.tensor(owners)
+        counts = torch.bincount(owner, minlength=len(regions)).clamp(min=1).unsqueeze(1)
+        scores: dict[str, np.ndarray] = {}
+        step = self.settings.batch_patches
+        with torch.inference_mode():
+            for name, model in self.models.items():
+                probs = torch.cat(
+                    [
+                        torch.sigmoid(model(batch[s : s + step].to(self.device)).logits).cpu()
+                        for s in range(0, batch.shape[0], step)
+                    ]
+                )  # [P, n_tags]
+                sums = torch.zeros(len(regions), probs.shape[1]).index_add_(0, owner, probs)
+                mean = (sums / counts).numpy()
+                for j, tag in enumerate(model.tags):
+                    scores[f"{name}/{tag}"] = mean[:, j]
+        n_per_region = counts.squeeze(1).tolist()
+        return [
+            self.interpret(
+                {k: float(v[i]) for k, v in scores.items()},
+                flags=flags[i],
+                patches=int(n_per_region[i]),
+            )
+            for i in range(len(regions))
+        ]
+
+    def logmel_patches(self, audio: np.ndarray) -> torch.Tensor:
+        """The 3 s log-mel patches :meth:`tag` feeds the models for one region.
+
+        Returns:
+            ``[patches, patch_frames, n_mels]``.
+        """
+        return self._patches(audio, index=0)[0]
+
+    def _patches(self, audio: np.ndarray, *, index: int) -> tuple[torch.Tensor, bool]:
+        import torch
+
+        audio = np.asarray(audio)
+        if audio.ndim != 1 or audio.size == 0:
+            raise AudioError(
+                f"region {index}: expected non-empty mono samples [samples], got shape "
+                f"{audio.shape}"
+            )
+        if not np.isfinite(audio).all():
+            raise AudioError(f"region {index}: samples contain NaN or inf")
+        c = self.config
+        patch_samples = (c.patch_frames - 1) * c.hop_length  # 186 hops: 187 centred frames
+        padded = audio.size < patch_samples
+        if padded:
+            audio = np.pad(audio, (0, patch_samples - audio.size))
+        x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)).to(self.device)
+        logmel = self.frontend(x[None])[0].cpu()  # [frames, n_mels]
+        # round(frames / patch) patches spread evenly from the start to the end.
+        n_patches = max(1, round(logmel.shape[0] / c.patch_frames))
+        last = logmel.shape[0] - c.patch_frames
+        starts = np.linspace(0, last, n_patches).round().astype(int) if n_patches > 1 else [0]
+        return torch.stack([logmel[s : s + c.patch_frames] for s in starts]), padded
+
+    def interpret(
+        self, scores: dict[str, float], *, flags: tuple[str, ...] = (), patches: int = 0
+    ) -> TagResult:
+        """Turn source-tag scores into our fields and a vocals estimate (no network).
+
+        Args:
+            scores: ``"<model>/<tag>"`` -> mean probability in [0, 1] (missing tags count 0).
+            flags: passed through to the result.
+            patches: passed through to the result.
+        """
+        s = self.settings
+        thresholds = {
+            "instruments": s.instrument_threshold,
+            "genres": s.genre_threshold,
+            "moods": s.mood_threshold,
+        }
+        best: dict[str, dict[str, float]] = {f: {} for f in FIELDS}
+        for (model, tag), (fld, label) in TAG_FIELDS.items():
+            value = scores.get(f"{model}/{tag}")
+            if value is not None:
+                best[fld][label] = max(best[fld].get(label, 0.0), value)
+        fields_out = {
+            fld: tuple(
+                Tag(label, round(score, 4))
+                for label, score in sorted(labels.items(), key=lambda kv: (-kv[1], kv[0]))
+                if score >= thresholds[fld]
+            )[: s.max_tags]
+            for fld, labels in best.items()
+        }
+        return TagResult(
+            vocals=self.vocals(scores),
+            instruments=fields_out["instruments"],
+            genres=fields_out["genres"],
+            moods=fields_out["moods"],
+            flags=flags,
+            patches=patches,
+            scores=dict(scores),
+        )
+
+    def vocals(self, scores: dict[str, float]) -> VocalsEstimate:
+        """The none / male / female estimate from source-tag scores (see the module doc)."""
+        ev = vocal_evidence(scores)
+        s = self.settings
+        margin = max(
+            ev["present"] - ev["absent"] - s.vocal_threshold, ev["choir"] - s.choir_threshold
+        )
+        p_vocals = _sigmoid(s.sharpness * margin)
+        p_female = _sigmoid(s.sharpness * (ev["female"] - ev["male"] - s.female_threshold))
+        probs = (1.0 - p_vocals, p_vocals * (1.0 - p_female), p_vocals * p_female)
+        label = VOCALS[int(np.argmax(probs))]
+        return VocalsEstimate(label, tuple(round(p, 4) for p in probs))  # type: ignore[arg-type]
+
+
+def vocal_evidence(scores: dict[str, float]) -> dict[str, float]:
+    """Max score per vocal role: ``present`` (incl. gender tags), ``absent``, ``choir``,
+    ``female``, ``male``; 0 for a role none of whose tags was scored."""
+    ev = {"present": 0.0, "absent": 0.0, "choir": 0.0, "female": 0.0, "male": 0.0}
+    for (model, tag), role in VOCAL_ROLES.items():
+        value = scores.get(f"{model}/{tag}", 0.0)
+        ev[role] = max(ev[role], value)
+        if role in _PRESENT_ROLES:
+            ev["present"] = max(ev["present"], value)
+    return ev
+
+
+def table_coverage(model: str, tags: Sequence[str]) -> list[str]:
+    """Tags of ``model`` that neither table maps nor :data:`_IGNORED` lists (should be none)."""
+    return [
+        t
+        for t in tags
+        if (model, t) not in TAG_FIELDS
+        and (model, t) not in VOCAL_ROLES
+        and (model, t) not in _IGNORED
+    ]
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, x))))
+
+
+def _check_range(name: str, value: Any, lo: float, hi: float) -> None:
+    if not lo <= value <= hi:
+        raise PresetError(f"tagger.{name}={value!r} is outside the valid range [{lo}, {hi}]")

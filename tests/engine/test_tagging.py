@@ -1,0 +1,173 @@
+"""The musicnn tagger: vocals on rendered choir vs piano, padding, batching, tag tables."""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.errors import AudioError, PresetError
+from engine.labels import VOCALS
+from engine.tagging import (
+    SHORT_REGION_FLAG,
+    Tagger,
+    TaggerSettings,
+    TagResult,
+    table_coverage,
+)
+
+SR = 16000
+SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
+
+
+@functools.cache
+def tagger() -> Tagger:
+    return Tagger.load(TaggerSettings())
+
+
+def render(program: int, tmp_path: Path, *, seconds: float = 6.0) -> np.ndarray:
+    """C-F-G-C triads held for 1.5 s each on one General MIDI program, 16 kHz mono."""
+    if shutil.which("fluidsynth") is None or not SOUNDFONT.is_file():
+        pytest.skip("needs the fluidsynth binary and the FluidR3_GM soundfont (apt fluidsynth)")
+    music21 = pytest.importorskip("music21", reason="music21 writes the MIDI file")
+    import soundfile as sf
+
+    part = music21.stream.Part()
+    inst = music21.instrument.Instrument()
+    inst.midiProgram = program
+    part.insert(0, inst)
+    part.insert(0, music21.tempo.MetronomeMark(number=60))
+    for i, triad in enumerate(([48, 52, 55], [53, 57, 60], [55, 59, 62], [48, 52, 55])):
+        part.insert(1.5 * i, music21.chord.Chord(triad, quarterLength=1.5))
+    mid, wav = tmp_path / f"p{program}.mid", tmp_path / f"p{program}.wav"
+    music21.stream.Score([part]).write("midi", fp=mid)
+    subprocess.run(
+        ["fluidsynth", "-ni", "-g", "0.6", "-r", str(SR), "-F", str(wav), str(SOUNDFONT), str(mid)],
+        check=True,
+        capture_output=True,
+    )
+    y, sr = sf.read(str(wav), dtype="float32", always_2d=True)
+    assert sr == SR
+    return y.mean(axis=1)[: int(seconds * SR)]
+
+
+def tone(freq_hz: float, seconds: float, *, amp: float = 0.3) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    return (amp * np.sin(2 * np.pi * freq_hz * t)).astype(np.float32)
+
+
+def test_choir_is_not_called_no_vocals_and_piano_is(tmp_path: Path) -> None:
+    choir, piano = render(52, tmp_path), render(0, tmp_path)  # GM 53 Choir Aahs, GM 1 Piano
+    res_choir, res_piano = tagger().tag([choir, piano])
+    assert res_choir.vocals.label != "none", res_choir.vocals
+    assert res_piano.vocals.label == "none", res_piano.vocals
+    assert res_choir.vocals.probabilities[0] < 0.5 < res_piano.vocals.probabilities[0]
+    assert "piano" in [t.label for t in res_piano.instruments]
+
+
+def test_vocal_probabilities_sum_to_one_and_match_the_label() -> None:
+    rng = np.random.default_rng(0)
+    results = tagger().tag([tone(220, 4.0), 0.1 * rng.standard_normal(SR * 4).astype(np.float32)])
+    for res in results:
+        assert sum(res.vocals.probabilities) == pytest.approx(1.0, abs=1e-3)
+        assert res.vocals.label == VOCALS[int(np.argmax(res.vocals.probabilities))]
+
+
+def test_short_regions_are_padded_and_flagged() -> None:
+    short, long = tagger().tag([tone(440, 1.0), tone(440, 10.0)])
+    assert short.flags == (SHORT_REGION_FLAG,)
+    assert short.patches == 1
+    assert long.flags == ()
+    assert long.patches == 3  # round(10 s / 3 s) patches spread over the region
+
+
+def test_batching_many_regions_equals_one_by_one() -> None:
+    rng = np.random.default_rng(1)
+    regions = [
+        tone(110 * (i + 1), seconds, amp=0.2) + 0.05 * rng.standard_normal(int(seconds * SR))
+        for i, seconds in enumerate((1.0, 3.0, 4.5, 7.0))
+    ]
+    regions = [r.astype(np.float32) for r in regions]
+    together = tagger().tag(regions)
+    alone = [tagger().tag([r])[0] for r in regions]
+    assert [r.patches for r in together] == [1, 1, 2, 2]
+    for a, b in zip(together, alone, strict=True):
+        np.testing.assert_allclose(
+            [a.scores[k] for k in sorted(a.scores)],
+            [b.scores[k] for k in sorted(b.scores)],
+            atol=1e-5,
+        )
+        assert a.vocals.label == b.vocals.label
+        assert [t.label for t in a.instruments] == [t.label for t in b.instruments]
+
+
+def test_bad_regions_raise_audio_error() -> None:
+    with pytest.raises(AudioError, match="NaN"):
+        tagger().tag([np.full(SR, np.nan, dtype=np.float32)])
+    with pytest.raises(AudioError, match="region 1"):
+        tagger().tag([tone(440, 1.0), np.zeros((2, SR), dtype=np.float32)])
+    with pytest.raises(AudioError, match="non-empty"):
+        tagger().tag([np.zeros(0, dtype=np.float32)])
+    assert tagger().tag([]) == []
+
+
+def test_every_source_tag_is_mapped() -> None:
+    for name, model in tagger().models.items():
+        assert table_coverage(name, model.tags) == [], name
+
+
+def test_interpret_ranks_thresholds_and_caps_tags() -> None:
+    t = Tagger(TaggerSettings(instrument_threshold=0.3, max_tags=2), tagger().models)
+    scores = {
+        "MTT_musicnn/piano": 0.9,
+        "MTT_musicnn/guitar": 0.4,
+        "MSD_musicnn/guitar": 0.6,  # the max of a label's source tags wins
+        "MTT_musicnn/violin": 0.35,  # above threshold but cut by max_tags
+        "MTT_musicnn/flute": 0.1,
+        "MSD_musicnn/jazz": 0.8,
+        "MSD_musicnn/sad": 0.5,
+    }
+    res = t.interpret(scores)
+    assert isinstance(res, TagResult)
+    assert [(x.label, x.score) for x in res.instruments] == [("piano", 0.9), ("guitar", 0.6)]
+    assert [x.label for x in res.genres] == ["jazz"]
+    assert [x.label for x in res.moods] == ["sad"]
+
+
+@pytest.mark.parametrize(
+    ("scores", "label"),
+    [
+        ({"MTT_musicnn/no vocals": 0.6, "MTT_musicnn/vocal": 0.05}, "none"),
+        ({"MTT_musicnn/vocal": 0.7, "MTT_musicnn/female": 0.6, "MTT_musicnn/male": 0.1}, "female"),
+        ({"MTT_musicnn/vocals": 0.7, "MSD_musicnn/male vocalists": 0.5}, "male"),
+        (
+            {"MTT_musicnn/choir": 0.95, "MSD_musicnn/instrumental": 0.5, "MTT_musicnn/man": 0.2},
+            "male",
+        ),
+    ],
+)
+def test_vocal_rules(scores: dict[str, float], label: str) -> None:
+    settings = TaggerSettings(vocal_threshold=0.1, choir_threshold=0.6, female_threshold=0.0)
+    est = Tagger(settings, tagger().models).vocals(scores)
+    assert est.label == label
+    assert sum(est.probabilities) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_settings_validate_with_preset_errors() -> None:
+    with pytest.raises(PresetError, match="MTT_musicnn"):
+        TaggerSettings(models=("MTT_vgg",))
+    with pytest.raises(PresetError, match="genre_threshold"):
+        TaggerSettings(genre_threshold=1.5)
+    with pytest.raises(PresetError, match="max_tags"):
+        TaggerSettings(max_tags=-1)
+
+
+def test_importing_tagging_does_not_import_torch() -> None:
+    code = "import sys, engine.tagging; print('torch' in sys.modules)"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert res.stdout.strip() == "False"
