@@ -1,0 +1,105 @@
+"""Fuzzing the engine's socket: malformed datagrams and wrong argument types never stop it.
+
+Every OSC message (any address, any arguments) gets exactly one final reply; bytes that are
+not OSC get none; after every example the engine still answers a ping.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pythonosc.osc_message_builder import OscMessageBuilder
+from pythonosc.osc_packet import OscPacket
+
+from daw_bridge import protocol
+from engine import presets
+from engine.pipeline import Annotator
+from engine.server import EngineServer, ServerConfig
+from engine.store import Store
+
+ADDRESSES = [*protocol.REQUESTS, *protocol.REPLIES, "/sonicverse", "/", "/sonicverse/x/y",
+             "/sonicverse/*/ping", "/sonicverse/{engine,job}/*", "/sonicverse/[!a]/ping"]
+
+FIXTURE = HealthCheck.function_scoped_fixture
+
+text = st.text(alphabet=st.characters(blacklist_characters="\x00"), max_size=40)
+values = st.one_of(
+    text,
+    st.integers(min_value=-(2**31), max_value=2**31 - 1),
+    st.integers(min_value=2**31, max_value=2**62),
+    st.floats(allow_nan=True, allow_infinity=True, width=64),
+    st.booleans(),
+    st.none(),
+    st.binary(min_size=1, max_size=40),
+)
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    tmp = tmp_path_factory.mktemp("fuzz")
+    annotator = Annotator(presets.load("lite"), store=Store(tmp / "store.sqlite3"))
+    server = EngineServer(annotator, ServerConfig(port=0, queue_size=4))
+    server.start()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    yield server, sock
+    sock.close()
+    server.stop()
+    annotator.close()
+
+
+def _drain(sock: socket.socket, *, timeout_s: float) -> list[Any]:
+    out = []
+    sock.settimeout(timeout_s)
+    while True:
+        try:
+            data = sock.recv(65536)
+        except TimeoutError:
+            return out
+        out.extend(m.message for m in OscPacket(data).messages)
+        sock.settimeout(0.02)
+
+
+def _still_serving(server: EngineServer, sock: socket.socket, rid: str) -> None:
+    b = OscMessageBuilder(protocol.PING)
+    for v in (rid, 0, ""):
+        b.add_arg(v)
+    sock.sendto(b.build().dgram, server.address)
+    replies = _drain(sock, timeout_s=2.0)
+    assert any(m.address == protocol.RESULT and m.params[0] == rid for m in replies), replies
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[FIXTURE])
+@given(data=st.binary(max_size=300))
+def test_random_bytes(engine: Any, data: bytes) -> None:
+    server, sock = engine
+    sock.sendto(data, server.address)
+    sock.sendto(b"/sonicverse/engine/ping\0" + data, server.address)
+    _drain(sock, timeout_s=0.01)
+    _still_serving(server, sock, "alive")
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[FIXTURE])
+@given(address=st.sampled_from(ADDRESSES), args=st.lists(values, max_size=10),
+       rid=st.text(alphabet=st.characters(blacklist_characters="\x00"), min_size=1,
+                   max_size=20))
+def test_wrong_arguments_get_one_final_reply(engine: Any, address: str, args: list[Any],
+                                             rid: str) -> None:
+    server, sock = engine
+    b = OscMessageBuilder(address)
+    b.add_arg(rid, "s")
+    for v in args:
+        if isinstance(v, float):
+            b.add_arg(v, "d")
+        else:
+            b.add_arg(v)
+    sock.sendto(b.build().dgram, server.address)
+    replies = _drain(sock, timeout_s=0.3)
+    finals = [m for m in replies if m.address in protocol.FINAL_REPLIES
+              and (m.address != protocol.RESULT or m.params[1] == m.params[2] - 1)]
+    assert len(finals) == 1, replies
+    _still_serving(server, sock, "alive")
