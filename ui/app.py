@@ -480,6 +480,7 @@ class MainWindow(QMainWindow):
                 self.model.update(row.id, state="done", annotation=ann, error="")
         self.narrative = result["narrative"]
         self._show_narrative()
+        self.statusBar().clearMessage()
 
     def _on_narrative_failed(self, message: str) -> None:
         self.narrative_view.setHtml(f"<p style='color:#c0392b'>⚠ narrative failed: {message}</p>")

@@ -116,9 +116,9 @@ class WaveformView(QWidget):
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         w, h = self.width(), self.height()
-        p.fillRect(0, 0, w, h, QColor("#1f2329"))
+        p.fillRect(0, 0, w, h, QColor("#f4f5f7"))
         if self.overview is None:
-            p.setPen(QColor("#c9d1d9"))
+            p.setPen(QColor("#57606a"))
             p.drawText(QRectF(0, 0, w, h), Qt.AlignmentFlag.AlignCenter, self.message)
             p.end()
             return
@@ -130,29 +130,29 @@ class WaveformView(QWidget):
         if self._drag and self._drag["kind"] == "create":
             a, b = sorted((self._drag["t0"], self._drag["t1"]))
             p.fillRect(QRectF(self.x_of(a), 0, self.x_of(b) - self.x_of(a), wave_h),
-                       QColor(255, 255, 255, 50))
+                       QColor(30, 100, 220, 60))
         p.end()
 
     def _paint_region(self, p: QPainter, row: RegionRow, wave_h: int) -> None:
         x0, x1 = self.x_of(row.start_s), self.x_of(row.end_s)
         rect = QRectF(x0, 0, max(1.0, x1 - x0), wave_h)
-        colour = key_colour(row_key(row)) if row.annotation else QColor("#5b6570")
+        colour = key_colour(row_key(row)) if row.annotation else QColor("#aab2bd")
         if row.annotation and row.annotation.get("silent"):
-            colour = QColor("#3a3f45")
+            colour = QColor("#d0d4d9")
         if row.state == "error":
-            colour = QColor("#8e2b22")
+            colour = QColor("#e8a29b")
         fill = QColor(colour)
-        fill.setAlpha(150 if row.annotation else 90)
+        fill.setAlpha(190 if row.annotation else 110)
         p.fillRect(rect, fill)
         vocals = row.annotation.get("vocals") if row.annotation else None
         if vocals:
             p.fillRect(QRectF(x0, 0, x1 - x0, VOCALS_PX), QColor(VOCAL_COLOURS[vocals["label"]]))
         selected = row.id == self.selected
-        p.setPen(QPen(QColor("#ffffff" if selected else "#11151a"), 2.5 if selected else 1.0))
+        p.setPen(QPen(QColor("#111111" if selected else "#ffffff"), 3.0 if selected else 1.0))
         p.drawRect(rect.adjusted(0.5, 0.5, -0.5, -0.5))
         label = self._label(row)
         if label and x1 - x0 > 30:
-            p.setPen(QColor("#ffffff"))
+            p.setPen(QColor("#111111"))
             p.drawText(rect.adjusted(4, VOCALS_PX + 2, -4, 0),
                        Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, label)
 
@@ -188,12 +188,12 @@ class WaveformView(QWidget):
             top.append(QPointF(x, mid - float(ov.maxs[a:b].max()) * scale))
             bottom.append(QPointF(x, mid - float(ov.mins[a:b].min()) * scale))
         p.setPen(Qt.PenStyle.NoPen)
-        p.setBrush(QColor(235, 240, 245, 165))
+        p.setBrush(QColor(25, 30, 38, 150))
         p.drawPolygon(QPolygonF([*top, *reversed(bottom)]))
 
     def _paint_axis(self, p: QPainter, wave_h: int, w: int) -> None:
-        p.fillRect(0, wave_h, w, AXIS_PX, QColor("#14171b"))
-        p.setPen(QColor("#8b949e"))
+        p.fillRect(0, wave_h, w, AXIS_PX, QColor("#e4e7eb"))
+        p.setPen(QColor("#57606a"))
         step = _tick_step(self.duration_s, w)
         t = 0.0
         while t <= self.duration_s + 1e-9:
