@@ -1,0 +1,208 @@
+"""EngineClient and ``sonicverse send`` against scripted fake engines (python-osc servers)."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from contextlib import redirect_stdout
+from typing import Any
+
+import pytest
+from pythonosc.dispatcher import Dispatcher
+from pythonosc.osc_message_builder import OscMessageBuilder
+from pythonosc.osc_server import ThreadingOSCUDPServer
+
+from daw_bridge import protocol, send
+from daw_bridge.client import EngineBusy, EngineClient, EngineTimeout, ReplyError
+
+
+def test_importing_daw_bridge_imports_neither_torch_nor_engine() -> None:
+    code = (
+        "import sys, daw_bridge, daw_bridge.protocol, daw_bridge.client, daw_bridge.send\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'engine', 'numpy'))\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _reply(path: str, **values: Any) -> bytes:
+    b = OscMessageBuilder(path)
+    for tag, v in protocol.encode(protocol.REPLIES[path], values):
+        b.add_arg(v, tag)
+    return b.build().dgram
+
+
+class FakeEngine:
+    """A python-osc server whose answer to each request is scripted by ``behave``."""
+
+    def __init__(self, behave: Callable[[FakeEngine, tuple[str, int], str, list[Any]], None]):
+        self.behave = behave
+        self.received: list[tuple[str, list[Any]]] = []
+        d = Dispatcher(strict_timing=False)
+        d.set_default_handler(self._on, needs_reply_address=True)
+        self.server = ThreadingOSCUDPServer(("127.0.0.1", 0), d)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def _on(self, client: tuple[str, int], address: str, *params: Any) -> None:
+        self.received.append((address, list(params)))
+        self.behave(self, client, address, list(params))
+
+    def send(self, to: tuple[str, int], dgram: bytes) -> None:
+        self.server.socket.sendto(dgram, to)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def fake() -> Any:
+    engines: list[FakeEngine] = []
+
+    def make(behave: Any) -> FakeEngine:
+        engines.append(FakeEngine(behave))
+        return engines[-1]
+
+    yield make
+    for e in engines:
+        e.close()
+
+
+def test_result_progress_and_chunks_out_of_order(fake: Any) -> None:
+    result = {"text": "é" * 20000, "n": 3}
+    pieces = protocol.split_utf8(json.dumps(result))
+    assert len(pieces) > 2
+
+    def behave(e: FakeEngine, to: tuple[str, int], address: str, p: list[Any]) -> None:
+        e.send(to, _reply(protocol.ACCEPTED, id=p[0], position=0))
+        e.send(to, _reply(protocol.PROGRESS, id=p[0], stage="analyze", done=1, total=2))
+        for i in reversed(range(len(pieces))):
+            e.send(to, _reply(protocol.RESULT, id=p[0], part=i, parts=len(pieces), json=pieces[i]))
+
+    engine = fake(behave)
+    seen: list[tuple[str, int, int]] = []
+    with EngineClient(port=engine.port) as client:
+        got = client.request(protocol.NARRATE, {"path": "/x.wav"},
+                             on_progress=lambda *a: seen.append(a))
+    assert got == result and seen == [("analyze", 1, 2)]
+    address, params = engine.received[0]
+    assert address == protocol.NARRATE
+    assert params[1:] == [0, "", "/x.wav", "", ""]
+
+
+def test_error_and_busy_replies_raise(fake: Any) -> None:
+    def behave(e: FakeEngine, to: tuple[str, int], address: str, p: list[Any]) -> None:
+        if address == protocol.PING:
+            e.send(to, _reply(protocol.ERROR, id=p[0], code="unauthorized", message="no"))
+        else:
+            e.send(to, _reply(protocol.BUSY, id=p[0], queued=4, capacity=4))
+
+    engine = fake(behave)
+    with EngineClient(port=engine.port, token="t") as client:
+        with pytest.raises(ReplyError) as err:
+            client.ping()
+        assert (err.value.code, err.value.message) == ("unauthorized", "no")
+        with pytest.raises(EngineBusy) as busy:
+            client.annotate_region("/a.wav", 0.0, 1.0)
+        assert (busy.value.queued, busy.value.capacity) == (4, 4)
+    assert all(params[2] == "t" for _, params in engine.received)
+
+
+def test_lost_datagrams_are_resent_with_the_same_id(fake: Any) -> None:
+    def behave(e: FakeEngine, to: tuple[str, int], address: str, p: list[Any]) -> None:
+        if len(e.received) >= 3:  # the first two "get lost"
+            e.send(to, _reply(protocol.RESULT, id=p[0], part=0, parts=1, json='{"pong": true}'))
+
+    engine = fake(behave)
+    with EngineClient(port=engine.port, retries=3, retry_interval_s=0.05) as client:
+        assert client.ping() == {"pong": True}
+    ids = {params[0] for _, params in engine.received}
+    assert len(engine.received) == 3 and len(ids) == 1
+
+
+def test_silent_engine_times_out_after_the_retries(fake: Any) -> None:
+    engine = fake(lambda *a: None)
+    with EngineClient(port=engine.port, retries=2, retry_interval_s=0.05) as client:
+        t0 = time.monotonic()
+        with pytest.raises(EngineTimeout, match="no answer at all"):
+            client.ping(timeout_s=10.0)
+        assert time.monotonic() - t0 < 2.0
+    assert len(engine.received) == 3
+
+
+def test_accepted_request_waits_for_its_timeout_without_resending(fake: Any) -> None:
+    def behave(e: FakeEngine, to: tuple[str, int], address: str, p: list[Any]) -> None:
+        e.send(to, _reply(protocol.ACCEPTED, id=p[0], position=2))
+
+    engine = fake(behave)
+    positions: list[int] = []
+    with EngineClient(port=engine.port, retry_interval_s=0.05) as client:
+        pending = client.submit(protocol.ANNOTATE, {"path": "/a.wav", "start_s": 0, "end_s": 1},
+                                timeout_s=0.5, on_accepted=positions.append)
+        with pytest.raises(EngineTimeout, match="accepted"):
+            pending.result()
+    assert positions == [2] and len(engine.received) == 1
+
+
+def test_submit_refuses_bad_arguments_before_sending(fake: Any) -> None:
+    engine = fake(lambda *a: None)
+    with EngineClient(port=engine.port) as client:
+        with pytest.raises(protocol.ProtocolError, match="missing required argument 'end_s'"):
+            client.submit(protocol.ANNOTATE, {"path": "/a.wav", "start_s": 0})
+        with pytest.raises(protocol.ProtocolError, match="is a reply"):
+            client.submit(protocol.RESULT, {})
+    assert engine.received == []
+
+
+def _run_send(argv: list[str]) -> tuple[int, dict[str, Any]]:
+    parser = argparse.ArgumentParser()
+    send.add_arguments(parser)
+    out = io.StringIO()
+    with redirect_stdout(out):
+        status = send.run(parser.parse_args(argv))
+    return status, json.loads(out.getvalue())
+
+
+def test_send_prints_one_json_line_and_exits_by_outcome(fake: Any) -> None:
+    def behave(e: FakeEngine, to: tuple[str, int], address: str, p: list[Any]) -> None:
+        if address == protocol.CANCEL:
+            e.send(to, _reply(protocol.ERROR, id=p[0], code="invalid_request", message="nope"))
+        else:
+            body = json.dumps({"args": p[3:]})
+            e.send(to, _reply(protocol.RESULT, id=p[0], part=0, parts=1, json=body))
+
+    engine = fake(behave)
+    port = ["--port", str(engine.port)]
+    status, reply = _run_send(["region/annotate", "path=/a b.wav", "start_s=1", "end_s=2.5",
+                               "name=Verse", *port])
+    assert status == 0 and reply["ok"] is True
+    assert reply["result"] == {"args": ["/a b.wav", 1.0, 2.5, "", "Verse", ""]}
+    status, reply = _run_send(["job/cancel", "target=x", *port])
+    assert (status, reply["code"], reply["message"]) == (send.EXIT_ERROR, "invalid_request", "nope")
+    status, reply = _run_send(["region/annotate", "start_s=one", *port])
+    assert (status, reply["code"]) == (send.EXIT_USAGE, "bad_arguments")
+    status, reply = _run_send(["region/annotate", "colour=red", *port])
+    assert status == send.EXIT_USAGE and "unknown argument 'colour'" in reply["message"]
+    status, reply = _run_send(["/sonicverse/nope/nope", *port])
+    assert (status, reply["code"]) == (send.EXIT_USAGE, "unknown_address")
+
+
+def test_send_list_describes_every_request() -> None:
+    parser = argparse.ArgumentParser()
+    send.add_arguments(parser)
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert send.run(parser.parse_args(["--list"])) == 0
+    listing = json.loads(out.getvalue())
+    assert [r["address"] for r in listing["requests"]] == list(protocol.REQUESTS)
