@@ -378,7 +378,7 @@ def load_mert(opts: MertOptions, *, device: torch.device, seed: int) -> tuple[Me
 
     if opts.variant == "tiny":
         m = mert.tiny(seed=seed)
-        m.model.to(device)
+        m.model.to(device)  # type: ignore[arg-type]
         return m, {"variant": "tiny", "seed": seed}
     folder = locate(
         opts.repo_id,

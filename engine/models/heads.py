@@ -230,21 +230,23 @@ class MultiTaskProjector(nn.Module):
             frames = torch.full((n,), t, device=hidden.device)
         mask = torch.arange(t, device=hidden.device)[None, :] < frames[:, None]  # [N, T]
         m = mask[:, None, :, None].to(hidden.dtype)
-        return Pooled(
-            encoder_sum=(hidden * m).sum(dim=2),
-            backbone_sum=(y * m).sum(dim=2),
+        return Pooled(  # sums kept in float32 whatever the weights' dtype
+            encoder_sum=(hidden * m).sum(dim=2, dtype=torch.float32),
+            backbone_sum=(y * m).sum(dim=2, dtype=torch.float32),
             frames=frames.to(torch.float32),
         )
 
     def forward(self, pooled: Pooled) -> HeadsOutput:
         """Logits of every task and (with projectors) the LLM tokens."""
-        frames = pooled.frames.to(pooled.encoder_sum.dtype)
-        den = frames.clamp_min(float(self.config.pad_frames or 1))  # [N]
-        pad = (den - frames)[:, None, None]
+        dtype = self.backbone.weight.dtype
+        frames = pooled.frames.float()
+        den = frames.clamp_min(float(self.config.pad_frames or 1))[:, None, None]  # [N, 1, 1]
         # SonicVerse's padding frames are zeros: they add nothing to the encoder sum and
         # relu(backbone(0)) = relu(bias) each to the backbone sum.
-        encoder = pooled.encoder_sum / den[:, None, None]
-        backbone = (pooled.backbone_sum + pad * F.relu(self.backbone.bias)) / den[:, None, None]
+        pad = den - frames[:, None, None]
+        encoder = (pooled.encoder_sum.float() / den).to(dtype)
+        bias = F.relu(self.backbone.bias.float())
+        backbone = ((pooled.backbone_sum.float() + pad * bias) / den).to(dtype)
         logits = {name: head(backbone) for name, head in self.heads.items()}
         tokens = None
         if self.config.llm_dim is not None:
@@ -315,31 +317,37 @@ def decode(
     probs: dict[str, list[list[float]]] = {}
     for t, x in logits.items():
         x = x.float()
-        p = torch.softmax(x, dim=-1) if t in SINGLE_LABEL_TASKS else torch.sigmoid(x)
-        probs[t] = p.cpu().tolist()
+        prob = torch.softmax(x, dim=-1) if t in SINGLE_LABEL_TASKS else torch.sigmoid(x)
+        probs[t] = prob.cpu().tolist()
     out = []
     for i in range(n):
         key = vocals = None
         if "key" in probs:
-            p = probs["key"][i]
-            order = sorted(range(len(p)), key=lambda j: -p[j])
+            kp = probs["key"][i]
+            order = sorted(range(len(kp)), key=lambda j: -kp[j])
             key = KeyEstimate(
                 key=KEYS[order[0]],
-                confidence=min(1.0, max(0.0, p[order[0]])),
-                candidates=tuple((KEYS[j], p[j]) for j in order[1 : 1 + key_candidates]),
+                confidence=min(1.0, max(0.0, kp[order[0]])),
+                candidates=tuple((KEYS[j], kp[j]) for j in order[1 : 1 + key_candidates]),
             )
         if "vocals" in probs:
-            p = probs["vocals"][i]
-            best = max(range(len(VOCALS)), key=lambda j: p[j])
-            vocals = VocalsEstimate(VOCALS[best], (p[0], p[1], p[2]))
+            vp = probs["vocals"][i]
+            best = max(range(len(VOCALS)), key=lambda j: vp[j])
+            vocals = VocalsEstimate(VOCALS[best], (vp[0], vp[1], vp[2]))
 
-        def tags(task: str, i: int = i) -> tuple[Tag, ...]:
-            if task not in probs:
-                return ()
-            p = probs[task][i]
-            ranked = sorted(range(len(p)), key=lambda j: -p[j])
-            labels = TASK_LABELS[task]
-            return tuple(Tag(labels[j], p[j]) for j in ranked[:max_tags] if p[j] >= tag_threshold)
-
-        out.append(HeadsResult(key, vocals, tags("instruments"), tags("moods"), tags("genres")))
+        tags = {
+            task: _ranked(probs[task][i], TASK_LABELS[task], tag_threshold, max_tags)
+            if task in probs
+            else ()
+            for task in ("instruments", "moods", "genres")
+        }
+        out.append(HeadsResult(key, vocals, tags["instruments"], tags["moods"], tags["genres"]))
     return out
+
+
+def _ranked(
+    scores: list[float], labels: tuple[str, ...], threshold: float, limit: int
+) -> tuple[Tag, ...]:
+    """Tags scoring at least ``threshold``, best first, at most ``limit``."""
+    order = sorted(range(len(scores)), key=lambda j: -scores[j])
+    return tuple(Tag(labels[j], scores[j]) for j in order[:limit] if scores[j] >= threshold)

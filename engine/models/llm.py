@@ -251,7 +251,7 @@ def from_pretrained(
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"{folder}: cannot load the LLM ({exc})") from exc
     if qc is None:
-        model.to(dev)
+        model.to(dev)  # type: ignore[arg-type]
     model.eval()
     if adapter is not None:
         model = _with_adapter(model, Path(adapter))

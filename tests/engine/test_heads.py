@@ -168,3 +168,15 @@ def test_decode_threshold_edges(threshold: float) -> None:
     (res,) = decode(logits, tag_threshold=threshold, max_tags=40)
     assert len(res.instruments) == (40 if threshold == 0.0 else 0)
     assert res.key is None and res.vocals is None
+
+
+def test_bfloat16_weights_pool_in_float32() -> None:
+    ref = build(small(pad_frames=760), seed=8).eval()
+    half = build(small(pad_frames=760), seed=8).eval().to(torch.bfloat16)
+    h = hidden(2, 749)
+    with torch.no_grad():
+        pooled = half.pool(h)
+        assert pooled.encoder_sum.dtype == torch.float32
+        a, b = ref(ref.pool(h)), half(pooled)
+    assert b.tokens.dtype == torch.bfloat16
+    torch.testing.assert_close(b.logits["key"].float(), a.logits["key"], rtol=0.05, atol=0.05)
