@@ -7,6 +7,7 @@ result into a rich table, as ``sonicverse listen`` does. Prints the latency perc
 
     python bench/mic_latency.py                 # lite, 10 s windows every 2 s, 40 s of audio
     python bench/mic_latency.py --file song.wav --preset lite --window 10 --hop 2
+    python bench/mic_latency.py --via-engine    # windows go through an OSC engine (panel mode)
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ def main() -> None:
     parser.add_argument("--preset", default="lite")
     parser.add_argument("--window", type=float, default=10.0)
     parser.add_argument("--hop", type=float, default=2.0)
+    parser.add_argument("--via-engine", action="store_true",
+                        help="send windows to an engine on loopback (temp WAV + OSC)")
     args = parser.parse_args()
 
     from rich.console import Console
@@ -60,7 +63,18 @@ def main() -> None:
         if not args.file:
             synth_track(path, seconds=args.seconds)
         source = FileSource(path, speed=1.0)
-        backend = backends.create(presets.load(args.preset))
+        server = None
+        if args.via_engine:
+            from engine.listen import EngineBackend
+            from engine.pipeline import Annotator
+            from engine.server import EngineServer, ServerConfig
+
+            server = EngineServer(Annotator(presets.load(args.preset), store=None),
+                                  ServerConfig(port=0))
+            server.start()
+            backend = EngineBackend("127.0.0.1", server.address[1])
+        else:
+            backend = backends.create(presets.load(args.preset))
         warm_up(backend, sr=source.sr, channels=source.channels)
         inbox: queue.Queue[LiveResult | SourceEvent] = queue.Queue()
         listener = Listener(source, backend, on_result=inbox.put, on_event=inbox.put,
@@ -88,9 +102,13 @@ def main() -> None:
             if isinstance(item, LiveResult):
                 show(item)
         backend.close()
+        if server is not None:
+            server.stop()
+            server.annotator.close()
 
+    route = " via OSC engine" if args.via_engine else ""
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
-          f"preset {args.preset}; window {args.window:g} s, hop {args.hop:g} s; "
+          f"preset {args.preset}{route}; window {args.window:g} s, hop {args.hop:g} s; "
           f"{len(shown.values)} windows, {listener.skipped} skipped")
     print(f"annotation ready: p50={annotated.percentile_ms(50):.0f} ms "
           f"p95={annotated.percentile_ms(95):.0f} ms")

@@ -18,16 +18,18 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from engine.backends.base import no_progress
 from engine.errors import EngineError
 from engine.sources import AudioSource, SourceEvent, Window, Windower
 
 if TYPE_CHECKING:
-    from engine.backends.base import Backend
-    from engine.types import RegionAnnotation
+    from engine.backends.base import Backend, Progress, Segment
+    from engine.types import RegionAnnotation, TrackNarrative
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +189,80 @@ def analyze_window(backend: Backend, window: Window, *, source: str) -> LiveResu
     )
 
 
+class EngineBackend:
+    """Sends each window to a running engine instead of loading models here.
+
+    Audio travels by reference: each window is written to a temporary WAV file whose path is
+    sent with ``/sonicverse/region/annotate``; the file is deleted once the reply is in. The
+    engine's one worker keeps owning the models (a GPU holds them once, not twice).
+
+    Args:
+        host: the engine's host.
+        port: the engine's UDP port.
+        timeout_s: time one window may take.
+
+    Raises:
+        EngineError: no engine answers at ``host:port``.
+    """
+
+    name = "engine"
+
+    def __init__(self, host: str, port: int, *, timeout_s: float = 30.0) -> None:
+        import tempfile
+
+        from daw_bridge.client import BridgeError, EngineClient
+
+        self.client = EngineClient(host, port, timeout_s=timeout_s)
+        try:
+            info = self.client.ping()
+        except BridgeError as exc:
+            self.client.close()
+            raise EngineError(f"no engine answers at {host}:{port} ({exc})") from exc
+        self.fingerprint = f"engine:{host}:{port}:{info.get('preset')}"
+        self._folder = tempfile.TemporaryDirectory(prefix="sonicverse-listen-")
+        self._count = 0
+
+    def analyze(
+        self, segments: Sequence[Segment], *, progress: Progress = no_progress
+    ) -> list[RegionAnnotation]:
+        """Annotate each window through the engine, in order."""
+        import dataclasses
+
+        from daw_bridge.client import BridgeError
+        from engine.audio import write
+        from engine.types import RegionAnnotation
+
+        out = []
+        for i, seg in enumerate(segments):
+            self._count += 1
+            path = Path(self._folder.name) / f"window-{self._count:06d}.wav"
+            write(path, seg.audio.samples, sr=seg.audio.sr, subtype="FLOAT")
+            try:
+                reply = self.client.annotate_region(
+                    str(path), 0.0, seg.audio.duration_s, name=seg.region.name
+                )
+            except BridgeError as exc:
+                where = f"{self.client.host}:{self.client.port}"
+                raise EngineError(f"engine at {where}: {exc}") from exc
+            finally:
+                path.unlink(missing_ok=True)
+            ann = RegionAnnotation.from_dict(reply)
+            out.append(dataclasses.replace(
+                ann, start_s=seg.region.start_s, end_s=seg.region.end_s, name=seg.region.name
+            ))
+            progress("analyze", i + 1, len(segments))
+        return out
+
+    def narrate(self, *args: Any, **kwargs: Any) -> TrackNarrative:
+        """Live windows are not narrated."""
+        raise EngineError("live listening does not narrate")
+
+    def close(self) -> None:
+        """Close the connection and remove the temporary folder."""
+        self.client.close()
+        self._folder.cleanup()
+
+
 def warm_up(backend: Backend, *, sr: int, channels: int) -> None:
     """Run one short window of quiet noise through ``backend`` so the first real window is not
     slowed by lazy initialisation (JIT, caches)."""
@@ -218,6 +294,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --file: playback pace, 1.0 = real time (default)")
     parser.add_argument("--loop", action="store_true", help="with --file: loop the file")
     parser.add_argument("--preset", default="lite", help="preset name or .toml (default: lite)")
+    parser.add_argument("--engine", type=int, default=None, metavar="PORT",
+                        help="send windows to the engine running on this UDP port instead of "
+                             "loading the preset here")
+    parser.add_argument("--engine-host", default="127.0.0.1",
+                        help="host of the --engine (default 127.0.0.1)")
     parser.add_argument("--window", type=float, default=10.0,
                         help="analysis window in seconds (default 10)")
     parser.add_argument("--hop", type=float, default=2.0,
@@ -241,10 +322,14 @@ def run(args: argparse.Namespace) -> int:
         from engine import backends, presets
 
         source = open_source(args)
-        preset = presets.load(args.preset)
-        with console.status(f"loading preset {preset.name} ({preset.backend})"):
-            backend = backends.create(preset)
-            warm_up(backend, sr=source.sr, channels=source.channels)
+        backend: Backend
+        if args.engine is not None:
+            backend = EngineBackend(args.engine_host, args.engine)
+        else:
+            preset = presets.load(args.preset)
+            with console.status(f"loading preset {preset.name} ({preset.backend})"):
+                backend = backends.create(preset)
+                warm_up(backend, sr=source.sr, channels=source.channels)
     except EngineError as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2

@@ -651,6 +651,7 @@ class MainWindow(QMainWindow):
         self.live.start(
             preset=self.preset_box.currentText().strip() or "lite", device=device, file=file,
             speed=speed, window_s=self.window_spin.value(), hop_s=self.hop_spin.value(),
+            engine=(self.link.host, self.link.port) if self.link.state == "up" else None,
         )
 
     def _on_live_result(self, item: dict) -> None:

@@ -1,6 +1,8 @@
 """The panel's microphone mode: ``sonicverse listen --jsonl`` as a child process.
 
-The capture, the rolling windows and the analysis run in ``sonicverse listen`` (engine side);
+The capture and the rolling windows run in ``sonicverse listen`` (engine side); the analysis
+runs in the panel's engine when one is up (``--engine``: each window goes there as a
+temporary WAV file, by reference), else in the listener with the chosen preset;
 the panel reads its JSON lines from a :class:`QProcess` (no thread of ours ever blocks) and
 turns them into signals. Each line carries the monotonic time at which its window ended, so
 the panel measures the latency from the end of a window to its annotation on screen.
@@ -59,12 +61,26 @@ class LiveCaptioner(QObject):
         speed: float = 1.0,
         window_s: float = 10.0,
         hop_s: float = 2.0,
+        engine: tuple[str, int] | None = None,
     ) -> None:
-        """Start listening to ``device`` (or play ``file`` as if it were the microphone)."""
+        """Start listening to ``device`` (or play ``file`` as if it were the microphone).
+
+        Args:
+            preset: the preset analysed with when no ``engine`` is given.
+            device: input device index or part of its name; None for the default input.
+            file: play this file instead of a device.
+            speed: with ``file``: playback pace (1.0 = real time).
+            window_s: analysis window in seconds.
+            hop_s: seconds between analyses.
+            engine: ``(host, port)`` of a running engine: windows go through it (its models,
+                loaded once) instead of a preset loaded by the listener.
+        """
         if self.running:
             return
         args = ["listen", "--jsonl", "--preset", preset, "--window", f"{window_s:g}",
                 "--hop", f"{hop_s:g}"]
+        if engine is not None:
+            args += ["--engine", str(engine[1]), "--engine-host", engine[0]]
         if file:
             args += ["--file", file, "--speed", f"{speed:g}"]
         elif device:

@@ -7,6 +7,7 @@ import json
 import math
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -158,3 +159,37 @@ def test_latency_stats_percentiles():
         stats.add(v)
     assert stats.percentile_ms(50) == pytest.approx(300.0)
     assert stats.percentile_ms(100) == pytest.approx(500.0)
+
+
+@pytest.fixture
+def engine_server():
+    from engine.pipeline import Annotator
+    from engine.server import EngineServer, ServerConfig
+
+    annotator = Annotator(presets.load("lite"), store=None)
+    server = EngineServer(annotator, ServerConfig(port=0))
+    server.start()
+    yield server
+    server.stop()
+    annotator.close()
+
+
+def test_windows_through_a_running_engine(song, engine_server):
+    backend = listen.EngineBackend("127.0.0.1", engine_server.address[1])
+    _, results, _ = run_listener(FileSource(song, speed=8.0), backend, window_s=3.0, hop_s=3.0)
+    folder = Path(backend._folder.name)
+    assert folder.is_dir() and not any(folder.glob("*.wav"))  # each window's file removed
+    backend.close()
+    assert not folder.exists()
+    assert [(r.start_s, r.end_s) for r in results] == [(0.0, 3.0), (3.0, 6.0)]
+    assert all(r.error is None and r.annotation.key.key == "A minor" for r in results)
+
+
+def test_cli_engine_that_does_not_answer(song, capsys):
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert listen.run(parse(["--file", str(song), "--engine", str(port)])) == 2
+    assert f"no engine answers at 127.0.0.1:{port}" in capsys.readouterr().err
