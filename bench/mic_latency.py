@@ -55,6 +55,7 @@ def main() -> None:
     from rich.table import Table
 
     from engine import backends, presets
+    from engine.backends.base import Backend
     from engine.listen import LatencyStats, Listener, LiveResult, describe, warm_up
     from engine.sources import FileSource, SourceEvent
 
@@ -64,6 +65,7 @@ def main() -> None:
             synth_track(path, seconds=args.seconds)
         source = FileSource(path, speed=1.0)
         server = None
+        backend: Backend
         if args.via_engine:
             from engine.listen import EngineBackend
             from engine.pipeline import Annotator

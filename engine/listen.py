@@ -206,6 +206,7 @@ class EngineBackend:
     """
 
     name = "engine"
+    max_batch = 1
 
     def __init__(self, host: str, port: int, *, timeout_s: float = 30.0) -> None:
         import tempfile
@@ -232,7 +233,7 @@ class EngineBackend:
         from engine.audio import write
         from engine.types import RegionAnnotation
 
-        out = []
+        out: list[RegionAnnotation] = []
         for i, seg in enumerate(segments):
             self._count += 1
             path = Path(self._folder.name) / f"window-{self._count:06d}.wav"
@@ -414,7 +415,7 @@ class _Session:
         return status
 
     def _drain_results(self) -> list[LiveResult]:
-        out = []
+        out: list[LiveResult] = []
         while True:
             try:
                 item = self.inbox.get_nowait()

@@ -16,6 +16,7 @@ The panel never imports :mod:`engine`: it talks to a running engine through
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import logging
 import math
@@ -39,13 +40,17 @@ from PyQt6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMainWindow,
+    QMenu,
+    QMenuBar,
     QMessageBox,
     QProgressBar,
     QPushButton,
     QSplitter,
+    QStatusBar,
     QTableView,
     QTabWidget,
     QTextBrowser,
+    QToolBar,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -160,8 +165,10 @@ class MainWindow(QMainWindow):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setAlternatingRowColors(True)
-        self.table.verticalHeader().setDefaultSectionSize(22)
+        rows = self.table.verticalHeader()
         header = self.table.horizontalHeader()
+        assert rows is not None and header is not None
+        rows.setDefaultSectionSize(22)
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
 
@@ -194,8 +201,10 @@ class MainWindow(QMainWindow):
         self.progress.setMaximumWidth(240)
         self.progress.setFormat("%v/%m regions")
         self.progress.hide()
-        self.statusBar().addPermanentWidget(self.progress)
-        self.statusBar().addPermanentWidget(self.engine_label)
+        self.status = QStatusBar(self)
+        self.setStatusBar(self.status)
+        self.status.addPermanentWidget(self.progress)
+        self.status.addPermanentWidget(self.engine_label)
 
     def _build_live_tab(self) -> QWidget:
         tab = QWidget(self)
@@ -234,14 +243,23 @@ class MainWindow(QMainWindow):
         return tab
 
     def _build_actions(self) -> None:
-        tb = self.addToolBar("main")
+        tb = QToolBar("main", self)
         tb.setMovable(False)
-        menu_file = self.menuBar().addMenu("&File")
-        menu_engine = self.menuBar().addMenu("&Engine")
+        self.addToolBar(tb)
+        menu_file = QMenu("&File", self)
+        menu_engine = QMenu("&Engine", self)
+        bar = QMenuBar(self)
+        bar.addMenu(menu_file)
+        bar.addMenu(menu_engine)
+        self.setMenuBar(bar)
 
         def action(text: str, slot: Callable[[], Any], shortcut: str | None = None) -> QAction:
             a = QAction(text, self)
-            a.triggered.connect(lambda _checked=False: slot())
+
+            def trigger(_checked: bool = False) -> None:
+                slot()
+
+            a.triggered.connect(trigger)
             if shortcut:
                 a.setShortcut(QKeySequence(shortcut))
             return a
@@ -255,7 +273,7 @@ class MainWindow(QMainWindow):
         self.start_engine_action = action("Start engine", self.start_engine)
         self.cancel_action = action("Cancel requests", self.link.cancel_all)
         self.export_actions = {
-            fmt: action(f"Export {name}…", lambda fmt=fmt: self.choose_export_path(fmt))
+            fmt: action(f"Export {name}…", functools.partial(self.choose_export_path, fmt))
             for fmt, name in export.FORMAT_NAMES.items()
         }
         for a in (self.open_action, self.open_session_action, self.save_session_action):
@@ -288,7 +306,9 @@ class MainWindow(QMainWindow):
         self.waveform.regionMoved.connect(self.move_region)
         self.waveform.regionDeleted.connect(self.delete_region)
         self.waveform.regionSelected.connect(self._select_row)
-        self.table.selectionModel().currentRowChanged.connect(
+        selection = self.table.selectionModel()
+        assert selection is not None
+        selection.currentRowChanged.connect(
             lambda cur, _prev: self.waveform.select(
                 self.model.rows[cur.row()].id if cur.isValid() else ""
             )
@@ -300,7 +320,7 @@ class MainWindow(QMainWindow):
         self.link.narrativeResult.connect(self._on_narrative)
         self.link.narrativeFailed.connect(self._on_narrative_failed)
         self.link.narrativeProgress.connect(
-            lambda stage, done, total: self.statusBar().showMessage(
+            lambda stage, done, total: self.status.showMessage(
                 f"narrating: {stage} {done}/{total}", 2000
             )
         )
@@ -331,7 +351,7 @@ class MainWindow(QMainWindow):
             if error is not None:
                 self.audio_path = ""
                 self.waveform.set_overview(None, str(error))
-                self.statusBar().showMessage(str(error), 8000)
+                self.status.showMessage(str(error), 8000)
                 return
             self.overview = result
             self.audio_path = result.path
@@ -353,19 +373,23 @@ class MainWindow(QMainWindow):
             done(result, error)
 
         job.signals.done.connect(finished)
-        QThreadPool.globalInstance().start(job)
+        pool = QThreadPool.globalInstance()
+        assert pool is not None
+        pool.start(job)
 
     def dragEnterEvent(self, event: QDragEnterEvent | None) -> None:
         if event is None:
             return
-        urls = event.mimeData().urls() if event.mimeData() else []
+        mime = event.mimeData()
+        urls = mime.urls() if mime is not None else []
         if urls and Path(urls[0].toLocalFile()).suffix.lower() in {*AUDIO_SUFFIXES, ".json"}:
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent | None) -> None:
-        if event is None or event.mimeData() is None:
+        mime = event.mimeData() if event is not None else None
+        if event is None or mime is None:
             return
-        urls = event.mimeData().urls()
+        urls = mime.urls()
         if not urls:
             return
         path = urls[0].toLocalFile()
@@ -419,7 +443,7 @@ class MainWindow(QMainWindow):
     def narrate(self) -> None:
         """Ask the engine for the track's narrative over the current regions."""
         if not self.audio_path or not self.model.rows:
-            self.statusBar().showMessage("open a file with regions first", 4000)
+            self.status.showMessage("open a file with regions first", 4000)
             return
         self.narrative_view.setPlainText("narrating…")
         self.tabs.setCurrentIndex(0)
@@ -428,7 +452,7 @@ class MainWindow(QMainWindow):
     def start_engine(self) -> None:
         """Start ``sonicverse engine`` with the chosen preset (when none answers)."""
         if self.link.state == "up":
-            self.statusBar().showMessage(
+            self.status.showMessage(
                 f"an engine already answers at {self.link.address} "
                 f"(preset {self.link.info.get('preset', '?')})", 5000
             )
@@ -480,7 +504,7 @@ class MainWindow(QMainWindow):
                 self.model.update(row.id, state="done", annotation=ann, error="")
         self.narrative = result["narrative"]
         self._show_narrative()
-        self.statusBar().clearMessage()
+        self.status.clearMessage()
 
     def _on_narrative_failed(self, message: str) -> None:
         self.narrative_view.setHtml(f"<p style='color:#c0392b'>⚠ narrative failed: {message}</p>")
@@ -541,7 +565,7 @@ class MainWindow(QMainWindow):
         except (export.ExportError, OSError, ValueError) as exc:
             self._warn("Export failed", str(exc))
             return False
-        self.statusBar().showMessage(f"exported {written}", 5000)
+        self.status.showMessage(f"exported {written}", 5000)
         return True
 
     def choose_timeline_path(self) -> None:
@@ -566,7 +590,7 @@ class MainWindow(QMainWindow):
         except OSError as exc:
             self._warn("Timeline", str(exc))
             return False
-        self.statusBar().showMessage(f"saved {written}", 5000)
+        self.status.showMessage(f"saved {written}", 5000)
         return True
 
     def session(self) -> Session:
@@ -597,7 +621,7 @@ class MainWindow(QMainWindow):
         except (OSError, ValueError) as exc:
             self._warn("Save session", str(exc))
             return False
-        self.statusBar().showMessage(f"saved session {self.session_path}", 5000)
+        self.status.showMessage(f"saved session {self.session_path}", 5000)
         return True
 
     def choose_session(self) -> None:
@@ -627,7 +651,7 @@ class MainWindow(QMainWindow):
         return True
 
     def _warn(self, title: str, message: str) -> None:
-        self.statusBar().showMessage(f"{title}: {message}", 8000)
+        self.status.showMessage(f"{title}: {message}", 8000)
         if QApplication.platformName() != "offscreen":
             QMessageBox.warning(self, title, message)
 
@@ -721,3 +745,15 @@ def run(args: argparse.Namespace) -> int:
         else:
             window.open_audio(args.files)
     return int(app.exec())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m ui.app``: the same as ``sonicverse panel``."""
+    parser = argparse.ArgumentParser(prog="python -m ui.app", description=__doc__)
+    add_arguments(parser)
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -180,3 +180,50 @@ def test_live_tab_reports_a_missing_device(qtbot, window):
     assert "no audio input device" in event.args[1] or "matches no input device" in event.args[1]
     qtbot.waitUntil(lambda: not window.listen_button.isChecked(), timeout=5_000)
     assert "error" in window.live_status.text()
+
+
+def test_dropping_a_file_opens_it(qtbot, window, song):
+    from PyQt6.QtCore import QMimeData, QPoint, QUrl
+    from PyQt6.QtGui import QDragEnterEvent, QDropEvent
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(song)])
+    args = (Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+            Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(QPoint(50, 50), *args)
+    window.dragEnterEvent(enter)
+    assert enter.isAccepted()
+    with qtbot.waitSignal(window.overviewLoaded, timeout=10_000):
+        window.dropEvent(QDropEvent(QPointF(50, 50), *args))
+    assert window.audio_path.endswith("two_keys.wav")
+    qtbot.waitUntil(lambda: settled(window), timeout=20_000)
+
+    text = QMimeData()
+    text.setUrls([QUrl.fromLocalFile("/tmp/notes.txt")])
+    refused = QDragEnterEvent(QPoint(50, 50), Qt.DropAction.CopyAction, text,
+                              Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    refused.ignore()
+    window.dragEnterEvent(refused)
+    assert not refused.isAccepted()
+
+
+def test_run_entry_point(qtbot, engine_port, song):
+    import argparse
+
+    from ui import app
+
+    parser = argparse.ArgumentParser()
+    app.add_arguments(parser)
+    args = parser.parse_args([song, "--port", str(engine_port)])
+    opened = []
+
+    def check_and_quit():
+        windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)]
+        opened.extend(w.audio_path for w in windows if w.audio_path)
+        for w in windows:
+            w.close()
+        QApplication.quit()
+
+    QTimer.singleShot(3000, check_and_quit)
+    assert app.run(args) == 0
+    assert song in opened
