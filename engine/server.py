@@ -60,6 +60,8 @@ class ServerConfig:
         queue_size: requests that may wait for the worker; more are answered ``busy``.
         max_file_bytes: larger audio files are refused.
         remembered: finished requests whose final reply is kept for re-sent ids.
+        memo_size: region results kept in memory by file identity: a request for a region
+            of an unchanged file is answered by the network thread without queueing.
         progress_interval_s: least time between two progress messages of a request.
     """
 
@@ -70,6 +72,7 @@ class ServerConfig:
     queue_size: int = 32
     max_file_bytes: int = 2 * 1024**3
     remembered: int = 256
+    memo_size: int = 4096
     progress_interval_s: float = 0.05
 
     def __post_init__(self) -> None:
@@ -106,6 +109,8 @@ class Job:
         args: its decoded arguments.
         reply_to: where its replies go.
         cancel: set to cancel it (checked between regions).
+        memo_key: for region requests, the file's identity (device, inode, size, mtime,
+            ctime) and the region: equal keys mean equal samples.
     """
 
     id: str
@@ -113,6 +118,7 @@ class Job:
     args: dict[str, Any]
     reply_to: Address
     cancel: threading.Event = field(default_factory=threading.Event)
+    memo_key: tuple[Any, ...] | None = None
 
 
 class _UDPServer(BlockingOSCUDPServer):
@@ -149,9 +155,10 @@ class EngineServer:
         self.config = config or ServerConfig()
         self._roots = tuple(Path(r).resolve() for r in self.config.roots)
         self._queue: queue.Queue[Job] = queue.Queue(maxsize=self.config.queue_size)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._active: dict[str, Job] = {}
         self._finished: OrderedDict[str, list[bytes]] = OrderedDict()
+        self._memo: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
         self._running: Job | None = None
         self._stopping = threading.Event()
         self._served = 0
@@ -270,13 +277,18 @@ class EngineServer:
 
     def _validate(self, job: Job) -> None:
         """Cheap checks before queueing: the file, the region bounds, the regions JSON."""
-        job.args["path"] = str(self.check_path(job.args["path"]))
+        resolved = self.check_path(job.args["path"])
+        job.args["path"] = str(resolved)
         if job.message.path == protocol.ANNOTATE:
-            start, end = job.args["start_s"], job.args["end_s"]
+            a = job.args
+            start, end = a["start_s"], a["end_s"]
             if start < 0 or end <= start:
                 raise InvalidRequest(
                     f"region [{start}, {end}) s: expected 0 <= start_s < end_s"
                 )
+            st = resolved.stat()
+            job.memo_key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
+                            a["path"], start, end, a["name"], a["lyrics"])
         elif job.message.path == protocol.NARRATE:
             job.args["regions"] = parse_regions(job.args["regions"])
 
@@ -328,6 +340,11 @@ class EngineServer:
             if job.id in self._finished:
                 for dgram in self._finished[job.id]:
                     self._sendto(job.reply_to, dgram)
+                return
+            memo = self._memo.get(job.memo_key) if job.memo_key is not None else None
+            if memo is not None:
+                self._memo.move_to_end(job.memo_key)  # type: ignore[arg-type]
+                self._final_result(job, memo)
                 return
             try:
                 self._queue.put_nowait(job)
@@ -429,6 +446,11 @@ class EngineServer:
         log.info("annotated %s [%.2f, %.2f) (track %r, region %r)", a["path"], region.start_s,
                  region.end_s, a["track"], a["name"])
         out: dict[str, Any] = result.regions[0].to_dict()
+        if job.memo_key is not None:
+            with self._lock:
+                self._memo[job.memo_key] = out
+                while len(self._memo) > self.config.memo_size:
+                    self._memo.popitem(last=False)
         return out
 
     def _narrate(self, job: Job) -> dict[str, Any]:

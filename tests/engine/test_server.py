@@ -172,6 +172,24 @@ def test_annotate_region_then_cache_hit_for_a_rebounced_copy(engine: Any, audio:
     assert server.annotator.store.count() == stored
 
 
+def test_unchanged_file_is_answered_from_memory_and_a_changed_one_is_not(
+    engine: Any, raw: RawOsc, tmp_path: Path
+) -> None:
+    path = tones(tmp_path / "take.wav", [220.0, 330.0])
+    raw.send(protocol.ANNOTATE, "m1", 0, "", str(path), 0.0, 2.0)
+    first = [m for m in raw.replies() if m.address != protocol.PROGRESS]
+    assert [m.address for m in first] == [protocol.ACCEPTED, protocol.RESULT]
+    raw.send(protocol.ANNOTATE, "m2", 0, "", str(path), 0.0, 2.0)
+    second = raw.replies()
+    assert [m.address for m in second] == [protocol.RESULT]  # not queued: no "accepted"
+    assert second[0].params[1:] == first[1].params[1:]
+    tones(path, [277.18, 415.3])  # re-bounced with different audio: same path, new samples
+    raw.send(protocol.ANNOTATE, "m3", 0, "", str(path), 0.0, 2.0)
+    third = [m for m in raw.replies() if m.address != protocol.PROGRESS]
+    assert [m.address for m in third] == [protocol.ACCEPTED, protocol.RESULT]
+    assert json.loads(third[1].params[3]) != json.loads(first[1].params[3])
+
+
 def test_narrate_whole_file_and_given_regions(engine: Any, audio: Path) -> None:
     _, client = engine
     whole = client.narrate(str(audio))
