@@ -29,6 +29,7 @@ and the exceptions below.
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import json
 import logging
@@ -206,20 +207,17 @@ class EngineClient:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
         if not infos:
             raise ValueError(f"host={host!r}: cannot be resolved")
-        family, _, _, _, addr = infos[0]
+        family, _, _, _, addr = next((i for i in infos if i[0] == socket.AF_INET), infos[0])
         self.host = host
         self.port = port
         self.token = token
         self.timeout_s = timeout_s
         self.retries = retries
         self.retry_interval_s = retry_interval_s
-        self._addr = addr
+        self._addr: tuple[str, int] = (str(addr[0]), int(addr[1]))
         self._sock = socket.socket(family, socket.SOCK_DGRAM)
-        loopback = socket.inet_pton(family, addr[0]) in (
-            socket.inet_pton(socket.AF_INET, "127.0.0.1"),
-            socket.inet_pton(socket.AF_INET6, "::1"),
-        ) if family in (socket.AF_INET, socket.AF_INET6) else False
-        self._sock.bind((addr[0] if loopback else "", 0))
+        loopback = ipaddress.ip_address(self._addr[0].split("%")[0]).is_loopback
+        self._sock.bind((self._addr[0] if loopback else "", 0))
         self._sock.settimeout(0.05)
         self._pending: dict[str, Pending] = {}
         self._lock = threading.Lock()

@@ -510,3 +510,40 @@ def test_sigkill_mid_run_loses_no_acknowledged_annotation(tmp_path: Path) -> Non
     finally:
         proc.kill()
         proc.wait(10)
+
+
+def test_engine_command_logs_where_it_listens_and_stops_on_sigterm(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine.server", "--port", "0", "--store",
+         str(tmp_path / "s.sqlite3")],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        line = ""
+        while "listening on" not in line:
+            line = proc.stderr.readline()
+            assert line, "the engine exited without saying where it listens"
+        port = int(line.rsplit(":", 1)[1].split()[0])
+        with EngineClient("localhost", port) as client:
+            assert client.ping()["preset"] == "lite"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+def test_engine_command_refuses_an_open_bind_without_token(tmp_path: Path) -> None:
+    import argparse
+
+    from engine import server as server_module
+
+    parser = argparse.ArgumentParser()
+    server_module.add_arguments(parser)
+    args = parser.parse_args(["--host", "0.0.0.0", "--port", "0", "--token", "",
+                              "--store", str(tmp_path / "s.sqlite3")])
+    assert server_module.run(args) == 2
+    args = parser.parse_args(["--port", "0", "--root", str(tmp_path / "missing"),
+                              "--store", str(tmp_path / "s.sqlite3")])
+    assert server_module.run(args) == 2
