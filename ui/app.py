@@ -325,6 +325,7 @@ class MainWindow(QMainWindow):
             )
         )
         self.model.regionsChanged.connect(self._update_progress)
+        self.preset_box.activated.connect(lambda _i: self.switch_preset())
         self.listen_button.toggled.connect(self._toggle_listen)
         self.live.result.connect(self._on_live_result)
         self.live.notice.connect(self._on_live_event)
@@ -458,6 +459,27 @@ class MainWindow(QMainWindow):
             )
             return
         self.link.start_engine(self.preset_box.currentText().strip() or "lite")
+
+    def switch_preset(self) -> None:
+        """A preset was picked: restart the engine the panel started with it.
+
+        An engine the panel did not start is left alone (the status bar says which preset it
+        runs); start one on another port to use a different preset.
+        """
+        preset = self.preset_box.currentText().strip()
+        if not preset or preset == self.link.info.get("preset"):
+            return
+        if self.link.process is not None:
+            self.link.restart_engine(preset)
+            for row in self.model.rows:  # annotations of the old preset are dropped
+                self.model.update(row.id, state="new", annotation=None, error="", progress=(0, 0))
+            self.narrative = None
+            self._show_narrative()
+        elif self.link.state == "up":
+            self.status.showMessage(
+                f"the engine at {self.link.address} runs preset {self.link.info.get('preset')}; "
+                f"{preset} applies to an engine started by the panel", 8000
+            )
 
     def _set_engine_state(self, state: str, detail: str) -> None:
         colour = {"up": "#1a7f37", "down": "#c0392b", "starting": "#b7791f"}.get(state, "#555")

@@ -262,6 +262,24 @@ class EngineLink(QObject):
         self._set_state("down", f"engine process exited with status {code}: {tail}".strip(": "))
         self._fail_all(f"engine process exited (status {code})")
 
+    def restart_engine(self, preset: str) -> None:
+        """Stop the engine process this link started and start it again with ``preset``,
+        without blocking: the new one starts when the old one has exited and freed the port."""
+        proc = self.process
+        if proc is None or proc.state() == QProcess.ProcessState.NotRunning:
+            self.start_engine(preset)
+            return
+        proc.finished.disconnect()
+        proc.finished.connect(lambda _code, _status: self._restart(proc, preset))
+        self._set_state("starting", f"restarting engine with preset {preset}")
+        proc.terminate()
+
+    def _restart(self, old: QProcess, preset: str) -> None:
+        if old is self.process:
+            self.process = None
+        self._fail_all("engine restarted with another preset")
+        self.start_engine(preset)
+
     def stop_engine(self) -> None:
         """Terminate the engine process this link started (if any)."""
         proc, self.process = self.process, None

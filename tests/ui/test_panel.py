@@ -227,3 +227,26 @@ def test_run_entry_point(qtbot, engine_port, song):
     QTimer.singleShot(3000, check_and_quit)
     assert app.run(args) == 0
     assert song in opened
+
+
+def test_picking_a_preset_restarts_the_panels_engine(qtbot, song, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    shipped = Path(__file__).resolve().parents[2] / "presets" / "lite.toml"
+    (tmp_path / "lite-copy.toml").write_text(
+        shipped.read_text().replace('name = "lite"', 'name = "lite-copy"')
+    )
+    monkeypatch.setenv("SONICVERSE_PRESETS", str(tmp_path))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    w = MainWindow(port=free_udp_port(), heartbeat_ms=300, start_engine=True)
+    qtbot.addWidget(w)
+    assert w.preset_box.findText("lite-copy") >= 0
+    qtbot.waitUntil(lambda: w.link.state == "up", timeout=30_000)
+    open_and_annotate(qtbot, w, song)
+    w.preset_box.setCurrentText("lite-copy")
+    w.switch_preset()
+    assert all(r.annotation is None for r in w.model.rows)
+    qtbot.waitUntil(lambda: w.link.info.get("preset") == "lite-copy" and settled(w),
+                    timeout=30_000)
+    assert all(r.state == "done" for r in w.model.rows)
+    w.close()
