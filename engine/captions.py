@@ -42,8 +42,12 @@ def _join(words: list[str]) -> str:
     return ", ".join(words[:-1]) + " and " + words[-1]
 
 
+# tagger "moods" that restate tempo or level; the caption says those with numbers already
+_RESTATED = frozenset({"slow", "fast", "quiet", "loud", "soft"})
+
+
 def _labels(tags: tuple[Tag, ...], n: int) -> list[str]:
-    return [t.label for t in tags[:n]]
+    return [t.label for t in tags if t.label not in _RESTATED][:n]
 
 
 def template_caption(a: RegionAnnotation) -> str:

@@ -1,8 +1,9 @@
 """The `lite` backend: the embedded default. CPU only, nothing downloaded.
 
-Key, tempo and loudness come from our signal analysers (:mod:`engine.analysis`); captions
-from :func:`engine.captions.template_caption`; the narrative from
-:func:`engine.narrative.rule_based`.
+Key, tempo and loudness come from our signal analysers (:mod:`engine.analysis`); vocals,
+instruments, genre and mood from the musicnn tagger whose weights ship with the package
+(:mod:`engine.tagging`); captions from :func:`engine.captions.template_caption`; the
+narrative from :func:`engine.narrative.rule_based`.
 """
 
 from __future__ import annotations
@@ -11,14 +12,20 @@ import hashlib
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from engine.analysis import analyze_signal
+from engine.audio import resample, to_mono
 from engine.backends.base import Progress, Segment, no_progress
 from engine.captions import template_caption
 from engine.narrative import rule_based
 from engine.presets import Preset
+from engine.tagging import TaggerSettings
 from engine.types import RegionAnnotation, TrackNarrative
+
+if TYPE_CHECKING:
+    from engine.tagging import Tagger
 
 log = logging.getLogger(__name__)
 
@@ -29,20 +36,42 @@ ANALYSIS_VERSION = "lite-1"  # bump when an analyser changes its results
 class Options:
     """The preset's ``[lite]`` table."""
 
+    tag: bool = True  # run the musicnn tagger (vocals, instruments, genre, mood)
+    tagger: TaggerSettings = field(default_factory=TaggerSettings)  # ``[lite.tagger]``
+    region_batch: int = 8  # regions tagged per batch (stored and cancellable in between)
+
+    def __post_init__(self) -> None:
+        from engine.presets import _check_range
+
+        _check_range("lite.region_batch", self.region_batch, 1, 1024)
+
 
 class LiteBackend:
-    """Signal-processing key/tempo/loudness, template captions, rule-based narrative."""
+    """Signal-processing key/tempo/loudness, musicnn tags, template captions, rule-based narrative.
+
+    Args:
+        preset: a preset whose ``options`` are :class:`Options`.
+        tagger: an already loaded tagger (tests); loaded from the shipped weights when None
+            and the preset asks for tags.
+    """
 
     name = "lite"
-    max_batch = 1
 
-    def __init__(self, preset: Preset) -> None:
+    def __init__(self, preset: Preset, *, tagger: Tagger | None = None) -> None:
         self.preset = preset
+        self.options: Options = preset.options
+        self.max_batch = self.options.region_batch
+        self.tagger = tagger
+        if self.tagger is None and self.options.tag:
+            from engine.tagging import Tagger
+
+            self.tagger = Tagger.load(self.options.tagger)
         params = {
             "version": ANALYSIS_VERSION,
             "analysis": asdict(preset.analysis),
             "analysis_sr": preset.audio.analysis_sr,
-            "options": asdict(preset.options),
+            "options": asdict(self.options),
+            "weights": _weights_digest(self.options.tagger.models) if self.options.tag else None,
         }
         digest = hashlib.blake2b(json.dumps(params, sort_keys=True).encode(), digest_size=8)
         self.fingerprint = f"lite:{digest.hexdigest()}"
@@ -50,28 +79,57 @@ class LiteBackend:
     def analyze(
         self, segments: Sequence[Segment], *, progress: Progress = no_progress
     ) -> list[RegionAnnotation]:
-        """Annotate each segment in order."""
-        out: list[RegionAnnotation] = []
+        """Annotate the segments: signal features one by one, then tags for all at once."""
         total = len(segments)
+        anns: list[RegionAnnotation] = []
         for i, seg in enumerate(segments):
             f = analyze_signal(
                 seg.audio, settings=self.preset.analysis, sr=self.preset.audio.analysis_sr
             )
-            ann = RegionAnnotation(
-                start_s=seg.region.start_s,
-                end_s=seg.region.end_s,
-                name=seg.region.name,
-                silent=f.silent,
-                key=f.key,
-                tempo_bpm=f.tempo_bpm,
-                tempo_confidence=f.tempo_confidence,
-                loudness_lufs=f.loudness_lufs,
-                peak_dbfs=f.peak_dbfs,
-                caption="",
-                backend=self.name,
+            anns.append(
+                RegionAnnotation(
+                    start_s=seg.region.start_s,
+                    end_s=seg.region.end_s,
+                    name=seg.region.name,
+                    silent=f.silent,
+                    key=f.key,
+                    tempo_bpm=f.tempo_bpm,
+                    tempo_confidence=f.tempo_confidence,
+                    loudness_lufs=f.loudness_lufs,
+                    peak_dbfs=f.peak_dbfs,
+                    caption="",
+                    backend=self.name,
+                )
             )
-            out.append(_with_caption(ann))
-            progress("analyze", i + 1, total)
+            progress("signal", i + 1, total)
+        if self.tagger is not None:
+            anns = self._tag(segments, anns)
+            progress("tags", total, total)
+        return [replace(a, caption=template_caption(a)) for a in anns]
+
+    def _tag(
+        self, segments: Sequence[Segment], anns: list[RegionAnnotation]
+    ) -> list[RegionAnnotation]:
+        assert self.tagger is not None
+        sounding = [i for i, a in enumerate(anns) if not a.silent]
+        clips = [
+            resample(
+                to_mono(segments[i].audio.samples),
+                sr=segments[i].audio.sr,
+                target_sr=self.tagger.sr,
+            )
+            for i in sounding
+        ]
+        out = list(anns)
+        for i, t in zip(sounding, self.tagger.tag(clips), strict=True):
+            out[i] = replace(
+                anns[i],
+                vocals=t.vocals,
+                instruments=t.instruments,
+                genres=t.genres,
+                moods=t.moods,
+                flags=anns[i].flags + t.flags,
+            )
         return out
 
     def narrate(
@@ -91,10 +149,14 @@ class LiteBackend:
         """Nothing to release."""
 
 
-def _with_caption(a: RegionAnnotation) -> RegionAnnotation:
-    from dataclasses import replace
+def _weights_digest(models: Sequence[str]) -> str:
+    """Hash of the tagger weight files, so new weights never answer from old cache rows."""
+    from engine.models.musicnn import resolve_weights
 
-    return replace(a, caption=template_caption(a))
+    h = hashlib.blake2b(digest_size=8)
+    for name in models:
+        h.update(resolve_weights(name).read_bytes())
+    return h.hexdigest()
 
 
 def create(preset: Preset, *, device: str | None = None) -> LiteBackend:

@@ -8,8 +8,18 @@ from pathlib import Path
 import jams
 import pytest
 
+from engine import presets
 from engine.cli import main
 from tests.engine.helpers import song
+
+
+@pytest.fixture(scope="module")
+def untagged(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The lite preset without the tagger: CLI mechanics do not need tags."""
+    text = (presets.shipped_presets_dir() / "lite.toml").read_text()
+    path = tmp_path_factory.mktemp("presets") / "untagged.toml"
+    path.write_text(text.replace("tag = true", "tag = false"))
+    return str(path)
 
 
 @pytest.fixture(scope="module")
@@ -23,26 +33,66 @@ def test_table(song_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "C major" in out and "A minor" in out and "Narrative:" in out
 
 
-def test_json_stdout_with_regions(song_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_json_stdout_with_regions(
+    song_path: Path, untagged: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert (
-        main(["annotate", str(song_path), "--regions", "0-12.5,12.5-20", "--format", "json"]) == 0
+        main(
+            [
+                "annotate",
+                str(song_path),
+                "--regions",
+                "0-12.5,12.5-20",
+                "--format",
+                "json",
+                "--preset",
+                untagged,
+            ]
+        )
+        == 0
     )
     doc = json.loads(capsys.readouterr().out)
     assert [(r["start_s"], r["end_s"]) for r in doc["regions"]] == [(0.0, 12.5), (12.5, 20.0)]
     assert doc["schema_version"] == "1.0"
 
 
-def test_json_out_file(song_path: Path, tmp_path: Path) -> None:
+def test_json_out_file(song_path: Path, untagged: str, tmp_path: Path) -> None:
     out = tmp_path / "song.json"
-    assert main(["annotate", str(song_path), "--format", "json", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "annotate",
+                str(song_path),
+                "--format",
+                "json",
+                "--out",
+                str(out),
+                "--preset",
+                untagged,
+            ]
+        )
+        == 0
+    )
     assert json.loads(out.read_text())["regions"][0]["key"]["key"] == "C major"
 
 
-def test_many_files_jams(song_path: Path, tmp_path: Path) -> None:
+def test_many_files_jams(song_path: Path, untagged: str, tmp_path: Path) -> None:
     other = tmp_path / "other.wav"
     other.write_bytes(song_path.read_bytes())
     assert (
-        main(["annotate", str(song_path), str(other), "--format", "jams", "--out", str(tmp_path)])
+        main(
+            [
+                "annotate",
+                str(song_path),
+                str(other),
+                "--format",
+                "jams",
+                "--out",
+                str(tmp_path),
+                "--preset",
+                untagged,
+            ]
+        )
         == 0
     )
     for stem in ("song", "other"):
@@ -50,12 +100,25 @@ def test_many_files_jams(song_path: Path, tmp_path: Path) -> None:
 
 
 def test_bad_file_is_reported_and_others_continue(
-    song_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    song_path: Path, untagged: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"not audio at all")
     assert (
-        main(["annotate", str(bad), str(song_path), "--format", "csv", "--out", str(tmp_path)]) == 1
+        main(
+            [
+                "annotate",
+                str(bad),
+                str(song_path),
+                "--format",
+                "csv",
+                "--out",
+                str(tmp_path),
+                "--preset",
+                untagged,
+            ]
+        )
+        == 1
     )
     assert "bad.wav" in capsys.readouterr().err
     assert (tmp_path / "song.csv").is_file()

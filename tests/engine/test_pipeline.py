@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import presets
+from engine import backends, presets
+from engine.backends.base import Backend
 from engine.errors import AudioError, InvalidRequest
 from engine.pipeline import Annotator, Cancelled, parse_regions, plan_regions
 from engine.store import Store
@@ -19,9 +20,15 @@ def song_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return song(tmp_path_factory.mktemp("audio") / "song.wav")
 
 
+@pytest.fixture(scope="module")
+def backend() -> Backend:
+    """The lite backend, tagger loaded once for the module."""
+    return backends.create(presets.load("lite"))
+
+
 @pytest.fixture
-def annotator(tmp_path: Path) -> Annotator:
-    return Annotator(presets.load("lite"), store=Store(tmp_path / "s.sqlite3"))
+def annotator(tmp_path: Path, backend: Backend) -> Annotator:
+    return Annotator(presets.load("lite"), store=Store(tmp_path / "s.sqlite3"), backend=backend)
 
 
 def test_plan_and_parse_regions() -> None:
@@ -82,3 +89,11 @@ def test_bad_regions(annotator: Annotator, song_path: Path) -> None:
 def test_cancel(annotator: Annotator, song_path: Path) -> None:
     with pytest.raises(Cancelled):
         annotator.annotate(str(song_path), cancelled=lambda: True)
+
+
+def test_lite_tags_sounding_regions_only(annotator: Annotator, song_path: Path) -> None:
+    a, b, c = annotator.annotate(str(song_path)).regions
+    for r in (a, b):
+        assert r.vocals is not None and sum(r.vocals.probabilities) == pytest.approx(1.0, abs=1e-3)
+        assert all(0.0 <= t.score <= 1.0 for t in r.instruments + r.genres + r.moods)
+    assert c.vocals is None and c.instruments == ()
