@@ -443,7 +443,7 @@ class EngineServer:
             a["path"], [region], lyrics=a["lyrics"], narrate=False,
             progress=self._progress(job), cancelled=job.cancel.is_set,
         )
-        log.info("annotated %s [%.2f, %.2f) (track %r, region %r)", a["path"], region.start_s,
+        log.debug("annotated %s [%.2f, %.2f) (track %r, region %r)", a["path"], region.start_s,
                  region.end_s, a["track"], a["name"])
         out: dict[str, Any] = result.regions[0].to_dict()
         if job.memo_key is not None:
@@ -459,7 +459,7 @@ class EngineServer:
             a["path"], a["regions"], narrate=True,
             progress=self._progress(job), cancelled=job.cancel.is_set,
         )
-        log.info("narrated %s (track %r, %d regions)", a["path"], a["track"], len(result.regions))
+        log.debug("narrated %s (track %r, %d regions)", a["path"], a["track"], len(result.regions))
         return result.to_dict()
 
     def _annotations(self, job: Job) -> dict[str, Any]:
@@ -480,7 +480,7 @@ class EngineServer:
         self._finish(job, dgrams, remember=remember)
 
     def _final_error(self, job: Job, code: str, message: str) -> None:
-        log.info("request %s (%s) -> %s: %s", job.id, job.message.path, code, message)
+        log.debug("request %s (%s) -> %s: %s", job.id, job.message.path, code, message)
         self._finish(job, [_error(job.id, code, message)])
 
     def _finish(self, job: Job, dgrams: list[bytes], *, remember: bool = True) -> None:
