@@ -251,6 +251,8 @@ class EngineServer:
             if message.path in self._direct:
                 self._final_result(job, self._direct[message.path](job), remember=False)
                 return
+            if self._replay(job):
+                return
             self._validate(job)
             self._enqueue(job)
         except ProtocolError as exc:
@@ -332,14 +334,23 @@ class EngineServer:
             )
         return resolved
 
-    def _enqueue(self, job: Job) -> None:
+    def _replay(self, job: Job) -> bool:
+        """Answer a re-sent id: acknowledge it again if in flight, resend its final reply if
+        finished. Returns True when it was a re-sent id."""
         with self._lock:
             if job.id in self._active:
-                self._send(job.reply_to, protocol.ACCEPTED, id=job.id, position=self._position(job))
-                return
+                self._send(job.reply_to, protocol.ACCEPTED, id=job.id,
+                           position=self._position(self._active[job.id]))
+                return True
             if job.id in self._finished:
                 for dgram in self._finished[job.id]:
                     self._sendto(job.reply_to, dgram)
+                return True
+            return False
+
+    def _enqueue(self, job: Job) -> None:
+        with self._lock:
+            if self._replay(job):
                 return
             memo = self._memo.get(job.memo_key) if job.memo_key is not None else None
             if memo is not None:
