@@ -26,7 +26,7 @@ import numpy as np
 import soundfile as sf
 
 from engine.analysis.chroma import pitch_class_profiles
-from engine.analysis.key import estimate_key, key_scores
+from engine.analysis.key import estimate_key, key_features, key_scores
 from engine.labels import KEYS, key_index, key_tonic_mode
 
 ESSENTIA_PROFILES = ("edma", "bgate", "temperley", "krumhansl")
@@ -60,10 +60,12 @@ def baseline_key(y: np.ndarray, sr: int) -> str:
     keep = (freqs > 50) & (freqs < 5000)
     pc = np.round(69 + 12 * np.log2(freqs[keep] / 440.0)).astype(int) % 12
     chroma = np.bincount(pc, weights=mag[keep], minlength=12)
-    scores = key_scores(
-        chroma, chroma, profiles=(KRUMHANSL_MAJOR, KRUMHANSL_MINOR) * 2, bass_weight=0.0
-    )
-    return KEYS[int(np.argmax(scores))]
+    scores = [
+        np.corrcoef(chroma, np.roll(profile, tonic))[0, 1]
+        for profile in (KRUMHANSL_MAJOR, KRUMHANSL_MINOR)
+        for tonic in range(12)
+    ]
+    return KEYS[int(np.nanargmax(scores))] if np.any(np.isfinite(scores)) else KEYS[0]
 
 
 def essentia_method(profile: str, sr: int) -> Callable[[np.ndarray, int], str]:
@@ -91,64 +93,77 @@ def load_set(data: Path, split: str) -> list[dict[str, str]]:
     return [r for r in rows if split == "all" or r["split"] == split]
 
 
-BASS_WEIGHTS = (0.1, 0.25, 0.5, 1.0)  # > 0: a bass-only region must still get a key
+L2_PENALTIES = (1e-5, 1e-4, 1e-3, 1e-2)
 
 
-def mean_profiles(
-    rows: list[dict[str, str]], feats: dict[str, tuple[np.ndarray, np.ndarray]]
+def fit_logistic(
+    features: np.ndarray, truth: np.ndarray, l2: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Mean clip profile per register and mode, rotated to the tonic and scaled to max 1.
+    """Key profiles as a multinomial logistic regression over the 24 keys.
+
+    Args:
+        features: :func:`engine.analysis.key.key_features` of each clip [clips, 24 keys, 24].
+        truth: index of each clip's key in ``KEYS`` [clips].
+        l2: L2 penalty on the 48 weights.
 
     Returns:
-        ``(treble_major, treble_minor, bass_major, bass_minor)``, [12] each, tonic first.
+        ``(treble_major, treble_minor, bass_major, bass_minor)`` [12] each, tonic first.
     """
-    sums = {(reg, mode): np.zeros(12) for reg in (0, 1) for mode in ("major", "minor")}
-    for r in rows:
-        pc, mode = key_tonic_mode(key_index(r["key"]))
-        for reg in (0, 1):
-            sums[reg, mode] += np.roll(feats[r["clip"]][reg], -pc)
-    t_maj, t_min, b_maj, b_min = (
-        sums[reg, mode] / sums[reg, mode].max() for reg in (0, 1) for mode in ("major", "minor")
-    )
-    return t_maj, t_min, b_maj, b_min
+    from scipy.optimize import minimize
+
+    n = len(truth)
+    rows = np.arange(n)
+
+    def design(w: np.ndarray) -> np.ndarray:
+        return np.concatenate(
+            [features[:, :12] @ w[:24], features[:, 12:] @ w[24:]], axis=1
+        )
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        s = design(w)
+        s = s - s.max(axis=1, keepdims=True)
+        lse = np.log(np.exp(s).sum(axis=1))
+        p = np.exp(s - lse[:, None])
+        p[rows, truth] -= 1.0  # d(nll)/d(score)
+        grad = np.concatenate([
+            np.einsum("nk,nkd->d", p[:, :12], features[:, :12]),
+            np.einsum("nk,nkd->d", p[:, 12:], features[:, 12:]),
+        ]) / n
+        nll = -np.mean(s[rows, truth] - lse)
+        return float(nll + l2 * w @ w), grad + 2 * l2 * w
+
+    w = minimize(loss, np.zeros(48), jac=True, method="L-BFGS-B").x
+    return w[:12], w[24:36], w[12:24], w[36:]
 
 
 def fit_profiles(rows: list[dict[str, str]], audio: dict[str, np.ndarray], sr: int) -> None:
     """Fit the key profiles on ``rows`` (the train split) and print them as constants.
 
-    The profiles are :func:`mean_profiles` over all of ``rows``. The bass weight is chosen by
-    two-fold cross-validation over pieces inside ``rows`` (MIREX score of profiles fitted on one
-    half, evaluated on the other); the softmax temperature minimises the negative log-likelihood
-    of the true key under those out-of-fold scores.
+    The L2 penalty is chosen by two-fold cross-validation over pieces inside ``rows`` (MIREX
+    score of profiles fitted on one half, evaluated on the other); the printed profiles are
+    then fitted on all of ``rows``.
     """
-    feats = {r["clip"]: pitch_class_profiles(audio[r["clip"]], sr=sr) for r in rows}
-    pieces = sorted({r["piece"] for r in rows})
-    fold = {p: i % 2 for i, p in enumerate(pieces)}
-    best = (-1.0, 0.0, np.zeros(0))
-    for weight in BASS_WEIGHTS:
-        scores = np.zeros((len(rows), 24))
-        for f in (0, 1):
-            profiles = mean_profiles([r for r in rows if fold[r["piece"]] != f], feats)
-            for i, r in enumerate(rows):
-                if fold[r["piece"]] == f:
-                    scores[i] = key_scores(*feats[r["clip"]], profiles=profiles, bass_weight=weight)
-        mirex = np.mean([mirex_score(r["key"], KEYS[int(np.argmax(s))])
-                         for r, s in zip(rows, scores, strict=True)])
-        print(f"# bass weight {weight:.2f}: 2-fold CV MIREX on train {mirex:.3f}")
-        if mirex > best[0]:
-            best = (float(mirex), weight, scores)
-    _, weight, scores = best
+    pcps = [pitch_class_profiles(audio[r["clip"]], sr=sr) for r in rows]
+    feats = np.stack([key_features(*pcp) for pcp in pcps])
     truth = np.array([key_index(r["key"]) for r in rows])
-    best_t = (np.inf, 0.0)
-    for t in np.geomspace(0.005, 0.5, 41):
-        s = scores / t
-        s = s - s.max(axis=1, keepdims=True)
-        nll = -np.mean(s[np.arange(len(rows)), truth] - np.log(np.exp(s).sum(axis=1)))
-        best_t = min(best_t, (float(nll), float(t)))
+    pieces = sorted({r["piece"] for r in rows})
+    fold = np.array([pieces.index(r["piece"]) % 2 for r in rows])
+    best = (-1.0, 0.0)
+    for l2 in L2_PENALTIES:
+        estimates = np.zeros(len(rows), dtype=int)
+        for f in (0, 1):
+            profiles = fit_logistic(feats[fold != f], truth[fold != f], l2)
+            for i in np.flatnonzero(fold == f):
+                estimates[i] = int(np.argmax(key_scores(*pcps[i], profiles=profiles)))
+        mirex = np.mean([mirex_score(r["key"], KEYS[e]) for r, e in zip(rows, estimates,
+                                                                        strict=True)])
+        print(f"# L2 {l2:g}: 2-fold CV MIREX on train {mirex:.3f}")
+        best = max(best, (float(mirex), l2))
+    profiles = fit_logistic(feats, truth, best[1])
+    print(f"# L2 {best[1]:g}, fitted on {len(rows)} train clips")
     names = ("TREBLE_MAJOR", "TREBLE_MINOR", "BASS_MAJOR", "BASS_MINOR")
-    for name, p in zip(names, mean_profiles(rows, feats), strict=True):
+    for name, p in zip(names, profiles, strict=True):
         print(f"{name} = np.array([{', '.join(f'{v:.3f}' for v in p)}])")
-    print(f"BASS_WEIGHT = {weight}\nTEMPERATURE = {best_t[1]:.4f}  # CV NLL {best_t[0]:.3f}")
 
 
 def main() -> None:

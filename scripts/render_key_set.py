@@ -6,8 +6,10 @@ General MIDI instruments. Clips are cached: a clip whose WAV exists is not rende
 
 Output (git-ignored): ``bench/data/key_set/<clip>.wav`` and ``bench/data/key_set/labels.csv``
 with columns ``clip, subset, split, key, piece, program, transpose``. The split is by piece
-(every clip of a piece is in the same split); the benchmark evaluates on ``test`` only and the
-estimator's parameters may be tuned on ``train`` only.
+(every clip of a piece is in the same split; progressions split by progression type): the
+first ``--chorales``/``--folk`` pieces alternate train/test, ``--extra-train`` more pieces per
+corpus go to train only. The benchmark evaluates on ``test`` only and the estimator's
+parameters may be tuned on ``train`` only. A complete set is not rebuilt unless ``--force``.
 
 Usage::
 
@@ -89,8 +91,9 @@ def _transposed_key(tonic: str, mode: str, semitones: int) -> str:
     return f"{PITCH_CLASSES[(pc + semitones) % 12]} {mode}"
 
 
-def _split_for(i: int) -> str:
-    return "train" if i % 2 == 0 else "test"
+def _split_for(i: int, n_shared: int) -> str:
+    """The first ``n_shared`` pieces alternate train/test; later ones are extra train pieces."""
+    return "train" if i % 2 == 0 or i >= n_shared else "test"
 
 
 def _chorale_key(score) -> tuple[str, str] | None:
@@ -162,14 +165,16 @@ def _loop_to(events, total_s: float, length_s: float):
     return out
 
 
-def _chorale_clips(n_pieces: int, rng: np.random.Generator) -> list[tuple[Clip, list]]:
+def _chorale_clips(
+    n_pieces: int, n_extra: int, rng: np.random.Generator
+) -> list[tuple[Clip, list]]:
     from music21 import corpus
 
     paths = sorted(p for p in corpus.getComposer("bach") if re.fullmatch(r"bwv[\d.]+\.mxl", p.name))
     rng.shuffle(paths)
     out = []
     for path in paths:
-        if len(out) >= n_pieces:
+        if len(out) >= n_pieces + n_extra:
             break
         score = corpus.parse(path)
         if len(score.parts) != 4:
@@ -181,16 +186,26 @@ def _chorale_clips(n_pieces: int, rng: np.random.Generator) -> list[tuple[Clip, 
         i = len(out)
         semitones = int(rng.integers(-6, 6))
         qpm = float(rng.uniform(66, 100))
+        program = int(rng.choice(CHORALE_PROGRAMS))
         clip = Clip(
-            clip=f"chorale_{path.stem}_{semitones:+d}", subset="chorale", split=_split_for(i),
-            key=_transposed_key(*found, semitones), piece=path.stem,
-            program=int(rng.choice(CHORALE_PROGRAMS)), transpose=semitones,
+            clip=f"chorale_{path.stem}_{semitones:+d}_gm{program}", subset="chorale",
+            split=_split_for(i, n_pieces), key=_transposed_key(*found, semitones),
+            piece=path.stem, program=program, transpose=semitones,
         )
         out.append((clip, _note_events(score, semitones, qpm)))
     return out
 
 
-def _folk_clips(n_pieces: int, rng: np.random.Generator) -> list[tuple[Clip, list]]:
+def _folk_clips(
+    n_pieces: int, n_extra: int, rng: np.random.Generator, minor_share: float = 0.25
+) -> list[tuple[Clip, list]]:
+    """Essen tunes with an unambiguous mode, ``minor_share`` of them minor in both splits.
+
+    Minor tunes are rare in the collection (about 1 in 25), so the modes have separate quotas;
+    within each mode the first pieces alternate train/test and the extra ones are train only.
+    Each tune's transposition, tempo and instrument come from its own generator, so they do
+    not depend on which other tunes were selected.
+    """
     from music21 import converter, corpus
 
     tunes = []
@@ -202,8 +217,12 @@ def _folk_clips(n_pieces: int, rng: np.random.Generator) -> list[tuple[Clip, lis
                 tunes.append((name, block, m.group(1)))
     order = rng.permutation(len(tunes))
     out = []
+    total = n_pieces + n_extra
+    share = {"major": 1 - minor_share, "minor": minor_share}
+    quota = {mode: round(total * f) for mode, f in share.items()}
+    shared = {mode: round(n_pieces * f) for mode, f in share.items()}
     for j in order:
-        if len(out) >= n_pieces:
+        if len(out) >= total:
             break
         name, block, tonic = tunes[j]
         number = block.split("\n", 1)[0][2:].strip()
@@ -213,17 +232,21 @@ def _folk_clips(n_pieces: int, rng: np.random.Generator) -> list[tuple[Clip, lis
             logger.info("drop %s #%s: %s", name, number, exc)
             continue
         found = _folk_key(score, tonic)
-        if found is None:
+        if found is None or quota[found[1]] == 0:
             continue
-        i = len(out)
-        semitones = int(rng.integers(-6, 6))
-        qpm = float(rng.uniform(90, 140))
+        mode = found[1]
+        i = round(total * share[mode]) - quota[mode]  # index of this tune within its mode
+        quota[mode] -= 1
+        piece_rng = np.random.default_rng([SEED, 2, int(j)])
+        semitones = int(piece_rng.integers(-6, 6))
+        qpm = float(piece_rng.uniform(90, 140))
         events = _note_events(score, semitones, qpm)
         verse_s = float(score.highestTime) * 60.0 / qpm
+        program = int(piece_rng.choice(FOLK_PROGRAMS))
         clip = Clip(
-            clip=f"folk_{name}_{number}_{semitones:+d}", subset="folk", split=_split_for(i),
-            key=_transposed_key(*found, semitones), piece=f"{name}#{number}",
-            program=int(rng.choice(FOLK_PROGRAMS)), transpose=semitones,
+            clip=f"folk_{name}_{number}_{semitones:+d}_gm{program}", subset="folk",
+            split=_split_for(i, shared[mode]), key=_transposed_key(*found, semitones),
+            piece=f"{name}#{number}", program=program, transpose=semitones,
         )
         out.append((clip, _loop_to(events, CLIP_S, verse_s)))
     return out
@@ -247,7 +270,7 @@ def _progression_clips(rng: np.random.Generator) -> list[tuple[Clip, list]]:
     out = []
     for mode, progs in (("major", MAJOR_PROGRESSIONS), ("minor", MINOR_PROGRESSIONS)):
         for pc in range(12):
-            for variant in range(2):
+            for variant in range(4):
                 # Progressions 0, 2, 4 are train, 1, 3, 5 test: split by progression.
                 p = int(rng.integers(0, 3)) * 2 + (variant % 2)
                 prog = progs[p]
@@ -265,11 +288,12 @@ def _progression_clips(rng: np.random.Generator) -> list[tuple[Clip, list]]:
                         events.extend(_perform(chord, t, bar_s, style, rng))
                         t += bar_s
                 events = [e for e in events if e[1] < CLIP_S]
-                key = f"{PITCH_CLASSES[pc]} {mode}"
+                program = int(rng.choice(PROGRESSION_PROGRAMS))
                 clip = Clip(
-                    clip=f"prog_{mode}_{pc:02d}_{variant}", subset="progression",
-                    split="train" if p % 2 == 0 else "test", key=key, piece=f"{mode}{p}",
-                    program=int(rng.choice(PROGRESSION_PROGRAMS)), transpose=pc,
+                    clip=f"prog_{mode}{p}_{pc:02d}_{variant}_{style}_gm{program}",
+                    subset="progression", split="train" if p % 2 == 0 else "test",
+                    key=f"{PITCH_CLASSES[pc]} {mode}", piece=f"{mode}{p}", program=program,
+                    transpose=pc,
                 )
                 out.append((clip, events))
     return out
@@ -335,8 +359,11 @@ def main() -> None:
     """Build the clip list, render what is missing and write ``labels.csv``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("bench/data/key_set"))
-    parser.add_argument("--chorales", type=int, default=100, help="chorale pieces")
-    parser.add_argument("--folk", type=int, default=100, help="folk tunes")
+    parser.add_argument("--chorales", type=int, default=100, help="chorales, half of them test")
+    parser.add_argument("--folk", type=int, default=100, help="folk tunes, half of them test")
+    parser.add_argument("--extra-train", type=int, default=150,
+                        help="extra train-only pieces per corpus (chorales, folk)")
+    parser.add_argument("--force", action="store_true", help="rebuild the clip list")
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -344,10 +371,18 @@ def main() -> None:
         raise SystemExit(f"soundfont {SOUNDFONT} not found: apt-get install fluid-soundfont-gm")
     args.out.mkdir(parents=True, exist_ok=True)
 
-    rng = np.random.default_rng(SEED)
-    clips = _progression_clips(rng)
-    clips += _chorale_clips(args.chorales, rng)
-    clips += _folk_clips(args.folk, rng)
+    labels = args.out / "labels.csv"
+    if labels.exists() and not args.force:
+        with open(labels) as f:
+            missing = [r["clip"] for r in csv.DictReader(f)
+                       if not (args.out / f"{r['clip']}.wav").exists()]
+        if not missing:
+            logger.info("%s is complete (use --force to rebuild it)", labels)
+            return
+    # One generator per subset, so that changing one subset's size leaves the others alone.
+    clips = _progression_clips(np.random.default_rng([SEED, 0]))
+    clips += _chorale_clips(args.chorales, args.extra_train, np.random.default_rng([SEED, 1]))
+    clips += _folk_clips(args.folk, args.extra_train, np.random.default_rng([SEED, 2]))
     assert all(c.key in KEYS for c, _ in clips)
     logger.info("rendering %d clips into %s", len(clips), args.out)
     with ProcessPoolExecutor(args.jobs) as pool:
@@ -357,11 +392,11 @@ def main() -> None:
             if done % 25 == 0:
                 logger.info("%d/%d %s", done, len(clips), name)
 
-    with open(args.out / "labels.csv", "w", newline="") as f:
+    with open(labels, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(asdict(clips[0][0])))
         writer.writeheader()
         writer.writerows(asdict(c) for c, _ in clips)
-    logger.info("wrote %s", args.out / "labels.csv")
+    logger.info("wrote %s", labels)
 
 
 if __name__ == "__main__":
