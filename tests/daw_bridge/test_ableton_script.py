@@ -238,6 +238,9 @@ def test_create_instance_is_lives_entry_point(live_script: Any) -> None:
     assert surface._engine == ("127.0.0.1", 9000)
     assert c.song().view.listeners and surface.can_lock_to_devices() is False
     surface.update_display()
+    again = live_script.create_instance(CInstance())  # Live reloading the script
+    assert again._prefix != surface._prefix, "request ids would repeat after a reload"
+    again.disconnect()
     surface.disconnect()
 
 

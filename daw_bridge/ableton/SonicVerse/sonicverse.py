@@ -101,6 +101,7 @@ class SonicVerse:
         self._sock.setblocking(False)
         self._sock.bind(("127.0.0.1" if self._engine[0] in ("127.0.0.1", "localhost") else "", 0))
         self._pending = {}
+        self._prefix = "live-" + os.urandom(4).hex()  # ids stay unique across script reloads
         self._counter = 0
         self._selected_at = None
         self._last_sent = None
@@ -169,7 +170,7 @@ class SonicVerse:
         if canonical is not None and getattr(canonical, "canonical_parent", None) is not None:
             track = canonical.canonical_parent.name
         self._counter += 1
-        rid = f"live-{os.getpid()}-{self._counter}"
+        rid = f"{self._prefix}-{self._counter}"
         values = {"id": rid, "reply_port": 0, "token": self._token, "path": path,
                   "start_s": float(start_s), "end_s": float(end_s), "track": track,
                   "name": tag_name(clip.name, None), "lyrics": ""}
