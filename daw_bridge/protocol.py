@@ -165,7 +165,7 @@ REQUESTS: dict[str, Message] = {
             "Queue depth and capacity, the running request, preset, uptime. Answered at once.",
             queued=False,
             result='{"protocol_version", "preset", "backend", "queued", "capacity", '
-            '"running", "uptime_s", "served"}',
+            '"running", "uptime_s", "served", "token_required", "roots"}',
         ),
         _request(
             "job", "cancel", (Arg("target", "s", "id of the request to cancel"),),
@@ -185,7 +185,8 @@ REQUESTS: dict[str, Message] = {
                 Arg("lyrics", "s", "lyrics sung in the region, if known", ""),
             ),
             "Annotate one region of a file (key, vocals, tags, tempo, loudness, caption). "
-            "An unchanged region answers from the annotation store.",
+            "An unchanged region answers from the annotation store; a region of a file "
+            "unchanged since it was last asked for answers at once, without 'accepted'.",
             queued=True,
             result="RegionAnnotation.to_dict()",
         ),
