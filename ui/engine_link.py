@@ -98,6 +98,7 @@ class EngineLink(QObject):
         self.state = "unknown"
         self.info: dict[str, Any] = {}
         self.process: QProcess | None = None
+        self.last_exit = ""  # how the last engine process we started ended
         self._client = EngineClient(host, port, timeout_s=timeout_s, retries=3)
         self._requests: dict[str, _Request] = {}
         self._pinging = False
@@ -150,6 +151,8 @@ class EngineLink(QObject):
             if isinstance(payload, EngineTimeout)
             else describe_error(payload)
         )
+        if self.last_exit:
+            why += f" ({self.last_exit})"
         self._set_state("down", why)
         self._fail_all(f"engine at {self.address} stopped answering")
 
@@ -246,20 +249,32 @@ class EngineLink(QObject):
         program, args = engine_command(
             "engine", "--preset", preset, "--host", self.host, "--port", str(self.port)
         )
+        self.last_exit = ""
         proc = QProcess(self)
         proc.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
         proc.finished.connect(lambda code, _status: self._on_engine_exit(proc, code))
+        proc.errorOccurred.connect(lambda err: self._on_engine_error(proc, err))
         self.process = proc
         self._set_state("starting", f"starting engine with preset {preset} on port {self.port}")
         proc.start(program, args)
         QTimer.singleShot(300, self.check)
 
+    def _on_engine_error(self, proc: QProcess, err: QProcess.ProcessError) -> None:
+        if err != QProcess.ProcessError.FailedToStart:
+            return  # crashes also end with finished, handled there
+        if proc is self.process:
+            self.process = None
+        self.last_exit = f"engine process could not start ({proc.errorString()})"
+        self._set_state("down", self.last_exit)
+
     def _on_engine_exit(self, proc: QProcess, code: int) -> None:
         output = bytes(proc.readAll().data()).decode(errors="replace").strip().splitlines()
         tail = output[-1] if output else ""
+        log.warning("engine process exited with status %d: %s", code, "\n".join(output[-5:]))
         if proc is self.process:
             self.process = None
-        self._set_state("down", f"engine process exited with status {code}: {tail}".strip(": "))
+        self.last_exit = f"engine process exited with status {code}: {tail}".strip(": ")
+        self._set_state("down", self.last_exit)
         self._fail_all(f"engine process exited (status {code})")
 
     def restart_engine(self, preset: str) -> None:

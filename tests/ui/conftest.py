@@ -56,3 +56,27 @@ def free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def window(qtbot, engine_port):
+    """The panel, connected to the loopback engine."""
+    from ui.app import MainWindow
+
+    w = MainWindow(port=engine_port, heartbeat_ms=500)
+    qtbot.addWidget(w)
+    w.resize(1200, 800)
+    w.show()
+    yield w
+    w.close()
+
+
+def settled(w) -> bool:
+    """True once every region of the panel has its annotation or its error."""
+    return bool(w.model.rows) and all(r.state in ("done", "error") for r in w.model.rows)
+
+
+def open_and_annotate(qtbot, w, path: str) -> None:
+    """Open ``path`` in the panel and wait until every region is annotated or failed."""
+    w.open_audio(path)
+    qtbot.waitUntil(lambda: settled(w), timeout=20_000)
