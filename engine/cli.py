@@ -92,14 +92,15 @@ def _setup_logging(verbosity: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sonicverse`` console script."""
-    args = build_parser().parse_args(argv)
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    first = next((i for i, a in enumerate(args_list) if not a.startswith("-")), None)
+    if first is not None and args_list[first] in EXTERNAL:
+        # the part's own parser takes everything after the command, options first or not
+        top = build_parser().parse_args([*args_list[:first], "presets"])
+        _setup_logging(top.verbose)
+        return run_external(args_list[first], args_list[first + 1 :])
+    args = build_parser().parse_args(args_list)
     _setup_logging(args.verbose)
-    if args.command in EXTERNAL:
-        module_name, help_text = EXTERNAL[args.command]
-        module = importlib.import_module(module_name)
-        sub = argparse.ArgumentParser(prog=f"sonicverse {args.command}", description=help_text)
-        module.add_arguments(sub)
-        return int(module.run(sub.parse_args(args.rest)))
     err = Console(stderr=True)
     try:
         if args.command == "presets":
@@ -108,6 +109,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EngineError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         return 2
+
+
+def run_external(command: str, argv: Sequence[str]) -> int:
+    """Run ``sonicverse <command> ...`` through the module that provides it."""
+    module_name, help_text = EXTERNAL[command]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"sonicverse {command}", description=help_text)
+    module.add_arguments(parser)
+    # `send` takes name=value pairs and options in any order
+    parse = parser.parse_intermixed_args if command == "send" else parser.parse_args
+    return int(module.run(parse(list(argv))))
 
 
 def cmd_presets(out: Console) -> int:

@@ -132,3 +132,13 @@ def test_bad_preset(song_path: Path, capsys: pytest.CaptureFixture[str]) -> None
 def test_presets(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["presets"]) == 0
     assert "lite" in capsys.readouterr().out
+
+
+def test_external_commands_take_leading_options(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["engine", "--help"])
+    assert exc.value.code == 0
+    assert "--port" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["-v", "send", "--help"])
+    assert "sonicverse send" in capsys.readouterr().out
