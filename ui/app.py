@@ -168,7 +168,8 @@ class MainWindow(QMainWindow):
         rows = self.table.verticalHeader()
         header = self.table.horizontalHeader()
         assert rows is not None and header is not None
-        rows.setDefaultSectionSize(22)
+        rows.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)  # wrapped captions
+        self.table.setWordWrap(True)
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
 
