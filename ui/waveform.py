@@ -1,7 +1,8 @@
 """The waveform view: the file's overview with its regions, coloured by key.
 
-Mouse: drag on empty ground to add a region; drag a region to move it; drag its edges to
-resize it; click to select; Delete (or the context menu) removes the selected region.
+Mouse: drag on empty ground (or Shift+drag anywhere) to add a region; drag a region to move
+it; drag its edges to resize it; click to select; Delete (or the context menu) removes the
+selected region.
 A stripe along the top of each annotated region shows its vocals (none / male / female).
 """
 
@@ -210,7 +211,7 @@ class WaveformView(QWidget):
         x = event.position().x()
         row, part = self.hit(x)
         t = self.t_of(x)
-        if row is None:
+        if row is None or event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
             self._drag = {"kind": "create", "t0": t, "t1": t}
             self._set_selected("")
         else:

@@ -15,9 +15,10 @@ from tests.ui.conftest import free_udp_port, open_and_annotate, settled
 from ui.app import MainWindow
 
 
-def drag(widget, x0: float, x1: float, y: float = 80.0) -> None:
+def drag(widget, x0: float, x1: float, y: float = 80.0, *, modifiers=None) -> None:
     """Press at x0, move to x1 with the button held, release (QTest cannot hold buttons)."""
     left, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
+    modifiers = modifiers or Qt.KeyboardModifier.NoModifier
     for kind, x, button, buttons in (
         (QEvent.Type.MouseButtonPress, x0, left, left),
         (QEvent.Type.MouseMove, (x0 + x1) / 2, none, left),
@@ -25,8 +26,7 @@ def drag(widget, x0: float, x1: float, y: float = 80.0) -> None:
         (QEvent.Type.MouseButtonRelease, x1, left, none),
     ):
         pos = QPointF(x, y)
-        event = QMouseEvent(kind, pos, widget.mapToGlobal(pos), button, buttons,
-                            Qt.KeyboardModifier.NoModifier)
+        event = QMouseEvent(kind, pos, widget.mapToGlobal(pos), button, buttons, modifiers)
         QApplication.sendEvent(widget, event)
 
 
@@ -63,6 +63,11 @@ def test_edit_regions_on_the_waveform(qtbot, window, song):
     assert new.start_s == pytest.approx(21.0, abs=0.1) and new.end_s == pytest.approx(23.5, abs=0.1)
     qtbot.waitUntil(lambda: new.state == "done", timeout=10_000)
     assert new.annotation["key"]["key"] == "D major"
+    # Shift+drag draws a region over existing ones (here inside the second region).
+    drag(wf, 12.0 * px_per_s, 16.0 * px_per_s, modifiers=Qt.KeyboardModifier.ShiftModifier)
+    assert len(window.model.rows) == 4
+    overlay = next(r for r in window.model.rows if r.start_s == pytest.approx(12.0, abs=0.1))
+    assert overlay.end_s == pytest.approx(16.0, abs=0.1)
 
 
 def test_narrate_exports_timeline_and_session_round_trip(qtbot, window, song, tmp_path):
