@@ -24,17 +24,12 @@ from daw_bridge.client import BridgeError, EngineClient, EngineTimeout, Pending,
 log = logging.getLogger(__name__)
 
 
-COMMANDS: dict[str, str] = {"engine": "engine.server", "listen": "engine.listen"}
-"""``sonicverse`` sub-command -> the module that runs it (``python -m <module>``)."""
-
-
 def engine_command(command: str, *args: str) -> tuple[str, list[str]]:
     """Program and arguments that run ``sonicverse <command> <args>`` with this Python.
 
-    The command's module is run directly (``python -m engine.server ...``): the same options
-    and behaviour, and the panel never imports it.
+    The panel starts the engine and the listener as child processes; it never imports them.
     """
-    return sys.executable, ["-m", COMMANDS[command], *args]
+    return sys.executable, ["-m", "engine.cli", command, *args]
 
 
 @dataclass
