@@ -44,6 +44,8 @@ class LiveCaptioner(QObject):
         self.latencies_s: list[float] = []
         self._buffer = b""
         self._stderr = b""
+        self._ended = False  # the listener already said why it stopped
+        self._stopping = False  # we asked it to stop
 
     @property
     def running(self) -> bool:
@@ -94,6 +96,7 @@ class LiveCaptioner(QObject):
         self.process = proc
         self.latencies_s = []
         self._buffer = self._stderr = b""
+        self._ended = self._stopping = False
         proc.start(program, argv)
         self.runningChanged.emit(True)
 
@@ -102,6 +105,7 @@ class LiveCaptioner(QObject):
         proc = self.process
         if proc is None or proc.state() == QProcess.ProcessState.NotRunning:
             return
+        self._stopping = True
         proc.terminate()
         if not proc.waitForFinished(3000):
             proc.kill()
@@ -136,7 +140,10 @@ class LiveCaptioner(QObject):
                 log.warning("unreadable line from listen: %r", line[:200])
                 continue
             if "event" in item:
-                self.notice.emit(str(item["event"]), str(item.get("message", "")))
+                kind = str(item["event"])
+                if kind in ("stopped", "finished", "error"):
+                    self._ended = True
+                self.notice.emit(kind, str(item.get("message", "")))
             else:
                 self.result.emit(item)
 
@@ -147,8 +154,10 @@ class LiveCaptioner(QObject):
         if proc is not self.process:
             return
         self._read_stdout()
+        self._read_stderr(proc)
         self.process = None
-        if code not in (0, 15, -15) and proc.exitStatus() == QProcess.ExitStatus.NormalExit:
+        crashed = proc.exitStatus() == QProcess.ExitStatus.CrashExit
+        if not self._ended and not self._stopping and (code != 0 or crashed):
             lines = self._stderr.decode(errors="replace").strip().splitlines()
             why = lines[-1] if lines else f"listen exited with status {code}"
             self.notice.emit("error", why.removeprefix("error: "))

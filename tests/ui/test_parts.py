@@ -238,3 +238,50 @@ def test_timeline_paints_keys_vocals_and_loudness(qtbot, doc):
 
     assert top_of_fill(x(1)) == pytest.approx(132 + 234 * 12 / 60, abs=2)
     assert top_of_fill(x(11)) == pytest.approx(132 + 234 * 14 / 60, abs=2)
+
+
+def fake_listener(monkeypatch, script: str) -> None:
+    """Make the Live tab run ``script`` instead of ``sonicverse listen``."""
+    import ui.live
+
+    monkeypatch.setattr(ui.live, "engine_command",
+                        lambda *args: (sys.executable, ["-c", script]))
+
+
+def test_live_device_that_goes_away_is_reported_once(qtbot, monkeypatch):
+    from ui.live import LiveCaptioner
+
+    fake_listener(monkeypatch, (
+        "import json, time, sys\n"
+        "print(json.dumps({'index': 0, 'start_s': 0.0, 'end_s': 10.0, 't_end': time.monotonic(),"
+        " 'annotation': None, 'error': 'x'}), flush=True)\n"
+        "print(json.dumps({'event': 'overflow', 'message': 'mic: input overflow'}), flush=True)\n"
+        "print(json.dumps({'event': 'stopped', 'message': 'mic: input device went away'}))\n"
+        "sys.exit(1)\n"
+    ))
+    live = LiveCaptioner()
+    results, notices = [], []
+    live.result.connect(results.append)
+    live.notice.connect(lambda kind, message: notices.append((kind, message)))
+    with qtbot.waitSignal(live.runningChanged, timeout=10_000,
+                          check_params_cb=lambda running: not running):
+        live.start(device="mic")
+    assert [r["index"] for r in results] == [0]
+    assert notices == [("overflow", "mic: input overflow"),
+                       ("stopped", "mic: input device went away")]
+    assert live.record_shown(results[0]["t_end"]) >= 0.0
+
+
+def test_live_listener_that_fails_reports_why(qtbot, monkeypatch):
+    from ui.live import LiveCaptioner
+
+    fake_listener(monkeypatch, (
+        "import sys\nsys.stderr.write('error: no audio input device found\\n')\nsys.exit(2)\n"
+    ))
+    live = LiveCaptioner()
+    notices = []
+    live.notice.connect(lambda kind, message: notices.append((kind, message)))
+    with qtbot.waitSignal(live.runningChanged, timeout=10_000,
+                          check_params_cb=lambda running: not running):
+        live.start()
+    assert notices == [("error", "no audio input device found")]
