@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from engine.analysis.chroma import pitch_class_profiles
+from engine.analysis.chroma import pitch_profiles
 from engine.analysis.key import estimate_key, key_features, key_scores
 from engine.labels import KEYS, key_index, key_tonic_mode
 
@@ -98,53 +98,48 @@ L2_PENALTIES = (1e-5, 1e-4, 1e-3, 1e-2)
 
 def fit_logistic(
     features: np.ndarray, truth: np.ndarray, l2: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Key profiles as a multinomial logistic regression over the 24 keys.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Key weights as a multinomial logistic regression over the 24 keys.
 
     Args:
-        features: :func:`engine.analysis.key.key_features` of each clip [clips, 24 keys, 24].
+        features: :func:`engine.analysis.key.key_features` of each clip [clips, 24 keys, 48].
         truth: index of each clip's key in ``KEYS`` [clips].
-        l2: L2 penalty on the 48 weights.
+        l2: L2 penalty on the 96 weights.
 
     Returns:
-        ``(treble_major, treble_minor, bass_major, bass_minor)`` [12] each, tonic first.
+        ``(major, minor)`` key weights [4, 12] each, as :data:`engine.analysis.key` keeps them.
     """
     from scipy.optimize import minimize
 
-    n = len(truth)
+    n, _, dims = features.shape
     rows = np.arange(n)
-
-    def design(w: np.ndarray) -> np.ndarray:
-        return np.concatenate(
-            [features[:, :12] @ w[:24], features[:, 12:] @ w[24:]], axis=1
-        )
+    major, minor = features[:, :12], features[:, 12:]
 
     def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
-        s = design(w)
+        s = np.concatenate([major @ w[:dims], minor @ w[dims:]], axis=1)
         s = s - s.max(axis=1, keepdims=True)
         lse = np.log(np.exp(s).sum(axis=1))
-        p = np.exp(s - lse[:, None])
-        p[rows, truth] -= 1.0  # d(nll)/d(score)
-        grad = np.concatenate([
-            np.einsum("nk,nkd->d", p[:, :12], features[:, :12]),
-            np.einsum("nk,nkd->d", p[:, 12:], features[:, 12:]),
-        ]) / n
         nll = -np.mean(s[rows, truth] - lse)
+        p = np.exp(s - lse[:, None])
+        p[rows, truth] -= 1.0  # d(nll)/d(score) * n
+        grad = np.concatenate([
+            np.einsum("nk,nkd->d", p[:, :12], major), np.einsum("nk,nkd->d", p[:, 12:], minor)
+        ]) / n
         return float(nll + l2 * w @ w), grad + 2 * l2 * w
 
-    w = minimize(loss, np.zeros(48), jac=True, method="L-BFGS-B").x
-    return w[:12], w[24:36], w[12:24], w[36:]
+    w = minimize(loss, np.zeros(2 * dims), jac=True, method="L-BFGS-B").x
+    return w[:dims].reshape(4, 12), w[dims:].reshape(4, 12)
 
 
 def fit_profiles(rows: list[dict[str, str]], audio: dict[str, np.ndarray], sr: int) -> None:
-    """Fit the key profiles on ``rows`` (the train split) and print them as constants.
+    """Fit the key weights on ``rows`` (the train split) and print them as constants.
 
     The L2 penalty is chosen by two-fold cross-validation over pieces inside ``rows`` (MIREX
-    score of profiles fitted on one half, evaluated on the other); the printed profiles are
-    then fitted on all of ``rows``.
+    score of weights fitted on one half, evaluated on the other); the printed weights are then
+    fitted on all of ``rows``.
     """
-    pcps = [pitch_class_profiles(audio[r["clip"]], sr=sr) for r in rows]
-    feats = np.stack([key_features(*pcp) for pcp in pcps])
+    profiles = [pitch_profiles(audio[r["clip"]], sr=sr) for r in rows]
+    feats = np.stack([key_features(p) for p in profiles])
     truth = np.array([key_index(r["key"]) for r in rows])
     pieces = sorted({r["piece"] for r in rows})
     fold = np.array([pieces.index(r["piece"]) % 2 for r in rows])
@@ -152,18 +147,20 @@ def fit_profiles(rows: list[dict[str, str]], audio: dict[str, np.ndarray], sr: i
     for l2 in L2_PENALTIES:
         estimates = np.zeros(len(rows), dtype=int)
         for f in (0, 1):
-            profiles = fit_logistic(feats[fold != f], truth[fold != f], l2)
+            weights = fit_logistic(feats[fold != f], truth[fold != f], l2)
             for i in np.flatnonzero(fold == f):
-                estimates[i] = int(np.argmax(key_scores(*pcps[i], profiles=profiles)))
-        mirex = np.mean([mirex_score(r["key"], KEYS[e]) for r, e in zip(rows, estimates,
-                                                                        strict=True)])
-        print(f"# L2 {l2:g}: 2-fold CV MIREX on train {mirex:.3f}")
-        best = max(best, (float(mirex), l2))
-    profiles = fit_logistic(feats, truth, best[1])
+                estimates[i] = int(np.argmax(key_scores(profiles[i], weights=weights)))
+        scores = [mirex_score(r["key"], KEYS[e]) for r, e in zip(rows, estimates, strict=True)]
+        print(f"# L2 {l2:g}: 2-fold CV MIREX on train {np.mean(scores):.3f}")
+        best = max(best, (float(np.mean(scores)), l2))
+    weights = fit_logistic(feats, truth, best[1])
     print(f"# L2 {best[1]:g}, fitted on {len(rows)} train clips")
-    names = ("TREBLE_MAJOR", "TREBLE_MINOR", "BASS_MAJOR", "BASS_MINOR")
-    for name, p in zip(names, profiles, strict=True):
-        print(f"{name} = np.array([{', '.join(f'{v:.3f}' for v in p)}])")
+    rows_doc = ("treble", "bass", "major triads", "minor triads")
+    for name, w in zip(("MAJOR_WEIGHTS", "MINOR_WEIGHTS"), weights, strict=True):
+        print(f"{name} = np.array([")
+        for doc, row in zip(rows_doc, w, strict=True):
+            print(f"    [{', '.join(f'{v:.3f}' for v in row)}],  # {doc}")
+        print("])")
 
 
 def main() -> None:

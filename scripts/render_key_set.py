@@ -70,6 +70,20 @@ MINOR_PROGRESSIONS = (
     ((0, "m"), (3, "M"), (5, "m"), (7, "7"), (0, "m")),            # i III iv V7 i
     ((0, "m"), (5, "m"), (0, "m"), (7, "7"), (0, "m")),            # i iv i V7 i
 )
+# Train-only progressions (pop and modal-flavoured loops), so that the fitted key profiles see
+# more than cadential formulas; the test split keeps only the odd-numbered lists above.
+EXTRA_TRAIN_MAJOR = (
+    ((0, "M"), (9, "m"), (2, "m"), (7, "7")),                      # I vi ii V7
+    ((0, "M"), (5, "M"), (9, "m"), (7, "M")),                      # I IV vi V
+    ((9, "m"), (5, "M"), (0, "M"), (7, "M")),                      # vi IV I V
+    ((0, "M"), (4, "m"), (9, "m"), (5, "M"), (7, "M")),            # I iii vi IV V
+)
+EXTRA_TRAIN_MINOR = (
+    ((0, "m"), (8, "M"), (3, "M"), (10, "M")),                     # i VI III VII
+    ((0, "m"), (5, "m"), (10, "M"), (3, "M"), (8, "M"), (2, "d"), (7, "7"), (0, "m")),  # cycle
+    ((0, "m"), (10, "M"), (8, "M"), (10, "M")),                    # i VII VI VII
+    ((0, "m"), (7, "m"), (5, "m"), (0, "m")),                      # i v iv i (natural minor)
+)
 _QUALITY = {"M": (0, 4, 7), "m": (0, 3, 7), "d": (0, 3, 6), "7": (0, 4, 7, 10)}
 
 
@@ -273,30 +287,46 @@ def _progression_clips(rng: np.random.Generator) -> list[tuple[Clip, list]]:
             for variant in range(4):
                 # Progressions 0, 2, 4 are train, 1, 3, 5 test: split by progression.
                 p = int(rng.integers(0, 3)) * 2 + (variant % 2)
-                prog = progs[p]
-                qpm = float(rng.uniform(80, 130))
-                bar_s = 4 * 60.0 / qpm
-                style = ("block", "arpeggio", "waltz")[int(rng.integers(0, 3))]
-                tonic_midi = 48 + pc
-                events = []
-                prev = None
-                t = 0.0
-                while t < CLIP_S:
-                    for root, quality in prog:
-                        chord = _voice_chord(tonic_midi, root, quality, prev)
-                        prev = chord[1:]
-                        events.extend(_perform(chord, t, bar_s, style, rng))
-                        t += bar_s
-                events = [e for e in events if e[1] < CLIP_S]
-                program = int(rng.choice(PROGRESSION_PROGRAMS))
-                clip = Clip(
-                    clip=f"prog_{mode}{p}_{pc:02d}_{variant}_{style}_gm{program}",
-                    subset="progression", split="train" if p % 2 == 0 else "test",
-                    key=f"{PITCH_CLASSES[pc]} {mode}", piece=f"{mode}{p}", program=program,
-                    transpose=pc,
-                )
-                out.append((clip, events))
+                split = "train" if p % 2 == 0 else "test"
+                out.append(_progression_clip(mode, p, progs[p], pc, variant, split, rng))
     return out
+
+
+def _extra_train_progression_clips(rng: np.random.Generator) -> list[tuple[Clip, list]]:
+    """Every key of every progression in the train-only lists, once."""
+    out = []
+    for mode, progs in (("major", EXTRA_TRAIN_MAJOR), ("minor", EXTRA_TRAIN_MINOR)):
+        for p, prog in enumerate(progs, start=len(MAJOR_PROGRESSIONS)):
+            for pc in range(12):
+                out.append(_progression_clip(mode, p, prog, pc, 0, "train", rng))
+    return out
+
+
+def _progression_clip(
+    mode: str, p: int, prog, pc: int, variant: int, split: str, rng: np.random.Generator
+) -> tuple[Clip, list]:
+    """Progression ``prog`` (number ``p``) in the key on pitch class ``pc``, looped to CLIP_S."""
+    qpm = float(rng.uniform(80, 130))
+    bar_s = 4 * 60.0 / qpm
+    style = ("block", "arpeggio", "waltz")[int(rng.integers(0, 3))]
+    tonic_midi = 48 + pc
+    events = []
+    prev = None
+    t = 0.0
+    while t < CLIP_S:
+        for root, quality in prog:
+            chord = _voice_chord(tonic_midi, root, quality, prev)
+            prev = chord[1:]
+            events.extend(_perform(chord, t, bar_s, style, rng))
+            t += bar_s
+    events = [e for e in events if e[1] < CLIP_S]
+    program = int(rng.choice(PROGRESSION_PROGRAMS))
+    clip = Clip(
+        clip=f"prog_{mode}{p}_{pc:02d}_{variant}_{style}_gm{program}", subset="progression",
+        split=split, key=f"{PITCH_CLASSES[pc]} {mode}", piece=f"{mode}{p}", program=program,
+        transpose=pc,
+    )
+    return clip, events
 
 
 def _perform(chord: list[int], t: float, bar_s: float, style: str, rng: np.random.Generator):
@@ -381,6 +411,7 @@ def main() -> None:
             return
     # One generator per subset, so that changing one subset's size leaves the others alone.
     clips = _progression_clips(np.random.default_rng([SEED, 0]))
+    clips += _extra_train_progression_clips(np.random.default_rng([SEED, 3]))
     clips += _chorale_clips(args.chorales, args.extra_train, np.random.default_rng([SEED, 1]))
     clips += _folk_clips(args.folk, args.extra_train, np.random.default_rng([SEED, 2]))
     assert all(c.key in KEYS for c, _ in clips)

@@ -1,11 +1,12 @@
-"""Musical key from audio: pitch-class profiles matched against fitted key profiles.
+"""Musical key from audio: pitch-class profiles and triads matched against fitted key profiles.
 
-The signal's treble and bass pitch-class profiles (:mod:`engine.analysis.chroma`) are centred
-and scaled to unit norm, and each of the 24 keys scores the dot product of them with its key
-profile rotated to the key's tonic (one profile per mode and register). With unit-norm key
-profiles this is the Krumhansl-Schmuckler correlation; here the profiles' norms also carry the
-weight of each register and the softmax temperature, because they were fitted as a multinomial
-logistic regression. The softmax over the 24 scores is the confidence.
+The signal's treble and bass pitch-class profiles and its triad histogram
+(:mod:`engine.analysis.chroma`) are rotated to each candidate tonic, and each of the 24 keys
+scores the dot product of them with its mode's key weights. For the centred, unit-norm treble
+profile alone and a unit-norm weight vector this is the Krumhansl-Schmuckler correlation; here
+the weights' norms also carry the weight of each feature and the softmax temperature, because
+they were fitted as a multinomial logistic regression. The softmax over the 24 scores is the
+confidence.
 """
 
 from __future__ import annotations
@@ -14,35 +15,33 @@ import logging
 
 import numpy as np
 
-from engine.analysis.chroma import pitch_class_profiles
+from engine.analysis.chroma import PitchProfiles, pitch_profiles
 from engine.errors import AudioError
 from engine.labels import KEYS
 from engine.types import KeyEstimate
 
 logger = logging.getLogger(__name__)
 
-# Key profiles, index 0 = tonic, printed by `python bench/key_accuracy.py --fit`: the weights of
-# a multinomial logistic regression over the 24 keys (L2 penalty 1e-4, chosen by 2-fold
-# cross-validation over pieces) whose inputs are this module's centred, unit-norm treble and
-# bass profiles rotated to each candidate tonic. Fitted on the TRAIN split of the labelled set
-# rendered by scripts/render_key_set.py only: 200 Bach chorales and 201 Essen folk tunes (split
-# by piece) and 48 chord progressions (split by progression type), FluidR3 GM instruments,
-# transposed over all 24 keys. The benchmark's TEST split (other pieces, other progression
-# types) was never used for fitting or for choosing any setting.
-TREBLE_MAJOR = np.array(
-    [5.964, -5.584, 4.078, -7.211, 5.203, -1.020, -2.513, 8.036, -1.953, -0.999, -8.120, 4.120]
-)
-TREBLE_MINOR = np.array(
-    [6.011, -13.029, 3.738, 5.212, -2.294, -0.694, -2.353, 8.339, -3.611, -0.745, 0.020, -0.594]
-)
-BASS_MAJOR = np.array(
-    [0.932, -0.619, 1.769, -1.289, 0.149, -0.091, -1.152, 2.025, -0.646, -0.402, -0.763, 0.087]
-)
-BASS_MINOR = np.array(
-    [1.616, 0.005, 0.454, 0.203, -0.587, 0.292, -0.405, 1.287, -0.803, -2.710, 1.725, -1.076]
-)
-
-KeyProfiles = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+# Key weights per mode, [4, 12]: rows weigh the treble profile, the bass profile, the major-triad
+# histogram and the minor-triad histogram, each rotated so that index 0 is the tonic. Printed by
+# `python bench/key_accuracy.py --fit`: the weights of a multinomial logistic regression over
+# the 24 keys (L2 penalty chosen by 2-fold cross-validation over pieces), fitted on the TRAIN
+# split of the labelled set rendered by scripts/render_key_set.py only: 200 Bach chorales and
+# 201 Essen folk tunes (split by piece) and 144 chord progressions (split by progression type),
+# FluidR3 GM instruments, transposed over all 24 keys. The benchmark's TEST split (other pieces,
+# other progression types) was never used for fitting. L2 penalty 1e-4 (CV MIREX 0.877).
+MAJOR_WEIGHTS = np.array([
+    [5.798, -3.682, 2.073, -5.059, 4.600, -1.167, -3.543, 6.496, -2.088, 0.542, -8.034, 4.064],
+    [1.640, -0.582, 0.876, -0.595, -1.271, 0.775, -0.686, 1.320, -0.423, 0.183, -0.602, -0.634],
+    [3.524, -0.100, 1.825, -1.499, 1.631, -2.553, -0.152, 1.809, -0.995, -3.545, -6.666, -2.319],
+    [-2.127, -0.318, 2.585, -0.150, 1.258, -0.247, -1.678, 0.646, -0.767, -0.214, 0.467, -2.759],
+])
+MINOR_WEIGHTS = np.array([
+    [4.539, -10.586, 2.625, 5.176, -2.733, -0.146, -1.092, 5.664, -2.988, -0.291, 0.877, -1.045],
+    [1.887, -0.458, 0.653, 0.838, -1.131, 0.458, -0.219, 0.323, 0.043, -2.714, 1.956, -1.634],
+    [3.922, -0.456, 3.963, -1.315, -1.207, -1.752, -0.060, 3.883, 1.886, -2.333, 1.585, 0.924],
+    [4.949, -0.211, -0.306, 0.787, 0.798, 2.454, 0.269, -2.007, -0.005, -1.185, -1.371, -0.868],
+])
 
 
 def estimate_key(y: np.ndarray, *, sr: int, candidates: int = 2) -> KeyEstimate:
@@ -73,8 +72,7 @@ def estimate_key(y: np.ndarray, *, sr: int, candidates: int = 2) -> KeyEstimate:
         raise AudioError("key estimation got a signal with NaN or infinite samples")
     if not 0 <= candidates < len(KEYS):
         raise ValueError(f"candidates must be in [0, {len(KEYS) - 1}], got {candidates}")
-    treble, bass = pitch_class_profiles(y, sr=sr)
-    probs = key_probabilities(treble, bass)
+    probs = key_probabilities(pitch_profiles(y, sr=sr))
     order = np.argsort(-probs, kind="stable")
     return KeyEstimate(
         key=KEYS[order[0]],
@@ -83,47 +81,48 @@ def estimate_key(y: np.ndarray, *, sr: int, candidates: int = 2) -> KeyEstimate:
     )
 
 
-def key_features(treble: np.ndarray, bass: np.ndarray) -> np.ndarray:
+def key_features(profiles: PitchProfiles) -> np.ndarray:
     """What each key's score is a dot product of: the profiles rotated to its tonic.
 
     Args:
-        treble: treble pitch-class profile [12] (index 0 = C).
-        bass: bass pitch-class profile [12].
+        profiles: a signal's pitch-class profiles and triad histogram.
 
     Returns:
-        ``features`` [24, 24]: row ``k`` (in :data:`KEYS` order) holds the centred, unit-norm
-        treble then bass profile rotated so that key ``k``'s tonic is at index 0.
+        ``features`` [24, 48]: row ``k`` (in :data:`KEYS` order) holds the centred, unit-norm
+        treble profile, the centred, unit-norm bass profile, the major-triad histogram and the
+        minor-triad histogram, each rotated so that key ``k``'s tonic is at index 0.
     """
-    t, b = _centred_unit(treble), _centred_unit(bass)
-    rolled = np.stack([np.concatenate([np.roll(t, -pc), np.roll(b, -pc)]) for pc in range(12)])
+    parts = (
+        _centred_unit(profiles.treble),
+        _centred_unit(profiles.bass),
+        profiles.chords[:12],
+        profiles.chords[12:],
+    )
+    rolled = np.stack([np.concatenate([np.roll(p, -pc) for p in parts]) for pc in range(12)])
     return np.concatenate([rolled, rolled])
 
 
 def key_scores(
-    treble: np.ndarray, bass: np.ndarray, *, profiles: KeyProfiles | None = None
+    profiles: PitchProfiles, *, weights: tuple[np.ndarray, np.ndarray] | None = None
 ) -> np.ndarray:
     """Score (logit) of each of the 24 keys.
 
     Args:
-        treble: treble pitch-class profile [12] (index 0 = C).
-        bass: bass pitch-class profile [12].
-        profiles: ``(treble_major, treble_minor, bass_major, bass_minor)`` [12] each, tonic
-            first; the module's fitted constants when None.
+        profiles: a signal's pitch-class profiles and triad histogram.
+        weights: ``(major, minor)`` key weights [4, 12] each (see :data:`MAJOR_WEIGHTS`);
+            the module's fitted constants when None.
 
     Returns:
         Scores [24] in :data:`engine.labels.KEYS` order (majors on C..B, then minors).
     """
-    t_maj, t_min, b_maj, b_min = profiles or (TREBLE_MAJOR, TREBLE_MINOR, BASS_MAJOR, BASS_MINOR)
-    features = key_features(treble, bass)
-    return np.concatenate([
-        features[:12] @ np.concatenate([t_maj, b_maj]),
-        features[12:] @ np.concatenate([t_min, b_min]),
-    ])
+    major, minor = weights or (MAJOR_WEIGHTS, MINOR_WEIGHTS)
+    features = key_features(profiles)
+    return np.concatenate([features[:12] @ major.ravel(), features[12:] @ minor.ravel()])
 
 
-def key_probabilities(treble: np.ndarray, bass: np.ndarray) -> np.ndarray:
-    """Softmax of :func:`key_scores` [24]; uniform when both profiles are empty."""
-    scores = key_scores(treble, bass)
+def key_probabilities(profiles: PitchProfiles) -> np.ndarray:
+    """Softmax of :func:`key_scores` [24]; uniform when nothing pitched was found."""
+    scores = key_scores(profiles)
     z = np.exp(scores - scores.max())
     return z / z.sum()
 
