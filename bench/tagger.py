@@ -200,37 +200,57 @@ def tag_cached(tagger: Tagger, data: Path, split: str, *, rescore: bool) -> tupl
 
 
 def speed(tagger: Tagger, track: np.ndarray, repeats: int) -> Table:
+    """Time the front end, each network and the whole ``tag()`` call (best of ``repeats``)."""
     import torch
 
     table = Table(title=f"tagger speed, 3-minute track, torch threads = {THREADS}")
-    cols = ("regions", "patches", "log-mel s", *(f"{m} s" for m in tagger.models), "tag() s")
-    for col in (*cols, "x real time", "tag() CPU s"):
+    for col in (
+        "models",
+        "regions",
+        "max patches",
+        "patches",
+        "log-mel s",
+        "networks s",
+        "tag() s",
+        "x real time",
+        "tag() CPU s",
+    ):
         table.add_column(col, justify="right")
     duration_s = track.size / tagger.sr
-    for n_regions in (1, 18):
+    variants = [
+        (tagger.settings.models, 1, 0),
+        (tagger.settings.models, 18, 0),
+        (tagger.settings.models, 18, 1),
+        (tagger.settings.models[:1], 18, 0),
+        (tagger.settings.models[:1], 18, 1),
+    ]
+    for models, n_regions, max_patches in variants:
+        settings = dataclasses.replace(tagger.settings, models=models, max_patches=max_patches)
+        t = Tagger(settings, {m: tagger.models[m] for m in models})
         regions = np.array_split(track, n_regions)
         best: dict[str, float] = {}
         for _ in range(repeats):
             t0 = time.perf_counter()
-            patches = torch.cat([tagger.logmel_patches(r) for r in regions])
+            patches = torch.cat([t.logmel_patches(r) for r in regions])
             timings = {"log-mel": time.perf_counter() - t0}
+            t0 = time.perf_counter()
             with torch.inference_mode():
-                for name, model in tagger.models.items():
-                    t0 = time.perf_counter()
-                    step = tagger.settings.batch_patches
-                    for s in range(0, patches.shape[0], step):
-                        model(patches[s : s + step])
-                    timings[name] = time.perf_counter() - t0
+                for model in t.models.values():
+                    for s in range(0, patches.shape[0], settings.batch_patches):
+                        model(patches[s : s + settings.batch_patches])
+            timings["networks"] = time.perf_counter() - t0
             t0, c0 = time.perf_counter(), time.process_time()
-            tagger.tag(regions)
+            t.tag(regions)
             timings["tag"] = time.perf_counter() - t0
             timings["cpu"] = time.process_time() - c0
             best = {k: min(v, best.get(k, np.inf)) for k, v in timings.items()}
         table.add_row(
+            "+".join(m.split("_")[0] for m in models),
             str(n_regions),
+            str(max_patches or "-"),
             str(patches.shape[0]),
             f"{best['log-mel']:.3f}",
-            *(f"{best[name]:.2f}" for name in tagger.models),
+            f"{best['networks']:.2f}",
             f"{best['tag']:.2f}",
             f"{duration_s / best['tag']:.0f}x",
             f"{best['cpu']:.2f}",
@@ -249,7 +269,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(THREADS)
-    console = Console()
+    console = Console(width=120)
     if not (args.data / "labels.csv").is_file():
         raise SystemExit(f"{args.data}/labels.csv not found: run scripts/make_vocal_set.py first")
     tagger = Tagger.load(TaggerSettings())

@@ -29,10 +29,12 @@ does.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -186,6 +188,7 @@ class TaggerSettings:
     choir_threshold: float = 0.705  # ... or choir/choral score at which P(vocals) = 0.5
     female_threshold: float = 0.02  # female - male score at which P(female | vocals) = 0.5
     sharpness: float = 20.0  # slope turning those score margins into probabilities
+    max_patches: int = 0  # most 3 s patches per region, spread evenly (0: no limit; speed lever)
     batch_patches: int = 8  # 3 s patches per forward pass (memory vs. speed)
 
     def __post_init__(self) -> None:
@@ -202,6 +205,7 @@ class TaggerSettings:
         _check_range("female_threshold", self.female_threshold, -1.0, 1.0)
         _check_range("max_tags", self.max_tags, 0, 50)
         _check_range("sharpness", self.sharpness, 0.1, 1000.0)
+        _check_range("max_patches", self.max_patches, 0, 10000)
         _check_range("batch_patches", self.batch_patches, 1, 4096)
 
 
@@ -236,6 +240,8 @@ class Tagger:
         settings: the settings it was loaded with.
         models: model name -> network, in ``settings.models`` order.
         device: where the networks run.
+        fingerprint: 16 hex digits that change whenever the weights or the settings change
+            (for the backend's cache key).
     """
 
     def __init__(
@@ -257,6 +263,7 @@ class Tagger:
         self.device = device
         self.config = first
         self.frontend: LogMel = LogMel(first).to(device)
+        self.fingerprint = _fingerprint(settings, models)
 
     @classmethod
     def load(cls, settings: TaggerSettings, *, device: str = "cpu") -> Tagger:
@@ -279,7 +286,8 @@ class Tagger:
         """Tag regions of mono audio at :attr:`sr` (16 kHz).
 
         Every region of F log-mel frames is cut into ``round(F / 187)`` 3 s patches spread
-        evenly from its start to its end (a 10 s region gives 3 patches, a 3 min one 60);
+        evenly from its start to its end (a 10 s region gives 3 patches, a 3 min one 60;
+        at most ``settings.max_patches`` when that is set);
         patches of all regions run through each model in batches of
         ``settings.batch_patches``. Regions shorter than one patch are
         zero-padded to one patch and flagged ``"short_region_padded"``.
@@ -356,11 +364,14 @@ class Tagger:
             audio = np.pad(audio, (0, patch_samples - audio.size))
         x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)).to(self.device)
         logmel = self.frontend(x[None])[0].cpu()  # [frames, n_mels]
-        # round(frames / patch) patches spread evenly from the start to the end.
+        # round(frames / patch) patches spread evenly from the start to the end; one patch
+        # sits in the middle.
         n_patches = max(1, round(logmel.shape[0] / c.patch_frames))
+        if self.settings.max_patches:
+            n_patches = min(n_patches, self.settings.max_patches)
         last = logmel.shape[0] - c.patch_frames
-        starts = np.linspace(0, last, n_patches).round().astype(int) if n_patches > 1 else [0]
-        return torch.stack([logmel[s : s + c.patch_frames] for s in starts]), padded
+        starts = np.linspace(0, last, n_patches) if n_patches > 1 else [last / 2]
+        return torch.stack([logmel[round(s) : round(s) + c.patch_frames] for s in starts]), padded
 
     def interpret(
         self, scores: dict[str, float], *, flags: tuple[str, ...] = (), patches: int = 0
@@ -444,6 +455,16 @@ def table_coverage(model: str, tags: Sequence[str]) -> list[str]:
         and (model, t) not in VOCAL_ROLES
         and (model, t) not in _IGNORED
     ]
+
+
+def _fingerprint(settings: TaggerSettings, models: dict[str, Musicnn]) -> str:
+    h = hashlib.sha256(json.dumps(asdict(settings), sort_keys=True).encode())
+    for name, model in models.items():
+        h.update(name.encode())
+        for key, tensor in sorted(model.state_dict().items()):
+            h.update(key.encode())
+            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def _sigmoid(x: float) -> float:

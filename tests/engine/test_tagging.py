@@ -88,6 +88,8 @@ def test_short_regions_are_padded_and_flagged() -> None:
     assert short.patches == 1
     assert long.flags == ()
     assert long.patches == 3  # round(10 s / 3 s) patches spread over the region
+    capped = Tagger(TaggerSettings(max_patches=1), tagger().models).tag([tone(440, 10.0)])[0]
+    assert capped.patches == 1
 
 
 def test_batching_many_regions_equals_one_by_one() -> None:
@@ -185,3 +187,18 @@ def test_importing_tagging_does_not_import_torch() -> None:
     code = "import sys, engine.tagging; print('torch' in sys.modules)"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.strip() == "False"
+
+
+def test_fingerprint_follows_settings_and_weights() -> None:
+    base = tagger()
+    same = Tagger(TaggerSettings(), base.models)
+    other = Tagger(TaggerSettings(genre_threshold=0.5), base.models)
+    assert len(base.fingerprint) == 16
+    assert same.fingerprint == base.fingerprint != other.fingerprint
+    from engine.models.musicnn import Musicnn
+
+    tiny = Tagger(TaggerSettings(models=("MTT_musicnn",)), {"MTT_musicnn": Musicnn.tiny()})
+    real = Tagger(
+        TaggerSettings(models=("MTT_musicnn",)), {"MTT_musicnn": base.models["MTT_musicnn"]}
+    )
+    assert tiny.fingerprint != real.fingerprint
