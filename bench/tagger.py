@@ -30,6 +30,7 @@ import os
 import platform
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -166,7 +167,11 @@ def fit(tagger: Tagger, rows: list[dict[str, str]], results: list[TagResult]) ->
     print(f"vocal vs none: balanced accuracy {vocal_score:.3f} at vocal_threshold={vocal_t}")
     print(f"female vs male: balanced accuracy {female_score:.3f} at female_threshold={female_t}")
     print(f"choir vs other instruments: accuracy {choir_score:.3f} at choir_threshold={choir_t}")
-    chosen = {"vocal_threshold": vocal_t, "female_threshold": female_t, "choir_threshold": choir_t}
+    chosen: dict[str, Any] = {
+        "vocal_threshold": vocal_t,
+        "female_threshold": female_t,
+        "choir_threshold": choir_t,
+    }
     tgrid = np.round(np.arange(0.1, 0.8, 0.01), 3)
     for fld, key in zip(
         FIELDS, ("instrument_threshold", "genre_threshold", "mood_threshold"), strict=True
@@ -176,7 +181,9 @@ def fit(tagger: Tagger, rows: list[dict[str, str]], results: list[TagResult]) ->
     return dataclasses.replace(tagger.settings, **chosen)
 
 
-def tag_cached(tagger: Tagger, data: Path, split: str, *, rescore: bool) -> tuple[list, list]:
+def tag_cached(
+    tagger: Tagger, data: Path, split: str, *, rescore: bool
+) -> tuple[list[dict[str, str]], list[np.ndarray], list[TagResult]]:
     """Rows, audio and tag results of a split; results cached in ``<data>/scores_<split>.json``
     (keyed by the models run; ``--rescore`` recomputes)."""
     rows, audio = load_set(data, split)

@@ -36,7 +36,7 @@ import logging
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -109,7 +109,8 @@ class MusicnnConfig:
         unknown = sorted(set(raw) - known)
         if unknown:
             raise ValueError(f"unknown musicnn config key(s) {unknown}; valid: {sorted(known)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+        kwargs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+        return cls(**kwargs)
 
 
 class MusicnnOutput(NamedTuple):
@@ -168,6 +169,9 @@ class LogMel(nn.Module):
     Hann window, power 2.
     """
 
+    window: torch.Tensor
+    mel_fb: torch.Tensor
+
     def __init__(self, config: MusicnnConfig) -> None:
         super().__init__()
         self.config = config
@@ -218,9 +222,11 @@ class _FrontendBranch(nn.Module):
         # Same result, without ReLU and batch norm over the whole [B, filters, T, F'] map:
         # ReLU is monotone and batch norm is a per-channel affine map a * x + b, so the max
         # over frequency is a * relu(max x) + b where a >= 0 and a * relu(min x) + b elsewhere.
-        high, low = torch.aminmax(x, dim=3)[::-1]
-        scale = self.bn.weight * torch.rsqrt(self.bn.running_var + self.bn.eps)
-        shift = self.bn.bias - self.bn.running_mean * scale
+        low, high = torch.aminmax(x, dim=3)
+        mean, var = self.bn.running_mean, self.bn.running_var
+        assert mean is not None and var is not None  # eval-mode batch norm keeps statistics
+        scale = self.bn.weight * torch.rsqrt(var + self.bn.eps)
+        shift = self.bn.bias - mean * scale
         picked = torch.where((scale >= 0)[:, None], high, low).relu()
         return picked * scale[:, None] + shift[:, None]
 
@@ -303,6 +309,7 @@ class Musicnn(nn.Module):
         model = cls(MusicnnConfig.tiny())
         for m in model.modules():
             if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
+                assert m.running_mean is not None and m.running_var is not None
                 nn.init.uniform_(m.running_mean, -0.5, 0.5)
                 nn.init.uniform_(m.running_var, 0.5, 1.5)
         return model.eval()

@@ -69,6 +69,21 @@ def test_choir_is_not_called_no_vocals_and_piano_is(tmp_path: Path) -> None:
     assert "piano" in [t.label for t in res_piano.instruments]
 
 
+def test_synthesized_speech_is_not_called_no_vocals(tmp_path: Path) -> None:
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("needs the espeak-ng binary (apt espeak-ng)")
+    import soundfile as sf
+    import soxr
+
+    wav = tmp_path / "speech.wav"
+    text = "Please remember to water the plants on the balcony before you leave for work."
+    subprocess.run(["espeak-ng", "-v", "en+f2", "-w", str(wav), text], check=True)
+    y, sr = sf.read(str(wav), dtype="float32")
+    speech = soxr.resample(y, sr, SR).astype(np.float32)
+    res = tagger().tag([speech])[0]
+    assert res.vocals.label != "none", res.vocals
+
+
 def test_vocal_probabilities_sum_to_one_and_match_the_label() -> None:
     rng = np.random.default_rng(0)
     results = tagger().tag([tone(220, 4.0), 0.1 * rng.standard_normal(SR * 4).astype(np.float32)])
