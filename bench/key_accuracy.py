@@ -198,7 +198,10 @@ def main() -> None:
     }
     n_by = {name: sum(map(pred, rows)) for name, pred in subsets.items()}
     counts = ", ".join(f"{name} {n}" for name, n in n_by.items())
-    print(f"split: {args.split} (split by piece; profiles fitted on train only). clips: {counts}")
+    n_train = len(load_set(args.data, "train"))
+    print(f"evaluated on the {args.split} split: {counts} clips. Our key weights were fitted on "
+          f"the train split only ({n_train} clips); train and test share no piece (chorale, "
+          f"folk tune) and no progression type.")
     clip_s = np.mean([len(y) / sr for y in audio.values()])
     results = {}
     for name, method in methods.items():
@@ -224,7 +227,7 @@ def main() -> None:
         print(f"{name:30s} {cells} {ms:8.1f} {rtf:10.0f}")
     essentia_scores = {n: t["all"][0] for n, (t, _, _) in results.items() if "essentia" in n}
     if essentia_scores:
-        best = max(essentia_scores, key=essentia_scores.get)
+        best = max(essentia_scores, key=lambda name: essentia_scores[name])
         ratio = results["ours"][0]["all"][0] / essentia_scores[best]
         print(f"ours / best essentia ({best}) MIREX score: {ratio:.3f}")
 

@@ -87,9 +87,13 @@ EXTRA_TRAIN_MINOR = (
 _QUALITY = {"M": (0, 4, 7), "m": (0, 3, 7), "d": (0, 3, 6), "7": (0, 4, 7, 10)}
 
 
+# A note to play: (MIDI pitch, onset s, duration s, velocity).
+Event = tuple[int, float, float, int]
+
+
 @dataclass(frozen=True)
 class Clip:
-    """One clip to render. ``notes`` are (midi pitch, onset s, duration s, velocity)."""
+    """One clip to render and its label."""
 
     clip: str
     subset: str
@@ -154,10 +158,10 @@ def _folk_key(score, tonic_name: str) -> tuple[str, str] | None:
     return None
 
 
-def _note_events(score, semitones: int, qpm: float) -> list[tuple[int, float, float, int]]:
+def _note_events(score, semitones: int, qpm: float) -> list[Event]:
     """Flatten a score into (pitch, onset s, duration s, velocity) within CLIP_S."""
     spq = 60.0 / qpm
-    events = []
+    events: list[Event] = []
     for part in score.parts:
         for n in part.flatten().notes:
             onset = float(n.offset) * spq
@@ -169,9 +173,9 @@ def _note_events(score, semitones: int, qpm: float) -> list[tuple[int, float, fl
     return events
 
 
-def _loop_to(events, total_s: float, length_s: float):
+def _loop_to(events: list[Event], total_s: float, length_s: float) -> list[Event]:
     """Repeat ``events`` (one verse of ``length_s`` seconds) until ``total_s``."""
-    out = []
+    out: list[Event] = []
     start = 0.0
     while start < total_s and length_s > 0:
         out.extend((p, t + start, d, v) for p, t, d, v in events if t + start < total_s)
@@ -181,12 +185,12 @@ def _loop_to(events, total_s: float, length_s: float):
 
 def _chorale_clips(
     n_pieces: int, n_extra: int, rng: np.random.Generator
-) -> list[tuple[Clip, list]]:
+) -> list[tuple[Clip, list[Event]]]:
     from music21 import corpus
 
     paths = sorted(p for p in corpus.getComposer("bach") if re.fullmatch(r"bwv[\d.]+\.mxl", p.name))
     rng.shuffle(paths)
-    out = []
+    out: list[tuple[Clip, list[Event]]] = []
     for path in paths:
         if len(out) >= n_pieces + n_extra:
             break
@@ -212,7 +216,7 @@ def _chorale_clips(
 
 def _folk_clips(
     n_pieces: int, n_extra: int, rng: np.random.Generator, minor_share: float = 0.25
-) -> list[tuple[Clip, list]]:
+) -> list[tuple[Clip, list[Event]]]:
     """Essen tunes with an unambiguous mode, ``minor_share`` of them minor in both splits.
 
     Minor tunes are rare in the collection (about 1 in 25), so the modes have separate quotas;
@@ -224,13 +228,15 @@ def _folk_clips(
 
     tunes = []
     for name in FOLK_FILES:
-        text = Path(corpus.getWork(f"essenFolksong/{name}")).read_text(encoding="latin-1")
+        work = corpus.getWork(f"essenFolksong/{name}")
+        assert isinstance(work, Path), work
+        text = work.read_text(encoding="latin-1")
         for block in re.split(r"\n(?=X:)", text):
             m = re.search(r"^K:\s*([A-G][b#]?)\s*$", block, flags=re.M)
             if block.startswith("X:") and m:
                 tunes.append((name, block, m.group(1)))
     order = rng.permutation(len(tunes))
-    out = []
+    out: list[tuple[Clip, list[Event]]] = []
     total = n_pieces + n_extra
     share = {"major": 1 - minor_share, "minor": minor_share}
     quota = {mode: round(total * f) for mode, f in share.items()}
@@ -280,7 +286,7 @@ def _voice_chord(tonic_midi: int, root: int, quality: str, prev: list[int] | Non
     return [bass, *upper]
 
 
-def _progression_clips(rng: np.random.Generator) -> list[tuple[Clip, list]]:
+def _progression_clips(rng: np.random.Generator) -> list[tuple[Clip, list[Event]]]:
     out = []
     for mode, progs in (("major", MAJOR_PROGRESSIONS), ("minor", MINOR_PROGRESSIONS)):
         for pc in range(12):
@@ -292,7 +298,7 @@ def _progression_clips(rng: np.random.Generator) -> list[tuple[Clip, list]]:
     return out
 
 
-def _extra_train_progression_clips(rng: np.random.Generator) -> list[tuple[Clip, list]]:
+def _extra_train_progression_clips(rng: np.random.Generator) -> list[tuple[Clip, list[Event]]]:
     """Every key of every progression in the train-only lists, once."""
     out = []
     for mode, progs in (("major", EXTRA_TRAIN_MAJOR), ("minor", EXTRA_TRAIN_MINOR)):
@@ -304,7 +310,7 @@ def _extra_train_progression_clips(rng: np.random.Generator) -> list[tuple[Clip,
 
 def _progression_clip(
     mode: str, p: int, prog, pc: int, variant: int, split: str, rng: np.random.Generator
-) -> tuple[Clip, list]:
+) -> tuple[Clip, list[Event]]:
     """Progression ``prog`` (number ``p``) in the key on pitch class ``pc``, looped to CLIP_S."""
     qpm = float(rng.uniform(80, 130))
     bar_s = 4 * 60.0 / qpm

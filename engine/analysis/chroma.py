@@ -38,7 +38,7 @@ class ChromaConfig:
         split_midi: peaks below this MIDI pitch feed the bass profile, the rest the treble one.
         range_db: peaks more than this many dB below their frame's strongest peak are ignored.
         silence_db: frames this many dB below the loudest frame are skipped.
-        chord_frames: frames per segment of the triad histogram (2 = 0.56 s).
+        chord_frames: frames per segment of the triad histogram (2 frames = 0.37 s of hops).
     """
 
     n_fft: int = 4096

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from engine.analysis.chroma import triad_histogram
 from engine.analysis.key import estimate_key
 from engine.errors import AudioError
 from engine.labels import KEYS, key_index
@@ -98,3 +99,13 @@ def test_silence_and_short_input_do_not_crash() -> None:
 def test_invalid_input_raises_audio_error(y: np.ndarray) -> None:
     with pytest.raises(AudioError):
         estimate_key(y, sr=SR)
+
+
+def test_triad_histogram_names_the_triad() -> None:
+    profiles = np.zeros((3, 12))
+    profiles[0, [0, 4, 7]] = 1.0  # C major
+    profiles[1, [9, 0, 4]] = 1.0  # A minor
+    profiles[2, [6, 10, 1]] = 1.0  # F# major
+    hist = triad_histogram(profiles)
+    assert hist.shape == (24,)
+    assert set(np.flatnonzero(hist)) == {0, 12 + 9, 6}
