@@ -11,26 +11,37 @@ import pytest
 import soundfile as sf
 
 SR = 22050
-A_MINOR = (220.0, 261.63, 329.63)
-D_MAJOR = (293.66, 369.99, 440.0)
+# Cadences that name their key unambiguously (the leading tone rules out the relative key):
+# MIDI notes of i-iv-V-i in A minor and I-IV-V-I in D major.
+A_MINOR = ((57, 60, 64), (50, 53, 57), (52, 56, 59), (57, 60, 64))
+D_MAJOR = ((50, 54, 57), (55, 59, 62), (57, 61, 64), (50, 54, 57))
 
 
-def chords(spec: list[tuple[float, tuple[float, ...]]], *, bpm: float = 120.0) -> np.ndarray:
-    """Triads of the given durations with a click every beat, ``[frames]`` float32."""
+def cadences(spec: list[tuple[float, tuple[tuple[int, ...], ...]]], *, bpm: float = 120.0):
+    """Each ``(seconds, chords)`` plays its chords in turn, one beat each, with their bass an
+    octave below, and a click on every beat. Returns ``[frames]`` float32."""
+    beat = 60.0 / bpm
     parts = []
-    for seconds, freqs in spec:
-        t = np.arange(int(seconds * SR)) / SR
-        parts.append(0.2 * sum(np.sin(2 * np.pi * f * t) for f in freqs))
-    x = np.concatenate(parts)
-    x[:: int(SR * 60 / bpm)] += 0.8
-    return x.astype(np.float32)
+    for seconds, chords in spec:
+        n = int(seconds * SR)
+        t = np.arange(n) / SR
+        x = np.zeros(n)
+        for i in range(int(np.ceil(seconds / beat))):
+            a, b = int(i * beat * SR), min(n, int((i + 1) * beat * SR))
+            for note in chords[i % len(chords)]:
+                for midi in (note, note - 12):
+                    x[a:b] += 0.08 * np.sin(2 * np.pi * 440.0 * 2 ** ((midi - 69) / 12) * t[a:b])
+        parts.append(x)
+    y = np.concatenate(parts)
+    y[:: int(SR * beat)] += 0.8
+    return y.astype(np.float32)
 
 
 @pytest.fixture(scope="session")
 def song(tmp_path_factory) -> str:
     """24 s: 12 s of A minor, then 12 s of D major, at 120 BPM."""
     path = tmp_path_factory.mktemp("audio") / "two_keys.wav"
-    sf.write(path, chords([(12.0, A_MINOR), (12.0, D_MAJOR)]), SR)
+    sf.write(path, cadences([(12.0, A_MINOR), (12.0, D_MAJOR)]), SR)
     return str(path)
 
 
