@@ -745,7 +745,7 @@ def _escape(text: str) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``sonicverse panel``."""
-    parser.add_argument("files", nargs="?", help="an audio file or a saved session (.json)")
+    parser.add_argument("file", nargs="?", help="an audio file or a saved session (.json)")
     parser.add_argument("--host", default=protocol.DEFAULT_HOST,
                         help=f"engine host (default {protocol.DEFAULT_HOST})")
     parser.add_argument("--port", type=int, default=protocol.DEFAULT_PORT,
@@ -762,11 +762,11 @@ def run(args: argparse.Namespace) -> int:
     window = MainWindow(host=args.host, port=args.port, preset=args.preset,
                         start_engine=args.start_engine)
     window.show()
-    if args.files:
-        if args.files.lower().endswith(".json"):
-            window.open_session(args.files)
+    if args.file:
+        if args.file.lower().endswith(".json"):
+            window.open_session(args.file)
         else:
-            window.open_audio(args.files)
+            window.open_audio(args.file)
     return int(app.exec())
 
 
