@@ -50,6 +50,12 @@ def _labels(tags: tuple[Tag, ...], n: int) -> list[str]:
     return [t.label for t in tags if t.label not in _RESTATED][:n]
 
 
+def _article(word: str) -> str:
+    """'An' before a vowel sound: vowels, and the note letters A, E and F ("an F major")."""
+    is_note = len(word) <= 2 and word[:1] in "ABCDEFG" and word[1:] in ("", "#", "b")
+    return "An" if word[:1].lower() in ("aef" if is_note else "aeiou") else "A"
+
+
 def template_caption(a: RegionAnnotation) -> str:
     """One sentence describing ``a`` from its key, tempo, loudness, vocals and tags.
 
@@ -61,7 +67,7 @@ def template_caption(a: RegionAnnotation) -> str:
     head = " ".join(w for w in (tempo_word(a.tempo_bpm), a.key.key if a.key else "") if w)
     genres = _labels(a.genres, 1)
     noun = f"{genres[0]} passage" if genres else "passage"
-    article = "An" if (head or noun)[:1].lower() in "aeiou" else "A"
+    article = _article((head or noun).split()[0])
     parts = [f"{article} {head} {noun}".replace("  ", " ")]
     if a.tempo_bpm is not None:
         parts.append(f"at {a.tempo_bpm:.0f} BPM")

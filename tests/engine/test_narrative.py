@@ -95,3 +95,6 @@ def test_caption_mentions_features() -> None:
     assert template_caption(annotation(0, 1, key="A minor", bpm=None, lufs=None)).startswith(
         "An A minor passage"
     )
+    assert template_caption(annotation(0, 1, key="F major", bpm=None)).startswith("An F major")
+    assert template_caption(annotation(0, 1, key="Bb major", bpm=None)).startswith("A Bb major")
+    assert template_caption(annotation(0, 1, key="D major", bpm=120.0)).startswith("A mid-tempo")
