@@ -71,7 +71,7 @@ class LiteBackend:
             "analysis": asdict(preset.analysis),
             "analysis_sr": preset.audio.analysis_sr,
             "options": asdict(self.options),
-            "weights": _weights_digest(self.options.tagger.models) if self.options.tag else None,
+            "tagger": self.tagger.fingerprint if self.tagger is not None else None,
         }
         digest = hashlib.blake2b(json.dumps(params, sort_keys=True).encode(), digest_size=8)
         self.fingerprint = f"lite:{digest.hexdigest()}"
@@ -147,16 +147,6 @@ class LiteBackend:
 
     def close(self) -> None:
         """Nothing to release."""
-
-
-def _weights_digest(models: Sequence[str]) -> str:
-    """Hash of the tagger weight files, so new weights never answer from old cache rows."""
-    from engine.models.musicnn import resolve_weights
-
-    h = hashlib.blake2b(digest_size=8)
-    for name in models:
-        h.update(resolve_weights(name).read_bytes())
-    return h.hexdigest()
 
 
 def create(preset: Preset, *, device: str | None = None) -> LiteBackend:
