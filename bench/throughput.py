@@ -106,13 +106,20 @@ def main() -> None:
     )
     stage("resample + mono", lambda: audio.to_analysis(audio.Audio(track, sr, "b"), sr=asr), None)
 
+    from dataclasses import replace
+
+    untagged = replace(preset, options=replace(preset.options, tag=False))
+    pipeline_rows: list[tuple[str, float]] = []
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "track.flac"
         sf.write(path, track.T, sr)
-        ann = Annotator(preset, store=Store(Path(d) / "s.sqlite3"))
-        t_uncached = best_of(lambda: ann.annotate(str(path), use_cache=False), args.repeat)
-        t_cached = best_of(lambda: ann.annotate(str(path)), args.repeat)
-        ann.close()
+        for label, p in (("with tagger", preset), ("tagger off", untagged)):
+            ann = Annotator(p, store=Store(Path(d) / f"{p.options.tag}.sqlite3"))
+            t_uncached = best_of(lambda a=ann: a.annotate(str(path), use_cache=False), args.repeat)
+            t_cached = best_of(lambda a=ann: a.annotate(str(path)), args.repeat)
+            ann.close()
+            pipeline_rows.append((f"annotate + narrate, {label}, uncached", t_uncached))
+            pipeline_rows.append((f"annotate + narrate, {label}, cached", t_cached))
 
     table = Table(
         title=f"lite throughput: {args.seconds:.0f} s track, {len(regions)} regions of 10 s "
@@ -134,23 +141,9 @@ def main() -> None:
     table.add_row(
         "key + tempo + loudness", f"{total:.3f}", f"{args.seconds / total:.0f}x", "", "", ""
     )
-    table.add_row(
-        "annotate + narrate (uncached)",
-        f"{t_uncached:.3f}",
-        f"{args.seconds / t_uncached:.0f}x",
-        "",
-        "",
-        "",
-    )
-    table.add_row(
-        "annotate + narrate (cached)",
-        f"{t_cached:.3f}",
-        f"{args.seconds / t_cached:.0f}x",
-        "",
-        "",
-        "",
-    )
-    console = Console()
+    for name, t in pipeline_rows:
+        table.add_row(name, f"{t:.3f}", f"{args.seconds / t:.0f}x", "", "", "")
+    console = Console(width=130)
     console.print(table)
     console.print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
