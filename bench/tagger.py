@@ -43,6 +43,9 @@ from engine.tagging import FIELDS, TAG_FIELDS, Tagger, TaggerSettings, TagResult
 THREADS = 2
 
 
+MAX_FALSE_VOCAL_RATE = 1 / 6  # most instrumental tune clips a vocal threshold may call vocals
+
+
 def load_set(data: Path, split: str) -> tuple[list[dict[str, str]], list[np.ndarray]]:
     with open(data / "labels.csv", newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["split"] == split]
@@ -137,7 +140,9 @@ def _balanced(truth: np.ndarray, pred: np.ndarray) -> float:
 def fit(tagger: Tagger, rows: list[dict[str, str]], results: list[TagResult]) -> TaggerSettings:
     """Choose each threshold on the tune split, one decision at a time.
 
-    - ``vocal_threshold``: balanced accuracy of vocal vs none on the vocal clips;
+    - ``vocal_threshold``: balanced accuracy of vocal vs none on the vocal clips, among the
+      thresholds that call at most :data:`MAX_FALSE_VOCAL_RATE` of the instrumental clips
+      "vocals";
     - ``female_threshold``: balanced accuracy of female vs male on the clips with a voice;
     - ``choir_threshold``: accuracy of "is a choir" on the solo-instrument clips (the Choir
       Aahs renders against every other instrument);
@@ -151,7 +156,17 @@ def fit(tagger: Tagger, rows: list[dict[str, str]], results: list[TagResult]) ->
     truth = np.array([rows[i]["vocals"] != "none" for i in vocal_idx])
     margin = np.array([ev[i]["present"] - ev[i]["absent"] for i in vocal_idx])
     grid = np.round(np.arange(-0.3, 0.5, 0.005), 4)
-    vocal_t, vocal_score = _best(grid, [_balanced(truth, margin > t) for t in grid])
+    # A library editor filters on "instrumental": calling an instrumental clip "vocals" costs
+    # more than missing a quiet voice, so thresholds that call more than
+    # MAX_FALSE_VOCAL_RATE of the instrumental clips "vocals" are not eligible.
+    false_vocal = [float(np.mean(margin[~truth] > t)) for t in grid]
+    vocal_t, vocal_score = _best(
+        grid,
+        [
+            _balanced(truth, margin > t) if fv <= MAX_FALSE_VOCAL_RATE else -1.0
+            for t, fv in zip(grid, false_vocal, strict=True)
+        ],
+    )
 
     sung_idx = [i for i in vocal_idx if rows[i]["vocals"] != "none"]
     female = np.array([rows[i]["vocals"] == "female" for i in sung_idx])

@@ -184,7 +184,7 @@ class TaggerSettings:
     genre_threshold: float = 0.22  # min score for a genre tag
     mood_threshold: float = 0.1  # min score for a mood tag
     max_tags: int = 4  # most tags reported per field, best first
-    vocal_threshold: float = -0.07  # present - absent vocal-tag score at which P(vocals) = 0.5
+    vocal_threshold: float = 0.03  # present - absent vocal-tag score at which P(vocals) = 0.5
     choir_threshold: float = 0.705  # ... or choir/choral score at which P(vocals) = 0.5
     female_threshold: float = 0.02  # female - male score at which P(female | vocals) = 0.5
     sharpness: float = 20.0  # slope turning those score margins into probabilities
