@@ -122,9 +122,12 @@ def fit_logistic(
         nll = -np.mean(s[rows, truth] - lse)
         p = np.exp(s - lse[:, None])
         p[rows, truth] -= 1.0  # d(nll)/d(score) * n
-        grad = np.concatenate([
-            np.einsum("nk,nkd->d", p[:, :12], major), np.einsum("nk,nkd->d", p[:, 12:], minor)
-        ]) / n
+        grad = (
+            np.concatenate(
+                [np.einsum("nk,nkd->d", p[:, :12], major), np.einsum("nk,nkd->d", p[:, 12:], minor)]
+            )
+            / n
+        )
         return float(nll + l2 * w @ w), grad + 2 * l2 * w
 
     w = minimize(loss, np.zeros(2 * dims), jac=True, method="L-BFGS-B").x
@@ -199,9 +202,11 @@ def main() -> None:
     n_by = {name: sum(map(pred, rows)) for name, pred in subsets.items()}
     counts = ", ".join(f"{name} {n}" for name, n in n_by.items())
     n_train = len(load_set(args.data, "train"))
-    print(f"evaluated on the {args.split} split: {counts} clips. Our key weights were fitted on "
-          f"the train split only ({n_train} clips); train and test share no piece (chorale, "
-          f"folk tune) and no progression type.")
+    print(
+        f"evaluated on the {args.split} split: {counts} clips. Our key weights were fitted on "
+        f"the train split only ({n_train} clips); train and test share no piece (chorale, "
+        f"folk tune) and no progression type."
+    )
     clip_s = np.mean([len(y) / sr for y in audio.values()])
     results = {}
     for name, method in methods.items():
@@ -237,8 +242,10 @@ def main() -> None:
         t0 = time.perf_counter()
         estimate_key(long, sr=sr)
         times.append(time.perf_counter() - t0)
-    print(f"ours on {len(long) / sr:.0f} s of audio at {sr} Hz: {1000 * min(times):.0f} ms "
-          f"({len(long) / sr / min(times):.0f}x real time, best of 3)")
+    print(
+        f"ours on {len(long) / sr:.0f} s of audio at {sr} Hz: {1000 * min(times):.0f} ms "
+        f"({len(long) / sr / min(times):.0f}x real time, best of 3)"
+    )
 
 
 if __name__ == "__main__":

@@ -28,8 +28,12 @@ def synth_track(path: Path, *, seconds: float, sr: int = 44100) -> None:
     """Chords changing every 8 s (A minor, D major, E minor, C major) with a 120 BPM click."""
     import soundfile as sf
 
-    chords = [(220.0, 261.63, 329.63), (293.66, 369.99, 440.0), (164.81, 196.0, 246.94),
-              (261.63, 329.63, 392.0)]
+    chords = [
+        (220.0, 261.63, 329.63),
+        (293.66, 369.99, 440.0),
+        (164.81, 196.0, 246.94),
+        (261.63, 329.63, 392.0),
+    ]
     t = np.arange(int(seconds * sr)) / sr
     which = (t // 8.0).astype(int) % len(chords)
     x = np.zeros_like(t)
@@ -47,8 +51,11 @@ def main() -> None:
     parser.add_argument("--preset", default="lite")
     parser.add_argument("--window", type=float, default=10.0)
     parser.add_argument("--hop", type=float, default=2.0)
-    parser.add_argument("--via-engine", action="store_true",
-                        help="send windows to an engine on loopback (temp WAV + OSC)")
+    parser.add_argument(
+        "--via-engine",
+        action="store_true",
+        help="send windows to an engine on loopback (temp WAV + OSC)",
+    )
     args = parser.parse_args()
 
     from rich.console import Console
@@ -71,16 +78,23 @@ def main() -> None:
             from engine.pipeline import Annotator
             from engine.server import EngineServer, ServerConfig
 
-            server = EngineServer(Annotator(presets.load(args.preset), store=None),
-                                  ServerConfig(port=0))
+            server = EngineServer(
+                Annotator(presets.load(args.preset), store=None), ServerConfig(port=0)
+            )
             server.start()
             backend = EngineBackend("127.0.0.1", server.address[1])
         else:
             backend = backends.create(presets.load(args.preset))
         warm_up(backend, sr=source.sr, channels=source.channels)
         inbox: queue.Queue[LiveResult | SourceEvent] = queue.Queue()
-        listener = Listener(source, backend, on_result=inbox.put, on_event=inbox.put,
-                            window_s=args.window, hop_s=args.hop)
+        listener = Listener(
+            source,
+            backend,
+            on_result=inbox.put,
+            on_event=inbox.put,
+            window_s=args.window,
+            hop_s=args.hop,
+        )
         screen = Console(file=io.StringIO(), width=120)
         annotated, shown = LatencyStats(), LatencyStats()
 
@@ -109,13 +123,19 @@ def main() -> None:
             server.annotator.close()
 
     route = " via OSC engine" if args.via_engine else ""
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
-          f"preset {args.preset}{route}; window {args.window:g} s, hop {args.hop:g} s; "
-          f"{len(shown.values)} windows, {listener.skipped} skipped")
-    print(f"annotation ready: p50={annotated.percentile_ms(50):.0f} ms "
-          f"p95={annotated.percentile_ms(95):.0f} ms")
-    print(f"on screen:        p50={shown.percentile_ms(50):.0f} ms "
-          f"p95={shown.percentile_ms(95):.0f} ms")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+        f"preset {args.preset}{route}; window {args.window:g} s, hop {args.hop:g} s; "
+        f"{len(shown.values)} windows, {listener.skipped} skipped"
+    )
+    print(
+        f"annotation ready: p50={annotated.percentile_ms(50):.0f} ms "
+        f"p95={annotated.percentile_ms(95):.0f} ms"
+    )
+    print(
+        f"on screen:        p50={shown.percentile_ms(50):.0f} ms "
+        f"p95={shown.percentile_ms(95):.0f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -87,9 +87,21 @@ def main() -> int:
         track = synth_track(d / "track.wav", regions=2 * args.uncached + 1)
         port = free_port()
         engine = subprocess.Popen(
-            [sys.executable, "-m", "engine.server", "--preset", args.preset, "--port", str(port),
-             "--store", str(d / "store.sqlite3"), "--queue", "256"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "engine.server",
+                "--preset",
+                args.preset,
+                "--port",
+                str(port),
+                "--store",
+                str(d / "store.sqlite3"),
+                "--queue",
+                "256",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             with EngineClient("127.0.0.1", port, timeout_s=120.0) as client:
@@ -102,10 +114,12 @@ def main() -> int:
                         if time.monotonic() > deadline or engine.poll() is not None:
                             raise
                 info = client.ping()
-                print(f"# {platform.processor() or platform.machine()}, "
-                      f"{platform.python_implementation()} {platform.python_version()}, preset "
-                      f"{info['preset']} (backend {info['backend']}), protocol "
-                      f"{protocol.PROTOCOL_VERSION}")
+                print(
+                    f"# {platform.processor() or platform.machine()}, "
+                    f"{platform.python_implementation()} {platform.python_version()}, preset "
+                    f"{info['preset']} (backend {info['backend']}), protocol "
+                    f"{protocol.PROTOCOL_VERSION}"
+                )
 
                 lat = timed(client.ping, args.n)
                 print(f"ping: {percentiles(lat)} (n={args.n})")
@@ -115,8 +129,7 @@ def main() -> int:
 
                 cached()
                 lat = timed(cached, args.n)
-                print(f"cached: {percentiles(lat)} (n={args.n}, "
-                      f"{args.n / sum(lat):.0f} regions/s)")
+                print(f"cached: {percentiles(lat)} (n={args.n}, {args.n / sum(lat):.0f} regions/s)")
 
                 links = []
                 for i in range(min(args.n, 200)):  # same samples, new path: a store hit
@@ -128,8 +141,10 @@ def main() -> int:
                     client.annotate_region(str(next(it)), 0.0, REGION_S)
 
                 lat = timed(store_hit, len(links))
-                print(f"store hit (re-bounced file): {percentiles(lat)} (n={len(links)}, "
-                      f"{len(links) / sum(lat):.0f} regions/s)")
+                print(
+                    f"store hit (re-bounced file): {percentiles(lat)} (n={len(links)}, "
+                    f"{len(links) / sum(lat):.0f} regions/s)"
+                )
 
                 k = iter(range(1, 2 * args.uncached + 1))
 
@@ -138,20 +153,26 @@ def main() -> int:
                     client.annotate_region(str(track), i * REGION_S, (i + 1) * REGION_S)
 
                 lat = timed(uncached, args.uncached)
-                print(f"uncached 10 s: {percentiles(lat)} (n={args.uncached}, "
-                      f"{args.uncached / sum(lat):.1f} regions/s)")
+                print(
+                    f"uncached 10 s: {percentiles(lat)} (n={args.uncached}, "
+                    f"{args.uncached / sum(lat):.1f} regions/s)"
+                )
 
                 t0 = time.perf_counter()
                 pending = [
-                    client.submit(protocol.ANNOTATE, {"path": str(track), "start_s": i * REGION_S,
-                                                      "end_s": (i + 1) * REGION_S})
+                    client.submit(
+                        protocol.ANNOTATE,
+                        {"path": str(track), "start_s": i * REGION_S, "end_s": (i + 1) * REGION_S},
+                    )
                     for i in range(args.uncached + 1, 2 * args.uncached + 1)
                 ]
                 for p in pending:
                     p.result()
                 wall = time.perf_counter() - t0
-                print(f"uncached 10 s, pipelined: {args.uncached} regions in {wall:.2f} s "
-                      f"({args.uncached / wall:.1f} regions/s)")
+                print(
+                    f"uncached 10 s, pipelined: {args.uncached} regions in {wall:.2f} s "
+                    f"({args.uncached / wall:.1f} regions/s)"
+                )
         finally:
             engine.terminate()
             engine.wait(30)

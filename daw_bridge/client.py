@@ -279,9 +279,13 @@ class EngineClient:
             builder.add_arg(value, tag)
         timeout = self.timeout_s if timeout_s is None else timeout_s
         pending = Pending(
-            self, rid, message.path, builder.build().dgram,
+            self,
+            rid,
+            message.path,
+            builder.build().dgram,
             deadline=time.monotonic() + timeout,
-            on_progress=on_progress, on_accepted=on_accepted,
+            on_progress=on_progress,
+            on_accepted=on_accepted,
         )
         with self._lock:
             self._pending[rid] = pending
@@ -341,9 +345,16 @@ class EngineClient:
         """``/sonicverse/region/annotate``: a ``RegionAnnotation.to_dict()``."""
         result: dict[str, Any] = self.request(
             protocol.ANNOTATE,
-            {"path": path, "start_s": start_s, "end_s": end_s, "track": track, "name": name,
-             "lyrics": lyrics},
-            timeout_s=timeout_s, on_progress=on_progress,
+            {
+                "path": path,
+                "start_s": start_s,
+                "end_s": end_s,
+                "track": track,
+                "name": name,
+                "lyrics": lyrics,
+            },
+            timeout_s=timeout_s,
+            on_progress=on_progress,
         )
         return result
 
@@ -364,11 +375,16 @@ class EngineClient:
             regions: ``(start_s, end_s, name)`` spans in the file; None = the whole file cut
                 into the preset's region length.
         """
-        spans = "" if regions is None else json.dumps([[float(s), float(e), str(n)]
-                                                       for s, e, n in regions])
+        spans = (
+            ""
+            if regions is None
+            else json.dumps([[float(s), float(e), str(n)] for s, e, n in regions])
+        )
         result: dict[str, Any] = self.request(
-            protocol.NARRATE, {"path": path, "track": track, "regions": spans},
-            timeout_s=timeout_s, on_progress=on_progress,
+            protocol.NARRATE,
+            {"path": path, "track": track, "regions": spans},
+            timeout_s=timeout_s,
+            on_progress=on_progress,
         )
         return result
 
@@ -443,14 +459,21 @@ class EngineClient:
                 elif not p._last_heard:
                     expired.append(self._pending.pop(p.id))
         for p in expired:
-            heard = "accepted, then silence" if p.accepted else (
-                "no answer at all: is `sonicverse engine` running there?" if not p._last_heard
-                else "no final reply"
+            heard = (
+                "accepted, then silence"
+                if p.accepted
+                else (
+                    "no answer at all: is `sonicverse engine` running there?"
+                    if not p._last_heard
+                    else "no final reply"
+                )
             )
-            p._finish(error=EngineTimeout(
-                f"{p.address} (id {p.id}) to {self.host}:{self.port}: timed out "
-                f"(sent {p._sends} time(s); {heard})"
-            ))
+            p._finish(
+                error=EngineTimeout(
+                    f"{p.address} (id {p.id}) to {self.host}:{self.port}: timed out "
+                    f"(sent {p._sends} time(s); {heard})"
+                )
+            )
 
     def _get(self, request_id: Any) -> Pending | None:
         if not isinstance(request_id, str):

@@ -133,7 +133,8 @@ class Message:
 
 HEADER: tuple[Arg, ...] = (
     Arg(
-        "id", "s",
+        "id",
+        "s",
         f"request id chosen by the client (1 to {MAX_ID_CHARS} characters); echoed in every "
         "reply to this request",
     ),
@@ -156,26 +157,34 @@ REQUESTS: dict[str, Message] = {
     m.path: m
     for m in (
         _request(
-            "engine", "ping", (), "Is the engine up? Answered at once by the network thread.",
+            "engine",
+            "ping",
+            (),
+            "Is the engine up? Answered at once by the network thread.",
             queued=False,
             result='{"pong": true, "protocol_version", "preset", "backend"}',
         ),
         _request(
-            "engine", "status", (),
+            "engine",
+            "status",
+            (),
             "Queue depth and capacity, the running request, preset, uptime. Answered at once.",
             queued=False,
             result='{"protocol_version", "preset", "backend", "queued", "capacity", '
             '"running", "uptime_s", "served", "token_required", "roots"}',
         ),
         _request(
-            "job", "cancel", (Arg("target", "s", "id of the request to cancel"),),
+            "job",
+            "cancel",
+            (Arg("target", "s", "id of the request to cancel"),),
             "Cancel a queued or running request. The cancelled request's own final reply is "
             "an error with code 'cancelled'. Answered at once.",
             queued=False,
             result='{"target", "cancelled": bool, "state": "queued", "running" or "unknown"}',
         ),
         _request(
-            "region", "annotate",
+            "region",
+            "annotate",
             (
                 Arg("path", "s", "absolute path of the bounced audio file"),
                 Arg("start_s", "f", "region start in seconds from the start of the file"),
@@ -191,12 +200,14 @@ REQUESTS: dict[str, Message] = {
             result="RegionAnnotation.to_dict()",
         ),
         _request(
-            "track", "narrate",
+            "track",
+            "narrate",
             (
                 Arg("path", "s", "absolute path of the bounced track or mix"),
                 Arg("track", "s", "DAW track name", ""),
                 Arg(
-                    "regions", "s",
+                    "regions",
+                    "s",
                     'JSON array of [start_s, end_s, name] spans in the file; "" = the whole '
                     "file cut into the preset's region length",
                     "",
@@ -207,7 +218,8 @@ REQUESTS: dict[str, Message] = {
             result="TrackResult.to_dict(): regions + narrative (TrackNarrative.to_dict())",
         ),
         _request(
-            "track", "annotations",
+            "track",
+            "annotations",
             (Arg("path", "s", "the file whose stored annotations to list"),),
             "Annotations of a file already in the engine's store (nothing is computed).",
             queued=True,
@@ -322,15 +334,11 @@ def resolve(address: str) -> Message:
 def _check(arg: Arg, value: Any, *, where: str) -> str | int | float:
     if arg.type == "s":
         if not isinstance(value, str):
-            raise ProtocolError(
-                "bad_arguments", f"{where} {arg.name}={value!r}: expected a string"
-            )
+            raise ProtocolError("bad_arguments", f"{where} {arg.name}={value!r}: expected a string")
         return value
     if arg.type == "i":
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ProtocolError(
-                "bad_arguments", f"{where} {arg.name}={value!r}: expected an int32"
-            )
+            raise ProtocolError("bad_arguments", f"{where} {arg.name}={value!r}: expected an int32")
         if not -(2**31) <= value < 2**31:
             raise ProtocolError(
                 "bad_arguments", f"{where} {arg.name}={value!r}: outside the int32 range"

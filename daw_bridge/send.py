@@ -32,27 +32,46 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_BUSY, EXIT_TIMEOUT = 0, 1, 2, 3, 4
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``sonicverse send``."""
     parser.add_argument(
-        "address", nargs="?",
+        "address",
+        nargs="?",
         help="request address, e.g. /sonicverse/region/annotate or region/annotate",
     )
-    parser.add_argument("args", nargs="*", metavar="name=value",
-                        help="the request's arguments by name (see --list)")
-    parser.add_argument("--host", default=os.environ.get("SONICVERSE_HOST", protocol.DEFAULT_HOST),
-                        help="engine host (default: $SONICVERSE_HOST or 127.0.0.1)")
-    parser.add_argument("--port", type=int,
-                        default=int(os.environ.get("SONICVERSE_PORT", protocol.DEFAULT_PORT)),
-                        help=f"engine UDP port (default: $SONICVERSE_PORT or "
-                             f"{protocol.DEFAULT_PORT})")
-    parser.add_argument("--token", default=os.environ.get("SONICVERSE_TOKEN", ""),
-                        help="the engine's token (default: $SONICVERSE_TOKEN)")
-    parser.add_argument("--timeout", type=float, default=120.0,
-                        help="seconds to wait for the final reply (default: 120)")
-    parser.add_argument("--retries", type=int, default=3,
-                        help="re-sends of an unacknowledged request (default: 3)")
-    parser.add_argument("--progress", action="store_true",
-                        help="print progress as JSON lines on stderr")
-    parser.add_argument("--list", action="store_true",
-                        help="print the requests and their arguments as JSON and exit")
+    parser.add_argument(
+        "args", nargs="*", metavar="name=value", help="the request's arguments by name (see --list)"
+    )
+    parser.add_argument(
+        "--host",
+        default=os.environ.get("SONICVERSE_HOST", protocol.DEFAULT_HOST),
+        help="engine host (default: $SONICVERSE_HOST or 127.0.0.1)",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("SONICVERSE_PORT", protocol.DEFAULT_PORT)),
+        help=f"engine UDP port (default: $SONICVERSE_PORT or {protocol.DEFAULT_PORT})",
+    )
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("SONICVERSE_TOKEN", ""),
+        help="the engine's token (default: $SONICVERSE_TOKEN)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        help="seconds to wait for the final reply (default: 120)",
+    )
+    parser.add_argument(
+        "--retries", type=int, default=3, help="re-sends of an unacknowledged request (default: 3)"
+    )
+    parser.add_argument(
+        "--progress", action="store_true", help="print progress as JSON lines on stderr"
+    )
+    parser.add_argument(
+        "--list",
+        action="store_true",
+        help="print the requests and their arguments as JSON and exit",
+    )
 
 
 def parse_pairs(message: protocol.Message, pairs: list[str]) -> dict[str, Any]:
@@ -82,8 +101,15 @@ def requests_listing() -> list[dict[str, Any]]:
         {
             "address": m.path,
             "doc": m.doc,
-            "args": [{"name": a.name, "type": protocol.TYPE_NAMES[a.type], "doc": a.doc,
-                      **({} if a.required else {"default": a.default})} for a in m.body],
+            "args": [
+                {
+                    "name": a.name,
+                    "type": protocol.TYPE_NAMES[a.type],
+                    "doc": a.doc,
+                    **({} if a.required else {"default": a.default}),
+                }
+                for a in m.body
+            ],
             "result": m.result,
         }
         for m in protocol.REQUESTS.values()
@@ -94,12 +120,21 @@ def run(args: argparse.Namespace) -> int:
     """Send one request; print its final reply as one JSON line on stdout."""
     out = sys.stdout
     if args.list:
-        out.write(json.dumps({"protocol_version": protocol.PROTOCOL_VERSION,
-                              "requests": requests_listing()}, indent=1) + "\n")
+        out.write(
+            json.dumps(
+                {"protocol_version": protocol.PROTOCOL_VERSION, "requests": requests_listing()},
+                indent=1,
+            )
+            + "\n"
+        )
         return EXIT_OK
     if not args.address:
-        out.write(json.dumps({"ok": False, "code": "bad_arguments",
-                              "message": "missing address (see --list)"}) + "\n")
+        out.write(
+            json.dumps(
+                {"ok": False, "code": "bad_arguments", "message": "missing address (see --list)"}
+            )
+            + "\n"
+        )
         return EXIT_USAGE
     reply: dict[str, Any] = {"ok": False, "id": "", "address": args.address}
     try:
@@ -118,17 +153,20 @@ def run(args: argparse.Namespace) -> int:
 
     status = EXIT_OK
     try:
-        with EngineClient(args.host, args.port, token=args.token, timeout_s=args.timeout,
-                          retries=args.retries) as client:
-            pending = client.submit(message.path, values,
-                                    on_progress=progress if args.progress else None)
+        with EngineClient(
+            args.host, args.port, token=args.token, timeout_s=args.timeout, retries=args.retries
+        ) as client:
+            pending = client.submit(
+                message.path, values, on_progress=progress if args.progress else None
+            )
             reply["id"] = pending.id
             try:
                 reply.update(ok=True, result=pending.result())
             except EngineBusy as exc:
                 status = EXIT_BUSY
-                reply.update(code="busy", message=str(exc), queued=exc.queued,
-                             capacity=exc.capacity)
+                reply.update(
+                    code="busy", message=str(exc), queued=exc.queued, capacity=exc.capacity
+                )
             except ReplyError as exc:
                 status = EXIT_ERROR
                 reply.update(code=exc.code, message=exc.message)

@@ -248,9 +248,11 @@ class EngineBackend:
             finally:
                 path.unlink(missing_ok=True)
             ann = RegionAnnotation.from_dict(reply)
-            out.append(dataclasses.replace(
-                ann, start_s=seg.region.start_s, end_s=seg.region.end_s, name=seg.region.name
-            ))
+            out.append(
+                dataclasses.replace(
+                    ann, start_s=seg.region.start_s, end_s=seg.region.end_s, name=seg.region.name
+                )
+            )
             progress("analyze", i + 1, len(segments))
         return out
 
@@ -286,30 +288,54 @@ def open_source(args: argparse.Namespace) -> AudioSource:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``sonicverse listen``."""
-    parser.add_argument("--device", "-d", default=None,
-                        help="input device index or (part of its) name; default: system input")
+    parser.add_argument(
+        "--device",
+        "-d",
+        default=None,
+        help="input device index or (part of its) name; default: system input",
+    )
     parser.add_argument("--list-devices", action="store_true", help="list input devices and exit")
-    parser.add_argument("--file", default=None,
-                        help="play this audio file as if it were the microphone")
-    parser.add_argument("--speed", type=float, default=1.0,
-                        help="with --file: playback pace, 1.0 = real time (default)")
+    parser.add_argument(
+        "--file", default=None, help="play this audio file as if it were the microphone"
+    )
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="with --file: playback pace, 1.0 = real time (default)",
+    )
     parser.add_argument("--loop", action="store_true", help="with --file: loop the file")
     parser.add_argument("--preset", default="lite", help="preset name or .toml (default: lite)")
-    parser.add_argument("--engine", type=int, default=None, metavar="PORT",
-                        help="send windows to the engine running on this UDP port instead of "
-                             "loading the preset here")
-    parser.add_argument("--engine-host", default="127.0.0.1",
-                        help="host of the --engine (default 127.0.0.1)")
-    parser.add_argument("--window", type=float, default=10.0,
-                        help="analysis window in seconds (default 10)")
-    parser.add_argument("--hop", type=float, default=2.0,
-                        help="seconds between analyses (default 2)")
+    parser.add_argument(
+        "--engine",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="send windows to the engine running on this UDP port instead of "
+        "loading the preset here",
+    )
+    parser.add_argument(
+        "--engine-host", default="127.0.0.1", help="host of the --engine (default 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--window", type=float, default=10.0, help="analysis window in seconds (default 10)"
+    )
+    parser.add_argument(
+        "--hop", type=float, default=2.0, help="seconds between analyses (default 2)"
+    )
     parser.add_argument("--sr", type=int, default=None, help="capture rate in Hz (device default)")
     parser.add_argument("--channels", type=int, default=1, help="channels to capture (default 1)")
-    parser.add_argument("--duration", type=float, default=0.0,
-                        help="stop after this many seconds (default: until Ctrl-C or file end)")
-    parser.add_argument("--jsonl", action="store_true",
-                        help="write one JSON line per window instead of the live display")
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=0.0,
+        help="stop after this many seconds (default: until Ctrl-C or file end)",
+    )
+    parser.add_argument(
+        "--jsonl",
+        action="store_true",
+        help="write one JSON line per window instead of the live display",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -364,8 +390,12 @@ class _Session:
         self.args = args
         self.inbox: queue.Queue[LiveResult | SourceEvent] = queue.Queue()
         self.listener = Listener(
-            source, backend, on_result=self.inbox.put, on_event=self.inbox.put,
-            window_s=args.window, hop_s=args.hop,
+            source,
+            backend,
+            on_result=self.inbox.put,
+            on_event=self.inbox.put,
+            window_s=args.window,
+            hop_s=args.hop,
         )
         self.latency = LatencyStats()
         self.rows: list[tuple[LiveResult, float]] = []
@@ -459,9 +489,12 @@ class _Session:
         rows = [*self.rows, *((r, float("nan")) for r in pending)][-8:]
         table = Table(expand=True, title=f"listening to {self.source.name}", title_justify="left")
         for col, kw in (
-            ("window", {"no_wrap": True}), ("key", {"no_wrap": True}),
-            ("vocals", {"no_wrap": True}), ("tempo", {"no_wrap": True}),
-            ("LUFS", {"no_wrap": True}), ("caption", {"ratio": 1}),
+            ("window", {"no_wrap": True}),
+            ("key", {"no_wrap": True}),
+            ("vocals", {"no_wrap": True}),
+            ("tempo", {"no_wrap": True}),
+            ("LUFS", {"no_wrap": True}),
+            ("caption", {"ratio": 1}),
             ("latency", {"no_wrap": True, "justify": "right"}),
         ):
             table.add_column(col, **kw)
@@ -472,7 +505,8 @@ class _Session:
             f"windows {n}  skipped {self.listener.skipped}  "
             f"latency p50 {self.latency.percentile_ms(50):.0f} ms  "
             f"p95 {self.latency.percentile_ms(95):.0f} ms"
-            if n else f"waiting for the first {self.args.window:g} s window…",
+            if n
+            else f"waiting for the first {self.args.window:g} s window…",
             style="dim",
         )
         messages = [Text(m, style="yellow") for m in self.messages]

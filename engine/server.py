@@ -194,8 +194,12 @@ class EngineServer:
         """Start the network and worker threads."""
         self._started = time.monotonic()
         self._threads = [
-            threading.Thread(target=self._osc.serve_forever, kwargs={"poll_interval": 0.1},
-                             name="sonicverse-osc", daemon=True),
+            threading.Thread(
+                target=self._osc.serve_forever,
+                kwargs={"poll_interval": 0.1},
+                name="sonicverse-osc",
+                daemon=True,
+            ),
             threading.Thread(target=self._work, name="sonicverse-worker", daemon=True),
         ]
         for t in self._threads:
@@ -203,7 +207,10 @@ class EngineServer:
         host, port = self.address
         log.info(
             "SonicVerse engine (preset %s, protocol %s) listening on udp://%s:%d%s",
-            self.annotator.preset.name, protocol.PROTOCOL_VERSION, host, port,
+            self.annotator.preset.name,
+            protocol.PROTOCOL_VERSION,
+            host,
+            port,
             " (token required)" if self.config.token else "",
         )
 
@@ -285,12 +292,20 @@ class EngineServer:
             a = job.args
             start, end = a["start_s"], a["end_s"]
             if start < 0 or end <= start:
-                raise InvalidRequest(
-                    f"region [{start}, {end}) s: expected 0 <= start_s < end_s"
-                )
+                raise InvalidRequest(f"region [{start}, {end}) s: expected 0 <= start_s < end_s")
             st = resolved.stat()
-            job.memo_key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
-                            a["path"], start, end, a["name"], a["lyrics"])
+            job.memo_key = (
+                st.st_dev,
+                st.st_ino,
+                st.st_size,
+                st.st_mtime_ns,
+                st.st_ctime_ns,
+                a["path"],
+                start,
+                end,
+                a["name"],
+                a["lyrics"],
+            )
         elif job.message.path == protocol.NARRATE:
             job.args["regions"] = parse_regions(job.args["regions"])
 
@@ -339,8 +354,12 @@ class EngineServer:
         finished. Returns True when it was a re-sent id."""
         with self._lock:
             if job.id in self._active:
-                self._send(job.reply_to, protocol.ACCEPTED, id=job.id,
-                           position=self._position(self._active[job.id]))
+                self._send(
+                    job.reply_to,
+                    protocol.ACCEPTED,
+                    id=job.id,
+                    position=self._position(self._active[job.id]),
+                )
                 return True
             if job.id in self._finished:
                 for dgram in self._finished[job.id]:
@@ -360,8 +379,13 @@ class EngineServer:
             try:
                 self._queue.put_nowait(job)
             except queue.Full:
-                self._send(job.reply_to, protocol.BUSY, id=job.id,
-                           queued=self._queue.qsize(), capacity=self.config.queue_size)
+                self._send(
+                    job.reply_to,
+                    protocol.BUSY,
+                    id=job.id,
+                    queued=self._queue.qsize(),
+                    capacity=self.config.queue_size,
+                )
                 return
             self._active[job.id] = job
             self._send(job.reply_to, protocol.ACCEPTED, id=job.id, position=self._position(job))
@@ -440,8 +464,14 @@ class EngineServer:
             now = time.monotonic()
             if done >= total or now - last[0] >= self.config.progress_interval_s:
                 last[0] = now
-                self._send(job.reply_to, protocol.PROGRESS, id=job.id, stage=stage,
-                           done=int(done), total=int(total))
+                self._send(
+                    job.reply_to,
+                    protocol.PROGRESS,
+                    id=job.id,
+                    stage=stage,
+                    done=int(done),
+                    total=int(total),
+                )
 
         return report
 
@@ -451,11 +481,21 @@ class EngineServer:
         a = job.args
         region = Region(a["start_s"], a["end_s"], a["name"])
         result = self.annotator.annotate(
-            a["path"], [region], lyrics=a["lyrics"], narrate=False,
-            progress=self._progress(job), cancelled=job.cancel.is_set,
+            a["path"],
+            [region],
+            lyrics=a["lyrics"],
+            narrate=False,
+            progress=self._progress(job),
+            cancelled=job.cancel.is_set,
         )
-        log.debug("annotated %s [%.2f, %.2f) (track %r, region %r)", a["path"], region.start_s,
-                 region.end_s, a["track"], a["name"])
+        log.debug(
+            "annotated %s [%.2f, %.2f) (track %r, region %r)",
+            a["path"],
+            region.start_s,
+            region.end_s,
+            a["track"],
+            a["name"],
+        )
         out: dict[str, Any] = result.regions[0].to_dict()
         if job.memo_key is not None:
             with self._lock:
@@ -467,8 +507,11 @@ class EngineServer:
     def _narrate(self, job: Job) -> dict[str, Any]:
         a = job.args
         result = self.annotator.annotate(
-            a["path"], a["regions"], narrate=True,
-            progress=self._progress(job), cancelled=job.cancel.is_set,
+            a["path"],
+            a["regions"],
+            narrate=True,
+            progress=self._progress(job),
+            cancelled=job.cancel.is_set,
         )
         log.debug("narrated %s (track %r, %d regions)", a["path"], a["track"], len(result.regions))
         return result.to_dict()
@@ -586,23 +629,46 @@ def _error(rid: str, code: str, message: str) -> bytes:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``sonicverse engine``."""
-    parser.add_argument("--preset", default="lite",
-                        help="preset name or .toml path (default: lite)")
-    parser.add_argument("--host", default=protocol.DEFAULT_HOST,
-                        help="interface to listen on (default: 127.0.0.1; others need --token)")
-    parser.add_argument("--port", type=int, default=protocol.DEFAULT_PORT,
-                        help=f"UDP port (default: {protocol.DEFAULT_PORT}; 0 = any free port)")
-    parser.add_argument("--token", default=os.environ.get("SONICVERSE_TOKEN", ""),
-                        help="shared secret every message must carry (default: $SONICVERSE_TOKEN)")
-    parser.add_argument("--root", action="append", default=[], metavar="DIR",
-                        help="only read audio files under DIR (repeatable; default: anywhere)")
-    parser.add_argument("--queue", type=int, default=ServerConfig.queue_size,
-                        help=f"requests that may wait; more get 'busy' (default: "
-                             f"{ServerConfig.queue_size})")
+    parser.add_argument(
+        "--preset", default="lite", help="preset name or .toml path (default: lite)"
+    )
+    parser.add_argument(
+        "--host",
+        default=protocol.DEFAULT_HOST,
+        help="interface to listen on (default: 127.0.0.1; others need --token)",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=protocol.DEFAULT_PORT,
+        help=f"UDP port (default: {protocol.DEFAULT_PORT}; 0 = any free port)",
+    )
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("SONICVERSE_TOKEN", ""),
+        help="shared secret every message must carry (default: $SONICVERSE_TOKEN)",
+    )
+    parser.add_argument(
+        "--root",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="only read audio files under DIR (repeatable; default: anywhere)",
+    )
+    parser.add_argument(
+        "--queue",
+        type=int,
+        default=ServerConfig.queue_size,
+        help=f"requests that may wait; more get 'busy' (default: {ServerConfig.queue_size})",
+    )
     parser.add_argument("--store", help="annotation store (SQLite file); default: user data dir")
     parser.add_argument("--device", help="device for neural presets (cuda, cpu)")
-    parser.add_argument("--max-file-mb", type=float, default=ServerConfig.max_file_bytes / 2**20,
-                        help="refuse larger audio files (default: 2048)")
+    parser.add_argument(
+        "--max-file-mb",
+        type=float,
+        default=ServerConfig.max_file_bytes / 2**20,
+        help="refuse larger audio files (default: 2048)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -621,8 +687,11 @@ def run(args: argparse.Namespace) -> int:
         log.setLevel(logging.INFO)  # the listening line is the command's output
     try:
         config = ServerConfig(
-            host=args.host, port=args.port, token=args.token,
-            roots=tuple(Path(r) for r in args.root), queue_size=args.queue,
+            host=args.host,
+            port=args.port,
+            token=args.token,
+            roots=tuple(Path(r) for r in args.root),
+            queue_size=args.queue,
             max_file_bytes=int(args.max_file_mb * 2**20),
         )
         for r in config.roots:

@@ -138,7 +138,9 @@ class FileSource(AudioSource):
             raise InvalidRequest(f"source {self.name} is already running")
         self._stop.clear()
         self._thread = threading.Thread(
-            target=self._play, args=(on_block, on_event), name=f"FileSource({self.name})",
+            target=self._play,
+            args=(on_block, on_event),
+            name=f"FileSource({self.name})",
             daemon=True,
         )
         self._thread.start()
@@ -330,8 +332,10 @@ class RingBuffer:
 
     def __init__(self, channels: int, capacity: int) -> None:
         if channels < 1 or capacity < 1:
-            raise InvalidRequest(f"ring buffer needs channels >= 1 and capacity >= 1, got "
-                                 f"channels={channels}, capacity={capacity}")
+            raise InvalidRequest(
+                f"ring buffer needs channels >= 1 and capacity >= 1, got "
+                f"channels={channels}, capacity={capacity}"
+            )
         self.channels = channels
         self.capacity = capacity
         self._data = np.zeros((channels, capacity), dtype=np.float32)

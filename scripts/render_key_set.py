@@ -49,40 +49,53 @@ PROGRESSION_PROGRAMS = (0, 4, 19, 24, 48, 52, 61, 16)
 
 # Folk collections with German/European tunes (the Chinese collections use pentatonic modes whose
 # major/minor label is ambiguous, so they are left out).
-FOLK_FILES = ("altdeu10", "altdeu20", "ballad10", "ballad20", "boehme10", "erk10", "erk20",
-              "fink0", "kinder0", "lot", "lux", "zuccal0", "dva0")
+FOLK_FILES = (
+    "altdeu10",
+    "altdeu20",
+    "ballad10",
+    "ballad20",
+    "boehme10",
+    "erk10",
+    "erk20",
+    "fink0",
+    "kinder0",
+    "lot",
+    "lux",
+    "zuccal0",
+    "dva0",
+)
 
 # Progressions as (root offset in semitones from the tonic, quality) per chord, one chord a bar.
 # Qualities: "M" major triad, "m" minor triad, "d" diminished, "7" dominant seventh.
 MAJOR_PROGRESSIONS = (
-    ((0, "M"), (5, "M"), (7, "M"), (0, "M")),                      # I IV V I
-    ((0, "M"), (9, "m"), (5, "M"), (7, "7"), (0, "M")),            # I vi IV V7 I
-    ((0, "M"), (2, "m"), (7, "7"), (0, "M")),                      # I ii V7 I
+    ((0, "M"), (5, "M"), (7, "M"), (0, "M")),  # I IV V I
+    ((0, "M"), (9, "m"), (5, "M"), (7, "7"), (0, "M")),  # I vi IV V7 I
+    ((0, "M"), (2, "m"), (7, "7"), (0, "M")),  # I ii V7 I
     ((0, "M"), (7, "M"), (9, "m"), (5, "M"), (7, "7"), (0, "M")),  # I V vi IV V7 I
     ((0, "M"), (4, "m"), (5, "M"), (2, "m"), (7, "M"), (0, "M")),  # I iii IV ii V I
-    ((0, "M"), (5, "M"), (0, "M"), (7, "7"), (0, "M")),            # I IV I V7 I
+    ((0, "M"), (5, "M"), (0, "M"), (7, "7"), (0, "M")),  # I IV I V7 I
 )
 MINOR_PROGRESSIONS = (
-    ((0, "m"), (5, "m"), (7, "M"), (0, "m")),                      # i iv V i
-    ((0, "m"), (8, "M"), (5, "m"), (7, "7"), (0, "m")),            # i VI iv V7 i
-    ((0, "m"), (2, "d"), (7, "7"), (0, "m")),                      # i ii° V7 i
-    ((0, "m"), (10, "M"), (8, "M"), (7, "M"), (0, "m")),           # i VII VI V i
-    ((0, "m"), (3, "M"), (5, "m"), (7, "7"), (0, "m")),            # i III iv V7 i
-    ((0, "m"), (5, "m"), (0, "m"), (7, "7"), (0, "m")),            # i iv i V7 i
+    ((0, "m"), (5, "m"), (7, "M"), (0, "m")),  # i iv V i
+    ((0, "m"), (8, "M"), (5, "m"), (7, "7"), (0, "m")),  # i VI iv V7 i
+    ((0, "m"), (2, "d"), (7, "7"), (0, "m")),  # i ii° V7 i
+    ((0, "m"), (10, "M"), (8, "M"), (7, "M"), (0, "m")),  # i VII VI V i
+    ((0, "m"), (3, "M"), (5, "m"), (7, "7"), (0, "m")),  # i III iv V7 i
+    ((0, "m"), (5, "m"), (0, "m"), (7, "7"), (0, "m")),  # i iv i V7 i
 )
 # Train-only progressions (pop and modal-flavoured loops), so that the fitted key profiles see
 # more than cadential formulas; the test split keeps only the odd-numbered lists above.
 EXTRA_TRAIN_MAJOR = (
-    ((0, "M"), (9, "m"), (2, "m"), (7, "7")),                      # I vi ii V7
-    ((0, "M"), (5, "M"), (9, "m"), (7, "M")),                      # I IV vi V
-    ((9, "m"), (5, "M"), (0, "M"), (7, "M")),                      # vi IV I V
-    ((0, "M"), (4, "m"), (9, "m"), (5, "M"), (7, "M")),            # I iii vi IV V
+    ((0, "M"), (9, "m"), (2, "m"), (7, "7")),  # I vi ii V7
+    ((0, "M"), (5, "M"), (9, "m"), (7, "M")),  # I IV vi V
+    ((9, "m"), (5, "M"), (0, "M"), (7, "M")),  # vi IV I V
+    ((0, "M"), (4, "m"), (9, "m"), (5, "M"), (7, "M")),  # I iii vi IV V
 )
 EXTRA_TRAIN_MINOR = (
-    ((0, "m"), (8, "M"), (3, "M"), (10, "M")),                     # i VI III VII
+    ((0, "m"), (8, "M"), (3, "M"), (10, "M")),  # i VI III VII
     ((0, "m"), (5, "m"), (10, "M"), (3, "M"), (8, "M"), (2, "d"), (7, "7"), (0, "m")),  # cycle
-    ((0, "m"), (10, "M"), (8, "M"), (10, "M")),                    # i VII VI VII
-    ((0, "m"), (7, "m"), (5, "m"), (0, "m")),                      # i v iv i (natural minor)
+    ((0, "m"), (10, "M"), (8, "M"), (10, "M")),  # i VII VI VII
+    ((0, "m"), (7, "m"), (5, "m"), (0, "m")),  # i v iv i (natural minor)
 )
 _QUALITY = {"M": (0, 4, 7), "m": (0, 3, 7), "d": (0, 3, 6), "7": (0, 4, 7, 10)}
 
@@ -206,9 +219,13 @@ def _chorale_clips(
         qpm = float(rng.uniform(66, 100))
         program = int(rng.choice(CHORALE_PROGRAMS))
         clip = Clip(
-            clip=f"chorale_{path.stem}_{semitones:+d}_gm{program}", subset="chorale",
-            split=_split_for(i, n_pieces), key=_transposed_key(*found, semitones),
-            piece=path.stem, program=program, transpose=semitones,
+            clip=f"chorale_{path.stem}_{semitones:+d}_gm{program}",
+            subset="chorale",
+            split=_split_for(i, n_pieces),
+            key=_transposed_key(*found, semitones),
+            piece=path.stem,
+            program=program,
+            transpose=semitones,
         )
         out.append((clip, _note_events(score, semitones, qpm)))
     return out
@@ -264,9 +281,13 @@ def _folk_clips(
         verse_s = float(score.highestTime) * 60.0 / qpm
         program = int(piece_rng.choice(FOLK_PROGRAMS))
         clip = Clip(
-            clip=f"folk_{name}_{number}_{semitones:+d}_gm{program}", subset="folk",
-            split=_split_for(i, shared[mode]), key=_transposed_key(*found, semitones),
-            piece=f"{name}#{number}", program=program, transpose=semitones,
+            clip=f"folk_{name}_{number}_{semitones:+d}_gm{program}",
+            subset="folk",
+            split=_split_for(i, shared[mode]),
+            key=_transposed_key(*found, semitones),
+            piece=f"{name}#{number}",
+            program=program,
+            transpose=semitones,
         )
         out.append((clip, _loop_to(events, CLIP_S, verse_s)))
     return out
@@ -328,8 +349,12 @@ def _progression_clip(
     events = [e for e in events if e[1] < CLIP_S]
     program = int(rng.choice(PROGRESSION_PROGRAMS))
     clip = Clip(
-        clip=f"prog_{mode}{p}_{pc:02d}_{variant}_{style}_gm{program}", subset="progression",
-        split=split, key=f"{PITCH_CLASSES[pc]} {mode}", piece=f"{mode}{p}", program=program,
+        clip=f"prog_{mode}{p}_{pc:02d}_{variant}_{style}_gm{program}",
+        subset="progression",
+        split=split,
+        key=f"{PITCH_CLASSES[pc]} {mode}",
+        piece=f"{mode}{p}",
+        program=program,
         transpose=pc,
     )
     return clip, events
@@ -372,15 +397,35 @@ def _render(clip: Clip, events: list, out_dir: Path) -> None:
         stream.Score([part]).write("midi", fp=mid)
         raw = Path(tmp) / "clip.wav"
         subprocess.run(
-            ["fluidsynth", "-ni", "-g", "0.6", "-F", str(raw), "-r", str(SR), str(SOUNDFONT),
-             str(mid)],
-            check=True, capture_output=True,
+            [
+                "fluidsynth",
+                "-ni",
+                "-g",
+                "0.6",
+                "-F",
+                str(raw),
+                "-r",
+                str(SR),
+                str(SOUNDFONT),
+                str(mid),
+            ],
+            check=True,
+            capture_output=True,
         )
         # Mono, trimmed to the clip length, written atomically.
         subprocess.run(
-            ["sox", str(raw), "-c", "1", str(wav.with_suffix(".tmp.wav")), "trim", "0",
-             str(CLIP_S)],
-            check=True, capture_output=True,
+            [
+                "sox",
+                str(raw),
+                "-c",
+                "1",
+                str(wav.with_suffix(".tmp.wav")),
+                "trim",
+                "0",
+                str(CLIP_S),
+            ],
+            check=True,
+            capture_output=True,
         )
     wav.with_suffix(".tmp.wav").rename(wav)
 
@@ -397,8 +442,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/data/key_set"))
     parser.add_argument("--chorales", type=int, default=100, help="chorales, half of them test")
     parser.add_argument("--folk", type=int, default=100, help="folk tunes, half of them test")
-    parser.add_argument("--extra-train", type=int, default=150,
-                        help="extra train-only pieces per corpus (chorales, folk)")
+    parser.add_argument(
+        "--extra-train",
+        type=int,
+        default=150,
+        help="extra train-only pieces per corpus (chorales, folk)",
+    )
     parser.add_argument("--force", action="store_true", help="rebuild the clip list")
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
@@ -410,8 +459,9 @@ def main() -> None:
     labels = args.out / "labels.csv"
     if labels.exists() and not args.force:
         with open(labels) as f:
-            missing = [r["clip"] for r in csv.DictReader(f)
-                       if not (args.out / f"{r['clip']}.wav").exists()]
+            missing = [
+                r["clip"] for r in csv.DictReader(f) if not (args.out / f"{r['clip']}.wav").exists()
+            ]
         if not missing:
             logger.info("%s is complete (use --force to rebuild it)", labels)
             return

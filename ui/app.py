@@ -282,8 +282,12 @@ class MainWindow(QMainWindow):
         menu_file.addSeparator()
         for a in (*self.export_actions.values(), self.timeline_action):
             menu_file.addAction(a)
-        for a in (self.annotate_action, self.narrate_action, self.start_engine_action,
-                  self.cancel_action):
+        for a in (
+            self.annotate_action,
+            self.narrate_action,
+            self.start_engine_action,
+            self.cancel_action,
+        ):
             menu_engine.addAction(a)
 
         export_button = QToolButton(self)
@@ -456,7 +460,8 @@ class MainWindow(QMainWindow):
         if self.link.state == "up":
             self.status.showMessage(
                 f"an engine already answers at {self.link.address} "
-                f"(preset {self.link.info.get('preset', '?')})", 5000
+                f"(preset {self.link.info.get('preset', '?')})",
+                5000,
             )
             return
         self.link.start_engine(self.preset_box.currentText().strip() or "lite")
@@ -479,7 +484,8 @@ class MainWindow(QMainWindow):
         elif self.link.state == "up":
             self.status.showMessage(
                 f"the engine at {self.link.address} runs preset {self.link.info.get('preset')}; "
-                f"{preset} applies to an engine started by the panel", 8000
+                f"{preset} applies to an engine started by the panel",
+                8000,
             )
 
     def _set_engine_state(self, state: str, detail: str) -> None:
@@ -501,8 +507,9 @@ class MainWindow(QMainWindow):
         if state in ("up", "down"):
             self._first_state = False
 
-    def _on_region_progress(self, region_id: str, revision: int, stage: str, done: int,
-                            total: int) -> None:
+    def _on_region_progress(
+        self, region_id: str, revision: int, stage: str, done: int, total: int
+    ) -> None:
         row = self.model.get(region_id)
         if row is not None and row.revision == revision and row.annotation is None:
             self.model.update(region_id, state="running", progress=(done, total))
@@ -594,8 +601,7 @@ class MainWindow(QMainWindow):
     def choose_timeline_path(self) -> None:
         """File > Timeline PNG."""
         stem = Path(self.audio_path).with_suffix("") if self.audio_path else Path("timeline")
-        path, _ = QFileDialog.getSaveFileName(self, "Timeline PNG", f"{stem}.timeline.png",
-                                              "*.png")
+        path, _ = QFileDialog.getSaveFileName(self, "Timeline PNG", f"{stem}.timeline.png", "*.png")
         if path:
             self.save_timeline(path)
 
@@ -607,7 +613,9 @@ class MainWindow(QMainWindow):
             return False
         try:
             written = save_timeline(
-                path, regions, duration_s=self.overview.duration_s if self.overview else 0.0,
+                path,
+                regions,
+                duration_s=self.overview.duration_s if self.overview else 0.0,
                 title=Path(self.audio_path).name,
             )
         except OSError as exc:
@@ -696,8 +704,12 @@ class MainWindow(QMainWindow):
         self.live_facts.setText("")
         self.live_latency.setText("")
         self.live.start(
-            preset=self.preset_box.currentText().strip() or "lite", device=device, file=file,
-            speed=speed, window_s=self.window_spin.value(), hop_s=self.hop_spin.value(),
+            preset=self.preset_box.currentText().strip() or "lite",
+            device=device,
+            file=file,
+            speed=speed,
+            window_s=self.window_spin.value(),
+            hop_s=self.hop_spin.value(),
             engine=(self.link.host, self.link.port) if self.link.state == "up" else None,
         )
 
@@ -711,8 +723,10 @@ class MainWindow(QMainWindow):
             key = "silence" if a.get("silent") else (a["key"]["key"] if a.get("key") else "—")
             vocals = a["vocals"]["label"] if a.get("vocals") else "—"
             tempo = "—" if a.get("tempo_bpm") is None else f"{a['tempo_bpm']:.0f} BPM"
-            self.live_facts.setText(f"<b>{span}</b> &nbsp; key <b>{key}</b> &nbsp; "
-                                    f"vocals <b>{vocals}</b> &nbsp; {tempo}")
+            self.live_facts.setText(
+                f"<b>{span}</b> &nbsp; key <b>{key}</b> &nbsp; "
+                f"vocals <b>{vocals}</b> &nbsp; {tempo}"
+            )
             self.live_caption.setText(_escape(a.get("caption", "")))
         latency = self.live.record_shown(float(item["t_end"]))
         self.live_latency.setText(
@@ -746,21 +760,33 @@ def _escape(text: str) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``sonicverse panel``."""
     parser.add_argument("file", nargs="?", help="an audio file or a saved session (.json)")
-    parser.add_argument("--host", default=protocol.DEFAULT_HOST,
-                        help=f"engine host (default {protocol.DEFAULT_HOST})")
-    parser.add_argument("--port", type=int, default=protocol.DEFAULT_PORT,
-                        help=f"engine UDP port (default {protocol.DEFAULT_PORT})")
-    parser.add_argument("--preset", default="lite",
-                        help="preset for an engine the panel starts (default lite)")
-    parser.add_argument("--start-engine", action="store_true",
-                        help="start `sonicverse engine` if none answers at launch")
+    parser.add_argument(
+        "--host",
+        default=protocol.DEFAULT_HOST,
+        help=f"engine host (default {protocol.DEFAULT_HOST})",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=protocol.DEFAULT_PORT,
+        help=f"engine UDP port (default {protocol.DEFAULT_PORT})",
+    )
+    parser.add_argument(
+        "--preset", default="lite", help="preset for an engine the panel starts (default lite)"
+    )
+    parser.add_argument(
+        "--start-engine",
+        action="store_true",
+        help="start `sonicverse engine` if none answers at launch",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``sonicverse panel``; returns the exit status."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    window = MainWindow(host=args.host, port=args.port, preset=args.preset,
-                        start_engine=args.start_engine)
+    window = MainWindow(
+        host=args.host, port=args.port, preset=args.preset, start_engine=args.start_engine
+    )
     window.show()
     if args.file:
         if args.file.lower().endswith(".json"):

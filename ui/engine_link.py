@@ -187,7 +187,9 @@ class EngineLink(QObject):
 
         spans = json.dumps([[float(s), float(e), str(n)] for s, e, n in regions])
         return self._submit(
-            "narrate", protocol.NARRATE, {"path": path, "regions": spans},
+            "narrate",
+            protocol.NARRATE,
+            {"path": path, "regions": spans},
             self.narrativeProgress.emit,
         )
 

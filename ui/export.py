@@ -63,8 +63,13 @@ def track_document(
         "preset": preset,
         "regions": list(ordered),
         "narrative": narrative
-        or {"source": source, "duration_s": float(duration_s), "text": "", "sections": [],
-            "backend": backend},
+        or {
+            "source": source,
+            "duration_s": float(duration_s),
+            "text": "",
+            "sections": [],
+            "backend": backend,
+        },
     }
 
 
@@ -89,7 +94,9 @@ def to_jams(doc: dict[str, Any]) -> str:
         t = float(r["start_s"])
         d = float(r["end_s"]) - t
         anns["segment_open"].append(
-            time=t, duration=d, value=r.get("caption") or r.get("name") or "region",
+            time=t,
+            duration=d,
+            value=r.get("caption") or r.get("name") or "region",
             confidence=None,
         )
         if r.get("silent"):
@@ -106,7 +113,9 @@ def to_jams(doc: dict[str, Any]) -> str:
             )
         if r.get("vocals"):
             anns["tag_open"].append(
-                time=t, duration=d, value=f"vocals:{r['vocals']['label']}",
+                time=t,
+                duration=d,
+                value=f"vocals:{r['vocals']['label']}",
                 confidence=max(r["vocals"]["probabilities"]),
             )
         for kind, field in (("instrument", "instruments"), ("genre", "genres"), ("mood", "moods")):
@@ -141,9 +150,7 @@ def region_label(r: dict[str, Any]) -> str:
 
 def to_audacity_labels(doc: dict[str, Any]) -> str:
     """An Audacity label track, one label per region."""
-    lines = [
-        f"{r['start_s']:.6f}\t{r['end_s']:.6f}\t{region_label(r)}" for r in doc["regions"]
-    ]
+    lines = [f"{r['start_s']:.6f}\t{r['end_s']:.6f}\t{region_label(r)}" for r in doc["regions"]]
     return "\n".join(lines) + "\n"
 
 

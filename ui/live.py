@@ -79,8 +79,16 @@ class LiveCaptioner(QObject):
         """
         if self.running:
             return
-        args = ["listen", "--jsonl", "--preset", preset, "--window", f"{window_s:g}",
-                "--hop", f"{hop_s:g}"]
+        args = [
+            "listen",
+            "--jsonl",
+            "--preset",
+            preset,
+            "--window",
+            f"{window_s:g}",
+            "--hop",
+            f"{hop_s:g}",
+        ]
         if engine is not None:
             args += ["--engine", str(engine[1]), "--engine-host", engine[0]]
         if file:

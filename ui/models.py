@@ -49,8 +49,12 @@ class RegionRow:
     def to_dict(self) -> dict[str, Any]:
         """Session form."""
         return {
-            "id": self.id, "start_s": self.start_s, "end_s": self.end_s, "name": self.name,
-            "annotation": self.annotation, "error": self.error,
+            "id": self.id,
+            "start_s": self.start_s,
+            "end_s": self.end_s,
+            "name": self.name,
+            "annotation": self.annotation,
+            "error": self.error,
         }
 
     @classmethod
@@ -59,14 +63,26 @@ class RegionRow:
         annotation = d.get("annotation")
         error = str(d.get("error", ""))
         return cls(
-            start_s=float(d["start_s"]), end_s=float(d["end_s"]), name=str(d.get("name", "")),
-            id=str(d.get("id") or uuid.uuid4().hex[:10]), annotation=annotation, error=error,
+            start_s=float(d["start_s"]),
+            end_s=float(d["end_s"]),
+            name=str(d.get("name", "")),
+            id=str(d.get("id") or uuid.uuid4().hex[:10]),
+            annotation=annotation,
+            error=error,
             state="done" if annotation else "error" if error else "new",
         )
 
 
 COLUMNS: tuple[str, ...] = (
-    "start", "end", "key", "conf.", "vocals", "tags", "tempo", "LUFS", "caption",
+    "start",
+    "end",
+    "key",
+    "conf.",
+    "vocals",
+    "tags",
+    "tempo",
+    "LUFS",
+    "caption",
 )
 
 

@@ -71,8 +71,11 @@ def render_timeline(
     lanes = (("key", top, key_h), ("vocals", top + key_h + gap, voc_h), ("LUFS", loud_top, loud_h))
     for name, y, h in lanes:
         p.setPen(QColor("#444444"))
-        p.drawText(QRectF(8, y, MARGIN_L - 52, h),
-                   Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, name)
+        p.drawText(
+            QRectF(8, y, MARGIN_L - 52, h),
+            Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+            name,
+        )
         p.fillRect(QRectF(MARGIN_L, y, plot_w, h), QColor("#f3f4f6"))
 
     ordered = sorted(regions, key=lambda r: float(r["start_s"]))
@@ -94,8 +97,11 @@ def render_timeline(
 
     if not any(r.get("vocals") for r in ordered):
         p.setPen(QColor("#6b7280"))
-        p.drawText(QRectF(MARGIN_L, top + key_h + gap, plot_w, voc_h),
-                   Qt.AlignmentFlag.AlignCenter, "vocals not estimated by this backend")
+        p.drawText(
+            QRectF(MARGIN_L, top + key_h + gap, plot_w, voc_h),
+            Qt.AlignmentFlag.AlignCenter,
+            "vocals not estimated by this backend",
+        )
     _paint_loudness(p, ordered, x_of, loud_top, loud_h, plot_w)
     _paint_axis(p, span, x_of, loud_top + loud_h, plot_w)
     _paint_legend(p, width, top)
@@ -116,8 +122,11 @@ def _paint_loudness(
         ly = _lufs_y(level, y, h)
         p.drawLine(QPointF(MARGIN_L, ly), QPointF(MARGIN_L + plot_w, ly))
         p.setPen(QColor("#6b7280"))
-        p.drawText(QRectF(MARGIN_L - 40, ly - 8, 34, 16),
-                   Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, f"{level}")
+        p.drawText(
+            QRectF(MARGIN_L - 40, ly - 8, 34, 16),
+            Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+            f"{level}",
+        )
         p.setPen(QPen(QColor("#d1d5db"), 1.0, Qt.PenStyle.DashLine))
     path = QPainterPath()
     for r in regions:

@@ -130,8 +130,10 @@ class WaveformView(QWidget):
         self._paint_axis(p, wave_h, w)
         if self._drag and self._drag["kind"] == "create":
             a, b = sorted((self._drag["t0"], self._drag["t1"]))
-            p.fillRect(QRectF(self.x_of(a), 0, self.x_of(b) - self.x_of(a), wave_h),
-                       QColor(30, 100, 220, 60))
+            p.fillRect(
+                QRectF(self.x_of(a), 0, self.x_of(b) - self.x_of(a), wave_h),
+                QColor(30, 100, 220, 60),
+            )
         p.end()
 
     def _paint_region(self, p: QPainter, row: RegionRow, wave_h: int) -> None:
@@ -154,8 +156,11 @@ class WaveformView(QWidget):
         label = self._label(row)
         if label and x1 - x0 > 30:
             p.setPen(QColor("#111111"))
-            p.drawText(rect.adjusted(4, VOCALS_PX + 2, -4, 0),
-                       Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, label)
+            p.drawText(
+                rect.adjusted(4, VOCALS_PX + 2, -4, 0),
+                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop,
+                label,
+            )
 
     @staticmethod
     def _label(row: RegionRow) -> str:
@@ -215,8 +220,14 @@ class WaveformView(QWidget):
             self._drag = {"kind": "create", "t0": t, "t1": t}
             self._set_selected("")
         else:
-            self._drag = {"kind": part, "id": row.id, "t0": t, "start": row.start_s,
-                          "end": row.end_s, "moved": False}
+            self._drag = {
+                "kind": part,
+                "id": row.id,
+                "t0": t,
+                "start": row.start_s,
+                "end": row.end_s,
+                "moved": False,
+            }
             self._set_selected(row.id)
         self.update()
 
@@ -227,7 +238,8 @@ class WaveformView(QWidget):
         if self._drag is None:
             _, part = self.hit(x)
             shape = {
-                "start": Qt.CursorShape.SizeHorCursor, "end": Qt.CursorShape.SizeHorCursor,
+                "start": Qt.CursorShape.SizeHorCursor,
+                "end": Qt.CursorShape.SizeHorCursor,
                 "body": Qt.CursorShape.OpenHandCursor,
             }.get(part, Qt.CursorShape.IBeamCursor)
             self.setCursor(shape)
@@ -274,8 +286,10 @@ class WaveformView(QWidget):
         self.update()
 
     def keyPressEvent(self, event: QKeyEvent | None) -> None:
-        if event is not None and self.selected and event.key() in (
-            Qt.Key.Key_Delete, Qt.Key.Key_Backspace
+        if (
+            event is not None
+            and self.selected
+            and event.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace)
         ):
             region_id, self.selected = self.selected, ""
             self.regionDeleted.emit(region_id)

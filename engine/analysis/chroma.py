@@ -67,9 +67,7 @@ class PitchProfiles:
     chords: np.ndarray
 
 
-def pitch_profiles(
-    y: np.ndarray, *, sr: int, config: ChromaConfig | None = None
-) -> PitchProfiles:
+def pitch_profiles(y: np.ndarray, *, sr: int, config: ChromaConfig | None = None) -> PitchProfiles:
     """Treble and bass pitch-class profiles and the triad histogram of a signal.
 
     Args:

@@ -56,11 +56,20 @@ def test_codec_interoperates_with_python_osc(live_script: Any) -> None:
     assert m.address == "/sonicverse/region/annotate"
     assert m.params == ["id", 0, "", "/a é.wav", 1.5, 2.25]
     b = OscMessageBuilder(protocol.RESULT)
-    for v, t in (("x", "s"), (0, "i"), (1, "i"), ('{"k": "é"}', "s"), (2.5, "d"), (7, "h"),
-                 (True, "T"), (b"\x01\x02\x03", "b")):
+    for v, t in (
+        ("x", "s"),
+        (0, "i"),
+        (1, "i"),
+        ('{"k": "é"}', "s"),
+        (2.5, "d"),
+        (7, "h"),
+        (True, "T"),
+        (b"\x01\x02\x03", "b"),
+    ):
         b.add_arg(v, t)
     assert codec.decode(b.build().dgram) == (
-        protocol.RESULT, ["x", 0, 1, '{"k": "é"}', 2.5, 7, True, b"\x01\x02\x03"]
+        protocol.RESULT,
+        ["x", 0, 1, '{"k": "é"}', 2.5, 7, True, b"\x01\x02\x03"],
     )
 
 
@@ -90,8 +99,17 @@ class ClipSlot:
 
 
 class Clip:
-    def __init__(self, path: str, *, name: str, start: float, end: float, warping: bool = False,
-                 bpm: float = 120.0, sr: int = 22050) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        name: str,
+        start: float,
+        end: float,
+        warping: bool = False,
+        bpm: float = 120.0,
+        sr: int = 22050,
+    ) -> None:
         self.is_audio_clip = True
         self.file_path = path
         self.name = name
@@ -183,8 +201,9 @@ def _tick_until(surface: Any, done: Any, timeout_s: float = 15.0) -> None:
     assert done()
 
 
-def test_selecting_a_clip_names_and_colours_it_once(live_script: Any, engine: Any,
-                                                    tmp_path: Path) -> None:
+def test_selecting_a_clip_names_and_colours_it_once(
+    live_script: Any, engine: Any, tmp_path: Path
+) -> None:
     c = CInstance()
     surface = live_script.sonicverse.SonicVerse(c, settings={"port": engine.address[1]})
     clip = Clip(str(_audio(tmp_path)), name="Verse vox", start=0.5, end=3.5)
@@ -192,8 +211,9 @@ def test_selecting_a_clip_names_and_colours_it_once(live_script: Any, engine: An
         before = len(c.messages)
         c.song().view.select(clip)
         _tick_until(surface, lambda b=before: len(c.messages) >= b + 2 and not surface._pending)
-    assert re.fullmatch(r"Verse vox \[SV [A-G][#b]? (major|minor) · no vocals\]", clip.name) or \
-        re.fullmatch(r"Verse vox \[SV [A-G][#b]? (major|minor)\]", clip.name), clip.name
+    assert re.fullmatch(
+        r"Verse vox \[SV [A-G][#b]? (major|minor) · no vocals\]", clip.name
+    ) or re.fullmatch(r"Verse vox \[SV [A-G][#b]? (major|minor)\]", clip.name), clip.name
     assert "error" not in " ".join(c.messages)
     stored = engine.annotator.store.annotations_for(clip.file_path)
     assert [(a.start_s, a.end_s, a.name) for a in stored] == [(0.5, 3.5, "Verse vox")]
@@ -209,8 +229,9 @@ def test_warped_clip_markers_are_converted_to_seconds(live_script: Any) -> None:
     assert live_script.sonicverse.clip_span_s(clip) == (0.25, 1.75)
 
 
-def test_engine_errors_are_shown_and_unanswered_requests_expire(live_script: Any, engine: Any,
-                                                               tmp_path: Path) -> None:
+def test_engine_errors_are_shown_and_unanswered_requests_expire(
+    live_script: Any, engine: Any, tmp_path: Path
+) -> None:
     c = CInstance()
     surface = live_script.sonicverse.SonicVerse(c, settings={"port": engine.address[1]})
     clip = Clip(str(tmp_path / "gone.wav"), name="Gone", start=0.0, end=1.0)

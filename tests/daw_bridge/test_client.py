@@ -93,8 +93,9 @@ def test_result_progress_and_chunks_out_of_order(fake: Any) -> None:
     engine = fake(behave)
     seen: list[tuple[str, int, int]] = []
     with EngineClient(port=engine.port) as client:
-        got = client.request(protocol.NARRATE, {"path": "/x.wav"},
-                             on_progress=lambda *a: seen.append(a))
+        got = client.request(
+            protocol.NARRATE, {"path": "/x.wav"}, on_progress=lambda *a: seen.append(a)
+        )
     assert got == result and seen == [("analyze", 1, 2)]
     address, params = engine.received[0]
     assert address == protocol.NARRATE
@@ -148,8 +149,12 @@ def test_accepted_request_waits_for_its_timeout_without_resending(fake: Any) -> 
     engine = fake(behave)
     positions: list[int] = []
     with EngineClient(port=engine.port, retry_interval_s=0.05) as client:
-        pending = client.submit(protocol.ANNOTATE, {"path": "/a.wav", "start_s": 0, "end_s": 1},
-                                timeout_s=0.5, on_accepted=positions.append)
+        pending = client.submit(
+            protocol.ANNOTATE,
+            {"path": "/a.wav", "start_s": 0, "end_s": 1},
+            timeout_s=0.5,
+            on_accepted=positions.append,
+        )
         with pytest.raises(EngineTimeout, match="accepted"):
             pending.result()
     assert positions == [2] and len(engine.received) == 1
@@ -184,8 +189,9 @@ def test_send_prints_one_json_line_and_exits_by_outcome(fake: Any) -> None:
 
     engine = fake(behave)
     port = ["--port", str(engine.port)]
-    status, reply = _run_send(["region/annotate", "path=/a b.wav", "start_s=1", "end_s=2.5",
-                               "name=Verse", *port])
+    status, reply = _run_send(
+        ["region/annotate", "path=/a b.wav", "start_s=1", "end_s=2.5", "name=Verse", *port]
+    )
     assert status == 0 and reply["ok"] is True
     assert reply["result"] == {"args": ["/a b.wav", 1.0, 2.5, "", "Verse", ""]}
     status, reply = _run_send(["job/cancel", "target=x", *port])

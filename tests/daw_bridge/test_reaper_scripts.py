@@ -32,8 +32,10 @@ ADDRESS = re.compile(r"/sonicverse/[A-Za-z0-9_]+/[A-Za-z0-9_]+")
 
 def test_there_are_the_three_scripts_and_their_library():
     assert {p.name for p in SCRIPTS} == {
-        "sonicverse_common.lua", "sonicverse_annotate_selected_items.lua",
-        "sonicverse_annotate_regions.lua", "sonicverse_narrate_project.lua",
+        "sonicverse_common.lua",
+        "sonicverse_annotate_selected_items.lua",
+        "sonicverse_annotate_regions.lua",
+        "sonicverse_narrate_project.lua",
     }
 
 
@@ -89,21 +91,26 @@ def _lua_str(s: str) -> str:
 
 def run_scene(tmp_path: Path, port: int, scene: str, *scripts: str, times: int = 1) -> list[str]:
     scene_file = tmp_path / "scene.lua"
-    ext = (f"ext = {{ command = {_lua_str(SONICVERSE)}, port = \"{port}\", "
-           f"host = \"127.0.0.1\" }},")
+    ext = f'ext = {{ command = {_lua_str(SONICVERSE)}, port = "{port}", host = "127.0.0.1" }},'
     scene_file.write_text(f"return {{ {ext} {scene} }}\n", encoding="utf-8")
     paths = [str(REAPER_DIR / s) for s in scripts] * times
     env = {**os.environ, "TMPDIR": str(tmp_path)}
-    proc = subprocess.run([LUA, str(STUB), str(scene_file), *paths], capture_output=True,
-                          text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [LUA, str(STUB), str(scene_file), *paths],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert not [x for x in lines if x.startswith("MSG")], lines
     return lines
 
 
-needs_lua = pytest.mark.skipif(LUA is None or shutil.which("sox") is None,
-                               reason="lua5.4 and sox are needed")
+needs_lua = pytest.mark.skipif(
+    LUA is None or shutil.which("sox") is None, reason="lua5.4 and sox are needed"
+)
 
 
 @needs_lua
@@ -121,9 +128,7 @@ def test_annotate_selected_items_twice_writes_once(engine, tmp_path: Path) -> No
     for lines in (once, twice):
         markers = [x.split("\t") for x in lines if x.startswith("TAKEMARKER")]
         assert [(m[1], m[2]) for m in markers] == [("take A", "1.500"), ("take B", "0.000")]
-        assert all(re.match(r"SV: [A-G][#b]? (major|minor)( · |$)", m[3]) for m in markers), (
-            markers
-        )
+        assert all(re.match(r"SV: [A-G][#b]? (major|minor)( · |$)", m[3]) for m in markers), markers
         items = [x.split("\t") for x in lines if x.startswith("ITEM")]
         assert [i[2] for i in items] == ["true", "true"], "selection not restored"
         notes = items[0][3]

@@ -146,7 +146,9 @@ def engine(annotator: Any) -> Any:
 def test_ping_and_status(engine: Any) -> None:
     _, client = engine
     assert client.ping() == {
-        "pong": True, "protocol_version": protocol.PROTOCOL_VERSION, "preset": "lite",
+        "pong": True,
+        "protocol_version": protocol.PROTOCOL_VERSION,
+        "preset": "lite",
         "backend": "lite",
     }
     status = client.status()
@@ -156,10 +158,20 @@ def test_ping_and_status(engine: Any) -> None:
 def test_annotate_region_then_cache_hit_for_a_rebounced_copy(engine: Any, audio: Path) -> None:
     server, client = engine
     progress: list[tuple[str, int, int]] = []
-    ann = client.annotate_region(str(audio), 2.0, 4.0, track="Keys", name="B section",
-                                 on_progress=lambda *p: progress.append(p))
-    assert (ann["start_s"], ann["end_s"], ann["name"], ann["backend"]) == (2.0, 4.0, "B section",
-                                                                          "lite")
+    ann = client.annotate_region(
+        str(audio),
+        2.0,
+        4.0,
+        track="Keys",
+        name="B section",
+        on_progress=lambda *p: progress.append(p),
+    )
+    assert (ann["start_s"], ann["end_s"], ann["name"], ann["backend"]) == (
+        2.0,
+        4.0,
+        "B section",
+        "lite",
+    )
     assert ann["key"]["key"] and ann["caption"]
     assert ("analyze", 1, 1) in progress
     stored = server.annotator.store.count()
@@ -229,11 +241,15 @@ def test_cancel_queued_and_running(lite: Any, tmp_path: Path, audio: Path) -> No
             spans = "[[0,2],[2,4]]"
             running = client.submit(protocol.NARRATE, {"path": str(audio), "regions": spans})
             assert gated.entered.wait(10.0)
-            queued = client.submit(protocol.ANNOTATE, {"path": str(audio), "start_s": 4,
-                                                       "end_s": 6})
+            queued = client.submit(
+                protocol.ANNOTATE, {"path": str(audio), "start_s": 4, "end_s": 6}
+            )
             time.sleep(0.2)
-            assert client.cancel(queued.id) == {"target": queued.id, "cancelled": True,
-                                                "state": "queued"}
+            assert client.cancel(queued.id) == {
+                "target": queued.id,
+                "cancelled": True,
+                "state": "queued",
+            }
             assert client.cancel(running.id)["state"] == "running"
             assert client.cancel("nobody")["state"] == "unknown"
             gated.gate.set()
@@ -308,8 +324,11 @@ def test_every_bad_request_gets_an_error_and_the_engine_keeps_serving(
         ((a, "r11", 70000, "", str(audio), 0.0, 1.0), "bad_arguments", "reply_port=70000"),
         (("/sonicverse/region/explode", "r12", 0, ""), "unknown_address", "valid requests"),
         (("/sonicverse/region/annotate/", "r13"), "unknown_address", "unknown address"),
-        ((protocol.NARRATE, "r14", 0, "", str(audio), "", "[[1, 0]]"), "invalid_request",
-         "regions[0]"),
+        (
+            (protocol.NARRATE, "r14", 0, "", str(audio), "", "[[1, 0]]"),
+            "invalid_request",
+            "regions[0]",
+        ),
         ((protocol.NARRATE, "r15", 0, "", str(audio), "", "{"), "invalid_request", "not JSON"),
         ((a, "r16", 0, "", str(audio), 0.0, 0.1), "invalid_request", "minimum"),
         ((a, "x" * 200, 0, "", str(audio), 0.0, 1.0), "bad_arguments", "characters"),
@@ -337,8 +356,9 @@ def test_token_roots_and_reply_port(annotator: Any, audio: Path, tmp_path: Path)
         for token in ("", "wrong"):
             rid, code, _ = _error_of(raw, protocol.PING, "t1", 0, token)
             assert (rid, code) == ("t1", "unauthorized")
-        rid, code, msg = _error_of(raw, protocol.ANNOTATE, "t2", 0, "s3cret", str(outside), 0.0,
-                                   1.0)
+        rid, code, msg = _error_of(
+            raw, protocol.ANNOTATE, "t2", 0, "s3cret", str(outside), 0.0, 1.0
+        )
         assert code == "forbidden_path" and "outside the engine's roots" in msg
         link = audio.parent / "link.wav"
         link.symlink_to(outside)
@@ -444,7 +464,7 @@ def test_parse_regions() -> None:
     assert parse_regions("") is None
     r = parse_regions('[[0, 1.5], [1.5, 3, "b"]]')
     assert [(x.start_s, x.end_s, x.name) for x in r] == [(0.0, 1.5, ""), (1.5, 3.0, "b")]
-    for bad in ("[]", "[[0]]", '[[0, 1, 2]]', "[[true, 2]]", "[[-1, 2]]", '{"a": 1}'):
+    for bad in ("[]", "[[0]]", "[[0, 1, 2]]", "[[true, 2]]", "[[-1, 2]]", '{"a": 1}'):
         with pytest.raises(InvalidRequest):
             parse_regions(bad)
 
@@ -458,7 +478,9 @@ def _free_port() -> int:
 def _start_engine(port: int, store: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "engine.server", "--port", str(port), "--store", str(store)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -484,8 +506,10 @@ def test_sigkill_mid_run_loses_no_acknowledged_annotation(tmp_path: Path) -> Non
         with EngineClient("127.0.0.1", port, timeout_s=30.0, retries=0) as client:
             _wait_up(client, proc)
             pending = [
-                client.submit(protocol.ANNOTATE, {"path": str(path), "start_s": float(i),
-                                                  "end_s": float(i + 1)})
+                client.submit(
+                    protocol.ANNOTATE,
+                    {"path": str(path), "start_s": float(i), "end_s": float(i + 1)},
+                )
                 for i in range(30)
             ]
             while len(acked) < 8:
@@ -514,9 +538,19 @@ def test_sigkill_mid_run_loses_no_acknowledged_annotation(tmp_path: Path) -> Non
 
 def test_engine_command_logs_where_it_listens_and_stops_on_sigterm(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engine.server", "--port", "0", "--store",
-         str(tmp_path / "s.sqlite3")],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "engine.server",
+            "--port",
+            "0",
+            "--store",
+            str(tmp_path / "s.sqlite3"),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stderr is not None
@@ -541,9 +575,11 @@ def test_engine_command_refuses_an_open_bind_without_token(tmp_path: Path) -> No
 
     parser = argparse.ArgumentParser()
     server_module.add_arguments(parser)
-    args = parser.parse_args(["--host", "0.0.0.0", "--port", "0", "--token", "",
-                              "--store", str(tmp_path / "s.sqlite3")])
+    args = parser.parse_args(
+        ["--host", "0.0.0.0", "--port", "0", "--token", "", "--store", str(tmp_path / "s.sqlite3")]
+    )
     assert server_module.run(args) == 2
-    args = parser.parse_args(["--port", "0", "--root", str(tmp_path / "missing"),
-                              "--store", str(tmp_path / "s.sqlite3")])
+    args = parser.parse_args(
+        ["--port", "0", "--root", str(tmp_path / "missing"), "--store", str(tmp_path / "s.sqlite3")]
+    )
     assert server_module.run(args) == 2

@@ -21,8 +21,16 @@ from engine.pipeline import Annotator
 from engine.server import EngineServer, ServerConfig
 from engine.store import Store
 
-ADDRESSES = [*protocol.REQUESTS, *protocol.REPLIES, "/sonicverse", "/", "/sonicverse/x/y",
-             "/sonicverse/*/ping", "/sonicverse/{engine,job}/*", "/sonicverse/[!a]/ping"]
+ADDRESSES = [
+    *protocol.REQUESTS,
+    *protocol.REPLIES,
+    "/sonicverse",
+    "/",
+    "/sonicverse/x/y",
+    "/sonicverse/*/ping",
+    "/sonicverse/{engine,job}/*",
+    "/sonicverse/[!a]/ping",
+]
 
 FIXTURE = HealthCheck.function_scoped_fixture
 
@@ -85,10 +93,14 @@ def test_random_bytes(engine: Any, data: bytes) -> None:
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[FIXTURE])
-@given(address=st.sampled_from(ADDRESSES), args=st.lists(values, max_size=10),
-       rid=st.text(alphabet=chars, min_size=1, max_size=20))
-def test_wrong_arguments_get_one_final_reply(engine: Any, address: str, args: list[Any],
-                                             rid: str) -> None:
+@given(
+    address=st.sampled_from(ADDRESSES),
+    args=st.lists(values, max_size=10),
+    rid=st.text(alphabet=chars, min_size=1, max_size=20),
+)
+def test_wrong_arguments_get_one_final_reply(
+    engine: Any, address: str, args: list[Any], rid: str
+) -> None:
     server, sock = engine
     b = OscMessageBuilder(address)
     b.add_arg(rid, "s")
@@ -99,7 +111,11 @@ def test_wrong_arguments_get_one_final_reply(engine: Any, address: str, args: li
             b.add_arg(v)
     sock.sendto(b.build().dgram, server.address)
     replies = _drain(sock, timeout_s=0.3)
-    finals = [m for m in replies if m.address in protocol.FINAL_REPLIES
-              and (m.address != protocol.RESULT or m.params[1] == m.params[2] - 1)]
+    finals = [
+        m
+        for m in replies
+        if m.address in protocol.FINAL_REPLIES
+        and (m.address != protocol.RESULT or m.params[1] == m.params[2] - 1)
+    ]
     assert len(finals) == 1, replies
     _still_serving(server, sock, "alive")

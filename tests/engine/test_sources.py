@@ -164,17 +164,22 @@ class FakeSoundDevice:
 
 def device(index, name, inputs):
     return {
-        "index": index, "name": name, "max_input_channels": inputs, "default_samplerate": 48000.0
+        "index": index,
+        "name": name,
+        "max_input_channels": inputs,
+        "default_samplerate": 48000.0,
     }
 
 
 @pytest.fixture
 def fake_sd(monkeypatch):
-    fake = FakeSoundDevice([
-        device(0, "HDA Intel PCH: ALC257 Analog", 2),
-        device(1, "HDMI output", 0),
-        device(2, "USB Audio CODEC", 1),
-    ])
+    fake = FakeSoundDevice(
+        [
+            device(0, "HDA Intel PCH: ALC257 Analog", 2),
+            device(1, "HDMI output", 0),
+            device(2, "USB Audio CODEC", 1),
+        ]
+    )
     monkeypatch.setattr(sources, "_sounddevice", lambda: fake)
     return fake
 

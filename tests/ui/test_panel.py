@@ -77,8 +77,12 @@ def test_narrate_exports_timeline_and_session_round_trip(qtbot, window, song, tm
     assert "D major" in window.narrative["text"]
     assert "0:10" in window.narrative_view.toPlainText()
 
-    for fmt, suffix in (("json", ".json"), ("jams", ".jams"), ("audacity", ".txt"),
-                        ("csv", ".csv")):
+    for fmt, suffix in (
+        ("json", ".json"),
+        ("jams", ".jams"),
+        ("audacity", ".txt"),
+        ("csv", ".csv"),
+    ):
         assert window.export_to(str(tmp_path / f"out{suffix}"), fmt)
     doc = json.loads((tmp_path / "out.json").read_text())
     assert [r["key"]["key"] for r in doc["regions"]] == ["A minor", "D major", "D major"]
@@ -86,8 +90,11 @@ def test_narrate_exports_timeline_and_session_round_trip(qtbot, window, song, tm
     import jams
 
     jam = jams.load(str(tmp_path / "out.jams"))
-    assert [o.value for o in jam.search(namespace="key_mode")[0].data] == ["A:minor", "D:major",
-                                                                            "D:major"]
+    assert [o.value for o in jam.search(namespace="key_mode")[0].data] == [
+        "A:minor",
+        "D:major",
+        "D:major",
+    ]
     assert (tmp_path / "out.txt").read_text().count("\n") == 3
     assert (tmp_path / "out.csv").read_text().startswith("#,Name,Start,End,Length\nR1,A minor")
     assert window.save_timeline(str(tmp_path / "timeline.png"))
@@ -137,8 +144,12 @@ def test_dropping_a_file_opens_it(qtbot, window, song):
 
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(song)])
-    args = (Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-            Qt.KeyboardModifier.NoModifier)
+    args = (
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     enter = QDragEnterEvent(QPoint(50, 50), *args)
     window.dragEnterEvent(enter)
     assert enter.isAccepted()
@@ -149,8 +160,13 @@ def test_dropping_a_file_opens_it(qtbot, window, song):
 
     text = QMimeData()
     text.setUrls([QUrl.fromLocalFile("/tmp/notes.txt")])
-    refused = QDragEnterEvent(QPoint(50, 50), Qt.DropAction.CopyAction, text,
-                              Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    refused = QDragEnterEvent(
+        QPoint(50, 50),
+        Qt.DropAction.CopyAction,
+        text,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     refused.ignore()
     window.dragEnterEvent(refused)
     assert not refused.isAccepted()

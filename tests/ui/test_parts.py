@@ -29,15 +29,23 @@ UI = Path(__file__).resolve().parents[2] / "ui"
 def annotation(start, end, key="A minor", vocals=None, lufs=-14.0, silent=False):
     """A RegionAnnotation.to_dict() as the engine sends it."""
     return {
-        "start_s": start, "end_s": end, "name": "", "silent": silent,
-        "key": None if silent else {"key": key, "confidence": 0.8,
-                                    "candidates": [["C major", 0.1]]},
-        "tempo_bpm": None if silent else 120.0, "tempo_confidence": 0.9,
-        "loudness_lufs": lufs, "peak_dbfs": -1.0,
-        "vocals": None if vocals is None else {"label": vocals,
-                                               "probabilities": [0.1, 0.2, 0.7]},
-        "instruments": [{"label": "piano", "score": 0.6}], "genres": [], "moods": [],
-        "caption": f"{key} at 120 BPM" if not silent else "Silence.", "backend": "lite",
+        "start_s": start,
+        "end_s": end,
+        "name": "",
+        "silent": silent,
+        "key": None
+        if silent
+        else {"key": key, "confidence": 0.8, "candidates": [["C major", 0.1]]},
+        "tempo_bpm": None if silent else 120.0,
+        "tempo_confidence": 0.9,
+        "loudness_lufs": lufs,
+        "peak_dbfs": -1.0,
+        "vocals": None if vocals is None else {"label": vocals, "probabilities": [0.1, 0.2, 0.7]},
+        "instruments": [{"label": "piano", "score": 0.6}],
+        "genres": [],
+        "moods": [],
+        "caption": f"{key} at 120 BPM" if not silent else "Silence.",
+        "backend": "lite",
         "flags": [],
     }
 
@@ -45,8 +53,10 @@ def annotation(start, end, key="A minor", vocals=None, lufs=-14.0, silent=False)
 def test_ui_never_imports_engine():
     for f in UI.glob("*.py"):
         for node in ast.walk(ast.parse(f.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             )
             assert not any(n == "engine" or n.startswith("engine.") for n in names), f
     code = (
@@ -79,8 +89,17 @@ def test_table_model_rows_edits_and_errors(qtbot):
     assert [(r.start_s, r.end_s) for r in model.rows] == [(0.0, 5.0), (10.0, 20.0)]
     model.update(a.id, state="done", annotation=annotation(0.0, 5.0, vocals="female"))
     text = [model.data(model.index(0, c)) for c in range(model.columnCount())]
-    assert text == ["0:00.0", "0:05.0", "A minor", "0.80", "female", "piano", "120", "-14.0",
-                    "A minor at 120 BPM"]
+    assert text == [
+        "0:00.0",
+        "0:05.0",
+        "A minor",
+        "0.80",
+        "female",
+        "piano",
+        "120",
+        "-14.0",
+        "A minor at 120 BPM",
+    ]
     model.update(b.id, state="error", error="audio_error: x.wav: no such file")
     caption = model.index(1, model.columnCount() - 1)
     assert model.data(caption) == "⚠ audio_error: x.wav: no such file"
@@ -97,7 +116,11 @@ def test_region_row_round_trip():
     row = RegionRow(1.0, 2.0, "verse", annotation=annotation(1.0, 2.0), state="done")
     back = RegionRow.from_dict(json.loads(json.dumps(row.to_dict())))
     assert (back.id, back.start_s, back.end_s, back.name, back.state) == (
-        row.id, 1.0, 2.0, "verse", "done"
+        row.id,
+        1.0,
+        2.0,
+        "verse",
+        "done",
     )
     assert back.annotation == row.annotation
 
@@ -137,13 +160,21 @@ def doc():
         annotation(20.0, 24.0, silent=True, lufs=None),
     ]
     narrative = {
-        "source": "/x/song.wav", "duration_s": 24.0, "text": "0:00 A minor; 0:10 D major.",
-        "sections": [{"start_s": 0.0, "end_s": 10.0, "text": "A minor", "key": "A minor",
-                      "events": []}],
+        "source": "/x/song.wav",
+        "duration_s": 24.0,
+        "text": "0:00 A minor; 0:10 D major.",
+        "sections": [
+            {"start_s": 0.0, "end_s": 10.0, "text": "A minor", "key": "A minor", "events": []}
+        ],
         "backend": "lite",
     }
-    return export.track_document(source="/x/song.wav", duration_s=24.0, preset="lite",
-                                 regions=list(reversed(regions)), narrative=narrative)
+    return export.track_document(
+        source="/x/song.wav",
+        duration_s=24.0,
+        preset="lite",
+        regions=list(reversed(regions)),
+        narrative=narrative,
+    )
 
 
 @pytest.mark.parametrize("fmt", export.FORMATS)
@@ -153,7 +184,9 @@ def test_exports_match_the_engine_writers(doc, fmt):
     from engine.types import RegionAnnotation, TrackNarrative, TrackResult
 
     result = TrackResult(
-        source=doc["source"], duration_s=doc["duration_s"], preset=doc["preset"],
+        source=doc["source"],
+        duration_s=doc["duration_s"],
+        preset=doc["preset"],
         regions=tuple(RegionAnnotation.from_dict(r) for r in doc["regions"]),
         narrative=TrackNarrative.from_dict(doc["narrative"]),
     )
@@ -185,7 +218,10 @@ def test_session_round_trip_and_moved_folder(tmp_path):
     Session(str(audio), "lite", regions, {"text": "n"}).save(folder / "s.json")
     back = Session.load(folder / "s.json")
     assert (back.audio_path, back.preset, back.regions, back.narrative) == (
-        str(audio.resolve()), "lite", regions, {"text": "n"}
+        str(audio.resolve()),
+        "lite",
+        regions,
+        {"text": "n"},
     )
     moved = tmp_path / "moved"
     folder.rename(moved)
@@ -211,8 +247,7 @@ def test_session_errors(tmp_path, content, match):
 def test_timeline_paints_keys_vocals_and_loudness(qtbot, doc):
     from ui.models import key_colour
 
-    img = render_timeline(doc["regions"], duration_s=24.0, title="song.wav", width=1000,
-                          height=400)
+    img = render_timeline(doc["regions"], duration_s=24.0, title="song.wav", width=1000, height=400)
     assert (img.width(), img.height()) == (1000, 400)
     plot_w = 1000 - 120 - 16
 
@@ -229,10 +264,12 @@ def test_timeline_paints_keys_vocals_and_loudness(qtbot, doc):
     # Vocals lane (y 96..118): female, then none.
     assert rgb(x(1), 105) == QColor("#d6336c").rgb()
     assert rgb(x(11), 105) == QColor("#9aa0a6").rgb()
+
     # Loudness lane: the -12 LUFS region is filled higher up than the -14 LUFS one.
     def top_of_fill(xp):
         return next(
-            y for y in range(132, 366)
+            y
+            for y in range(132, 366)
             if img.pixelColor(xp, y).red() < 200 and img.pixelColor(xp, y).blue() > 200
         )
 
@@ -244,44 +281,52 @@ def fake_listener(monkeypatch, script: str) -> None:
     """Make the Live tab run ``script`` instead of ``sonicverse listen``."""
     import ui.live
 
-    monkeypatch.setattr(ui.live, "engine_command",
-                        lambda *args: (sys.executable, ["-c", script]))
+    monkeypatch.setattr(ui.live, "engine_command", lambda *args: (sys.executable, ["-c", script]))
 
 
 def test_live_device_that_goes_away_is_reported_once(qtbot, monkeypatch):
     from ui.live import LiveCaptioner
 
-    fake_listener(monkeypatch, (
-        "import json, time, sys\n"
-        "print(json.dumps({'index': 0, 'start_s': 0.0, 'end_s': 10.0, 't_end': time.monotonic(),"
-        " 'annotation': None, 'error': 'x'}), flush=True)\n"
-        "print(json.dumps({'event': 'overflow', 'message': 'mic: input overflow'}), flush=True)\n"
-        "print(json.dumps({'event': 'stopped', 'message': 'mic: input device went away'}))\n"
-        "sys.exit(1)\n"
-    ))
+    fake_listener(
+        monkeypatch,
+        (
+            "import json, time, sys\n"
+            "print(json.dumps({'index': 0, 'start_s': 0.0, 'end_s': 10.0,"
+            " 't_end': time.monotonic(), 'annotation': None, 'error': 'x'}), flush=True)\n"
+            "print(json.dumps({'event': 'overflow', 'message': 'mic: input overflow'}),"
+            " flush=True)\n"
+            "print(json.dumps({'event': 'stopped', 'message': 'mic: input device went away'}))\n"
+            "sys.exit(1)\n"
+        ),
+    )
     live = LiveCaptioner()
     results, notices = [], []
     live.result.connect(results.append)
     live.notice.connect(lambda kind, message: notices.append((kind, message)))
-    with qtbot.waitSignal(live.runningChanged, timeout=10_000,
-                          check_params_cb=lambda running: not running):
+    with qtbot.waitSignal(
+        live.runningChanged, timeout=10_000, check_params_cb=lambda running: not running
+    ):
         live.start(device="mic")
     assert [r["index"] for r in results] == [0]
-    assert notices == [("overflow", "mic: input overflow"),
-                       ("stopped", "mic: input device went away")]
+    assert notices == [
+        ("overflow", "mic: input overflow"),
+        ("stopped", "mic: input device went away"),
+    ]
     assert live.record_shown(results[0]["t_end"]) >= 0.0
 
 
 def test_live_listener_that_fails_reports_why(qtbot, monkeypatch):
     from ui.live import LiveCaptioner
 
-    fake_listener(monkeypatch, (
-        "import sys\nsys.stderr.write('error: no audio input device found\\n')\nsys.exit(2)\n"
-    ))
+    fake_listener(
+        monkeypatch,
+        ("import sys\nsys.stderr.write('error: no audio input device found\\n')\nsys.exit(2)\n"),
+    )
     live = LiveCaptioner()
     notices = []
     live.notice.connect(lambda kind, message: notices.append((kind, message)))
-    with qtbot.waitSignal(live.runningChanged, timeout=10_000,
-                          check_params_cb=lambda running: not running):
+    with qtbot.waitSignal(
+        live.runningChanged, timeout=10_000, check_params_cb=lambda running: not running
+    ):
         live.start()
     assert notices == [("error", "no audio input device found")]

@@ -60,7 +60,6 @@ def test_picking_a_preset_restarts_the_panels_engine(qtbot, song, tmp_path, monk
     w.preset_box.setCurrentText("lite-copy")
     w.switch_preset()
     assert all(r.annotation is None for r in w.model.rows)
-    qtbot.waitUntil(lambda: w.link.info.get("preset") == "lite-copy" and settled(w),
-                    timeout=60_000)
+    qtbot.waitUntil(lambda: w.link.info.get("preset") == "lite-copy" and settled(w), timeout=60_000)
     assert all(r.state == "done" for r in w.model.rows)
     w.close()

@@ -59,7 +59,7 @@ def _unpack(fmt, data, i):
     size = struct.calcsize(fmt)
     if i + size > len(data):
         raise OscError(f"argument at byte {i} runs past the end")
-    return struct.unpack(fmt, data[i:i + size])[0], i + size
+    return struct.unpack(fmt, data[i : i + size])[0], i + size
 
 
 def decode(data):
@@ -92,7 +92,7 @@ def decode(data):
             size, i = _unpack(">i", data, i)
             if size < 0 or i + size > len(data):
                 raise OscError(f"blob at byte {i} runs past the end")
-            value, i = data[i:i + size], i + (size + 3) // 4 * 4
+            value, i = data[i : i + size], i + (size + 3) // 4 * 4
         elif tag in "TFN":
             value = {"T": True, "F": False, "N": None}[tag]
         else:

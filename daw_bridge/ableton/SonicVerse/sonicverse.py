@@ -19,8 +19,7 @@ PORT = 9000
 
 # Addresses and argument order, as declared in daw_bridge/protocol.py (a test checks them).
 ANNOTATE = "/sonicverse/region/annotate"
-ANNOTATE_ARGS = ("id", "reply_port", "token", "path", "start_s", "end_s", "track", "name",
-                 "lyrics")
+ANNOTATE_ARGS = ("id", "reply_port", "token", "path", "start_s", "end_s", "track", "name", "lyrics")
 ACCEPTED = "/sonicverse/reply/accepted"
 PROGRESS = "/sonicverse/reply/progress"
 RESULT = "/sonicverse/reply/result"
@@ -171,9 +170,17 @@ class SonicVerse:
             track = canonical.canonical_parent.name
         self._counter += 1
         rid = f"{self._prefix}-{self._counter}"
-        values = {"id": rid, "reply_port": 0, "token": self._token, "path": path,
-                  "start_s": float(start_s), "end_s": float(end_s), "track": track,
-                  "name": tag_name(clip.name, None), "lyrics": ""}
+        values = {
+            "id": rid,
+            "reply_port": 0,
+            "token": self._token,
+            "path": path,
+            "start_s": float(start_s),
+            "end_s": float(end_s),
+            "track": track,
+            "name": tag_name(clip.name, None),
+            "lyrics": "",
+        }
         dgram = osc.encode(ANNOTATE, [values[a] for a in ANNOTATE_ARGS])
         self._pending[rid] = _Pending(rid, dgram, clip, self._clock())
         self._sendto(dgram)
