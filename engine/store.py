@@ -60,9 +60,11 @@ def default_path() -> Path:
 
 def region_key(samples: np.ndarray, *, sr: int, fingerprint: str, params: str = "") -> str:
     """Cache key of a region: its samples and rate, the backend fingerprint and parameters."""
-    h = hashlib.blake2b(digest_size=20)
+    # SHA-1 runs on the CPU's SHA extensions: about twice blake2b's speed on 10 s of stereo
+    # float32 here, and a cache key needs no collision resistance against an adversary.
+    h = hashlib.sha1(usedforsecurity=False)
     h.update(f"{SCHEMA_VERSION}|{fingerprint}|{params}|{sr}|{samples.shape}|".encode())
-    h.update(np.ascontiguousarray(samples, dtype=np.float32).tobytes())
+    h.update(memoryview(np.ascontiguousarray(samples, dtype=np.float32)).cast("B"))
     return h.hexdigest()
 
 
