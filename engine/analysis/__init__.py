@@ -37,13 +37,16 @@ def is_silent(loudness_lufs: float | None, peak: float, *, settings: AnalysisSet
     return loudness_lufs is not None and loudness_lufs < settings.silence_lufs
 
 
-def analyze_signal(audio: Audio, *, settings: AnalysisSettings, sr: int) -> SignalFeatures:
+def analyze_signal(
+    audio: Audio, *, settings: AnalysisSettings, sr: int, key: bool = True
+) -> SignalFeatures:
     """Key, tempo, loudness and silence of one region.
 
     Args:
         audio: the region at its native rate and channel count.
         settings: thresholds and ranges from the preset.
         sr: the rate (Hz) key and tempo are computed at.
+        key: estimate the key (False when a model supplies it; ``key`` is then None).
 
     Returns:
         The region's features; silent regions get no key and no tempo, never made-up ones.
@@ -57,7 +60,7 @@ def analyze_signal(audio: Audio, *, settings: AnalysisSettings, sr: int) -> Sign
     if is_silent(lufs, peak, settings=settings):
         return SignalFeatures(True, None, None, 0.0, lufs, peak)
     y = to_analysis(audio, sr=sr)
-    key = estimate_key(y, sr=sr, candidates=settings.key_candidates)
+    estimate = estimate_key(y, sr=sr, candidates=settings.key_candidates) if key else None
     tempo = estimate_tempo(
         y,
         sr=sr,
@@ -65,4 +68,4 @@ def analyze_signal(audio: Audio, *, settings: AnalysisSettings, sr: int) -> Sign
         max_bpm=settings.tempo_max_bpm,
         prior_bpm=settings.tempo_prior_bpm,
     )
-    return SignalFeatures(False, key, tempo.bpm, tempo.confidence, lufs, peak)
+    return SignalFeatures(False, estimate, tempo.bpm, tempo.confidence, lufs, peak)

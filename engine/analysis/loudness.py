@@ -49,8 +49,10 @@ def integrated_lufs(samples: np.ndarray, *, sr: int) -> float | None:
     step = 1.0 - OVERLAP
     n_blocks = round((n / sr - BLOCK_S) / (BLOCK_S * step)) + 1
     j = np.arange(n_blocks)
-    lo = (BLOCK_S * (j * step) * sr).astype(int)
-    hi = (BLOCK_S * (j * step + 1) * sr).astype(int)
+    # the rounding of the block count can let the last block run past the end: it is cut
+    # there and still divided by the full block length, as BS.1770 implementations do
+    lo = np.minimum((BLOCK_S * (j * step) * sr).astype(int), n)
+    hi = np.minimum((BLOCK_S * (j * step + 1) * sr).astype(int), n)
     csum = np.concatenate([np.zeros((y.shape[0], 1)), np.cumsum(y * y, axis=1)], axis=1)
     z = (csum[:, hi] - csum[:, lo]) / block  # [channels, blocks] mean square
     gains = np.array(CHANNEL_GAINS[: z.shape[0]])[:, None]

@@ -180,7 +180,10 @@ class SonicVerseBackend:
         for i, seg in enumerate(segments):
             signal.append(
                 analyze_signal(
-                    seg.audio, settings=self.preset.analysis, sr=self.preset.audio.analysis_sr
+                    seg.audio,
+                    settings=self.preset.analysis,
+                    sr=self.preset.audio.analysis_sr,
+                    key=self.options.key_from == "signal",
                 )
             )
             progress("signal", i + 1, total)

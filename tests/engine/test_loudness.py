@@ -51,3 +51,10 @@ def test_matches_pyloudnorm_across_rates_and_layouts(sr: int, channels: int) -> 
     x[:, : sr // 2] *= 0.001  # a quiet start exercises the relative gate
     expected = pyloudnorm.Meter(sr).integrated_loudness(x.T.astype(np.float64).squeeze())
     assert integrated_lufs(x, sr=sr) == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize("frames", [220497, 19845, 17641, 88199])
+def test_last_block_running_past_the_end(frames: int) -> None:
+    x = noise(frames / 22050, sr=22050, amp=0.2)[:frames]
+    expected = pyloudnorm.Meter(22050).integrated_loudness(x.astype(np.float64))
+    assert integrated_lufs(x, sr=22050) == pytest.approx(expected, abs=1e-6)
