@@ -64,7 +64,7 @@ def region_key(samples: np.ndarray, *, sr: int, fingerprint: str, params: str = 
     # float32 here, and a cache key needs no collision resistance against an adversary.
     h = hashlib.sha1(usedforsecurity=False)
     h.update(f"{SCHEMA_VERSION}|{fingerprint}|{params}|{sr}|{samples.shape}|".encode())
-    h.update(memoryview(np.ascontiguousarray(samples, dtype=np.float32)).cast("B"))
+    h.update(np.ascontiguousarray(samples, dtype=np.float32).data)
     return h.hexdigest()
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from engine.audio import Audio, to_analysis
 from engine.presets import AnalysisSettings
-from engine.types import KeyEstimate
+from engine.types import KeyEstimate, Region, RegionAnnotation
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,22 @@ class SignalFeatures:
     tempo_confidence: float
     loudness_lufs: float | None
     peak_dbfs: float
+
+    def annotation(self, region: Region, *, backend: str) -> RegionAnnotation:
+        """A region annotation holding these features; vocals, tags and caption still empty."""
+        return RegionAnnotation(
+            start_s=region.start_s,
+            end_s=region.end_s,
+            name=region.name,
+            silent=self.silent,
+            key=self.key,
+            tempo_bpm=self.tempo_bpm,
+            tempo_confidence=self.tempo_confidence,
+            loudness_lufs=self.loudness_lufs,
+            peak_dbfs=self.peak_dbfs,
+            caption="",
+            backend=backend,
+        )
 
 
 def is_silent(loudness_lufs: float | None, peak: float, *, settings: AnalysisSettings) -> bool:

@@ -86,21 +86,7 @@ class LiteBackend:
             f = analyze_signal(
                 seg.audio, settings=self.preset.analysis, sr=self.preset.audio.analysis_sr
             )
-            anns.append(
-                RegionAnnotation(
-                    start_s=seg.region.start_s,
-                    end_s=seg.region.end_s,
-                    name=seg.region.name,
-                    silent=f.silent,
-                    key=f.key,
-                    tempo_bpm=f.tempo_bpm,
-                    tempo_confidence=f.tempo_confidence,
-                    loudness_lufs=f.loudness_lufs,
-                    peak_dbfs=f.peak_dbfs,
-                    caption="",
-                    backend=self.name,
-                )
-            )
+            anns.append(f.annotation(seg.region, backend=self.name))
             progress("signal", i + 1, total)
         if self.tagger is not None:
             anns = self._tag(segments, anns)

@@ -192,19 +192,7 @@ class SonicVerseBackend:
         heads = dict(zip(audible, decoded, strict=True))
         out: list[RegionAnnotation] = []
         for i, (seg, f) in enumerate(zip(segments, signal, strict=True)):
-            ann = RegionAnnotation(
-                start_s=seg.region.start_s,
-                end_s=seg.region.end_s,
-                name=seg.region.name,
-                silent=f.silent,
-                key=f.key,
-                tempo_bpm=f.tempo_bpm,
-                tempo_confidence=f.tempo_confidence,
-                loudness_lufs=f.loudness_lufs,
-                peak_dbfs=f.peak_dbfs,
-                caption="",
-                backend=self.name,
-            )
+            ann = f.annotation(seg.region, backend=self.name)
             if i in heads:
                 h = heads[i]
                 key = h.key if self.options.key_from == "heads" else f.key
