@@ -71,6 +71,29 @@ class Audio:
         return self.samples.shape[-1] / self.sr
 
 
+def check_file(path: Path) -> int:
+    """Refuse what is not a non-empty regular file of a supported type, without reading it.
+
+    Returns:
+        The file's size in bytes.
+
+    Raises:
+        AudioError: naming the file and the reason.
+    """
+    if not path.is_file():
+        reason = "not a regular file" if path.exists() else "no such file"
+        raise AudioError(f"{path}: {reason}")
+    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+        raise AudioError(
+            f"{path}: unsupported file type {path.suffix!r}; expected one of "
+            f"{', '.join(sorted(SUPPORTED_SUFFIXES))}"
+        )
+    size = path.stat().st_size
+    if size == 0:
+        raise AudioError(f"{path}: file is empty (0 bytes)")
+    return size
+
+
 def info(path: str | os.PathLike[str]) -> AudioInfo:
     """Read an audio file's header.
 
@@ -80,15 +103,7 @@ def info(path: str | os.PathLike[str]) -> AudioInfo:
     import soundfile as sf
 
     p = Path(path)
-    if not p.is_file():
-        raise AudioError(f"{p}: no such file")
-    if p.suffix.lower() not in SUPPORTED_SUFFIXES:
-        raise AudioError(
-            f"{p}: unsupported file type {p.suffix!r}; expected one of "
-            f"{', '.join(sorted(SUPPORTED_SUFFIXES))}"
-        )
-    if p.stat().st_size == 0:
-        raise AudioError(f"{p}: file is empty (0 bytes)")
+    check_file(p)
     try:
         i = sf.info(str(p))
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:

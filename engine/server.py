@@ -316,7 +316,7 @@ class EngineServer:
             AudioError: not an existing regular file, unaccepted type, empty or too large.
             ProtocolError: ``forbidden_path`` when outside the configured roots.
         """
-        from engine.audio import SUPPORTED_SUFFIXES
+        from engine.audio import check_file
         from engine.errors import AudioError
 
         if not path or "\x00" in path:
@@ -333,16 +333,7 @@ class EngineServer:
                 "forbidden_path",
                 f"{path}: outside the engine's roots ({', '.join(map(str, self._roots))})",
             )
-        if not resolved.is_file():
-            raise AudioError(f"{path}: not a regular file")
-        if resolved.suffix.lower() not in SUPPORTED_SUFFIXES:
-            raise AudioError(
-                f"{path}: unsupported file type {resolved.suffix!r}; expected one of "
-                f"{', '.join(sorted(SUPPORTED_SUFFIXES))}"
-            )
-        size = resolved.stat().st_size
-        if size == 0:
-            raise AudioError(f"{path}: file is empty (0 bytes)")
+        size = check_file(resolved)
         if size > self.config.max_file_bytes:
             raise AudioError(
                 f"{path}: {size} bytes exceeds the limit of {self.config.max_file_bytes} bytes"
