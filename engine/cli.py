@@ -9,6 +9,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -16,6 +17,9 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.errors import EngineError
+
+if TYPE_CHECKING:
+    from engine.types import TrackResult
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +218,7 @@ def _key_colour(key: str | None) -> str:
     return KEY_COLOURS[(key_index(key) % 12 * 7) % 12]
 
 
-def print_result(result, out: Console) -> None:  # type: ignore[no-untyped-def]
+def print_result(result: TrackResult, out: Console) -> None:
     """The terminal view: a region table, a key/vocals timeline strip and the narrative."""
     from engine.narrative import timestamp
 
@@ -237,7 +241,7 @@ def print_result(result, out: Console) -> None:  # type: ignore[no-untyped-def]
     out.print(f"[bold]Narrative:[/] {result.narrative.text}", highlight=False)
 
 
-def timeline(result, *, width: int) -> Text:  # type: ignore[no-untyped-def]
+def timeline(result: TrackResult, *, width: int) -> Text:
     """A strip of cells coloured by key (``v`` where vocals are heard, blank for silence)."""
     text = Text("keys  ")
     if result.duration_s <= 0 or width <= 0:
