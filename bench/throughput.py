@@ -69,7 +69,9 @@ def main() -> None:
     preset = presets.load("lite")
     asr = preset.audio.analysis_sr
     mono = audio.to_analysis(audio.Audio(track, sr, "bench"), sr=asr)
-    regions = plan_regions(args.seconds, length_s=preset.regions.length_s)
+    regions = plan_regions(
+        args.seconds, length_s=preset.regions.length_s, min_tail_s=preset.regions.min_tail_s
+    )
     chunks = [mono[int(r.start_s * asr) : int(r.end_s * asr)] for r in regions]
     native = [track[:, int(r.start_s * sr) : int(r.end_s * sr)] for r in regions]
 

@@ -12,6 +12,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,6 +22,11 @@ log = logging.getLogger(__name__)
 
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff"})
 DEFAULT_MAX_DURATION_S = 3600.0
+# Containers whose header frame count is an estimate: an MP3 without a Xing/LAME header is
+# sized from its bitrate and byte count, and encoder delay and padding move the real length.
+ESTIMATED_LENGTH_FORMATS: frozenset[str] = frozenset({"MP3"})
+LENGTH_TOLERANCE = 0.02  # decoded length may fall this share short of the estimate ...
+LENGTH_TOLERANCE_S = 0.25  # ... or this many seconds, whichever is larger
 
 
 @dataclass(frozen=True)
@@ -110,13 +116,18 @@ def info(path: str | os.PathLike[str]) -> AudioInfo:
         raise AudioError(f"{p}: unreadable audio ({exc})") from exc
     if i.frames <= 0 or i.samplerate <= 0 or i.channels <= 0:
         raise AudioError(f"{p}: no audio frames (frames={i.frames}, sr={i.samplerate})")
+    frames = int(i.frames)
+    if i.format in ESTIMATED_LENGTH_FORMATS:
+        frames = _estimated_length_frames(p, i)
+        if frames <= 0:
+            raise AudioError(f"{p}: no audio frames could be decoded")
     declared, actual = _data_chunk_sizes(i.extra_info)
     if declared is not None and actual is not None and actual < declared:
         raise AudioError(
             f"{p}: file is truncated: its header declares {declared} bytes of audio data but "
             f"only {actual} are present"
         )
-    return AudioInfo(str(p), int(i.samplerate), int(i.channels), int(i.frames), i.format, i.subtype)
+    return AudioInfo(str(p), int(i.samplerate), int(i.channels), frames, i.format, i.subtype)
 
 
 _STREAMING_SIZES = (0, 0xFFFFFFFF)  # placeholders written by recorders that never finished
@@ -184,6 +195,71 @@ def load(
     samples = np.ascontiguousarray(data.T)
     validate(samples, source=hdr.path)
     return Audio(samples=samples, sr=hdr.sr, path=hdr.path, start_s=start / hdr.sr)
+
+
+def _estimated_length_frames(path: Path, i: Any) -> int:
+    """The real frame count of a file whose header only estimates it (an MP3).
+
+    The stream is decoded once (cached by path, size and modification time) and the decoded
+    length wins over the header's estimate. A file cut short is still refused: when a Xing,
+    Info or VBRI header states the length (read with mutagen), decoding must reach it within
+    ``LENGTH_TOLERANCE`` of it or ``LENGTH_TOLERANCE_S``, whichever is larger.
+
+    Raises:
+        AudioError: decoding fails part-way, or the stream ends well before the length stated.
+    """
+    st = path.stat()
+    cache_key = (str(path), st.st_size, st.st_mtime_ns)
+    if cache_key in _DECODED_FRAMES:
+        return _DECODED_FRAMES[cache_key]
+    import soundfile as sf
+
+    decoded = 0
+    try:
+        with sf.SoundFile(str(path)) as f:
+            while n := f.read(1 << 16, dtype="float32", always_2d=True).shape[0]:
+                decoded += n
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise AudioError(
+            f"{path}: decoding failed, the file is truncated or corrupt ({exc})"
+        ) from exc
+    stated = _stated_frames(path, int(i.samplerate))
+    if stated is not None:
+        slack = max(LENGTH_TOLERANCE * stated, LENGTH_TOLERANCE_S * i.samplerate)
+        if decoded < stated - slack:
+            raise AudioError(
+                f"{path}: file is truncated: its header states {stated} frames but only "
+                f"{decoded} could be decoded"
+            )
+    if decoded != i.frames:
+        log.debug(
+            "%s: header estimates %d frames, %d decoded; the decoded length wins",
+            path,
+            i.frames,
+            decoded,
+        )
+    if len(_DECODED_FRAMES) >= 256:
+        _DECODED_FRAMES.pop(next(iter(_DECODED_FRAMES)))
+    _DECODED_FRAMES[cache_key] = decoded
+    return decoded
+
+
+_DECODED_FRAMES: dict[tuple[str, int, int], int] = {}
+
+
+def _stated_frames(path: Path, sr: int) -> int | None:
+    """Frames stated by an MP3's Xing/Info/VBRI header; None without one (a bitrate guess)."""
+    from mutagen import MutagenError
+    from mutagen.mp3 import MP3, BitrateMode
+
+    try:
+        mp3 = MP3(str(path))
+    except (MutagenError, OSError) as exc:
+        log.debug("%s: mutagen cannot read the MPEG header (%s)", path, exc)
+        return None
+    if mp3.info.bitrate_mode == BitrateMode.UNKNOWN:
+        return None
+    return round(mp3.info.length * sr)
 
 
 def region_frames(hdr: AudioInfo, *, start_s: float, end_s: float | None) -> tuple[int, int]:

@@ -6,7 +6,6 @@ server and the microphone mode all go through it.
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -28,22 +27,19 @@ class Cancelled(EngineError):
     code = "cancelled"
 
 
-def plan_regions(duration_s: float, *, length_s: float, min_length_s: float = 0.0) -> list[Region]:
-    """Cut ``[0, duration_s)`` into consecutive regions of ``length_s``.
+def plan_regions(duration_s: float, *, length_s: float, min_tail_s: float) -> list[Region]:
+    """The default regions of a file (:func:`daw_bridge.regions.plan_regions`, as Regions).
 
-    A last piece shorter than ``min_length_s`` is merged into the one before it.
+    Raises:
+        InvalidRequest: ``duration_s`` or ``length_s`` is not positive.
     """
-    if duration_s <= 0 or length_s <= 0:
-        raise InvalidRequest(
-            f"cannot plan regions: duration_s={duration_s}, length_s={length_s}; both must be > 0"
-        )
-    bounds = [
-        i * length_s for i in range(int(duration_s // length_s) + 1) if i * length_s < duration_s
-    ]
-    bounds.append(duration_s)
-    if len(bounds) > 2 and bounds[-1] - bounds[-2] < min_length_s:
-        del bounds[-2]
-    return [Region(round(a, 6), round(b, 6)) for a, b in itertools.pairwise(bounds)]
+    from daw_bridge.regions import plan_regions as plan
+
+    try:
+        spans = plan(duration_s, length_s=length_s, min_tail_s=min_tail_s)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
+    return [Region(a, b) for a, b in spans]
 
 
 def parse_regions(spec: str) -> list[Region]:
@@ -119,7 +115,7 @@ class Annotator:
             regions = plan_regions(
                 hdr.duration_s,
                 length_s=self.preset.regions.length_s,
-                min_length_s=self.preset.regions.min_length_s,
+                min_tail_s=self.preset.regions.min_tail_s,
             )
         for r in regions:
             if r.duration_s < self.preset.regions.min_length_s:

@@ -42,10 +42,12 @@ class RegionSettings:
 
     length_s: float = 10.0  # default region length in seconds (SonicVerse chunks are 10 s)
     min_length_s: float = 0.25  # regions shorter than this are refused
+    min_tail_s: float = 5.0  # a last region shorter than this joins the one before it
 
     def __post_init__(self) -> None:
         _check_range("regions.length_s", self.length_s, 1.0, 600.0)
         _check_range("regions.min_length_s", self.min_length_s, 0.01, self.length_s)
+        _check_range("regions.min_tail_s", self.min_tail_s, self.min_length_s, self.length_s)
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import functools
-import itertools
 import logging
-import math
 import os
 import sys
 from collections.abc import Callable
@@ -57,6 +55,7 @@ from PyQt6.QtWidgets import (
 )
 
 from daw_bridge import protocol
+from daw_bridge.regions import plan_regions
 from ui import export
 from ui.engine_link import EngineLink
 from ui.live import LiveCaptioner
@@ -68,17 +67,12 @@ from ui.waveform import WaveformView
 
 log = logging.getLogger(__name__)
 
-DEFAULT_REGION_S = 10.0  # SonicVerse's chunk length; the engine's presets use the same
-MIN_TAIL_S = 2.0  # a last region shorter than this is merged into the one before
 PRESETS_ENV = "SONICVERSE_PRESETS"
 
 
-def default_regions(duration_s: float, length_s: float = DEFAULT_REGION_S) -> list[RegionRow]:
-    """Cut ``[0, duration_s)`` into ``length_s`` regions, merging a short tail."""
-    edges = [i * length_s for i in range(math.ceil(duration_s / length_s))] + [duration_s]
-    if len(edges) > 2 and edges[-1] - edges[-2] < MIN_TAIL_S:
-        del edges[-2]
-    return [RegionRow(start_s=a, end_s=b) for a, b in itertools.pairwise(edges)]
+def default_regions(duration_s: float) -> list[RegionRow]:
+    """The engine's default region plan (:func:`daw_bridge.regions.plan_regions`) as rows."""
+    return [RegionRow(start_s=a, end_s=b) for a, b in plan_regions(duration_s)]
 
 
 def preset_names() -> list[str]:

@@ -32,8 +32,22 @@ def annotator(tmp_path: Path, backend: Backend) -> Annotator:
 
 
 def test_plan_and_parse_regions() -> None:
-    assert plan_regions(25.0, length_s=10.0) == [Region(0, 10), Region(10, 20), Region(20, 25)]
-    assert plan_regions(20.1, length_s=10.0, min_length_s=0.25) == [Region(0, 10), Region(10, 20.1)]
+    assert plan_regions(25.0, length_s=10.0, min_tail_s=5.0) == [
+        Region(0, 10),
+        Region(10, 20),
+        Region(20, 25),
+    ]
+    # an 11 s song is one region, a 0.5 s tail joins the region before it
+    assert plan_regions(11.0, length_s=10.0, min_tail_s=5.0) == [Region(0, 11)]
+    assert plan_regions(20.5, length_s=10.0, min_tail_s=5.0) == [Region(0, 10), Region(10, 20.5)]
+    assert plan_regions(3.0, length_s=10.0, min_tail_s=5.0) == [Region(0, 3)]
+    assert plan_regions(30.0, length_s=10.0, min_tail_s=5.0) == [
+        Region(0, 10),
+        Region(10, 20),
+        Region(20, 30),
+    ]
+    with pytest.raises(InvalidRequest, match="duration_s=0"):
+        plan_regions(0.0, length_s=10.0, min_tail_s=5.0)
     assert parse_regions("0-12.5, 12.5-40") == [Region(0, 12.5), Region(12.5, 40)]
     with pytest.raises(InvalidRequest, match="'12.5' is not 'start-end'"):
         parse_regions("0-5,12.5")

@@ -1,0 +1,37 @@
+"""The default region plan: how a file is cut into regions when the user gives none.
+
+One function for the engine, the CLI and the panel, so a file is cut the same way wherever it
+is annotated. Pure Python (no numpy), like the rest of ``daw_bridge``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+DEFAULT_LENGTH_S = 10.0  # SonicVerse's chunk length
+DEFAULT_MIN_TAIL_S = 5.0  # a last piece shorter than this joins the region before it
+
+
+def plan_regions(
+    duration_s: float, *, length_s: float = DEFAULT_LENGTH_S, min_tail_s: float = DEFAULT_MIN_TAIL_S
+) -> list[tuple[float, float]]:
+    """Cut ``[0, duration_s)`` into consecutive ``(start_s, end_s)`` spans of ``length_s``.
+
+    A last piece shorter than ``min_tail_s`` joins the span before it (so an 11 s file is one
+    11 s region, never 10 s + 1 s); a file shorter than ``length_s`` is one region.
+
+    Raises:
+        ValueError: naming the value when ``duration_s`` or ``length_s`` is not a positive
+            finite number or ``min_tail_s`` is negative.
+    """
+    for name, value in (("duration_s", duration_s), ("length_s", length_s)):
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"cannot plan regions: {name}={value}; expected a finite number > 0")
+    if not (math.isfinite(min_tail_s) and min_tail_s >= 0):
+        raise ValueError(f"cannot plan regions: min_tail_s={min_tail_s}; expected >= 0")
+    n = max(1, math.ceil(duration_s / length_s - 1e-9))
+    bounds = [i * length_s for i in range(n)] + [duration_s]
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] < min_tail_s:
+        del bounds[-2]
+    return [(round(a, 6), round(b, 6)) for a, b in itertools.pairwise(bounds)]
