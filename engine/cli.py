@@ -219,18 +219,24 @@ def _key_colour(key: str | None) -> str:
 
 
 def print_result(result: TrackResult, out: Console) -> None:
-    """The terminal view: a region table, a key/vocals timeline strip and the narrative."""
+    """The terminal view: a region table, a key/vocals timeline strip and the narrative.
+
+    ``key`` is the track's decoded key for the region (what the narrative says); ``region
+    alone`` is the region's own estimate and its confidence.
+    """
     from engine.narrative import timestamp
 
     table = Table(title=f"{Path(result.source).name}  ({timestamp(result.duration_s)})")
-    for col in ("region", "key", "conf", "vocals", "tempo", "LUFS", "caption"):
+    for col in ("region", "key", "conf", "region alone", "vocals", "tempo", "LUFS", "caption"):
         table.add_column(col, overflow="fold")
     for a in result.regions:
-        key = a.key.key if a.key else "—"
+        key = a.key.key if a.key else ("—" if a.silent else "no clear key")
+        own = a.region_key
         table.add_row(
             f"{timestamp(a.start_s)}-{timestamp(a.end_s)}" + (f" {a.name}" if a.name else ""),
             Text(key, style=_key_colour(a.key.key if a.key else None)),
             f"{a.key.confidence:.2f}" if a.key else "",
+            f"{own.key} {own.confidence:.2f}" if own is not None else "",
             a.vocals.label if a.vocals else "",
             f"{a.tempo_bpm:.1f}" if a.tempo_bpm else "",
             f"{a.loudness_lufs:.1f}" if a.loudness_lufs is not None else "",

@@ -1,23 +1,24 @@
-"""The rule-based narrative: merge neighbouring regions that agree, name what changes.
+"""The rule-based narrative: the track's decoded story, one section per stretch that agrees.
 
-Used by the `lite` backend, and by `sonicverse` when no LLM is loaded. Sections break where
-the key, the silence state or the vocals change, where the tempo moves by more than
-``TEMPO_CHANGE`` or the loudness by more than ``LOUDNESS_JUMP_LU``. A single region whose key
-disagrees with two agreeing neighbours, with lower confidence than both, is treated as an
-outlier and absorbed (SonicVerse's chaining drops such chunks too).
+Used by the `lite` backend, and by `sonicverse` when no LLM is loaded. The regions are first
+resolved over the whole track (:func:`engine.track.resolve`): key, tempo and vocals are
+decoded with a penalty per change, so a section breaks only where a change is sustained and
+confident. Every event carries a confidence; key, tempo and vocal changes below the preset's
+``min_event_confidence`` were already merged away by the decoder, and a loudness jump is said
+when its confidence (``|jump| / (2 x LOUDNESS_JUMP_LU)``) reaches the same threshold, which is
+a jump of ``LOUDNESS_JUMP_LU`` at the default 0.5. Silence starting or ending is certain.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
 
 from engine.captions import loudness_word
-from engine.types import NarrativeSection, RegionAnnotation, TrackNarrative
+from engine.presets import AnalysisSettings, TrackSettings
+from engine.track import resolve
+from engine.types import NarrativeEvent, NarrativeSection, RegionAnnotation, TrackNarrative
 
-TEMPO_CHANGE = 0.06  # relative tempo change that starts a new section
-LOUDNESS_JUMP_LU = 6.0  # loudness change (LU) between neighbours that starts a new section
+LOUDNESS_JUMP_LU = 6.0  # loudness change (LU) between neighbours said at confidence 0.5
 BUILD_UP_LU = 6.0  # loudness rise inside a section reported as a build-up
 
 
@@ -29,60 +30,39 @@ def timestamp(seconds: float) -> str:
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
 
 
-@dataclass
-class _Run:
-    regions: list[RegionAnnotation] = field(default_factory=list)
-
-    @property
-    def first(self) -> RegionAnnotation:
-        return self.regions[0]
-
-
 def _vocal_label(a: RegionAnnotation) -> str | None:
     return a.vocals.label if a.vocals is not None else None
 
 
-def _smooth_keys(regions: list[RegionAnnotation]) -> list[RegionAnnotation]:
-    out = list(regions)
-    for i in range(1, len(out) - 1):
-        prev, cur, nxt = out[i - 1], out[i], out[i + 1]
-        if not (prev.key and cur.key and nxt.key) or prev.key.key != nxt.key.key:
-            continue
-        if cur.key.key != prev.key.key and cur.key.confidence < min(
-            prev.key.confidence, nxt.key.confidence
-        ):
-            out[i] = replace(cur, key=replace(cur.key, key=prev.key.key))
-    return out
+def _loudness_event(prev: RegionAnnotation, cur: RegionAnnotation) -> NarrativeEvent | None:
+    if prev.loudness_lufs is None or cur.loudness_lufs is None:
+        return None
+    delta = cur.loudness_lufs - prev.loudness_lufs
+    conf = round(min(1.0, abs(delta) / (2 * LOUDNESS_JUMP_LU)), 3)
+    if delta > 0:
+        text = f"it gets louder ({delta:+.0f} LU to {cur.loudness_lufs:.0f} LUFS)"
+    else:
+        text = f"it drops back ({delta:+.0f} LU to {cur.loudness_lufs:.0f} LUFS)"
+    return NarrativeEvent("loudness", text, conf)
 
 
-def _breaks(prev: RegionAnnotation, cur: RegionAnnotation) -> list[str]:
-    """What changes between two neighbouring regions (empty: they agree)."""
+def events_between(
+    prev: RegionAnnotation,
+    cur: RegionAnnotation,
+    decoded: Sequence[NarrativeEvent],
+    *,
+    min_confidence: float,
+) -> list[NarrativeEvent]:
+    """The events said where ``cur`` follows ``prev`` (empty: they belong to one section)."""
     if prev.silent != cur.silent:
-        return ["silence"] if cur.silent else ["the music returns"]
+        text = "silence" if cur.silent else "the music returns"
+        return [NarrativeEvent("silence", text, 1.0)]
     if cur.silent:
         return []
-    events: list[str] = []
-    if prev.key and cur.key and prev.key.key != cur.key.key:
-        events.append(f"the key moves to {cur.key.key}")
-    pv, cv = _vocal_label(prev), _vocal_label(cur)
-    if pv is not None and cv is not None and pv != cv:
-        if pv == "none":
-            events.append(f"{cv} vocals enter")
-        elif cv == "none":
-            events.append("the vocals drop out")
-        else:
-            events.append(f"the lead vocal changes to {cv}")
-    if prev.tempo_bpm and cur.tempo_bpm:
-        ratio = cur.tempo_bpm / prev.tempo_bpm
-        if abs(ratio - 1.0) > TEMPO_CHANGE:
-            verb = "rises" if ratio > 1 else "falls"
-            events.append(f"the tempo {verb} to {cur.tempo_bpm:.0f} BPM")
-    if prev.loudness_lufs is not None and cur.loudness_lufs is not None:
-        delta = cur.loudness_lufs - prev.loudness_lufs
-        if delta >= LOUDNESS_JUMP_LU:
-            events.append(f"it gets louder ({delta:+.0f} LU to {cur.loudness_lufs:.0f} LUFS)")
-        elif delta <= -LOUDNESS_JUMP_LU:
-            events.append(f"it drops back ({delta:+.0f} LU to {cur.loudness_lufs:.0f} LUFS)")
+    events = [e for e in decoded if e.confidence >= min_confidence]
+    loud = _loudness_event(prev, cur)
+    if loud is not None and loud.confidence >= min_confidence:
+        events.append(loud)
     return events
 
 
@@ -112,27 +92,40 @@ def _describe(run: list[RegionAnnotation]) -> str:
 
 
 def rule_based(
-    annotations: Sequence[RegionAnnotation], *, source: str, duration_s: float, backend: str
+    annotations: Sequence[RegionAnnotation],
+    *,
+    source: str,
+    duration_s: float,
+    backend: str,
+    settings: TrackSettings | None = None,
+    analysis: AnalysisSettings | None = None,
 ) -> TrackNarrative:
     """Narrate a file from its region annotations.
 
     Args:
-        annotations: the file's regions (any order; sorted by start here).
+        annotations: the file's regions (any order; raw or already resolved).
         source: the file's path, echoed in the result.
         duration_s: the span narrated, in seconds.
         backend: the backend name recorded in the result.
+        settings: track decoding settings (the preset's ``[track]``); defaults when None.
+        analysis: the preset's analysis settings (tempo range and prior); defaults when None.
 
     Returns:
         A narrative such as ``"0:00-0:20 C major, around 120 BPM, loud (-14 LUFS); at 0:20
-        the key moves to A minor: 0:20-0:40 A minor, ..."`` with one section per run of
-        agreeing regions.
+        the key moves to A minor: 0:20-0:40 A minor, ..."`` with one section per stretch of
+        regions between two said events.
     """
-    regions = _smooth_keys(sorted(annotations, key=lambda a: a.start_s))
+    cfg = settings or TrackSettings()
+    res = resolve(annotations, settings=cfg, analysis=analysis)
+    regions = list(res.annotations)
     if not regions:
         return TrackNarrative(source, duration_s, "No regions were annotated.", (), backend)
-    runs: list[tuple[list[RegionAnnotation], list[str]]] = [([regions[0]], [])]
-    for prev, cur in itertools.pairwise(regions):
-        events = _breaks(prev, cur)
+    runs: list[tuple[list[RegionAnnotation], list[NarrativeEvent]]] = [([regions[0]], [])]
+    for i in range(1, len(regions)):
+        prev, cur = regions[i - 1], regions[i]
+        events = events_between(
+            prev, cur, res.changes.get(i, ()), min_confidence=cfg.min_event_confidence
+        )
         if events:
             runs.append(([cur], events))
         else:
@@ -142,7 +135,8 @@ def rule_based(
     for run, events in runs:
         start, end = run[0].start_s, run[-1].end_s
         text = f"{timestamp(start)}-{timestamp(end)} {_describe(run)}"
-        spoken = [e for e in events if e != "silence"]  # the section text already says so
+        # a section of silence says so itself; the music returning is said
+        spoken = [e.text for e in events if not (e.kind == "silence" and run[0].silent)]
         if spoken:
             text = f"at {timestamp(start)} {', '.join(spoken)}: {text}"
         key = run[0].key.key if run[0].key and not run[0].silent else None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from engine import audio
 from engine.backends.base import Backend, Progress, Segment, no_progress
@@ -58,6 +58,25 @@ def parse_regions(spec: str) -> list[Region]:
             ) from None
         regions.append(Region(start, end))
     return regions
+
+
+def resolve_track(
+    annotations: Sequence[RegionAnnotation], *, preset: Preset
+) -> tuple[RegionAnnotation, ...]:
+    """The track-level view of a file's regions (:func:`engine.track.resolve`), in the order
+    given, each template caption rewritten to agree with the decoded key, tempo and vocals."""
+    from engine.captions import template_caption
+    from engine.track import resolve
+
+    res = resolve(annotations, settings=preset.track, analysis=preset.analysis)
+    by_span = {(a.start_s, a.end_s, a.name): a for a in res.annotations}
+    out = []
+    for a in annotations:
+        r = by_span[(a.start_s, a.end_s, a.name)]
+        if a.caption and a.caption == template_caption(a):
+            r = replace(r, caption=template_caption(r))
+        out.append(r)
+    return tuple(out)
 
 
 class Annotator:
@@ -158,8 +177,9 @@ class Annotator:
                     self.store.put(key, ann, source=hdr.path)
                 results[i] = ann
             progress("analyze", b + len(chunk), len(misses))
-        done = tuple(a for a in results if a is not None)
-        assert len(done) == len(regions)
+        raw = tuple(a for a in results if a is not None)
+        assert len(raw) == len(regions)
+        done = resolve_track(raw, preset=self.preset)
         narrative = (
             self._narrate(
                 hdr.path,

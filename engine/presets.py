@@ -73,6 +73,41 @@ class AnalysisSettings:
 
 
 @dataclass(frozen=True)
+class TrackSettings:
+    """How region evidence becomes the track's story (:mod:`engine.track`).
+
+    Penalties are in nats of log-evidence: a change is decoded only where the regions after it
+    support the new state by more than the penalty in total. Chosen on rendered songs
+    (``python bench/narrative.py --fit``), never on the real recordings it is measured with.
+    """
+
+    key_change_penalty: float = 5.0  # cost of a key change (nats)
+    key_floor: float = 0.03  # probability floor per key and region (caps one region's say)
+    min_tonality: float = 0.08  # regions less pitched than this have no clear key
+    tonality_width: float = 0.02  # softness of that threshold
+    tempo_change_penalty: float = 4.0  # cost of a tempo change (nats)
+    tempo_floor: float = 0.05  # salience floor per tempo and region
+    tempo_level_octaves: float = 0.5  # width of the pull towards the track's metrical level
+    level_prior_bpm: float = 110.0  # centre of the prior choosing the track's metrical level
+    level_prior_octaves: float = 0.6  # its width in octaves
+    vocals_change_penalty: float = 3.0  # cost of vocals entering, leaving or changing (nats)
+    vocals_floor: float = 0.05  # probability floor per vocal class and region
+    min_event_confidence: float = 0.5  # events below this are not claimed
+
+    def __post_init__(self) -> None:
+        for name in ("key_change_penalty", "tempo_change_penalty", "vocals_change_penalty"):
+            _check_range(f"track.{name}", getattr(self, name), 0.0, 100.0)
+        for name in ("key_floor", "tempo_floor", "vocals_floor"):
+            _check_range(f"track.{name}", getattr(self, name), 1e-6, 0.5)
+        _check_range("track.min_tonality", self.min_tonality, 0.0, 1.0)
+        _check_range("track.tonality_width", self.tonality_width, 1e-4, 1.0)
+        _check_range("track.tempo_level_octaves", self.tempo_level_octaves, 0.05, 4.0)
+        _check_range("track.level_prior_bpm", self.level_prior_bpm, 20.0, 400.0)
+        _check_range("track.level_prior_octaves", self.level_prior_octaves, 0.05, 4.0)
+        _check_range("track.min_event_confidence", self.min_event_confidence, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
 class Preset:
     """A named, typed configuration of the whole pipeline.
 
@@ -86,6 +121,7 @@ class Preset:
         analysis: signal analyser settings.
         options: the backend's own typed options (its module's ``Options`` dataclass).
         path: the TOML file it came from.
+        track: track-level decoding and narrative event settings (``[track]``, optional).
     """
 
     name: str
@@ -97,6 +133,7 @@ class Preset:
     analysis: AnalysisSettings
     options: Any
     path: str = ""
+    track: TrackSettings = dataclasses.field(default_factory=TrackSettings)
 
 
 def presets_dirs() -> list[Path]:
@@ -154,7 +191,17 @@ def from_table(table: dict[str, Any], *, path: Path | None = None) -> Preset:
             f"preset {where}: backend={backend!r}; expected one of {', '.join(backends.BACKENDS)}"
         )
     options_cls = backends.options_class(backend)
-    known = {"name", "backend", "description", "requires", "audio", "regions", "analysis", backend}
+    known = {
+        "name",
+        "backend",
+        "description",
+        "requires",
+        "audio",
+        "regions",
+        "analysis",
+        "track",
+        backend,
+    }
     unknown = sorted(set(table) - known)
     if unknown:
         raise PresetError(
@@ -180,6 +227,7 @@ def from_table(table: dict[str, Any], *, path: Path | None = None) -> Preset:
         analysis=build(AnalysisSettings, table.get("analysis", {}), where=f"{where} [analysis]"),
         options=build(options_cls, table.get(backend, {}), where=f"{where} [{backend}]"),
         path=str(path) if path else "",
+        track=build(TrackSettings, table.get("track", {}), where=f"{where} [track]"),
     )
 
 

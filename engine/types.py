@@ -13,7 +13,7 @@ from typing import Any
 
 from engine.labels import KEYS, VOCALS
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 
 @dataclass(frozen=True)
@@ -44,15 +44,22 @@ class KeyEstimate:
         key: one of :data:`engine.labels.KEYS`, e.g. ``"F# minor"``.
         confidence: probability-like score in [0, 1].
         candidates: the next most likely keys with their scores, best first.
+        probabilities: all 24 key probabilities in :data:`KEYS` order (empty when the
+            estimator gives none): the evidence the track-level key decoder weighs.
+        tonality: how pitched the region is, in [0, 1] (see
+            :attr:`engine.analysis.chroma.PitchProfiles.tonality`); None when unmeasured.
     """
 
     key: str
     confidence: float
     candidates: tuple[tuple[str, float], ...] = ()
+    probabilities: tuple[float, ...] = ()
+    tonality: float | None = None
 
     def __post_init__(self) -> None:
         assert self.key in KEYS, self.key
         assert 0.0 <= self.confidence <= 1.0, self.confidence
+        assert len(self.probabilities) in (0, len(KEYS)), len(self.probabilities)
 
 
 @dataclass(frozen=True)
@@ -100,7 +107,14 @@ class RegionAnnotation:
         moods: ranked mood/theme tags.
         caption: one sentence describing the region.
         backend: the backend name that produced it, e.g. ``"lite"``.
-        flags: remarks such as ``"short_region_padded"``.
+        flags: remarks such as ``"short_region_padded"`` or ``"no_clear_key"``.
+        region_key: the region's own key estimate, set when ``key`` is the track-level view
+            (:func:`engine.track.resolve`): ``key`` is then what the narrative says of this
+            region (None for "no clear key"), ``region_key`` what the region alone suggests.
+        region_tempo_bpm: the region's own tempo estimate, likewise, when ``tempo_bpm`` was
+            put on the track's metrical level.
+        tempo_candidates: the region's strongest periodicities ``(bpm, salience)``: the
+            evidence the track-level tempo decoder weighs.
     """
 
     start_s: float
@@ -119,6 +133,9 @@ class RegionAnnotation:
     genres: tuple[Tag, ...] = ()
     moods: tuple[Tag, ...] = ()
     flags: tuple[str, ...] = ()
+    region_key: KeyEstimate | None = None
+    region_tempo_bpm: float | None = None
+    tempo_candidates: tuple[tuple[float, float], ...] = ()
 
     @property
     def duration_s(self) -> float:
@@ -129,8 +146,12 @@ class RegionAnnotation:
         """JSON-ready dict (non-finite floats become None)."""
         d = asdict(self)
         d["peak_dbfs"] = _finite_or_none(self.peak_dbfs)
-        if self.key is not None:
-            d["key"]["candidates"] = [list(c) for c in self.key.candidates]
+        for name in ("key", "region_key"):
+            est = getattr(self, name)
+            if est is not None:
+                d[name]["candidates"] = [list(c) for c in est.candidates]
+                d[name]["probabilities"] = list(est.probabilities)
+        d["tempo_candidates"] = [list(c) for c in self.tempo_candidates]
         if self.vocals is not None:
             d["vocals"]["probabilities"] = list(self.vocals.probabilities)
         d["flags"] = list(self.flags)
@@ -141,7 +162,6 @@ class RegionAnnotation:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RegionAnnotation:
         """Inverse of :meth:`to_dict`."""
-        key = d.get("key")
         vocals = d.get("vocals")
         peak = d.get("peak_dbfs")
         return cls(
@@ -149,13 +169,7 @@ class RegionAnnotation:
             end_s=float(d["end_s"]),
             name=str(d.get("name", "")),
             silent=bool(d["silent"]),
-            key=None
-            if key is None
-            else KeyEstimate(
-                key=key["key"],
-                confidence=float(key["confidence"]),
-                candidates=tuple((str(k), float(s)) for k, s in key.get("candidates", [])),
-            ),
+            key=_key(d.get("key")),
             tempo_bpm=None if d.get("tempo_bpm") is None else float(d["tempo_bpm"]),
             tempo_confidence=float(d.get("tempo_confidence", 0.0)),
             loudness_lufs=None if d.get("loudness_lufs") is None else float(d["loudness_lufs"]),
@@ -172,7 +186,35 @@ class RegionAnnotation:
             caption=str(d.get("caption", "")),
             backend=str(d["backend"]),
             flags=tuple(d.get("flags", [])),
+            region_key=_key(d.get("region_key")),
+            region_tempo_bpm=None
+            if d.get("region_tempo_bpm") is None
+            else float(d["region_tempo_bpm"]),
+            tempo_candidates=tuple((float(b), float(w)) for b, w in d.get("tempo_candidates", [])),
         )
+
+
+EVENT_KINDS = ("key", "tempo", "vocals", "loudness", "silence")
+
+
+@dataclass(frozen=True)
+class NarrativeEvent:
+    """A change the narrative claims at the start of a section.
+
+    Attributes:
+        kind: one of :data:`EVENT_KINDS`.
+        text: how the narrative says it, e.g. ``"the key moves to A minor"``.
+        confidence: how strongly the regions' evidence supports the change, in [0, 1]; only
+            events above the narrative's threshold for their kind are said.
+    """
+
+    kind: str
+    text: str
+    confidence: float
+
+    def __post_init__(self) -> None:
+        assert self.kind in EVENT_KINDS, self.kind
+        assert 0.0 <= self.confidence <= 1.0, self.confidence
 
 
 @dataclass(frozen=True)
@@ -184,14 +226,14 @@ class NarrativeSection:
         end_s: section end in seconds.
         text: what the narrative says about this section.
         key: the section's key, None for silence.
-        events: changes that happen at ``start_s`` (e.g. ``"key moves to A minor"``).
+        events: changes that happen at ``start_s`` (e.g. the key moving to A minor).
     """
 
     start_s: float
     end_s: float
     text: str
     key: str | None = None
-    events: tuple[str, ...] = ()
+    events: tuple[NarrativeEvent, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -215,7 +257,9 @@ class TrackNarrative:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
         d = asdict(self)
-        d["sections"] = [{**asdict(s), "events": list(s.events)} for s in self.sections]
+        d["sections"] = [
+            {**asdict(s), "events": [asdict(e) for e in s.events]} for s in self.sections
+        ]
         return d
 
     @classmethod
@@ -231,7 +275,10 @@ class TrackNarrative:
                     end_s=float(s["end_s"]),
                     text=str(s["text"]),
                     key=s.get("key"),
-                    events=tuple(s.get("events", [])),
+                    events=tuple(
+                        NarrativeEvent(str(e["kind"]), str(e["text"]), float(e["confidence"]))
+                        for e in s.get("events", [])
+                    ),
                 )
                 for s in d["sections"]
             ),
@@ -268,6 +315,18 @@ class TrackResult:
             "regions": [r.to_dict() for r in self.regions],
             "narrative": self.narrative.to_dict(),
         }
+
+
+def _key(d: dict[str, Any] | None) -> KeyEstimate | None:
+    if d is None:
+        return None
+    return KeyEstimate(
+        key=d["key"],
+        confidence=float(d["confidence"]),
+        candidates=tuple((str(k), float(s)) for k, s in d.get("candidates", [])),
+        probabilities=tuple(float(p) for p in d.get("probabilities", [])),
+        tonality=None if d.get("tonality") is None else float(d["tonality"]),
+    )
 
 
 def _tags(items: list[dict[str, Any]]) -> tuple[Tag, ...]:

@@ -20,6 +20,7 @@ class SignalFeatures:
         tempo_confidence: in [0, 1].
         loudness_lufs: integrated loudness, None for regions under 400 ms or digital silence.
         peak_dbfs: sample peak in dBFS.
+        tempo_candidates: the strongest periodicities ``(bpm, salience)``, strongest first.
     """
 
     silent: bool
@@ -28,6 +29,7 @@ class SignalFeatures:
     tempo_confidence: float
     loudness_lufs: float | None
     peak_dbfs: float
+    tempo_candidates: tuple[tuple[float, float], ...] = ()
 
     def annotation(self, region: Region, *, backend: str) -> RegionAnnotation:
         """A region annotation holding these features; vocals, tags and caption still empty."""
@@ -43,6 +45,7 @@ class SignalFeatures:
             peak_dbfs=self.peak_dbfs,
             caption="",
             backend=backend,
+            tempo_candidates=self.tempo_candidates,
         )
 
 
@@ -84,4 +87,6 @@ def analyze_signal(
         max_bpm=settings.tempo_max_bpm,
         prior_bpm=settings.tempo_prior_bpm,
     )
-    return SignalFeatures(False, estimate, tempo.bpm, tempo.confidence, lufs, peak)
+    return SignalFeatures(
+        False, estimate, tempo.bpm, tempo.confidence, lufs, peak, tempo.candidates
+    )

@@ -59,12 +59,17 @@ class PitchProfiles:
         treble: pitch-class profile of the peaks at or above ``split_midi`` [12] (0 = C).
         bass: pitch-class profile of the peaks below ``split_midi`` [12].
         chords: triad histogram [24]: major triads on C..B, then minor triads.
-    Each sums to 1, or is all zeros when nothing was found (e.g. silence).
+        tonality: how pitched the signal is, in [0, 1]: the weighted resultant length of the
+            spectral peaks' deviations from equal temperament (their tuning coherence). Notes
+            held at stable pitches line up (a rendered progression gives 0.9, real ensembles
+            0.12-0.5); noise, drums and speech, whose peaks fall anywhere, give under 0.1.
+    The profiles each sum to 1, or are all zeros when nothing was found (e.g. silence).
     """
 
     treble: np.ndarray
     bass: np.ndarray
     chords: np.ndarray
+    tonality: float = 0.0
 
 
 def pitch_profiles(y: np.ndarray, *, sr: int, config: ChromaConfig | None = None) -> PitchProfiles:
@@ -88,6 +93,7 @@ def pitch_profiles(y: np.ndarray, *, sr: int, config: ChromaConfig | None = None
     midi, weight, frame = _spectral_peaks(spec_db, cfg)
     if midi.size == 0:
         return PitchProfiles(np.zeros(12), np.zeros(12), np.zeros(24))
+    tonality = tuning_coherence(midi, weight)
     midi = midi - estimate_tuning(midi, weight)
     nearest = np.round(midi)
     weight = weight * np.cos(np.pi * (midi - nearest)) ** 2
@@ -99,7 +105,7 @@ def pitch_profiles(y: np.ndarray, *, sr: int, config: ChromaConfig | None = None
     n_segments = int(segment.max()) + 1
     segments = np.bincount(segment * 12 + pc, weights=weight, minlength=n_segments * 12)
     chords = triad_histogram(segments.reshape(n_segments, 12))
-    return PitchProfiles(_unit_sum(treble), _unit_sum(bass), _unit_sum(chords))
+    return PitchProfiles(_unit_sum(treble), _unit_sum(bass), _unit_sum(chords), tonality)
 
 
 def triad_histogram(profiles: np.ndarray) -> np.ndarray:
@@ -128,6 +134,19 @@ def _triad_templates() -> np.ndarray:
         templates[12 + root, [root, (root + 3) % 12, (root + 7) % 12]] = 1.0
     templates -= templates.mean(axis=1, keepdims=True)
     return templates / np.linalg.norm(templates, axis=1, keepdims=True)
+
+
+def tuning_coherence(midi: np.ndarray, weight: np.ndarray) -> float:
+    """Weighted resultant length of the peaks' deviations from equal temperament, in [0, 1].
+
+    Args:
+        midi: fractional MIDI pitches of spectral peaks [peaks].
+        weight: their non-negative weights [peaks].
+    """
+    total = float(weight.sum())
+    if total <= 0:
+        return 0.0
+    return float(np.clip(abs(np.sum(weight * np.exp(2j * np.pi * midi))) / total, 0.0, 1.0))
 
 
 def estimate_tuning(midi: np.ndarray, weight: np.ndarray) -> float:

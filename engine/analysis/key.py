@@ -97,8 +97,10 @@ def estimate_key(y: np.ndarray, *, sr: int, candidates: int = 2) -> KeyEstimate:
 
     Returns:
         The most probable key of :data:`engine.labels.KEYS`, its probability in [0, 1] as the
-        confidence and the next ``candidates`` keys with their probabilities, best first. A
-        signal without pitched content (silence) gives a uniform distribution and the first key.
+        confidence, the next ``candidates`` keys with their probabilities, best first, all 24
+        probabilities (the evidence the track-level decoder weighs) and the signal's tonality
+        (:attr:`PitchProfiles.tonality`). A signal without pitched content (silence) gives a
+        uniform distribution, the first key and tonality 0.
 
     Raises:
         AudioError: if ``y`` is not 1-D, is empty or holds NaN/inf, or ``sr`` is not positive.
@@ -115,12 +117,15 @@ def estimate_key(y: np.ndarray, *, sr: int, candidates: int = 2) -> KeyEstimate:
         raise AudioError("key estimation got a signal with NaN or infinite samples")
     if not 0 <= candidates < len(KEYS):
         raise ValueError(f"candidates must be in [0, {len(KEYS) - 1}], got {candidates}")
-    probs = key_probabilities(pitch_profiles(y, sr=sr))
+    profiles = pitch_profiles(y, sr=sr)
+    probs = key_probabilities(profiles)
     order = np.argsort(-probs, kind="stable")
     return KeyEstimate(
         key=KEYS[order[0]],
         confidence=float(np.clip(probs[order[0]], 0.0, 1.0)),
         candidates=tuple((KEYS[i], float(probs[i])) for i in order[1 : 1 + candidates]),
+        probabilities=tuple(round(float(p), 5) for p in probs),
+        tonality=round(profiles.tonality, 4),
     )
 
 

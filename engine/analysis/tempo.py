@@ -28,6 +28,7 @@ FLUX_FLOOR = 0.15  # log-magnitude rise per bin ignored as ripple
 N_BANDS = 48  # log-spaced bands the spectrum is summed into
 LOG_GAIN = 1000.0  # compression gain applied to the peak-normalised magnitude
 MIN_CONFIDENCE = 0.1  # below this normalised autocorrelation there is no pulse
+N_CANDIDATES = 8  # periodicity peaks kept per region as evidence for the track-level tempo
 
 
 @dataclass(frozen=True)
@@ -37,10 +38,14 @@ class TempoEstimate:
     Attributes:
         bpm: beats per minute, None when no periodic pulse was found.
         confidence: normalised autocorrelation at the chosen period, in [0, 1].
+        candidates: the strongest periodicities in range as ``(bpm, salience)``, salience the
+            normalised autocorrelation in [0, 1], strongest first: the evidence a track-level
+            decoder weighs (every metrical level shows up here, not only the chosen one).
     """
 
     bpm: float | None
     confidence: float
+    candidates: tuple[tuple[float, float], ...] = ()
 
 
 def onset_envelope(y: np.ndarray, *, sr: int, hop: int = HOP, n_fft: int = N_FFT) -> np.ndarray:
@@ -120,6 +125,7 @@ def estimate_tempo(
     lags = lags[(lags >= min_lag) & (lags <= max_lag)]
     if lags.size == 0:
         return TempoEstimate(None, 0.0)
+    candidates = _candidates(acf, lags, fps=fps)
     prior = np.exp(-0.5 * (np.log2(60.0 * fps / lags / prior_bpm) / prior_octaves) ** 2)
     best = int(lags[np.argmax(acf[lags] * prior)])
     while best / 2 >= min_lag:
@@ -129,9 +135,25 @@ def estimate_tempo(
         best = round(half)
     confidence = float(np.clip(acf[best], 0.0, 1.0))
     if confidence < MIN_CONFIDENCE:
-        return TempoEstimate(None, confidence)
+        return TempoEstimate(None, confidence, candidates)
     period = _refine_period(acf, best)
-    return TempoEstimate(float(60.0 * fps / period), confidence)
+    return TempoEstimate(float(60.0 * fps / period), confidence, candidates)
+
+
+def _candidates(
+    acf: np.ndarray, lags: np.ndarray, *, fps: float
+) -> tuple[tuple[float, float], ...]:
+    """The :data:`N_CANDIDATES` most salient autocorrelation peaks as ``(bpm, salience)``."""
+    top = lags[np.argsort(-acf[lags], kind="stable")[:N_CANDIDATES]]
+    out = []
+    for lag in top:
+        salience = float(np.clip(acf[lag], 0.0, 1.0))
+        if salience <= 0.0:
+            continue
+        out.append(
+            (round(60.0 * fps / _peak_near(acf, float(lag), radius=1), 3), round(salience, 4))
+        )
+    return tuple(out)
 
 
 def _autocorrelation(x: np.ndarray, *, max_lag: int) -> np.ndarray:
@@ -159,7 +181,7 @@ def _refine_period(acf: np.ndarray, lag: int) -> float:
     period = float(lag)
     for k in range(1, int((acf.size - 2) // lag) + 1):
         pos = _peak_near(acf, k * period)
-        if acf[round(pos)] < 0.5 * acf[lag]:
+        if round(pos) >= acf.size or acf[round(pos)] < 0.5 * acf[lag]:
             break
         ks.append(k)
         ls.append(pos)

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ANALYSIS_VERSION = "lite-1"  # bump when an analyser changes its results
+ANALYSIS_VERSION = "lite-2"  # bump when an analyser changes its results
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,14 @@ class LiteBackend:
         progress: Progress = no_progress,
     ) -> TrackNarrative:
         """The rule-based narrative."""
-        narrative = rule_based(annotations, source=source, duration_s=duration_s, backend=self.name)
+        narrative = rule_based(
+            annotations,
+            source=source,
+            duration_s=duration_s,
+            backend=self.name,
+            settings=self.preset.track,
+            analysis=self.preset.analysis,
+        )
         progress("narrate", 1, 1)
         return narrative
 

@@ -309,7 +309,14 @@ class SonicVerseBackend:
         """
         from engine.prompts import narrative_messages
 
-        rules = rule_based(annotations, source=source, duration_s=duration_s, backend=self.name)
+        rules = rule_based(
+            annotations,
+            source=source,
+            duration_s=duration_s,
+            backend=self.name,
+            settings=self.preset.track,
+            analysis=self.preset.analysis,
+        )
         if self.lm is None or not self.options.llm.narrative or not annotations:
             progress("narrate", 1, 1)
             return rules

@@ -329,6 +329,7 @@ def decode(
                 key=KEYS[order[0]],
                 confidence=min(1.0, max(0.0, kp[order[0]])),
                 candidates=tuple((KEYS[j], kp[j]) for j in order[1 : 1 + key_candidates]),
+                probabilities=tuple(round(p, 5) for p in kp),
             )
         if "vocals" in probs:
             vp = probs["vocals"][i]

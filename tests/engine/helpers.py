@@ -31,6 +31,7 @@ def annotation(
         key=None if (silent or key is None) else KeyEstimate(key, conf, (("A minor", 0.1),)),
         tempo_bpm=None if silent else bpm,
         tempo_confidence=0.0 if silent else 0.9,
+        tempo_candidates=() if (silent or bpm is None) else ((bpm, 0.9), (bpm / 2, 0.6)),
         loudness_lufs=lufs,
         peak_dbfs=-1.0,
         caption="",

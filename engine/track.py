@@ -1,0 +1,446 @@
+"""Regions are evidence, the track is the story: key, tempo and vocals decoded over a track.
+
+Each region carries evidence (its 24 key probabilities and tonality, its periodicity peaks,
+its vocal probabilities). :func:`resolve` decodes one state sequence per aspect over the whole
+track with the Viterbi algorithm: the state that explains the regions best, where every change
+costs a penalty (``[track]`` in the preset). So a key change is decoded only where the regions
+after it support the new key by more than the penalty in total, a region that hears a tempo at
+another metrical level stays on the track's level unless several regions say otherwise, and a
+track with no pitched content decodes to "no clear key". Each decoded change gets a confidence
+(:func:`change_confidence`); changes below ``min_event_confidence`` are merged away, so every
+change left in the regions' reported values is one the narrative says.
+
+Silent regions are transparent: they neither vote nor break a state.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from engine.labels import KEYS, VOCALS
+from engine.presets import AnalysisSettings, TrackSettings
+from engine.types import KeyEstimate, NarrativeEvent, RegionAnnotation, VocalsEstimate
+
+NO_KEY = len(KEYS)  # the extra key state: "no clear key"
+TEMPO_STEP_OCTAVES = 0.01  # tempo grid resolution (0.7 %)
+TEMPO_PEAK_OCTAVES = 0.015  # width of one periodicity peak on the grid
+TEMPO_DRIFT_STEPS = 2  # moving this many grid steps between regions is not a change
+SAME_TEMPO = 0.04  # a region tempo within 4 % of the decoded one is that tempo
+METRICAL_RATIOS = (1.0, 2.0, 0.5, 1.5, 2 / 3, 3.0, 1 / 3, 4.0, 0.25)
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """The track-level view of a file's regions.
+
+    Attributes:
+        annotations: the regions in time order; ``key`` and ``tempo_bpm`` are the decoded
+            track view, ``region_key`` and ``region_tempo_bpm`` what each region alone says,
+            ``vocals`` the decoded vocals.
+        changes: region index -> the changes decoded at that region's start, in
+            the order key, tempo, vocals (each with its confidence).
+        tempo_bpm: the track's main tempo (its metrical level), None when no region has a pulse.
+    """
+
+    annotations: tuple[RegionAnnotation, ...]
+    changes: dict[int, tuple[NarrativeEvent, ...]]
+    tempo_bpm: float | None
+
+
+def resolve(
+    annotations: Sequence[RegionAnnotation],
+    *,
+    settings: TrackSettings | None = None,
+    analysis: AnalysisSettings | None = None,
+) -> Resolution:
+    """Decode key, tempo and vocals over a track's regions.
+
+    Idempotent: a region already resolved is decoded again from its own evidence
+    (``region_key``, ``region_tempo_bpm``), so resolving a resolved track changes nothing.
+
+    Args:
+        annotations: the file's regions (any order; sorted by start here).
+        settings: penalties, floors and thresholds; the defaults when None.
+        analysis: the tempo range and prior; the defaults when None.
+
+    Returns:
+        The resolved regions, the changes between them and the track tempo.
+    """
+    cfg = settings or TrackSettings()
+    ana = analysis or AnalysisSettings()
+    regions = sorted(annotations, key=lambda a: a.start_s)
+    if not regions:
+        return Resolution((), {}, None)
+    changes: dict[int, list[NarrativeEvent]] = {}
+    keys, key_conf = _decode_keys(regions, cfg, changes)
+    tempi, track_bpm = _decode_tempi(regions, cfg, ana, changes)
+    vocals = _decode_vocals(regions, cfg, changes)
+    out = []
+    for i, a in enumerate(regions):
+        own_key = _own_key(a)
+        own_bpm = _own_tempo(a)
+        key: KeyEstimate | None = None
+        flags = tuple(f for f in a.flags if f != "no_clear_key")
+        if own_key is not None and not a.silent:
+            if keys[i] == NO_KEY:
+                flags += ("no_clear_key",)
+            else:
+                key = KeyEstimate(KEYS[keys[i]], key_conf[i])
+        out.append(
+            replace(
+                a,
+                key=key,
+                region_key=own_key,
+                tempo_bpm=tempi[i],
+                region_tempo_bpm=own_bpm,
+                vocals=vocals[i],
+                flags=flags,
+            )
+        )
+    order = {"key": 0, "tempo": 1, "vocals": 2}
+    return Resolution(
+        tuple(out),
+        {i: tuple(sorted(ev, key=lambda e: order[e.kind])) for i, ev in changes.items()},
+        track_bpm,
+    )
+
+
+def _own_key(a: RegionAnnotation) -> KeyEstimate | None:
+    return a.region_key if a.region_key is not None else a.key
+
+
+def _own_tempo(a: RegionAnnotation) -> float | None:
+    return a.region_tempo_bpm if a.region_tempo_bpm is not None else a.tempo_bpm
+
+
+# --- decoding -------------------------------------------------------------------------------
+
+
+def viterbi(emissions: np.ndarray, transition: np.ndarray) -> np.ndarray:
+    """The most likely state sequence.
+
+    Args:
+        emissions: log-evidence of each state in each step, ``[steps, states]``.
+        transition: log-cost of moving from state ``i`` to ``j``, ``[states, states]``.
+
+    Returns:
+        ``path`` [steps] of state indices.
+    """
+    n, s = emissions.shape
+    score = emissions[0].copy()
+    back = np.zeros((n, s), dtype=np.int64)
+    for t in range(1, n):
+        cand = score[:, None] + transition  # [from, to]
+        back[t] = np.argmax(cand, axis=0)
+        score = cand[back[t], np.arange(s)] + emissions[t]
+    path = np.empty(n, dtype=np.int64)
+    path[-1] = int(np.argmax(score))
+    for t in range(n - 1, 0, -1):
+        path[t - 1] = back[t, path[t]]
+    return path
+
+
+def change_confidence(margin: float, penalty: float) -> float:
+    """Confidence in [0, 1) of a change whose new state out-explains the old one by ``margin``
+    nats over the section that follows it: ``1 - exp(-margin / penalty)`` (0.63 at a margin of
+    one penalty)."""
+    if margin <= 0:
+        return 0.0
+    return 1.0 - math.exp(-margin / max(penalty, 1e-9))
+
+
+def _segments(path: Sequence[int], same: np.ndarray) -> list[tuple[int, int]]:
+    """``[start, end)`` runs of steps whose states are the same (``same[i, j]`` True)."""
+    runs = [[0, 1]]
+    for t in range(1, len(path)):
+        if same[path[t - 1], path[t]]:
+            runs[-1][1] = t + 1
+        else:
+            runs.append([t, t + 1])
+    return [(a, b) for a, b in runs]
+
+
+def _decode(
+    emissions: np.ndarray,
+    transition: np.ndarray,
+    same: np.ndarray,
+    *,
+    penalty: float,
+    min_confidence: float,
+) -> tuple[np.ndarray, list[tuple[int, float]]]:
+    """Viterbi, then merge changes whose confidence is under ``min_confidence``.
+
+    A weak change is removed by giving both runs around it the one state that explains their
+    union best; this repeats until every change left is confident.
+
+    Returns:
+        ``(path, changes)``: the state per step and ``(step, confidence)`` of each change.
+    """
+    path = viterbi(emissions, transition)
+    while True:
+        runs = _segments(path, same)
+        if len(runs) == 1:
+            return path, []
+        scored = []
+        for (a, _b), (c, d) in itertools.pairwise(runs):
+            old, new = path[a], path[c]
+            margin = float(emissions[c:d, new].sum() - emissions[c:d, old].sum())
+            scored.append((change_confidence(margin, penalty), a, c, d))
+        weakest = min(scored)
+        if weakest[0] >= min_confidence:
+            return path, [(c, conf) for conf, _, c, _ in scored]
+        _, a, _, d = weakest
+        best = int(np.argmax(emissions[a:d].sum(axis=0)))
+        path[a:d] = best
+
+
+def _audible(regions: Sequence[RegionAnnotation], has: Sequence[bool]) -> list[int]:
+    return [i for i, a in enumerate(regions) if not a.silent and has[i]]
+
+
+def _fill(n: int, idx: list[int], values: Sequence[object], default: object) -> list:
+    out: list[object] = [default] * n
+    for i, v in zip(idx, values, strict=True):
+        out[i] = v
+    return out
+
+
+# --- key -----------------------------------------------------------------------------------
+
+
+def key_distribution(est: KeyEstimate) -> np.ndarray:
+    """The 24 key probabilities of an estimate [24]: its own, or rebuilt from the key and
+    its candidates (the rest shared evenly) when it carries none."""
+    if len(est.probabilities) == len(KEYS):
+        p = np.asarray(est.probabilities, dtype=np.float64)
+    else:
+        p = np.zeros(len(KEYS))
+        for k, s in est.candidates:
+            p[KEYS.index(k)] = s
+        p[KEYS.index(est.key)] = est.confidence
+        rest = p == 0
+        if rest.any():
+            p[rest] = max(0.0, 1.0 - p.sum()) / rest.sum()
+    total = p.sum()
+    return p / total if total > 0 else np.full(len(KEYS), 1.0 / len(KEYS))
+
+
+def no_key_probability(tonality: float | None, cfg: TrackSettings) -> float:
+    """Probability that a region has no clear key, from its tonality (0 when unmeasured)."""
+    if tonality is None:
+        return 0.0
+    z = (cfg.min_tonality - tonality) / cfg.tonality_width
+    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+
+def _decode_keys(
+    regions: Sequence[RegionAnnotation],
+    cfg: TrackSettings,
+    changes: dict[int, list[NarrativeEvent]],
+) -> tuple[list[int], list[float]]:
+    own = [_own_key(a) for a in regions]
+    idx = _audible(regions, [k is not None for k in own])
+    if not idx:
+        return [NO_KEY] * len(regions), [0.0] * len(regions)
+    probs = np.zeros((len(idx), NO_KEY + 1))
+    for row, i in enumerate(idx):
+        est = own[i]
+        assert est is not None
+        none = no_key_probability(est.tonality, cfg)
+        probs[row, :NO_KEY] = (1.0 - none) * key_distribution(est)
+        probs[row, NO_KEY] = none
+    emissions = np.log(cfg.key_floor + probs)
+    states = NO_KEY + 1
+    transition = np.full((states, states), -cfg.key_change_penalty)
+    np.fill_diagonal(transition, 0.0)
+    path, found = _decode(
+        emissions,
+        transition,
+        np.eye(states, dtype=bool),
+        penalty=cfg.key_change_penalty,
+        min_confidence=cfg.min_event_confidence,
+    )
+    for step, conf in found:
+        state = int(path[step])
+        text = "the key becomes unclear" if state == NO_KEY else f"the key moves to {KEYS[state]}"
+        changes.setdefault(idx[step], []).append(NarrativeEvent("key", text, round(conf, 3)))
+    conf_rows = []
+    for a, b in _segments(path, np.eye(states, dtype=bool)):
+        mean = float(probs[a:b, path[a]].mean())
+        conf_rows.extend([round(min(1.0, max(0.0, mean)), 4)] * (b - a))
+    return (
+        _fill(len(regions), idx, [int(s) for s in path], NO_KEY),
+        _fill(len(regions), idx, conf_rows, 0.0),
+    )
+
+
+# --- tempo ---------------------------------------------------------------------------------
+
+
+def tempo_grid(min_bpm: float, max_bpm: float) -> np.ndarray:
+    """Log-spaced tempo states from ``min_bpm`` to ``max_bpm``, ``TEMPO_STEP_OCTAVES`` apart."""
+    n = math.floor(math.log2(max_bpm / min_bpm) / TEMPO_STEP_OCTAVES) + 1
+    return min_bpm * 2.0 ** (TEMPO_STEP_OCTAVES * np.arange(n))
+
+
+def tempo_evidence(candidates: Sequence[tuple[float, float]], grid: np.ndarray) -> np.ndarray:
+    """Salience of each grid tempo for one region [states]: the strongest nearby periodicity
+    peak, each peak spread over ``TEMPO_PEAK_OCTAVES``."""
+    ev = np.zeros(grid.size)
+    for bpm, salience in candidates:
+        if bpm <= 0 or salience <= 0:
+            continue
+        d = np.log2(grid / bpm) / TEMPO_PEAK_OCTAVES
+        ev = np.maximum(ev, salience * np.exp(-0.5 * d * d))
+    return ev
+
+
+def track_tempo(
+    evidence: np.ndarray, grid: np.ndarray, *, prior_bpm: float, prior_octaves: float
+) -> int:
+    """Grid index of the track's main tempo.
+
+    The regions' evidence is summed; each tempo scores the evidence of its metrical family
+    (itself, its half and its double: a beat, the half-bar and the eighth notes of one pulse),
+    so a pulse is told apart from an unrelated periodicity, and the log-normal prior picks the
+    level within the family.
+
+    Args:
+        evidence: ``[regions, states]`` salience on ``grid``.
+        grid: tempo states (BPM), log-spaced by :data:`TEMPO_STEP_OCTAVES`.
+        prior_bpm: centre of the level prior.
+        prior_octaves: its standard deviation in octaves.
+    """
+    total = evidence.sum(axis=0)
+    octave = round(1.0 / TEMPO_STEP_OCTAVES)
+    family = total.copy()
+    family[octave:] += total[:-octave]  # the half tempo
+    family[:-octave] += total[octave:]  # the double tempo
+    prior = np.exp(-0.5 * (np.log2(grid / prior_bpm) / prior_octaves) ** 2)
+    return int(np.argmax(family * prior))
+
+
+def _decode_tempi(
+    regions: Sequence[RegionAnnotation],
+    cfg: TrackSettings,
+    ana: AnalysisSettings,
+    changes: dict[int, list[NarrativeEvent]],
+) -> tuple[list[float | None], float | None]:
+    n = len(regions)
+    own = [_own_tempo(a) for a in regions]
+    idx = _audible(regions, [bool(a.tempo_candidates) for a in regions])
+    if not idx:
+        return [None if a.silent else own[i] for i, a in enumerate(regions)], None
+    grid = tempo_grid(ana.tempo_min_bpm, ana.tempo_max_bpm)
+    evidence = np.stack([tempo_evidence(regions[i].tempo_candidates, grid) for i in idx])
+    main = track_tempo(
+        evidence, grid, prior_bpm=cfg.level_prior_bpm, prior_octaves=cfg.level_prior_octaves
+    )
+    level = -0.5 * (np.log2(grid / grid[main]) / cfg.tempo_level_octaves) ** 2
+    emissions = np.log(cfg.tempo_floor + evidence) + level
+    steps = np.arange(grid.size)
+    near = np.abs(steps[:, None] - steps[None, :]) <= TEMPO_DRIFT_STEPS
+    transition = np.where(near, 0.0, -cfg.tempo_change_penalty)
+    # "same" for merging runs: within the change threshold of the narrative (6 %)
+    same = np.abs(steps[:, None] - steps[None, :]) * TEMPO_STEP_OCTAVES <= math.log2(1.06)
+    path, found = _decode(
+        emissions,
+        transition,
+        same,
+        penalty=cfg.tempo_change_penalty,
+        min_confidence=cfg.min_event_confidence,
+    )
+    decoded = [float(grid[s]) for s in path]
+    # a run's tempo: the median of its regions' own tempi placed on the decoded level
+    runs = _segments(path, same)
+    values: list[float | None] = [None] * len(idx)
+    for a, b in runs:
+        placed = [
+            _on_level(own[idx[t]], regions[idx[t]].tempo_candidates, decoded[t])
+            for t in range(a, b)
+        ]
+        for t, v in zip(range(a, b), placed, strict=True):
+            values[t] = v
+    for step, conf in found:
+        prev, cur = _run_tempo(values, runs, step - 1), _run_tempo(values, runs, step)
+        verb = "rises" if (cur or 0) > (prev or 0) else "falls"
+        text = f"the tempo {verb} to {cur:.0f} BPM" if cur else "the pulse fades"
+        changes.setdefault(idx[step], []).append(NarrativeEvent("tempo", text, round(conf, 3)))
+    out = _fill(n, idx, values, None)
+    for i, a in enumerate(regions):  # a region without any periodicity keeps its own (None)
+        if i not in idx and not a.silent:
+            out[i] = own[i]
+    return out, float(grid[main])
+
+
+def _run_tempo(values: list[float | None], runs: list[tuple[int, int]], step: int) -> float | None:
+    for a, b in runs:
+        if a <= step < b:
+            tempi = sorted(v for v in values[a:b] if v is not None)
+            return tempi[len(tempi) // 2] if tempi else None
+    return None
+
+
+def _on_level(
+    own: float | None, candidates: Sequence[tuple[float, float]], decoded: float
+) -> float | None:
+    """The region's tempo on the decoded metrical level, None when the region has no pulse.
+
+    Its own estimate when that is within :data:`SAME_TEMPO` of the decoded tempo; else its
+    own estimate moved by a metrical ratio (2, 3/2, ...) when that lands there; else its
+    nearest periodicity peak there; else the decoded tempo itself.
+    """
+    if own is None:
+        return None
+    for ratio in METRICAL_RATIOS:
+        if abs(math.log(own * ratio / decoded)) <= math.log1p(SAME_TEMPO):
+            return round(own * ratio, 2)
+    near = [b for b, _ in candidates if abs(math.log(b / decoded)) <= math.log1p(SAME_TEMPO)]
+    if near:
+        return round(min(near, key=lambda b: abs(math.log(b / decoded))), 2)
+    return round(decoded, 2)
+
+
+# --- vocals --------------------------------------------------------------------------------
+
+
+def _decode_vocals(
+    regions: Sequence[RegionAnnotation],
+    cfg: TrackSettings,
+    changes: dict[int, list[NarrativeEvent]],
+) -> list[VocalsEstimate | None]:
+    idx = _audible(regions, [a.vocals is not None for a in regions])
+    out: list[VocalsEstimate | None] = [a.vocals for a in regions]
+    if not idx:
+        return out
+    probs = np.array([regions[i].vocals.probabilities for i in idx], dtype=np.float64)  # type: ignore[union-attr]
+    emissions = np.log(cfg.vocals_floor + probs)
+    k = len(VOCALS)
+    transition = np.full((k, k), -cfg.vocals_change_penalty)
+    np.fill_diagonal(transition, 0.0)
+    path, found = _decode(
+        emissions,
+        transition,
+        np.eye(k, dtype=bool),
+        penalty=cfg.vocals_change_penalty,
+        min_confidence=cfg.min_event_confidence,
+    )
+    for row, i in enumerate(idx):
+        v = regions[i].vocals
+        assert v is not None
+        out[i] = VocalsEstimate(VOCALS[int(path[row])], v.probabilities)
+    for step, conf in found:
+        prev, cur = VOCALS[int(path[step - 1])], VOCALS[int(path[step])]
+        if prev == "none":
+            text = f"{cur} vocals enter"
+        elif cur == "none":
+            text = "the vocals drop out"
+        else:
+            text = f"the lead vocal changes to {cur}"
+        changes.setdefault(idx[step], []).append(NarrativeEvent("vocals", text, round(conf, 3)))
+    return out
