@@ -74,3 +74,45 @@ def noise(duration_s: float, *, sr: int = 22050, amp: float = 0.1, seed: int = 0
     """White noise, ``[frames]`` float32."""
     rng = np.random.default_rng(seed)
     return (amp * rng.standard_normal(int(duration_s * sr))).astype(np.float32)
+
+
+def drum_loop(bpm: float, duration_s: float, *, sr: int = 22050, seed: int = 0) -> np.ndarray:
+    """A pitchless drum loop: swept-sine kick on 1 and 3, noise snare on 2 and 4, hats on
+    eighths, each hit slightly varied, ``[frames]`` float32."""
+    rng = np.random.default_rng(seed)
+    y = np.zeros(int(duration_s * sr) + sr, dtype=np.float32)
+    beat = 60.0 / bpm
+    t_kick = np.arange(int(0.25 * sr)) / sr
+    for i, t in enumerate(np.arange(0.0, duration_s, beat / 2)):
+        start = int(t * sr)
+        if i % 4 == 0:  # kick: 150 -> 45 Hz sweep
+            f = 45.0 + 105.0 * np.exp(-t_kick / 0.03)
+            hit = np.sin(2 * np.pi * np.cumsum(f) / sr) * np.exp(-t_kick / 0.12)
+        elif i % 4 == 2:  # snare: noise burst
+            n = int(0.18 * sr)
+            hit = rng.standard_normal(n) * np.exp(-np.arange(n) / (0.05 * sr)) * 0.6
+        else:  # hat: short high noise
+            n = int(0.05 * sr)
+            hit = np.diff(rng.standard_normal(n + 1)) * np.exp(-np.arange(n) / (0.01 * sr)) * 0.2
+        hit = hit * rng.uniform(0.85, 1.0)
+        y[start : start + hit.size] += hit.astype(np.float32)[: y.size - start]
+    return (0.5 * y[: int(duration_s * sr)]).astype(np.float32)
+
+
+def song_with_change(
+    *,
+    sr: int = 22050,
+    seconds: float = 60.0,
+    change_s: float = 30.0,
+    keys: tuple[tuple[str, str], tuple[str, str]] = (("C", "major"), ("C", "major")),
+    bpms: tuple[float, float] = (120.0, 120.0),
+) -> np.ndarray:
+    """Chord progressions over a click track, ``[frames]``: ``keys[0]`` and ``bpms[0]`` up to
+    ``change_s``, then ``keys[1]`` and ``bpms[1]`` (a steady song when both pairs agree)."""
+    parts = []
+    for (tonic, mode), bpm, dur in zip(keys, bpms, (change_s, seconds - change_s), strict=True):
+        chord_s = 2 * 60.0 / bpm  # a chord every two beats
+        reps = int(np.ceil(dur / (4 * chord_s)))
+        harmony = progression(tonic, mode, sr=sr, chord_s=chord_s, repeats=reps)[: int(dur * sr)]
+        parts.append(harmony + click_track(bpm, dur, sr=sr)[: harmony.size])
+    return np.concatenate(parts).astype(np.float32)
