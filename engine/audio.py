@@ -12,6 +12,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -21,6 +22,8 @@ log = logging.getLogger(__name__)
 
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff"})
 DEFAULT_MAX_DURATION_S = 3600.0
+BLOCK_FRAMES = 65536
+"""Frames decoded at a time: a region is decoded block by block into its final array."""
 
 
 @dataclass(frozen=True)
@@ -94,8 +97,13 @@ def check_file(path: Path) -> int:
     return size
 
 
-def info(path: str | os.PathLike[str]) -> AudioInfo:
+def info(path: str | os.PathLike[str], *, file: BinaryIO | None = None) -> AudioInfo:
     """Read an audio file's header.
+
+    Args:
+        path: the file (the name errors and results carry).
+        file: the file already opened and checked by the caller (the server opens a path once
+            and reads it only through that descriptor); None to open ``path``.
 
     Raises:
         AudioError: the file does not exist, has an unsupported suffix, is empty or unreadable.
@@ -103,9 +111,12 @@ def info(path: str | os.PathLike[str]) -> AudioInfo:
     import soundfile as sf
 
     p = Path(path)
-    check_file(p)
+    if file is None:
+        check_file(p)
+    else:
+        file.seek(0)
     try:
-        i = sf.info(str(p))
+        i = sf.info(file if file is not None else str(p))
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         raise AudioError(f"{p}: unreadable audio ({exc})") from exc
     if i.frames <= 0 or i.samplerate <= 0 or i.channels <= 0:
@@ -143,14 +154,19 @@ def load(
     start_s: float = 0.0,
     end_s: float | None = None,
     max_duration_s: float = DEFAULT_MAX_DURATION_S,
+    max_sr: int | None = None,
+    file: BinaryIO | None = None,
 ) -> Audio:
-    """Decode ``[start_s, end_s)`` of an audio file.
+    """Decode ``[start_s, end_s)`` of an audio file, block by block into one array.
 
     Args:
         path: WAV (16/24/32-bit int or float), FLAC, OGG, MP3 or AIFF file.
         start_s: region start in seconds (>= 0).
         end_s: region end in seconds (<= the file's duration); ``None`` for the end of the file.
         max_duration_s: files longer than this are refused.
+        max_sr: a file at a higher rate is resampled to this rate block by block while it is
+            decoded, so only samples at ``max_sr`` are ever held; None = keep the file's rate.
+        file: the file already opened by the caller (see :func:`info`).
 
     Returns:
         The region's samples, ``[channels, frames]`` float32, validated finite and non-empty.
@@ -161,29 +177,69 @@ def load(
     """
     import soundfile as sf
 
-    hdr = info(path)
+    hdr = info(path, file=file)
     if hdr.duration_s > max_duration_s:
         raise AudioError(
             f"{hdr.path}: duration {hdr.duration_s:.1f} s exceeds the limit of "
             f"{max_duration_s:.1f} s"
         )
     start, stop = region_frames(hdr, start_s=start_s, end_s=end_s)
+    sr = hdr.sr if max_sr is None else min(hdr.sr, max_sr)
+    if file is not None:
+        file.seek(0)
     try:
-        with sf.SoundFile(hdr.path) as f:
+        with sf.SoundFile(file if file is not None else hdr.path) as f:
             f.seek(start)
-            data = f.read(stop - start, dtype="float32", always_2d=True)
+            samples, decoded = _decode(f, stop - start, sr=hdr.sr, target_sr=sr)
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise AudioError(
             f"{hdr.path}: decoding failed, the file is truncated or corrupt ({exc})"
         ) from exc
-    if data.shape[0] < stop - start:
+    if decoded < stop - start:
         raise AudioError(
             f"{hdr.path}: file is truncated: header declares {hdr.frames} frames but only "
-            f"{start + data.shape[0]} could be decoded"
+            f"{start + decoded} could be decoded"
         )
-    samples = np.ascontiguousarray(data.T)
     validate(samples, source=hdr.path)
-    return Audio(samples=samples, sr=hdr.sr, path=hdr.path, start_s=start / hdr.sr)
+    return Audio(samples=samples, sr=sr, path=hdr.path, start_s=start / hdr.sr)
+
+
+def held_frames(frames: int, *, sr: int, target_sr: int) -> int:
+    """Frames that ``frames`` at ``sr`` become at ``target_sr`` (what :func:`load` holds)."""
+    return frames if sr == target_sr else -(-frames * target_sr // sr)
+
+
+def _decode(f: object, frames: int, *, sr: int, target_sr: int) -> tuple[np.ndarray, int]:
+    """Read ``frames`` from an open SoundFile into ``[channels, frames']`` float32, one block at
+    a time, resampling each block to ``target_sr`` first when the rates differ.
+
+    Returns:
+        The samples and the number of frames actually decoded (fewer when truncated).
+    """
+    channels: int = f.channels  # type: ignore[attr-defined]
+    out = np.empty((channels, held_frames(frames, sr=sr, target_sr=target_sr)), np.float32)
+    stream = None
+    if target_sr != sr:
+        import soxr
+
+        stream = soxr.ResampleStream(sr, target_sr, channels, dtype="float32", quality="HQ")
+    decoded = held = 0
+    while decoded < frames:
+        block = f.read(min(BLOCK_FRAMES, frames - decoded), dtype="float32", always_2d=True)  # type: ignore[attr-defined]
+        if block.shape[0] == 0:
+            break
+        decoded += block.shape[0]
+        if stream is not None:
+            block = stream.resample_chunk(block, last=decoded >= frames)
+        n = min(block.shape[0], out.shape[1] - held)
+        out[:, held : held + n] = block[:n].T
+        held += n
+    if stream is not None and decoded < frames:
+        tail = stream.resample_chunk(np.zeros((0, channels), np.float32), last=True)
+        n = min(tail.shape[0], out.shape[1] - held)
+        out[:, held : held + n] = tail[:n].T
+        held += n
+    return out[:, :held], decoded
 
 
 def region_frames(hdr: AudioInfo, *, start_s: float, end_s: float | None) -> tuple[int, int]:

@@ -71,6 +71,29 @@ class AnalysisSettings:
 
 
 @dataclass(frozen=True)
+class LimitSettings:
+    """Work budgets of one request, checked before any audio is decoded.
+
+    Samples count every channel: a region holds ``rate x channels x seconds`` samples, the
+    rate being the file's, or ``max_sr`` for files above it (they are resampled block by block
+    while decoding, before anything is held).
+    """
+
+    max_regions: int = 512  # regions in one request
+    max_region_samples: int = 57_600_000  # samples of one region (10 min of 48 kHz stereo)
+    max_request_samples: int = 691_200_000  # samples of all regions (1 h of 96 kHz stereo)
+    max_sr: int = 192_000  # Hz; files above this rate are resampled to it while decoding
+
+    def __post_init__(self) -> None:
+        _check_range("limits.max_regions", self.max_regions, 1, 1_000_000)
+        _check_range("limits.max_region_samples", self.max_region_samples, 1_000, 2**31)
+        _check_range(
+            "limits.max_request_samples", self.max_request_samples, self.max_region_samples, 2**40
+        )
+        _check_range("limits.max_sr", self.max_sr, 8000, 768_000)
+
+
+@dataclass(frozen=True)
 class Preset:
     """A named, typed configuration of the whole pipeline.
 
@@ -82,6 +105,7 @@ class Preset:
         audio: audio reading settings.
         regions: default region cutting.
         analysis: signal analyser settings.
+        limits: work budgets of one request.
         options: the backend's own typed options (its module's ``Options`` dataclass).
         path: the TOML file it came from.
     """
@@ -95,6 +119,7 @@ class Preset:
     analysis: AnalysisSettings
     options: Any
     path: str = ""
+    limits: LimitSettings = dataclasses.field(default_factory=LimitSettings)
 
 
 def presets_dirs() -> list[Path]:
@@ -152,7 +177,17 @@ def from_table(table: dict[str, Any], *, path: Path | None = None) -> Preset:
             f"preset {where}: backend={backend!r}; expected one of {', '.join(backends.BACKENDS)}"
         )
     options_cls = backends.options_class(backend)
-    known = {"name", "backend", "description", "requires", "audio", "regions", "analysis", backend}
+    known = {
+        "name",
+        "backend",
+        "description",
+        "requires",
+        "audio",
+        "regions",
+        "analysis",
+        "limits",
+        backend,
+    }
     unknown = sorted(set(table) - known)
     if unknown:
         raise PresetError(
@@ -178,6 +213,7 @@ def from_table(table: dict[str, Any], *, path: Path | None = None) -> Preset:
         analysis=build(AnalysisSettings, table.get("analysis", {}), where=f"{where} [analysis]"),
         options=build(options_cls, table.get(backend, {}), where=f"{where} [{backend}]"),
         path=str(path) if path else "",
+        limits=build(LimitSettings, table.get("limits", {}), where=f"{where} [limits]"),
     )
 
 
