@@ -80,7 +80,7 @@ class LimitSettings:
     """
 
     max_regions: int = 512  # regions in one request
-    max_region_samples: int = 57_600_000  # samples of one region (10 min of 48 kHz stereo)
+    max_region_samples: int = 17_280_000  # samples of one region (3 min of 48 kHz stereo)
     max_request_samples: int = 691_200_000  # samples of all regions (1 h of 96 kHz stereo)
     max_sr: int = 192_000  # Hz; files above this rate are resampled to it while decoding
 

@@ -79,8 +79,8 @@ class ServerConfig:
             of an unchanged file is answered by the network thread without queueing.
         progress_interval_s: least time between two progress messages of a request.
         gate: what one datagram may hold (framing checked before python-osc parses it).
-        rate_per_s: datagram units a sender may send per second (one unit per datagram
-            plus one per KiB); more are dropped unread.
+        rate_per_s: units a sender may spend per second (one per datagram, one per KiB and
+            one per message after the first); datagrams over it are dropped unparsed.
         burst: units a quiet sender may spend at once.
         log_lines_per_s: log lines about one sender per second; more are counted, not written.
     """
@@ -95,8 +95,8 @@ class ServerConfig:
     memo_size: int = 4096
     progress_interval_s: float = 0.05
     gate: GateLimits = field(default_factory=GateLimits)
-    rate_per_s: float = 2000.0
-    burst: float = 4000.0
+    rate_per_s: float = 1000.0
+    burst: float = 500.0
     log_lines_per_s: int = 5
 
     def __post_init__(self) -> None:
@@ -288,10 +288,14 @@ class EngineServer:
             self._note(client, logging.WARNING, "over the rate limit: datagrams dropped")
             return False
         try:
-            check_datagram(data, self.config.gate)
+            messages = check_datagram(data, self.config.gate)
         except FramingError as exc:
             self.dropped += 1
             self._note(client, logging.WARNING, "malformed datagram dropped (%s)", exc)
+            return False
+        if messages > 1 and not self._rate.allow(client, messages - 1):
+            self.dropped += 1
+            self._note(client, logging.WARNING, "over the rate limit: datagrams dropped")
             return False
         self._budget = len(data)
         return True
