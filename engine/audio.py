@@ -12,7 +12,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -27,6 +27,8 @@ DEFAULT_MAX_DURATION_S = 3600.0
 ESTIMATED_LENGTH_FORMATS: frozenset[str] = frozenset({"MP3"})
 LENGTH_TOLERANCE = 0.02  # decoded length may fall this share short of the estimate ...
 LENGTH_TOLERANCE_S = 0.25  # ... or this many seconds, whichever is larger
+BLOCK_FRAMES = 65536
+"""Frames decoded at a time: a region is decoded block by block into its final array."""
 
 
 @dataclass(frozen=True)
@@ -100,8 +102,13 @@ def check_file(path: Path) -> int:
     return size
 
 
-def info(path: str | os.PathLike[str]) -> AudioInfo:
+def info(path: str | os.PathLike[str], *, file: BinaryIO | None = None) -> AudioInfo:
     """Read an audio file's header.
+
+    Args:
+        path: the file (the name errors and results carry).
+        file: the file already opened and checked by the caller (the server opens a path once
+            and reads it only through that descriptor); None to open ``path``.
 
     Raises:
         AudioError: the file does not exist, has an unsupported suffix, is empty or unreadable.
@@ -109,16 +116,19 @@ def info(path: str | os.PathLike[str]) -> AudioInfo:
     import soundfile as sf
 
     p = Path(path)
-    check_file(p)
+    if file is None:
+        check_file(p)
+    else:
+        file.seek(0)
     try:
-        i = sf.info(str(p))
+        i = sf.info(file if file is not None else str(p))
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         raise AudioError(f"{p}: unreadable audio ({exc})") from exc
     if i.frames <= 0 or i.samplerate <= 0 or i.channels <= 0:
         raise AudioError(f"{p}: no audio frames (frames={i.frames}, sr={i.samplerate})")
     frames = int(i.frames)
     if i.format in ESTIMATED_LENGTH_FORMATS:
-        frames = _estimated_length_frames(p, i)
+        frames = _estimated_length_frames(p, i, file=file)
         if frames <= 0:
             raise AudioError(f"{p}: no audio frames could be decoded")
     declared, actual = _data_chunk_sizes(i.extra_info)
@@ -154,14 +164,19 @@ def load(
     start_s: float = 0.0,
     end_s: float | None = None,
     max_duration_s: float = DEFAULT_MAX_DURATION_S,
+    max_sr: int | None = None,
+    file: BinaryIO | None = None,
 ) -> Audio:
-    """Decode ``[start_s, end_s)`` of an audio file.
+    """Decode ``[start_s, end_s)`` of an audio file, block by block into one array.
 
     Args:
         path: WAV (16/24/32-bit int or float), FLAC, OGG, MP3 or AIFF file.
         start_s: region start in seconds (>= 0).
         end_s: region end in seconds (<= the file's duration); ``None`` for the end of the file.
         max_duration_s: files longer than this are refused.
+        max_sr: a file at a higher rate is resampled to this rate block by block while it is
+            decoded, so only samples at ``max_sr`` are ever held; None = keep the file's rate.
+        file: the file already opened by the caller (see :func:`info`).
 
     Returns:
         The region's samples, ``[channels, frames]`` float32, validated finite and non-empty.
@@ -172,32 +187,72 @@ def load(
     """
     import soundfile as sf
 
-    hdr = info(path)
+    hdr = info(path, file=file)
     if hdr.duration_s > max_duration_s:
         raise AudioError(
             f"{hdr.path}: duration {hdr.duration_s:.1f} s exceeds the limit of "
             f"{max_duration_s:.1f} s"
         )
     start, stop = region_frames(hdr, start_s=start_s, end_s=end_s)
+    sr = hdr.sr if max_sr is None else min(hdr.sr, max_sr)
+    if file is not None:
+        file.seek(0)
     try:
-        with sf.SoundFile(hdr.path) as f:
+        with sf.SoundFile(file if file is not None else hdr.path) as f:
             f.seek(start)
-            data = f.read(stop - start, dtype="float32", always_2d=True)
+            samples, decoded = _decode(f, stop - start, sr=hdr.sr, target_sr=sr)
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise AudioError(
             f"{hdr.path}: decoding failed, the file is truncated or corrupt ({exc})"
         ) from exc
-    if data.shape[0] < stop - start:
+    if decoded < stop - start:
         raise AudioError(
             f"{hdr.path}: file is truncated: header declares {hdr.frames} frames but only "
-            f"{start + data.shape[0]} could be decoded"
+            f"{start + decoded} could be decoded"
         )
-    samples = np.ascontiguousarray(data.T)
     validate(samples, source=hdr.path)
-    return Audio(samples=samples, sr=hdr.sr, path=hdr.path, start_s=start / hdr.sr)
+    return Audio(samples=samples, sr=sr, path=hdr.path, start_s=start / hdr.sr)
 
 
-def _estimated_length_frames(path: Path, i: Any) -> int:
+def held_frames(frames: int, *, sr: int, target_sr: int) -> int:
+    """Frames that ``frames`` at ``sr`` become at ``target_sr`` (what :func:`load` holds)."""
+    return frames if sr == target_sr else -(-frames * target_sr // sr)
+
+
+def _decode(f: object, frames: int, *, sr: int, target_sr: int) -> tuple[np.ndarray, int]:
+    """Read ``frames`` from an open SoundFile into ``[channels, frames']`` float32, one block at
+    a time, resampling each block to ``target_sr`` first when the rates differ.
+
+    Returns:
+        The samples and the number of frames actually decoded (fewer when truncated).
+    """
+    channels: int = f.channels  # type: ignore[attr-defined]
+    out = np.empty((channels, held_frames(frames, sr=sr, target_sr=target_sr)), np.float32)
+    stream = None
+    if target_sr != sr:
+        import soxr
+
+        stream = soxr.ResampleStream(sr, target_sr, channels, dtype="float32", quality="HQ")
+    decoded = held = 0
+    while decoded < frames:
+        block = f.read(min(BLOCK_FRAMES, frames - decoded), dtype="float32", always_2d=True)  # type: ignore[attr-defined]
+        if block.shape[0] == 0:
+            break
+        decoded += block.shape[0]
+        if stream is not None:
+            block = stream.resample_chunk(block, last=decoded >= frames)
+        n = min(block.shape[0], out.shape[1] - held)
+        out[:, held : held + n] = block[:n].T
+        held += n
+    if stream is not None and decoded < frames:
+        tail = stream.resample_chunk(np.zeros((0, channels), np.float32), last=True)
+        n = min(tail.shape[0], out.shape[1] - held)
+        out[:, held : held + n] = tail[:n].T
+        held += n
+    return out[:, :held], decoded
+
+
+def _estimated_length_frames(path: Path, i: Any, *, file: BinaryIO | None = None) -> int:
     """The real frame count of a file whose header only estimates it (an MP3).
 
     The stream is decoded once (cached by path, size and modification time) and the decoded
@@ -208,22 +263,26 @@ def _estimated_length_frames(path: Path, i: Any) -> int:
     Raises:
         AudioError: decoding fails part-way, or the stream ends well before the length stated.
     """
-    st = path.stat()
-    cache_key = (str(path), st.st_size, st.st_mtime_ns)
+    st = os.fstat(file.fileno()) if file is not None else path.stat()
+    cache_key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
     if cache_key in _DECODED_FRAMES:
         return _DECODED_FRAMES[cache_key]
     import soundfile as sf
 
     decoded = 0
+    if file is not None:
+        file.seek(0)
     try:
-        with sf.SoundFile(str(path)) as f:
+        with sf.SoundFile(file if file is not None else str(path)) as f:
             while n := f.read(1 << 16, dtype="float32", always_2d=True).shape[0]:
                 decoded += n
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise AudioError(
             f"{path}: decoding failed, the file is truncated or corrupt ({exc})"
         ) from exc
-    stated = _stated_frames(path, int(i.samplerate))
+    if file is not None:
+        file.seek(0)
+    stated = _stated_frames(file if file is not None else path, int(i.samplerate))
     if stated is not None:
         slack = max(LENGTH_TOLERANCE * stated, LENGTH_TOLERANCE_S * i.samplerate)
         if decoded < stated - slack:
@@ -244,18 +303,18 @@ def _estimated_length_frames(path: Path, i: Any) -> int:
     return decoded
 
 
-_DECODED_FRAMES: dict[tuple[str, int, int], int] = {}
+_DECODED_FRAMES: dict[tuple[str, int, int, int], int] = {}
 
 
-def _stated_frames(path: Path, sr: int) -> int | None:
+def _stated_frames(source: Path | BinaryIO, sr: int) -> int | None:
     """Frames stated by an MP3's Xing/Info/VBRI header; None without one (a bitrate guess)."""
     from mutagen import MutagenError
     from mutagen.mp3 import MP3, BitrateMode
 
     try:
-        mp3 = MP3(str(path))
+        mp3 = MP3(str(source) if isinstance(source, Path) else source)
     except (MutagenError, OSError) as exc:
-        log.debug("%s: mutagen cannot read the MPEG header (%s)", path, exc)
+        log.debug("mutagen cannot read the MPEG header (%s)", exc)
         return None
     if mp3.info.bitrate_mode == BitrateMode.UNKNOWN:
         return None

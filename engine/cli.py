@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
     from engine.types import TrackResult
 
 log = logging.getLogger(__name__)
+
+INTERRUPTED = 130
+"""Exit status after Ctrl-C (128 + SIGINT), as shells report it."""
 
 # name -> (module providing add_arguments(parser) and run(args) -> int, help)
 EXTERNAL: dict[str, tuple[str, str]] = {
@@ -102,7 +106,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # the part's own parser takes everything after the command, options first or not
         top = build_parser().parse_args([*args_list[:first], "presets"])
         _setup_logging(top.verbose)
-        return run_external(args_list[first], args_list[first + 1 :])
+        try:
+            return run_external(args_list[first], args_list[first + 1 :])
+        except KeyboardInterrupt:
+            Console(stderr=True).print("interrupted", highlight=False)
+            return INTERRUPTED
     args = build_parser().parse_args(args_list)
     _setup_logging(args.verbose)
     err = Console(stderr=True)
@@ -113,6 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EngineError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         return 2
+    except KeyboardInterrupt:
+        err.print("interrupted", highlight=False)
+        return INTERRUPTED
 
 
 def run_external(command: str, argv: Sequence[str]) -> int:
@@ -150,7 +161,7 @@ def cmd_annotate(args: argparse.Namespace, out: Console, err: Console) -> int:
 
     preset = presets.load(args.preset)
     regions = parse_regions(args.regions) if args.regions else None
-    files = [Path(f) for f in args.files]
+    files = [Path(os.path.abspath(f)) for f in args.files]  # the store records absolute paths
     out_dir = _out_dir(args, files)
     annotator = Annotator(preset, store=Store(args.store), device=args.device)
     failures = 0

@@ -10,11 +10,12 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
+from typing import BinaryIO
 
 from engine import audio
 from engine.backends.base import Backend, Progress, Segment, no_progress
 from engine.errors import AudioError, EngineError, InvalidRequest
-from engine.presets import Preset
+from engine.presets import LimitSettings, Preset
 from engine.store import Store, narrative_key, region_key
 from engine.types import Region, RegionAnnotation, TrackNarrative, TrackResult
 
@@ -79,6 +80,41 @@ def resolve_track(
     return tuple(out)
 
 
+def check_budget(
+    hdr: audio.AudioInfo, regions: Sequence[Region], limits: LimitSettings
+) -> list[int]:
+    """Refuse a request over the preset's work budgets, before anything is decoded.
+
+    Returns:
+        The samples (channels x frames, at the rate they are held) each region will hold.
+
+    Raises:
+        InvalidRequest: naming the limit, its value and the request's.
+    """
+    if len(regions) > limits.max_regions:
+        raise InvalidRequest(
+            f"{len(regions)} regions in one request exceed limits.max_regions={limits.max_regions}"
+        )
+    sr = min(hdr.sr, limits.max_sr)
+    held = []
+    for r in regions:
+        frames = max(0, round(min(r.end_s, hdr.duration_s) * hdr.sr) - round(r.start_s * hdr.sr))
+        n = audio.held_frames(frames, sr=hdr.sr, target_sr=sr) * hdr.channels
+        if n > limits.max_region_samples:
+            raise InvalidRequest(
+                f"region [{r.start_s}, {r.end_s}) s of {hdr.path} would hold {n} samples "
+                f"({sr} Hz x {hdr.channels} channels x {r.duration_s:.3f} s), over "
+                f"limits.max_region_samples={limits.max_region_samples}"
+            )
+        held.append(n)
+    if sum(held) > limits.max_request_samples:
+        raise InvalidRequest(
+            f"{len(regions)} regions of {hdr.path} would decode {sum(held)} samples, over "
+            f"limits.max_request_samples={limits.max_request_samples}"
+        )
+    return held
+
+
 class Annotator:
     """A preset's backend plus the store: annotate files and regions, narrate tracks.
 
@@ -116,15 +152,23 @@ class Annotator:
         narrate: bool = True,
         progress: Progress = no_progress,
         cancelled: Callable[[], bool] = lambda: False,
+        file: BinaryIO | None = None,
     ) -> TrackResult:
         """Annotate regions of a file (all of it, cut by the preset, when ``regions`` is None).
 
+        Regions are decoded, looked up and analysed one batch at a time, so memory stays
+        bounded by the preset's ``limits.max_region_samples`` whatever the request.
+
+        Args:
+            file: the file already opened (and checked) by the caller; read only through it.
+
         Raises:
             AudioError: unreadable file, region outside it, bad samples.
-            InvalidRequest: a region shorter than the preset's minimum.
+            InvalidRequest: a region shorter than the preset's minimum, or a request over one
+                of the preset's ``limits`` (naming the limit and the value).
             Cancelled: ``cancelled()`` became true between two regions.
         """
-        hdr = audio.info(path)
+        hdr = audio.info(path, file=file)
         if hdr.duration_s > self.preset.audio.max_duration_s:
             raise AudioError(
                 f"{hdr.path}: duration {hdr.duration_s:.1f} s exceeds the limit of "
@@ -142,17 +186,38 @@ class Annotator:
                     f"region [{r.start_s}, {r.end_s}) s is {r.duration_s:.3f} s long; the "
                     f"minimum is {self.preset.regions.min_length_s} s"
                 )
+        held = check_budget(hdr, regions, self.preset.limits)
         results: list[RegionAnnotation | None] = []
         keys: list[str] = []
-        misses: list[tuple[int, str, Segment]] = []
+        pending: list[tuple[int, str, Segment]] = []
+        analysed = 0
+
+        def flush() -> None:
+            nonlocal analysed
+            anns = self.backend.analyze([seg for _, _, seg in pending])
+            for (i, key, _), ann in zip(pending, anns, strict=True):
+                if self.store is not None:
+                    self.store.put(key, ann, source=hdr.path)
+                results[i] = ann
+            analysed += len(pending)
+            pending.clear()
+            progress("analyze", analysed, analysed + len(regions) - len(results))
+
+        batch = max(1, int(getattr(self.backend, "max_batch", 1)))
         for i, r in enumerate(regions):
             if cancelled():
                 raise Cancelled(f"annotation of {hdr.path} cancelled after {i} regions")
+            if pending and sum(held[j] for j, _, _ in pending) + held[i] > (
+                self.preset.limits.max_region_samples
+            ):
+                flush()
             clip = audio.load(
                 hdr.path,
                 start_s=r.start_s,
                 end_s=r.end_s,
                 max_duration_s=self.preset.audio.max_duration_s,
+                max_sr=self.preset.limits.max_sr,
+                file=file,
             )
             key = region_key(
                 clip.samples, sr=clip.sr, fingerprint=self.backend.fingerprint, params=self._params
@@ -161,22 +226,15 @@ class Annotator:
             hit = self.store.get(key, region=r) if (self.store and use_cache) else None
             results.append(hit)
             if hit is None:
-                misses.append((i, key, Segment(r, clip, lyrics)))
+                pending.append((i, key, Segment(r, clip, lyrics)))
+            elif self.store is not None:
+                self.store.record(key, r, source=hdr.path)
             progress("load", i + 1, len(regions))
-        log.info(
-            "%s: %d regions, %d from cache", hdr.path, len(regions), len(regions) - len(misses)
-        )
-        batch = max(1, int(getattr(self.backend, "max_batch", 1)))
-        for b in range(0, len(misses), batch):
-            if cancelled():
-                raise Cancelled(f"annotation of {hdr.path} cancelled after {b} new regions")
-            chunk = misses[b : b + batch]
-            anns = self.backend.analyze([seg for _, _, seg in chunk])
-            for (i, key, _), ann in zip(chunk, anns, strict=True):
-                if self.store is not None:
-                    self.store.put(key, ann, source=hdr.path)
-                results[i] = ann
-            progress("analyze", b + len(chunk), len(misses))
+            if len(pending) >= batch:
+                flush()
+        if pending:
+            flush()
+        log.info("%s: %d regions, %d from cache", hdr.path, len(regions), len(regions) - analysed)
         raw = tuple(a for a in results if a is not None)
         assert len(raw) == len(regions)
         done = resolve_track(raw, preset=self.preset)

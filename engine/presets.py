@@ -108,6 +108,29 @@ class TrackSettings:
 
 
 @dataclass(frozen=True)
+class LimitSettings:
+    """Work budgets of one request, checked before any audio is decoded.
+
+    Samples count every channel: a region holds ``rate x channels x seconds`` samples, the
+    rate being the file's, or ``max_sr`` for files above it (they are resampled block by block
+    while decoding, before anything is held).
+    """
+
+    max_regions: int = 512  # regions in one request
+    max_region_samples: int = 17_280_000  # samples of one region (3 min of 48 kHz stereo)
+    max_request_samples: int = 691_200_000  # samples of all regions (1 h of 96 kHz stereo)
+    max_sr: int = 192_000  # Hz; files above this rate are resampled to it while decoding
+
+    def __post_init__(self) -> None:
+        _check_range("limits.max_regions", self.max_regions, 1, 1_000_000)
+        _check_range("limits.max_region_samples", self.max_region_samples, 1_000, 2**31)
+        _check_range(
+            "limits.max_request_samples", self.max_request_samples, self.max_region_samples, 2**40
+        )
+        _check_range("limits.max_sr", self.max_sr, 8000, 768_000)
+
+
+@dataclass(frozen=True)
 class Preset:
     """A named, typed configuration of the whole pipeline.
 
@@ -119,6 +142,7 @@ class Preset:
         audio: audio reading settings.
         regions: default region cutting.
         analysis: signal analyser settings.
+        limits: work budgets of one request.
         options: the backend's own typed options (its module's ``Options`` dataclass).
         path: the TOML file it came from.
         track: track-level decoding and narrative event settings (``[track]``, optional).
@@ -134,6 +158,7 @@ class Preset:
     options: Any
     path: str = ""
     track: TrackSettings = dataclasses.field(default_factory=TrackSettings)
+    limits: LimitSettings = dataclasses.field(default_factory=LimitSettings)
 
 
 def presets_dirs() -> list[Path]:
@@ -200,6 +225,7 @@ def from_table(table: dict[str, Any], *, path: Path | None = None) -> Preset:
         "regions",
         "analysis",
         "track",
+        "limits",
         backend,
     }
     unknown = sorted(set(table) - known)
@@ -228,6 +254,7 @@ def from_table(table: dict[str, Any], *, path: Path | None = None) -> Preset:
         options=build(options_cls, table.get(backend, {}), where=f"{where} [{backend}]"),
         path=str(path) if path else "",
         track=build(TrackSettings, table.get("track", {}), where=f"{where} [track]"),
+        limits=build(LimitSettings, table.get("limits", {}), where=f"{where} [limits]"),
     )
 
 

@@ -5,11 +5,22 @@ validates and enqueues; it answers ``ping``, ``status`` and ``cancel`` itself. T
 thread* owns the models: it takes requests from a bounded queue one at a time and sends
 each request's final reply. A full queue answers ``busy`` at once.
 
+Every datagram first passes the gate (:mod:`engine.gate`): a per-sender rate limit and our
+own check of its OSC framing, before python-osc parses anything. A datagram that fails is
+dropped without a reply, and log lines about any one sender are capped per second.
+
 Every request gets exactly one final reply (``result``, ``error`` or ``busy``), sent to the
-sender's address or to the ``reply_port`` it names. A request re-sent with the same id while
-it is queued or running is acknowledged again, not run twice; re-sent after it finished, it
-gets the same final reply again (the last :attr:`ServerConfig.remembered` replies are kept).
-Results longer than one datagram are split into parts (see :mod:`daw_bridge.protocol`).
+sender's address or, once authenticated, to the ``reply_port`` it names. Error replies to
+requests that are not authenticated (unknown address, bad arguments, wrong token) go to the
+sender only and never total more bytes than the datagram that carried them: one that does not
+fit is left unsent. A request re-sent with the same id while it is queued or running is
+acknowledged again, not run twice; re-sent after it finished, it gets the same final reply
+again (the last :attr:`ServerConfig.remembered` replies are kept). A reused id with a
+different request gets an ``invalid_request`` error. Results longer than one datagram are
+split into parts (see :mod:`daw_bridge.protocol`).
+
+Audio files are opened once, on the network thread, and the root check is made on what the
+opened descriptor points to; the worker reads only through that descriptor.
 
 The address space comes from :mod:`daw_bridge.protocol`; nothing here knows about tensors.
 """
@@ -17,20 +28,23 @@ The address space comes from :mod:`daw_bridge.protocol`; nothing here knows abou
 from __future__ import annotations
 
 import argparse
+import hashlib
 import hmac
 import ipaddress
 import json
 import logging
+import math
 import os
 import queue
 import socket
+import stat
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_message_builder import OscMessageBuilder
@@ -38,7 +52,8 @@ from pythonosc.osc_server import BlockingOSCUDPServer
 
 from daw_bridge import protocol
 from daw_bridge.protocol import Message, ProtocolError
-from engine.errors import EngineError, InvalidRequest
+from engine.errors import AudioError, EngineError, InvalidRequest
+from engine.gate import FramingError, GateLimits, LogLimiter, RateLimiter, check_datagram
 
 if TYPE_CHECKING:
     from engine.pipeline import Annotator
@@ -63,6 +78,11 @@ class ServerConfig:
         memo_size: region results kept in memory by file identity: a request for a region
             of an unchanged file is answered by the network thread without queueing.
         progress_interval_s: least time between two progress messages of a request.
+        gate: what one datagram may hold (framing checked before python-osc parses it).
+        rate_per_s: units a sender may spend per second (one per datagram, one per KiB and
+            one per message after the first); datagrams over it are dropped unparsed.
+        burst: units a quiet sender may spend at once.
+        log_lines_per_s: log lines about one sender per second; more are counted, not written.
     """
 
     host: str = protocol.DEFAULT_HOST
@@ -74,6 +94,10 @@ class ServerConfig:
     remembered: int = 256
     memo_size: int = 4096
     progress_interval_s: float = 0.05
+    gate: GateLimits = field(default_factory=GateLimits)
+    rate_per_s: float = 1000.0
+    burst: float = 500.0
+    log_lines_per_s: int = 5
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -111,6 +135,9 @@ class Job:
         cancel: set to cancel it (checked between regions).
         memo_key: for region requests, the file's identity (device, inode, size, mtime,
             ctime) and the region: equal keys mean equal samples.
+        digest: a hash of the request as received (address and every argument): a re-sent
+            id is replayed only for an identical request.
+        file: the audio file, opened once by the network thread (closed when it finishes).
     """
 
     id: str
@@ -119,12 +146,26 @@ class Job:
     reply_to: Address
     cancel: threading.Event = field(default_factory=threading.Event)
     memo_key: tuple[Any, ...] | None = None
+    digest: str = ""
+    file: BinaryIO | None = None
+
+    def close_file(self) -> None:
+        """Close the opened audio file, if any."""
+        if self.file is not None:
+            self.file.close()
+            self.file = None
 
 
 class _UDPServer(BlockingOSCUDPServer):
-    """python-osc's UDP server with larger datagrams and errors logged, never printed."""
+    """python-osc's UDP server with larger datagrams, our gate in front of its parser and
+    errors logged (rate-limited), never printed."""
 
     max_packet_size = 65535
+    admit: Callable[[bytes, Address], bool] = staticmethod(lambda data, client: True)
+    on_error: Callable[[Address], None] = staticmethod(lambda client: None)
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        return self.admit(request[0], client_address)
 
     def server_bind(self) -> None:
         try:
@@ -134,7 +175,7 @@ class _UDPServer(BlockingOSCUDPServer):
         super().server_bind()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        log.warning("malformed datagram from %s dropped", client_address, exc_info=True)
+        self.on_error(client_address)
 
 
 class EngineServer:
@@ -157,12 +198,16 @@ class EngineServer:
         self._queue: queue.Queue[Job] = queue.Queue(maxsize=self.config.queue_size)
         self._lock = threading.RLock()
         self._active: dict[str, Job] = {}
-        self._finished: OrderedDict[str, list[bytes]] = OrderedDict()
+        self._finished: OrderedDict[str, tuple[str, list[bytes]]] = OrderedDict()
         self._memo: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
         self._running: Job | None = None
         self._stopping = threading.Event()
         self._served = 0
         self._started = time.monotonic()
+        self._rate = RateLimiter(self.config.rate_per_s, self.config.burst)
+        self._log_limit = LogLimiter(self.config.log_lines_per_s)
+        self._budget = 0  # reply bytes left for the datagram being handled (before auth)
+        self.dropped = 0  # datagrams the gate dropped
         dispatcher = Dispatcher(strict_timing=False)
         dispatcher.set_default_handler(self._on_message, needs_reply_address=True)
         try:
@@ -171,6 +216,8 @@ class EngineServer:
             raise EngineError(
                 f"cannot listen on {self.config.host}:{self.config.port} ({exc})"
             ) from exc
+        self._osc.admit = self._admit  # type: ignore[method-assign]
+        self._osc.on_error = self._on_error  # type: ignore[method-assign]
         self._threads: list[threading.Thread] = []
         self._direct: dict[str, Callable[[Job], Any]] = {
             protocol.PING: self._ping,
@@ -234,11 +281,47 @@ class EngineServer:
 
     # Network thread ------------------------------------------------------------------------
 
+    def _admit(self, data: bytes, client: Address) -> bool:
+        """The gate: rate limit, then framing. False drops the datagram without a reply."""
+        if not self._rate.allow(client, 1.0 + len(data) / 1024):
+            self.dropped += 1
+            self._note(client, logging.WARNING, "over the rate limit: datagrams dropped")
+            return False
+        try:
+            messages = check_datagram(data, self.config.gate)
+        except FramingError as exc:
+            self.dropped += 1
+            self._note(client, logging.WARNING, "malformed datagram dropped (%s)", exc)
+            return False
+        if messages > 1 and not self._rate.allow(client, messages - 1):
+            self.dropped += 1
+            self._note(client, logging.WARNING, "over the rate limit: datagrams dropped")
+            return False
+        self._budget = len(data)
+        return True
+
+    def _on_error(self, client: Address) -> None:
+        """A datagram that passed the gate failed in python-osc or a handler (a bug)."""
+        self._note(client, logging.ERROR, "datagram failed", exc_info=True)
+
+    def _note(self, client: Address, level: int, msg: str, *args: Any, **kw: Any) -> None:
+        """Log a line about ``client``, at most :attr:`ServerConfig.log_lines_per_s` a second."""
+        if not log.isEnabledFor(level):
+            return
+        ok, suppressed = self._log_limit.allow(client)
+        if not ok:
+            return
+        if suppressed:
+            log.log(level, "%s:%s: %d log lines suppressed", client[0], client[1], suppressed)
+        log.log(level, f"%s:%s: {msg}", client[0], client[1], *args, **kw)
+
     def _on_message(self, client: Address, address: str, *params: Any) -> None:
         """python-osc's default handler: every datagram's messages arrive here."""
         rid = params[0] if params and isinstance(params[0], str) else ""
         rid = rid if len(rid) <= protocol.MAX_ID_CHARS else ""
         reply_to = client
+        authenticated = False
+        job: Job | None = None
         try:
             message = protocol.REQUESTS.get(address)
             if message is None:
@@ -247,28 +330,41 @@ class EngineServer:
                     f"unknown address {address!r}; valid requests: {', '.join(protocol.REQUESTS)}",
                 )
             args = protocol.decode(message, params)
-            reply_to = self._reply_address(client, args["reply_port"])
             self._authenticate(args["token"])
+            authenticated = True
+            reply_to = self._reply_address(client, args["reply_port"])
             if not 1 <= len(args["id"]) <= protocol.MAX_ID_CHARS:
                 raise ProtocolError(
                     "bad_arguments",
                     f"id of {len(args['id'])} characters: expected 1..{protocol.MAX_ID_CHARS}",
                 )
-            job = Job(args["id"], message, args, reply_to)
+            job = Job(args["id"], message, args, reply_to, digest=_digest(address, params))
             if message.path in self._direct:
                 self._final_result(job, self._direct[message.path](job), remember=False)
                 return
             if self._replay(job):
                 return
             self._validate(job)
-            self._enqueue(job)
+            if self._enqueue(job):
+                job = None  # the worker owns it (and its file) now
         except ProtocolError as exc:
-            self._send_error(reply_to, rid, exc.code, str(exc))
+            self._send_error(reply_to, rid, exc.code, str(exc), budgeted=not authenticated)
         except EngineError as exc:
-            self._send_error(reply_to, rid, _code(exc), str(exc))
+            self._send_error(reply_to, rid, _code(exc), str(exc), budgeted=not authenticated)
         except Exception as exc:
-            log.exception("request %r to %s failed in the network thread", rid, address)
-            self._send_error(reply_to, rid, "internal", f"{type(exc).__name__}: {exc}")
+            self._note(
+                client, logging.ERROR, "request %r to %s failed", rid, address, exc_info=True
+            )
+            self._send_error(
+                reply_to,
+                rid,
+                "internal",
+                f"{type(exc).__name__}: {exc}",
+                budgeted=not authenticated,
+            )
+        finally:
+            if job is not None:
+                job.close_file()
 
     @staticmethod
     def _reply_address(client: Address, reply_port: int) -> Address:
@@ -285,15 +381,24 @@ class EngineServer:
             raise ProtocolError("unauthorized", "missing or wrong token")
 
     def _validate(self, job: Job) -> None:
-        """Cheap checks before queueing: the file, the region bounds, the regions JSON."""
-        resolved = self.check_path(job.args["path"])
-        job.args["path"] = str(resolved)
+        """Cheap checks before queueing: the file (opened here, once), the region bounds, the
+        regions JSON."""
+        if job.message.path == protocol.ANNOTATIONS:
+            path = job.args["path"]
+            if self._roots and not self._inside_roots(os.path.realpath(path)):
+                raise self._forbidden(path)
+            job.args["path"] = _absolute(path)
+            return
+        if job.message.path == protocol.NARRATE:
+            job.args["regions"] = parse_regions(job.args["regions"])
         if job.message.path == protocol.ANNOTATE:
-            a = job.args
-            start, end = a["start_s"], a["end_s"]
+            start, end = job.args["start_s"], job.args["end_s"]
             if start < 0 or end <= start:
                 raise InvalidRequest(f"region [{start}, {end}) s: expected 0 <= start_s < end_s")
-            st = resolved.stat()
+        job.file, st = self.open_path(job.args["path"])
+        job.args["path"] = _absolute(job.args["path"])
+        if job.message.path == protocol.ANNOTATE:
+            a = job.args
             job.memo_key = (
                 st.st_dev,
                 st.st_ino,
@@ -301,49 +406,96 @@ class EngineServer:
                 st.st_mtime_ns,
                 st.st_ctime_ns,
                 a["path"],
-                start,
-                end,
+                a["start_s"],
+                a["end_s"],
                 a["name"],
                 a["lyrics"],
             )
-        elif job.message.path == protocol.NARRATE:
-            job.args["regions"] = parse_regions(job.args["regions"])
 
     def check_path(self, path: str) -> Path:
-        """The resolved path of an audio file the engine may read.
+        """The absolute path of an audio file the engine may read (opened once and closed).
 
         Raises:
             AudioError: not an existing regular file, unaccepted type, empty or too large.
             ProtocolError: ``forbidden_path`` when outside the configured roots.
         """
-        from engine.audio import check_file
-        from engine.errors import AudioError
+        f, _ = self.open_path(path)
+        f.close()
+        return Path(_absolute(path))
+
+    def open_path(self, path: str) -> tuple[BinaryIO, os.stat_result]:
+        """Open an audio file the engine may read, once: the root check is made on what the
+        opened descriptor points to, so swapping a folder for a symlink after the check
+        cannot lead the reader outside the roots. Errors name the path as given, never
+        where its symlinks lead.
+
+        Returns:
+            The open file (the caller closes it) and its ``fstat``.
+
+        Raises:
+            AudioError: not an existing regular file, unaccepted type, empty or too large.
+            ProtocolError: ``forbidden_path`` when outside the configured roots, whether the
+                file exists or not.
+        """
+        from engine.audio import SUPPORTED_SUFFIXES
 
         if not path or "\x00" in path:
             raise AudioError(f"path {path!r}: expected an absolute path to an audio file")
-        p = Path(path)
-        if not p.is_absolute():
+        if not os.path.isabs(path):
             raise AudioError(f"path {path!r}: expected an absolute path")
+        if self._roots and not self._inside_roots(os.path.realpath(path)):
+            raise self._forbidden(path)
         try:
-            resolved = p.resolve(strict=True)
-        except (OSError, RuntimeError):
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
             raise AudioError(f"{path}: no such file") from None
-        if self._roots and not any(resolved.is_relative_to(r) for r in self._roots):
-            raise ProtocolError(
-                "forbidden_path",
-                f"{path}: outside the engine's roots ({', '.join(map(str, self._roots))})",
-            )
-        size = check_file(resolved)
-        if size > self.config.max_file_bytes:
-            raise AudioError(
-                f"{path}: {size} bytes exceeds the limit of {self.config.max_file_bytes} bytes"
-            )
-        return resolved
+        except OSError as exc:
+            raise AudioError(f"{path}: cannot open ({exc.strerror})") from None
+        f = os.fdopen(fd, "rb")
+        try:
+            if self._roots and not self._inside_roots(_fd_path(fd, path)):
+                raise self._forbidden(path)
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise AudioError(f"{path}: not a regular file")
+            suffix = Path(path).suffix.lower()
+            if suffix not in SUPPORTED_SUFFIXES:
+                raise AudioError(
+                    f"{path}: unsupported file type {suffix!r}; expected one of "
+                    f"{', '.join(sorted(SUPPORTED_SUFFIXES))}"
+                )
+            if st.st_size == 0:
+                raise AudioError(f"{path}: file is empty (0 bytes)")
+            if st.st_size > self.config.max_file_bytes:
+                raise AudioError(
+                    f"{path}: {st.st_size} bytes exceeds the limit of "
+                    f"{self.config.max_file_bytes} bytes"
+                )
+        except BaseException:
+            f.close()
+            raise
+        return f, st
+
+    def _inside_roots(self, real: str) -> bool:
+        return any(Path(real).is_relative_to(r) for r in self._roots)
+
+    def _forbidden(self, path: str) -> ProtocolError:
+        return ProtocolError(
+            "forbidden_path",
+            f"{path}: outside the engine's roots ({', '.join(map(str, self._roots))})",
+        )
 
     def _replay(self, job: Job) -> bool:
         """Answer a re-sent id: acknowledge it again if in flight, resend its final reply if
         finished. Returns True when it was a re-sent id."""
         with self._lock:
+            known = self._active.get(job.id)
+            digest = known.digest if known else self._finished.get(job.id, ("", []))[0]
+            if (known is not None or job.id in self._finished) and digest != job.digest:
+                raise InvalidRequest(
+                    f"id {job.id!r} was already used for a different request; "
+                    "expected a new id for a new request"
+                )
             if job.id in self._active:
                 self._send(
                     job.reply_to,
@@ -353,20 +505,21 @@ class EngineServer:
                 )
                 return True
             if job.id in self._finished:
-                for dgram in self._finished[job.id]:
+                for dgram in self._finished[job.id][1]:
                     self._sendto(job.reply_to, dgram)
                 return True
             return False
 
-    def _enqueue(self, job: Job) -> None:
+    def _enqueue(self, job: Job) -> bool:
+        """Queue a job (True), or answer it at once from memory or ``busy`` (False)."""
         with self._lock:
             if self._replay(job):
-                return
+                return False
             memo = self._memo.get(job.memo_key) if job.memo_key is not None else None
             if memo is not None:
                 self._memo.move_to_end(job.memo_key)  # type: ignore[arg-type]
                 self._final_result(job, memo)
-                return
+                return False
             try:
                 self._queue.put_nowait(job)
             except queue.Full:
@@ -377,9 +530,10 @@ class EngineServer:
                     queued=self._queue.qsize(),
                     capacity=self.config.queue_size,
                 )
-                return
+                return False
             self._active[job.id] = job
             self._send(job.reply_to, protocol.ACCEPTED, id=job.id, position=self._position(job))
+            return True
 
     def _position(self, job: Job) -> int:
         if self._running is job:
@@ -445,6 +599,7 @@ class EngineServer:
             else:
                 self._final_result(job, result)
             finally:
+                job.close_file()
                 with self._lock:
                     self._running = None
 
@@ -478,6 +633,7 @@ class EngineServer:
             narrate=False,
             progress=self._progress(job),
             cancelled=job.cancel.is_set,
+            file=job.file,
         )
         log.debug(
             "annotated %s [%.2f, %.2f) (track %r, region %r)",
@@ -503,11 +659,13 @@ class EngineServer:
             narrate=True,
             progress=self._progress(job),
             cancelled=job.cancel.is_set,
+            file=job.file,
         )
         log.debug("narrated %s (track %r, %d regions)", a["path"], a["track"], len(result.regions))
         return result.to_dict()
 
     def _annotations(self, job: Job) -> dict[str, Any]:
+        """The records of a file, by its absolute path as given (symlinks not followed)."""
         store = self.annotator.store
         path = job.args["path"]
         regions = [] if store is None else store.annotations_for(path)
@@ -532,16 +690,29 @@ class EngineServer:
         with self._lock:
             if remember:
                 self._active.pop(job.id, None)
-                self._finished[job.id] = dgrams
+                self._finished[job.id] = (job.digest, dgrams)
                 while len(self._finished) > self.config.remembered:
                     self._finished.popitem(last=False)
                 self._served += 1
             for dgram in dgrams:
                 self._sendto(job.reply_to, dgram)
 
-    def _send_error(self, to: Address, rid: str, code: str, message: str) -> None:
-        log.debug("error reply to %s (id %r): %s: %s", to, rid, code, message)
-        self._sendto(to, _error(rid, code, message))
+    def _send_error(
+        self, to: Address, rid: str, code: str, message: str, *, budgeted: bool = False
+    ) -> None:
+        """Send an error reply. ``budgeted`` (before authentication): the reply goes out only
+        if it fits in what is left of the datagram's size, its message cut to fit."""
+        self._note(to, logging.DEBUG, "error reply (id %r): %s: %s", rid, code, message)
+        dgram = _error(rid, code, message)
+        if budgeted:
+            if len(dgram) > self._budget:
+                dgram = _error(
+                    rid, code, message[: max(0, len(message) - (len(dgram) - self._budget))]
+                )
+            if len(dgram) > self._budget:
+                return
+            self._budget -= len(dgram)
+        self._sendto(to, dgram)
 
     def _send(self, to: Address, path: str, **values: Any) -> None:
         self._sendto(to, _build(path, **values))
@@ -571,7 +742,7 @@ def parse_regions(text: str) -> list[Any] | None:
         return None
     try:
         items = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise InvalidRequest(f"regions={text[:80]!r}: not JSON ({exc})") from None
     if not isinstance(items, list) or not items:
         raise InvalidRequest(f"regions={text[:80]!r}: expected a non-empty JSON array")
@@ -580,16 +751,57 @@ def parse_regions(text: str) -> list[Any] | None:
         ok = (
             isinstance(item, list)
             and len(item) in (2, 3)
-            and all(isinstance(x, int | float) and not isinstance(x, bool) for x in item[:2])
+            and all(_is_seconds(x) for x in item[:2])
             and (len(item) == 2 or isinstance(item[2], str))
         )
-        if not ok or not 0 <= item[0] < item[1] < float("inf"):
+        if not ok or not 0 <= float(item[0]) < float(item[1]) < float("inf"):
             raise InvalidRequest(
                 f"regions[{i}]={item!r}: expected [start_s, end_s] or [start_s, end_s, name] "
                 "with 0 <= start_s < end_s"
             )
         regions.append(Region(float(item[0]), float(item[1]), item[2] if len(item) == 3 else ""))
     return regions
+
+
+def _is_seconds(x: Any) -> bool:
+    """A JSON number that is a finite float (huge integers overflow float())."""
+    if isinstance(x, bool) or not isinstance(x, int | float):
+        return False
+    try:
+        return math.isfinite(float(x))
+    except OverflowError:
+        return False
+
+
+def _absolute(path: str) -> str:
+    """``path`` made absolute and normal, symlinks kept: the name a file is recorded under."""
+    return os.path.normpath(os.path.abspath(path))
+
+
+def _fd_path(fd: int, path: str) -> str:
+    """Where an open descriptor points (the kernel's view, immune to later swaps)."""
+    proc = f"/proc/self/fd/{fd}"
+    if os.path.islink(proc):
+        return os.readlink(proc)
+    try:
+        import fcntl
+
+        f_getpath = getattr(fcntl, "F_GETPATH", None)
+        if f_getpath is not None:  # macOS
+            raw = fcntl.fcntl(fd, f_getpath, b"\0" * 1024)
+            return raw.split(b"\0", 1)[0].decode()
+    except OSError:
+        pass
+    real = os.path.realpath(path)  # fallback: accept only if it is the same file
+    st, fst = os.stat(real), os.fstat(fd)
+    return real if (st.st_dev, st.st_ino) == (fst.st_dev, fst.st_ino) else "/"
+
+
+def _digest(address: str, params: Sequence[Any]) -> str:
+    """A hash of a request as received: a replay must match it exactly."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(repr((address, tuple(params))).encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
 
 
 def _code(exc: EngineError) -> str:

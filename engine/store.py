@@ -1,9 +1,16 @@
 """The annotation store: SQLite (stdlib, WAL) in the user data dir.
 
-Rows are keyed by a hash of the region's samples + the backend's fingerprint + the
-parameters, so re-annotating an unchanged region is a cache hit wherever it sits in
-whichever file. Every :meth:`Store.put` is committed before it returns: a crash loses
-nothing already written.
+Two tables. The *content cache* (``results``) maps a content key (a hash of the region's
+samples + the backend's fingerprint + the parameters) to an annotation, so re-annotating an
+unchanged region is a cache hit wherever it sits in whichever file. The *records*
+(``records``) say which file asked for what: (absolute file path, region, name) -> content
+key and time, written on every annotation, cache hits included, so two files that share
+content (silence, a loop, a re-bounced clip) each keep all their regions.
+
+Every write is committed before it returns: a crash loses nothing already written. A store
+is checked when it opens (integrity, writable, not a 0-byte file) so a broken one is refused
+at start instead of failing every request later. Stores written before the split (one
+``annotations`` table keyed by content) are migrated when opened.
 """
 
 from __future__ import annotations
@@ -28,17 +35,25 @@ log = logging.getLogger(__name__)
 
 STORE_ENV = "SONICVERSE_STORE"
 
+STORE_VERSION = 2
+"""``PRAGMA user_version`` of the split layout (0 or 1: the single ``annotations`` table)."""
+
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS annotations (
+CREATE TABLE IF NOT EXISTS results (
     cache_key TEXT PRIMARY KEY,
-    source TEXT NOT NULL,
-    start_s REAL NOT NULL,
-    end_s REAL NOT NULL,
     backend TEXT NOT NULL,
     json TEXT NOT NULL,
     created REAL NOT NULL
 );
-CREATE INDEX IF NOT EXISTS annotations_source ON annotations(source, start_s);
+CREATE TABLE IF NOT EXISTS records (
+    source TEXT NOT NULL,
+    start_s REAL NOT NULL,
+    end_s REAL NOT NULL,
+    name TEXT NOT NULL,
+    cache_key TEXT NOT NULL,
+    recorded REAL NOT NULL,
+    PRIMARY KEY (source, start_s, end_s, name)
+);
 CREATE TABLE IF NOT EXISTS narratives (
     cache_key TEXT PRIMARY KEY,
     source TEXT NOT NULL,
@@ -78,29 +93,26 @@ def narrative_key(keys: Iterable[str], *, fingerprint: str, duration_s: float) -
 
 
 class Store:
-    """Annotation cache and record, safe to share between threads.
+    """Content cache and per-file records, safe to share between threads.
 
     Args:
         path: the SQLite file (created with its folder); None for :func:`default_path`.
+
+    Raises:
+        EngineError: the store cannot be opened, is corrupted, read-only or a 0-byte file
+            (the message says which and what to do).
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else default_path()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
-            raise EngineError(f"annotation store {self.path}: cannot open ({exc})") from exc
+        self._db = _open(self.path)
         self._lock = threading.Lock()
 
     def get(self, key: str, *, region: Region | None = None) -> RegionAnnotation | None:
-        """The annotation stored under ``key``, moved to ``region``'s position and name if given."""
+        """The annotation cached under ``key``, moved to ``region``'s position and name if given."""
         with self._lock:
             row = self._db.execute(
-                "SELECT json FROM annotations WHERE cache_key = ?", (key,)
+                "SELECT json FROM results WHERE cache_key = ?", (key,)
             ).fetchone()
         if row is None:
             return None
@@ -110,30 +122,44 @@ class Store:
         return ann
 
     def put(self, key: str, annotation: RegionAnnotation, *, source: str) -> None:
-        """Store ``annotation`` under ``key`` (committed and durable on return)."""
+        """Cache ``annotation`` under ``key`` and record it for ``source`` (durable on return)."""
         payload = json.dumps(annotation.to_dict(), allow_nan=False)
-        with self._lock:
+        now = time.time()
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
             self._db.execute(
-                "INSERT OR REPLACE INTO annotations VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    key,
-                    source,
-                    annotation.start_s,
-                    annotation.end_s,
-                    annotation.backend,
-                    payload,
-                    time.time(),
-                ),
+                "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?)",
+                (key, annotation.backend, payload, now),
             )
+            self._record(key, annotation, source=source, now=now)
+
+    def record(self, key: str, region: Region | RegionAnnotation, *, source: str) -> None:
+        """Record that ``source``'s ``region`` has the content cached under ``key`` (a cache
+        hit for a file that did not ask for this region before)."""
+        with self._lock:
+            self._record(key, region, source=source, now=time.time())
+
+    def _record(
+        self, key: str, region: Region | RegionAnnotation, *, source: str, now: float
+    ) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?)",
+            (str(source), region.start_s, region.end_s, region.name, key, now),
+        )
 
     def annotations_for(self, source: str) -> list[RegionAnnotation]:
-        """Every annotation recorded for a file, in time order."""
+        """Every annotation recorded for a file, in time order, each at its recorded region."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT json FROM annotations WHERE source = ? ORDER BY start_s, end_s",
+                "SELECT r.start_s, r.end_s, r.name, c.json FROM records r "
+                "JOIN results c ON c.cache_key = r.cache_key "
+                "WHERE r.source = ? ORDER BY r.start_s, r.end_s, r.name",
                 (str(source),),
             ).fetchall()
-        return [RegionAnnotation.from_dict(json.loads(r[0])) for r in rows]
+        return [
+            replace(RegionAnnotation.from_dict(json.loads(j)), start_s=a, end_s=b, name=n)
+            for a, b, n, j in rows
+        ]
 
     def get_narrative(self, key: str) -> TrackNarrative | None:
         """The narrative stored under ``key``."""
@@ -153,11 +179,89 @@ class Store:
             )
 
     def count(self) -> int:
-        """Number of stored region annotations."""
+        """Number of cached region results (distinct contents)."""
         with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM annotations").fetchone()[0])
+            return int(self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0])
+
+    def count_records(self) -> int:
+        """Number of per-file region records."""
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM records").fetchone()[0])
 
     def close(self) -> None:
         """Close the database."""
         with self._lock:
             self._db.close()
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    """Open, check, migrate and create the store at ``path``.
+
+    Raises:
+        EngineError: naming the file, what is wrong with it and what to do.
+    """
+    if path.is_file() and path.stat().st_size == 0:
+        raise EngineError(
+            f"annotation store {path} is a 0-byte file, not a store (truncated or created by "
+            "something else); move it away to start a new store, or pass --store elsewhere"
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    except (OSError, sqlite3.Error) as exc:
+        raise EngineError(f"annotation store {path}: cannot open ({exc})") from exc
+    try:
+        check = db.execute("PRAGMA quick_check").fetchone()[0]
+        if check != "ok":
+            raise sqlite3.DatabaseError(f"integrity check failed: {check}")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        if version > STORE_VERSION:
+            raise sqlite3.DatabaseError(
+                f"store version {version} is newer than this engine's ({STORE_VERSION})"
+            )
+        db.execute("BEGIN IMMEDIATE")  # also proves the store is writable
+        try:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            _migrate(db)
+            db.execute(f"PRAGMA user_version = {STORE_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+    except sqlite3.Error as exc:
+        db.close()
+        reason = str(exc)
+        hint = (
+            "make it writable or pass --store elsewhere"
+            if "readonly" in reason or "read-only" in reason
+            else "it is damaged: move it away (a new store starts empty) or restore a backup"
+        )
+        raise EngineError(f"annotation store {path}: {reason}; {hint}") from exc
+    return db
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Move a pre-split store's ``annotations`` rows into ``results`` and ``records``."""
+    old = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'annotations'"
+    ).fetchone()
+    if old is None:
+        return
+    rows = db.execute(
+        "SELECT cache_key, source, start_s, end_s, backend, json, created FROM annotations"
+    ).fetchall()
+    for key, source, start_s, end_s, backend, payload, created in rows:
+        name = json.loads(payload).get("name", "")
+        db.execute(
+            "INSERT OR IGNORE INTO results VALUES (?, ?, ?, ?)", (key, backend, payload, created)
+        )
+        db.execute(
+            "INSERT OR IGNORE INTO records VALUES (?, ?, ?, ?, ?, ?)",
+            (source, start_s, end_s, name, key, created),
+        )
+    db.execute("DROP TABLE annotations")
+    log.warning("annotation store migrated to the split layout: %d annotations kept", len(rows))

@@ -1,7 +1,9 @@
 """Fuzzing the engine's socket: malformed datagrams and wrong argument types never stop it.
 
-Every OSC message (any address, any arguments) gets exactly one final reply; bytes that are
-not OSC get none; after every example the engine still answers a ping.
+Every OSC message (any address, any arguments) gets at most one final reply, and a message
+that is not an authenticated request gets replies no larger than its datagram; bytes that are
+not OSC (or carry argument types the protocol never uses) get none; after every example the
+engine still answers a ping within a second.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ ADDRESSES = [
 ]
 
 FIXTURE = HealthCheck.function_scoped_fixture
+PRE_AUTH = {"unknown_address", "bad_arguments", "unauthorized"}
 
 chars = st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",))
 text = st.text(alphabet=chars, max_size=40)
@@ -109,7 +112,8 @@ def test_wrong_arguments_get_one_final_reply(
             b.add_arg(v, "d")
         else:
             b.add_arg(v)
-    sock.sendto(b.build().dgram, server.address)
+    sent = b.build().dgram
+    sock.sendto(sent, server.address)
     replies = _drain(sock, timeout_s=0.3)
     finals = [
         m
@@ -117,5 +121,29 @@ def test_wrong_arguments_get_one_final_reply(
         if m.address in protocol.FINAL_REPLIES
         and (m.address != protocol.RESULT or m.params[1] == m.params[2] - 1)
     ]
-    assert len(finals) == 1, replies
+    assert len(finals) <= 1, replies
+    if any(m.address == protocol.ERROR and m.params[1] in PRE_AUTH for m in finals):
+        assert sum(len(m.dgram) for m in replies) <= len(sent)
     _still_serving(server, sock, "alive")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[FIXTURE])
+@given(
+    data=st.one_of(
+        st.binary(max_size=65507),
+        st.builds(
+            lambda n: b"#bundle\0" + bytes(8) + n.to_bytes(4, "big", signed=True),
+            st.integers(min_value=-(2**31), max_value=2**31 - 1),
+        ),
+        st.builds(lambda tail: b"#bundle\0" + bytes(8) + tail, st.binary(max_size=4096)),
+    )
+)
+def test_any_datagram_up_to_64k_then_ping_answered_within_1s(engine: Any, data: bytes) -> None:
+    server, sock = engine
+    sock.sendto(data, server.address)
+    b = OscMessageBuilder(protocol.PING)
+    for v in ("after", 0, ""):
+        b.add_arg(v)
+    sock.sendto(b.build().dgram, server.address)
+    replies = _drain(sock, timeout_s=1.0)  # the answer must come within the first second
+    assert any(m.address == protocol.RESULT and m.params[0] == "after" for m in replies)
