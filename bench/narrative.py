@@ -22,7 +22,7 @@ and prints the best; the table reports the ``eval`` songs only (other seeds).
 
 Usage::
 
-    python bench/narrative.py [--songs 6] [--real ../shared/realaudio] [--fit]
+    python bench/narrative.py [--songs 6] [--real ../shared/realaudio] [--fit] [--cache DIR]
 
 essentia is imported only here: it is a baseline, never a runtime dependency.
 """
@@ -34,9 +34,9 @@ import csv
 import dataclasses
 import itertools
 import logging
+import pickle
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -346,11 +346,11 @@ def fit(songs, annotated, base: TrackSettings) -> TrackSettings:
     half a point per false event on steady songs)."""
     best, best_obj = base, -1e9
     grid = itertools.product(
-        (3.0, 4.0, 5.0, 6.0, 8.0),  # key_change_penalty
-        (2.0, 3.0, 4.0, 6.0),  # tempo_change_penalty
-        (0.35, 0.5, 0.75),  # tempo_level_octaves
+        (3.0, 4.0, 5.0, 6.0),  # key_change_penalty
+        (1.0, 1.5, 2.0, 3.0, 4.0),  # tempo_change_penalty
+        (0.5, 0.75, 1.0),  # tempo_level_octaves
         (90.0, 100.0, 110.0, 120.0),  # level_prior_bpm
-        (0.4, 0.6, 1.0),  # level_prior_octaves
+        (0.25, 0.4, 0.6),  # level_prior_octaves
     )
     for kp, tp, lvl, centre, width in grid:
         cfg = replace(
@@ -451,6 +451,24 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     )
 
 
+def render_and_analyse(split: str, n: int, backend) -> tuple:
+    """Render ``n`` songs per kind of a split, analyse them with ours and with essentia."""
+    from rich.progress import track as progress
+
+    with tempfile.TemporaryDirectory() as d:
+        songs = []
+        for k, kind in enumerate(("steady", "key", "tempo", "vocals")):
+            for i in progress(range(n), description=f"render {split} {kind}"):
+                rng = np.random.default_rng([SEEDS[split], k, i])
+                songs.append(render_song(rng, f"{split}_{kind}_{i:02d}", kind, Path(d)))
+    raw = [analyse(backend, y, s.name) for s, y in progress(songs, description=f"analyse {split}")]
+    ess = [
+        essentia_regions(r, y)
+        for (s, y), r in progress(list(zip(songs, raw, strict=True)), description="essentia")
+    ]
+    return [s for s, _ in songs], raw, ess
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--songs", type=int, default=6, help="songs per kind and split")
@@ -458,37 +476,33 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--real", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "realaudio"
     )
     ap.add_argument("--fit", action="store_true", help="grid-search [track] on the tune songs")
+    ap.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="folder keeping rendered-and-analysed songs between runs (e.g. bench/data/narrative)",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    from rich.progress import track as progress
 
     from engine import backends
 
     preset = presets.load("lite")
     backend = backends.create(preset)
     cfg = preset.track
-    with tempfile.TemporaryDirectory() as d:
-        splits = ("tune", "eval") if args.fit else ("eval",)
-        data = {}
-        for split in splits:
-            t0 = time.perf_counter()
-            songs = []
-            for k, kind in enumerate(("steady", "key", "tempo", "vocals")):
-                for i in progress(range(args.songs), description=f"render {split} {kind}"):
-                    rng = np.random.default_rng([SEEDS[split], k, i])
-                    songs.append(render_song(rng, f"{split}_{kind}_{i:02d}", kind, Path(d)))
-            raw = [
-                analyse(backend, y, s.name)
-                for s, y in progress(songs, description=f"analyse {split}")
-            ]
-            ess = [
-                essentia_regions(r, y)
-                for (s, y), r in progress(
-                    list(zip(songs, raw, strict=True)), description="essentia"
-                )
-            ]
-            data[split] = ([s for s, _ in songs], raw, ess)
-            log.info("%s: %d songs in %.0f s", split, len(songs), time.perf_counter() - t0)
+    splits = ("tune", "eval") if args.fit else ("eval",)
+    data = {}
+    for split in splits:
+        cache = args.cache / f"{split}-{args.songs}.pkl" if args.cache else None
+        if cache is not None and cache.exists():
+            with open(cache, "rb") as f:
+                data[split] = pickle.load(f)
+            continue
+        data[split] = render_and_analyse(split, args.songs, backend)
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            with open(cache, "wb") as f:
+                pickle.dump(data[split], f)
     if args.fit:
         songs, raw, _ = data["tune"]
         cfg = fit(songs, raw, cfg)

@@ -11,9 +11,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from daw_bridge.schema import SCHEMA_VERSION
 from engine.labels import KEYS, VOCALS
-
-SCHEMA_VERSION = "1.1"
 
 
 @dataclass(frozen=True)

@@ -540,7 +540,10 @@ class MainWindow(QMainWindow):
             return
         html = [f"<p style='font-size:14px'>{_escape(n.get('text', ''))}</p><hr>"]
         for s in n.get("sections", []):
-            events = "".join(f"<br><i>{_escape(e)}</i>" for e in s.get("events", []))
+            events = "".join(
+                f"<br><i>{_escape(e.get('text', ''))}</i> ({float(e.get('confidence', 0)):.2f})"
+                for e in s.get("events", [])
+            )
             html.append(
                 f"<p><b>{clock(s['start_s'])}–{clock(s['end_s'])}</b>"
                 f" {_escape(s.get('key') or '')}<br>{_escape(s.get('text', ''))}{events}</p>"

@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = "1.0"
+from daw_bridge.schema import SCHEMA_VERSION
+
 FORMATS: tuple[str, ...] = ("json", "jams", "audacity", "csv")
 SUFFIXES: dict[str, str] = {"json": ".json", "jams": ".jams", "audacity": ".txt", "csv": ".csv"}
 FORMAT_NAMES: dict[str, str] = {

@@ -39,9 +39,9 @@ def cadences(spec: list[tuple[float, tuple[tuple[int, ...], ...]]], *, bpm: floa
 
 @pytest.fixture(scope="session")
 def song(tmp_path_factory) -> str:
-    """24 s: 12 s of A minor, then 12 s of D major, at 120 BPM."""
+    """25 s: 12 s of A minor, then 13 s of D major, at 120 BPM (three default regions)."""
     path = tmp_path_factory.mktemp("audio") / "two_keys.wav"
-    sf.write(path, cadences([(12.0, A_MINOR), (12.0, D_MAJOR)]), SR)
+    sf.write(path, cadences([(12.0, A_MINOR), (13.0, D_MAJOR)]), SR)
     return str(path)
 
 

@@ -33,7 +33,7 @@ def drag(widget, x0: float, x1: float, y: float = 80.0, *, modifiers=None) -> No
 def test_open_annotate_fills_the_table(qtbot, window, song):
     open_and_annotate(qtbot, window, song)
     m = window.model
-    assert [(r.start_s, r.end_s) for r in m.rows] == [(0.0, 10.0), (10.0, 20.0), (20.0, 24.0)]
+    assert [(r.start_s, r.end_s) for r in m.rows] == [(0.0, 10.0), (10.0, 20.0), (20.0, 25.0)]
     assert [m.data(m.index(i, 2)) for i in range(3)] == ["A minor", "D major", "D major"]
     assert all(m.data(m.index(i, 6)) == "120" for i in range(3))
     assert "A minor" in m.data(m.index(0, 8))
@@ -75,7 +75,9 @@ def test_narrate_exports_timeline_and_session_round_trip(qtbot, window, song, tm
     window.narrate()
     qtbot.waitUntil(lambda: window.narrative is not None, timeout=15_000)
     assert "D major" in window.narrative["text"]
-    assert "0:10" in window.narrative_view.toPlainText()
+    # the narrative pane shows the text and each section with its span
+    assert window.narrative["text"] in window.narrative_view.toPlainText()
+    assert "0:00.0–0:25.0" in window.narrative_view.toPlainText()
 
     for fmt, suffix in (
         ("json", ".json"),

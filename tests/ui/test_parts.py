@@ -35,7 +35,13 @@ def annotation(start, end, key="A minor", vocals=None, lufs=-14.0, silent=False)
         "silent": silent,
         "key": None
         if silent
-        else {"key": key, "confidence": 0.8, "candidates": [["C major", 0.1]]},
+        else {
+            "key": key,
+            "confidence": 0.8,
+            "candidates": [["C major", 0.1]],
+            "probabilities": [],
+            "tonality": 0.4,
+        },
         "tempo_bpm": None if silent else 120.0,
         "tempo_confidence": 0.9,
         "loudness_lufs": lufs,
@@ -47,6 +53,9 @@ def annotation(start, end, key="A minor", vocals=None, lufs=-14.0, silent=False)
         "caption": f"{key} at 120 BPM" if not silent else "Silence.",
         "backend": "lite",
         "flags": [],
+        "region_key": None,
+        "region_tempo_bpm": None,
+        "tempo_candidates": [] if silent else [[120.0, 0.9]],
     }
 
 
