@@ -198,7 +198,7 @@ def load(
     if file is not None:
         file.seek(0)
     try:
-        with sf.SoundFile(file if file is not None else hdr.path) as f:
+        with _open(hdr, file) as f:
             f.seek(start)
             samples, decoded = _decode(f, stop - start, sr=hdr.sr, target_sr=sr)
     except (sf.LibsndfileError, RuntimeError) as exc:
@@ -212,6 +212,17 @@ def load(
         )
     validate(samples, source=hdr.path)
     return Audio(samples=samples, sr=sr, path=hdr.path, start_s=start / hdr.sr)
+
+
+def _open(hdr: AudioInfo, file: BinaryIO | None) -> Any:
+    """The decoder for a file: libsndfile, or libav for MP3s libsndfile cannot read through."""
+    import soundfile as sf
+
+    p = Path(hdr.path)
+    st = os.fstat(file.fileno()) if file is not None else p.stat()
+    if (str(p), st.st_ino, st.st_size, st.st_mtime_ns) in _LIBAV_FILES:
+        return LibavReader(file if file is not None else p)
+    return sf.SoundFile(file if file is not None else hdr.path)
 
 
 def held_frames(frames: int, *, sr: int, target_sr: int) -> int:
@@ -283,6 +294,14 @@ def _estimated_length_frames(path: Path, i: Any, *, file: BinaryIO | None = None
     if file is not None:
         file.seek(0)
     stated = _stated_frames(file if file is not None else path, int(i.samplerate))
+    if stated is None:
+        if file is not None:
+            file.seek(0)
+        walked = mpeg_frames(file if file is not None else path)
+        if walked > decoded + LENGTH_TOLERANCE_S * i.samplerate:
+            # libsndfile stops at its bitrate estimate: a VBR MP3 without a Xing header
+            decoded = _libav_length(path, file, walked=walked, estimate=decoded)
+            _LIBAV_FILES.add(cache_key)
     if stated is not None:
         slack = max(LENGTH_TOLERANCE * stated, LENGTH_TOLERANCE_S * i.samplerate)
         if decoded < stated - slack:
@@ -304,6 +323,122 @@ def _estimated_length_frames(path: Path, i: Any, *, file: BinaryIO | None = None
 
 
 _DECODED_FRAMES: dict[tuple[str, int, int, int], int] = {}
+_LIBAV_FILES: set[tuple[str, int, int, int]] = set()  # MP3s libsndfile cannot read to the end
+
+# MPEG audio frame headers: bitrates (kbit/s) by version group and index, sample rates (Hz)
+_MPEG1_L3_KBPS = (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
+_MPEG2_L3_KBPS = (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)
+_MPEG_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+
+
+def mpeg_frames(source: Path | BinaryIO) -> int:
+    """Audio frames (samples per channel) in an MP3, counted by walking its frame headers.
+
+    Counts every Layer III frame from the first sync after an ID3v2 tag up to the first byte
+    that is not a frame header (an ID3v1 or APE tag, garbage, the end). Includes the encoder's
+    delay and padding, which only a Xing/LAME header states.
+
+    Args:
+        source: the file, or a binary file object positioned at its start.
+    """
+    data = source.read_bytes() if isinstance(source, Path) else source.read()
+    pos = 0
+    if data[:3] == b"ID3" and len(data) >= 10:
+        size = 0
+        for b in data[6:10]:
+            size = (size << 7) | (b & 0x7F)
+        pos = 10 + size + (10 if data[5] & 0x10 else 0)
+    while pos + 4 <= len(data) and not (data[pos] == 0xFF and data[pos + 1] & 0xE0 == 0xE0):
+        pos += 1  # to the first frame sync
+    samples = 0
+    while pos + 4 <= len(data):
+        b1, b2 = data[pos + 1], data[pos + 2]
+        if data[pos] != 0xFF or b1 & 0xE0 != 0xE0:
+            break
+        version, layer = (b1 >> 3) & 0x3, (b1 >> 1) & 0x3
+        rate_i, kbps_i, pad = (b2 >> 2) & 0x3, b2 >> 4, (b2 >> 1) & 0x1
+        if version == 1 or layer != 1 or rate_i == 3 or kbps_i in (0, 15):
+            break  # not Layer III, or a reserved / free-format field
+        rate = _MPEG_RATES[version][rate_i]
+        kbps = (_MPEG1_L3_KBPS if version == 3 else _MPEG2_L3_KBPS)[kbps_i]
+        per_frame = 1152 if version == 3 else 576
+        pos += per_frame // 8 * kbps * 1000 // rate + pad
+        samples += per_frame
+    return samples
+
+
+def _libav_length(path: Path, file: BinaryIO | None, *, walked: int, estimate: int) -> int:
+    """Decode an MP3 with libav (PyAV) to count its frames; libsndfile stopped at ``estimate``.
+
+    Raises:
+        AudioError: PyAV is not installed (the message says what to do), or decoding fails.
+    """
+    try:
+        import av  # noqa: F401
+    except ImportError:
+        raise AudioError(
+            f"{path}: a VBR MP3 without a Xing header: libsndfile reads only {estimate} of its "
+            f"{walked} frames; install PyAV (pip install av) to read all of it, or re-encode it"
+        ) from None
+    if file is not None:
+        file.seek(0)
+    with LibavReader(file if file is not None else path) as r:
+        decoded = 0
+        while n := r.read(1 << 16).shape[0]:
+            decoded += n
+    log.debug("%s: libsndfile estimated %d frames, libav decoded %d", path, estimate, decoded)
+    return decoded
+
+
+class LibavReader:
+    """Sequential MP3 decoding with libav (PyAV) behind the part of SoundFile's interface that
+    :func:`load` uses (``channels``, ``seek``, ``read``): for the MP3s libsndfile cannot read to
+    the end. Seeking decodes from the start (exact, and cheap next to analysis)."""
+
+    def __init__(self, source: Path | BinaryIO) -> None:
+        import av
+
+        self._source = source
+        try:
+            self._container = av.open(str(source) if isinstance(source, Path) else source)
+        except av.FFmpegError as exc:
+            raise AudioError(f"{source}: libav cannot open it ({exc})") from exc
+        stream = self._container.streams.audio[0]
+        self.channels: int = stream.codec_context.layout.nb_channels
+        self._resampler = av.AudioResampler(format="fltp", layout=stream.layout, rate=stream.rate)
+        self._frames = self._container.decode(stream)
+        self._buffer = np.zeros((self.channels, 0), np.float32)
+        self._pos = 0
+
+    def __enter__(self) -> LibavReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._container.close()
+
+    def seek(self, frame: int) -> None:
+        """Move to ``frame`` (from the start of the stream)."""
+        if frame < self._pos:
+            raise AudioError(f"{self._source}: cannot seek back to frame {frame}")
+        while self._pos < frame and self.read(min(1 << 16, frame - self._pos)).shape[0]:
+            pass
+
+    def read(self, frames: int, dtype: str = "float32", always_2d: bool = True) -> np.ndarray:
+        """Up to ``frames`` frames as ``[frames, channels]`` float32 (fewer at the end)."""
+        import av
+
+        while self._buffer.shape[1] < frames:
+            try:
+                frame = next(self._frames)
+            except StopIteration:
+                break
+            except av.FFmpegError as exc:
+                raise AudioError(f"{self._source}: decoding failed part-way ({exc})") from exc
+            for out in self._resampler.resample(frame):
+                self._buffer = np.concatenate([self._buffer, out.to_ndarray()], axis=1)
+        block, self._buffer = self._buffer[:, :frames], self._buffer[:, frames:]
+        self._pos += block.shape[1]
+        return np.ascontiguousarray(block.T, dtype=np.float32)
 
 
 def _stated_frames(source: Path | BinaryIO, sr: int) -> int | None:

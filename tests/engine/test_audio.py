@@ -178,6 +178,9 @@ MP3_ENCODINGS = {
     "vbr_xing": ["lame", "--quiet", "-V", "4", "{src}", "{out}"],
     # -t: no Xing/LAME header, so the frame count in the header is a bitrate estimate
     "cbr_no_xing": ["lame", "--quiet", "-t", "-b", "128", "{src}", "{out}"],
+    # VBR without a Xing header: libsndfile estimates ~3 s from the first frame's bitrate and
+    # stops there; the frame walk sees 12 s and libav decodes all of it
+    "vbr_no_xing": ["lame", "--quiet", "-t", "-V", "4", "{src}", "{out}"],
     "cbr_id3v2": ["lame", "--quiet", "-b", "192", "--add-id3v2", "--tt", "x", "{src}", "{out}"],
     "ffmpeg_id3v2": ["ffmpeg", "-loglevel", "error", "-y", "-i", "{src}", "-id3v2_version", "3",
                      "-metadata", "title=Mike's Gtr", "{out}"],
@@ -207,6 +210,14 @@ def test_header_estimate_mismatch_is_really_exercised(tmp_path: Path) -> None:
         decoded = f.read(dtype="float32").shape[0]
     assert estimated > decoded
     assert audio.info(path).frames == decoded
+
+
+def test_mpeg_frame_walk_counts_every_frame(tmp_path: Path) -> None:
+    path = _encode_mp3(tmp_path, "a.mp3", MP3_ENCODINGS["vbr_no_xing"])
+    walked = audio.mpeg_frames(path)
+    # 12 s plus the encoder's delay and padding, in whole 1152-sample frames
+    assert walked % 1152 == 0 and 12.0 * SR <= walked <= 12.0 * SR + 3 * 1152
+    assert audio.info(path).frames == walked
 
 
 @pytest.mark.parametrize("encoding", ["cbr_xing", "vbr_xing", "ffmpeg_id3v2"])
