@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from engine.captions import loudness_word
-from engine.presets import AnalysisSettings, TrackSettings
+from engine.presets import AnalysisSettings, Preset, TrackSettings
 from engine.track import resolve
 from engine.types import NarrativeEvent, NarrativeSection, RegionAnnotation, TrackNarrative
 
@@ -89,6 +89,25 @@ def _describe(run: list[RegionAnnotation]) -> str:
             mean = sum(levels) / len(levels)
             parts.append(f"{loudness_word(mean)} ({mean:.0f} LUFS)")
     return ", ".join(parts)
+
+
+def preset_narrative(
+    annotations: Sequence[RegionAnnotation],
+    *,
+    preset: Preset,
+    source: str,
+    duration_s: float,
+    backend: str,
+) -> TrackNarrative:
+    """:func:`rule_based` with a preset's ``[track]`` and ``[analysis]`` settings."""
+    return rule_based(
+        annotations,
+        source=source,
+        duration_s=duration_s,
+        backend=backend,
+        settings=preset.track,
+        analysis=preset.analysis,
+    )
 
 
 def rule_based(

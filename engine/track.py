@@ -199,6 +199,23 @@ def _decode(
         path[a:d] = best
 
 
+def _decode_classes(
+    emissions: np.ndarray, *, penalty: float, min_confidence: float
+) -> tuple[np.ndarray, list[tuple[int, float]]]:
+    """:func:`_decode` over unordered classes: every change between two classes costs the same
+    ``penalty``. ``emissions`` is ``[steps, classes]`` log-evidence."""
+    k = emissions.shape[1]
+    transition = np.full((k, k), -penalty)
+    np.fill_diagonal(transition, 0.0)
+    return _decode(
+        emissions,
+        transition,
+        np.eye(k, dtype=bool),
+        penalty=penalty,
+        min_confidence=min_confidence,
+    )
+
+
 def _audible(regions: Sequence[RegionAnnotation], has: Sequence[bool]) -> list[int]:
     return [i for i, a in enumerate(regions) if not a.silent and has[i]]
 
@@ -254,14 +271,9 @@ def _decode_keys(
         none = no_key_probability(est.tonality, cfg)
         probs[row, :NO_KEY] = (1.0 - none) * key_distribution(est)
         probs[row, NO_KEY] = none
-    emissions = np.log(cfg.key_floor + probs)
     states = NO_KEY + 1
-    transition = np.full((states, states), -cfg.key_change_penalty)
-    np.fill_diagonal(transition, 0.0)
-    path, found = _decode(
-        emissions,
-        transition,
-        np.eye(states, dtype=bool),
+    path, found = _decode_classes(
+        np.log(cfg.key_floor + probs),
         penalty=cfg.key_change_penalty,
         min_confidence=cfg.min_event_confidence,
     )
@@ -305,10 +317,11 @@ def track_tempo(
 ) -> int:
     """Grid index of the track's main tempo.
 
-    The regions' evidence is summed; each tempo scores the evidence of its metrical family
-    (itself, its half and its double: a beat, the half-bar and the eighth notes of one pulse),
-    so a pulse is told apart from an unrelated periodicity, and the log-normal prior picks the
-    level within the family.
+    The regions' evidence is summed, and each tempo scores the evidence at its own period and
+    at 2, 3 and 4 times it (a pulse's onset autocorrelation peaks at every multiple of its
+    period, so the beat is the fastest tempo whose multiples all hear it, whereas an
+    unrelated or slower periodicity lacks them). The log-normal prior then picks between
+    levels the comb cannot tell apart (a beat and its eighth notes).
 
     Args:
         evidence: ``[regions, states]`` salience on ``grid``.
@@ -317,12 +330,12 @@ def track_tempo(
         prior_octaves: its standard deviation in octaves.
     """
     total = evidence.sum(axis=0)
-    octave = round(1.0 / TEMPO_STEP_OCTAVES)
-    family = total.copy()
-    family[octave:] += total[:-octave]  # the half tempo
-    family[:-octave] += total[octave:]  # the double tempo
+    steps = np.log2(grid / grid[0]) / TEMPO_STEP_OCTAVES
+    comb = np.zeros_like(total)
+    for k in (1, 2, 3, 4):
+        comb += np.interp(steps - np.log2(k) / TEMPO_STEP_OCTAVES, steps, total, left=0.0)
     prior = np.exp(-0.5 * (np.log2(grid / prior_bpm) / prior_octaves) ** 2)
-    return int(np.argmax(family * prior))
+    return int(np.argmax(comb * prior))
 
 
 def _decode_tempi(
@@ -419,14 +432,8 @@ def _decode_vocals(
     if not idx:
         return out
     probs = np.array([regions[i].vocals.probabilities for i in idx], dtype=np.float64)  # type: ignore[union-attr]
-    emissions = np.log(cfg.vocals_floor + probs)
-    k = len(VOCALS)
-    transition = np.full((k, k), -cfg.vocals_change_penalty)
-    np.fill_diagonal(transition, 0.0)
-    path, found = _decode(
-        emissions,
-        transition,
-        np.eye(k, dtype=bool),
+    path, found = _decode_classes(
+        np.log(cfg.vocals_floor + probs),
         penalty=cfg.vocals_change_penalty,
         min_confidence=cfg.min_event_confidence,
     )

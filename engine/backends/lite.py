@@ -19,7 +19,7 @@ from engine.analysis import analyze_signal
 from engine.audio import resample, to_mono
 from engine.backends.base import Progress, Segment, no_progress
 from engine.captions import template_caption
-from engine.narrative import rule_based
+from engine.narrative import preset_narrative
 from engine.presets import Preset
 from engine.tagging import TaggerSettings
 from engine.types import RegionAnnotation, TrackNarrative
@@ -127,13 +127,12 @@ class LiteBackend:
         progress: Progress = no_progress,
     ) -> TrackNarrative:
         """The rule-based narrative."""
-        narrative = rule_based(
+        narrative = preset_narrative(
             annotations,
+            preset=self.preset,
             source=source,
             duration_s=duration_s,
             backend=self.name,
-            settings=self.preset.track,
-            analysis=self.preset.analysis,
         )
         progress("narrate", 1, 1)
         return narrative

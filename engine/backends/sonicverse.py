@@ -29,7 +29,7 @@ from engine.audio import resample, to_mono
 from engine.backends.base import Progress, Segment, no_progress
 from engine.captions import template_caption
 from engine.errors import ModelLoadError, PresetError
-from engine.narrative import rule_based
+from engine.narrative import preset_narrative
 from engine.presets import Preset
 from engine.types import RegionAnnotation, TrackNarrative
 
@@ -309,13 +309,12 @@ class SonicVerseBackend:
         """
         from engine.prompts import narrative_messages
 
-        rules = rule_based(
+        rules = preset_narrative(
             annotations,
+            preset=self.preset,
             source=source,
             duration_s=duration_s,
             backend=self.name,
-            settings=self.preset.track,
-            analysis=self.preset.analysis,
         )
         if self.lm is None or not self.options.llm.narrative or not annotations:
             progress("narrate", 1, 1)

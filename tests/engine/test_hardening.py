@@ -26,7 +26,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 
 from daw_bridge import protocol
 from daw_bridge.client import EngineClient
-from engine import cli, presets
+from engine import cli
 from engine import server as server_module
 from engine.gate import FramingError, GateLimits, LogLimiter, RateLimiter, check_datagram
 from engine.pipeline import Annotator
@@ -36,18 +36,6 @@ from engine.store import Store
 from tests.engine.test_server import SR, GatedLite, RawOsc, tones
 
 NEGATIVE_BUNDLE = b"#bundle\0" + b"\0" * 8 + b"\xff\xff\xff\xfc"
-
-
-@pytest.fixture(scope="module")
-def lite() -> Any:
-    return presets.load("lite")
-
-
-@pytest.fixture
-def annotator(lite: Any, tmp_path: Path) -> Any:
-    a = Annotator(lite, store=Store(tmp_path / "store.sqlite3"))
-    yield a
-    a.close()
 
 
 def serve(annotator: Any, **config: Any) -> EngineServer:

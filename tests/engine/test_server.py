@@ -113,18 +113,6 @@ class GatedLite:
         self.gate.set()
 
 
-@pytest.fixture(scope="module")
-def lite() -> Any:
-    return presets.load("lite")
-
-
-@pytest.fixture
-def annotator(lite: Any, tmp_path: Path) -> Any:
-    a = Annotator(lite, store=Store(tmp_path / "store.sqlite3"))
-    yield a
-    a.close()
-
-
 @pytest.fixture
 def audio(tmp_path: Path) -> Path:
     return tones(tmp_path / "bounce.wav", [220.0, 330.0, 440.0, 550.0, 660.0])
