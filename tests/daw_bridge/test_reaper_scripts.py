@@ -240,3 +240,20 @@ def test_cancel_stops_before_writing(engine, tmp_path: Path) -> None:
     )
     lines = run_scene(tmp_path, engine.address[1], scene, MAIN.name)
     assert not [x for x in lines if x.startswith("TAKEMARKER")], lines
+
+
+def test_reapack_index_offers_exactly_the_scripts_at_their_version() -> None:
+    import xml.etree.ElementTree as ET
+
+    root = REAPER_DIR.parents[1]
+    index = ET.parse(root / "index.xml").getroot()
+    version = index.find(".//version")
+    text = MAIN.read_text(encoding="utf-8")
+    assert version is not None and version.get("name") == re.search(
+        r"^-- @version (\S+)$", text, re.M
+    ).group(1)
+    sources = {s.text.rsplit("/", 1)[1] for s in version.iter("source")}
+    assert sources == {p.name for p in SCRIPTS}
+    conf = (root / ".reapack-index.conf").read_text(encoding="utf-8")
+    for folder in ("engine", "tests", "scripts", "daw_bridge/ableton", "daw_bridge/ardour"):
+        assert f"--ignore {folder}\n" in conf
