@@ -5,14 +5,19 @@ For DAW scripting languages without UDP sockets (ReaScript Lua runs it through
 
     sonicverse send region/annotate path=/tmp/bounce.wav start_s=0 end_s=10 track=Vox name=Verse
 
-prints one line of JSON on stdout::
+prints one line of ASCII-escaped JSON on stdout (non-ASCII names come out as ``\\uXXXX``
+whatever the console's code page, so REAPER on Windows reads valid JSON)::
 
     {"ok": true, "id": "...", "address": "/sonicverse/region/annotate", "result": {...}}
     {"ok": false, "id": "...", "address": "...", "code": "audio_error", "message": "..."}
 
 Exit status: 0 result, 1 error reply, 2 bad command line, 3 busy, 4 no reply in time.
 Arguments are ``name=value`` pairs named as in :mod:`daw_bridge.protocol` (the header's
-``id``, ``reply_port`` and ``token`` are filled in).
+``id``, ``reply_port`` and ``token`` are filled in), or a JSON object in a file
+(``--args-file``): a program that starts us without a shell (``reaper.ExecProcess``) passes
+names with quotes or apostrophes that way. For callers that cannot wait on a child process,
+``--output`` writes the reply to a file (renamed into place when complete), ``--progress-file``
+keeps the latest progress there, and creating the ``--cancel-file`` cancels the request.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import argparse
 import json
 import os
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 from daw_bridge import protocol
@@ -68,6 +75,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--progress", action="store_true", help="print progress as JSON lines on stderr"
     )
     parser.add_argument(
+        "--args-file",
+        type=Path,
+        help="a JSON object of the request's arguments by name (merged under name=value pairs)",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="write the reply JSON to this file (complete when it appears) instead of stdout",
+    )
+    parser.add_argument(
+        "--progress-file",
+        type=Path,
+        help="keep the latest progress JSON in this file",
+    )
+    parser.add_argument(
+        "--cancel-file",
+        type=Path,
+        help="cancel the request when this file appears",
+    )
+    parser.add_argument(
         "--list",
         action="store_true",
         help="print the requests and their arguments as JSON and exit",
@@ -93,6 +120,51 @@ def parse_pairs(message: protocol.Message, pairs: list[str]) -> dict[str, Any]:
             )
         values[name] = protocol.parse_value(body[name], text)
     return values
+
+
+def load_args_file(message: protocol.Message, path: Path) -> dict[str, Any]:
+    """The arguments in the JSON object at ``path``, typed as :func:`parse_pairs` types them.
+
+    Raises:
+        ProtocolError: an unreadable file, not a JSON object, or an unknown or bad argument.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise protocol.ProtocolError("bad_arguments", f"--args-file {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise protocol.ProtocolError(
+            "bad_arguments",
+            f"--args-file {path}: expected a JSON object, got {type(data).__name__}",
+        )
+    pairs = []
+    for name, value in data.items():
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise protocol.ProtocolError(
+                "bad_arguments",
+                f"--args-file {path}: {name!r} must be a string or a number, got {value!r}",
+            )
+        pairs.append(f"{name}={value}")
+    return parse_pairs(message, pairs)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(text, encoding="ascii")
+    os.replace(tmp, path)
+
+
+def _wait(pending: Any, cancel_file: Path | None) -> Any:
+    """``pending.result()``, cancelling the request once ``cancel_file`` exists."""
+    if cancel_file is None:
+        return pending.result()
+    cancelled = False
+    while not pending.done():
+        if not cancelled and cancel_file.exists():
+            pending.cancel()
+            cancelled = True
+        time.sleep(0.05)
+    return pending.result()
 
 
 def requests_listing() -> list[dict[str, Any]]:
@@ -142,14 +214,20 @@ def run(args: argparse.Namespace) -> int:
         reply["address"] = message.path
         if message.direction != "request":
             raise protocol.ProtocolError("unknown_address", f"{message.path} is a reply")
-        values = parse_pairs(message, args.args)
+        values = load_args_file(message, args.args_file) if args.args_file else {}
+        values.update(parse_pairs(message, args.args))
     except protocol.ProtocolError as exc:
-        out.write(json.dumps({**reply, "code": exc.code, "message": str(exc)}) + "\n")
-        return EXIT_USAGE
+        return _emit(args, {**reply, "code": exc.code, "message": str(exc)}, EXIT_USAGE)
 
     def progress(stage: str, done: int, total: int) -> None:
-        sys.stderr.write(json.dumps({"progress": stage, "done": done, "total": total}) + "\n")
-        sys.stderr.flush()
+        line = json.dumps({"progress": stage, "done": done, "total": total})
+        if args.progress_file is not None:
+            _write_atomic(args.progress_file, line + "\n")
+        if args.progress:
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+
+    wants_progress = args.progress or args.progress_file is not None
 
     status = EXIT_OK
     try:
@@ -157,11 +235,11 @@ def run(args: argparse.Namespace) -> int:
             args.host, args.port, token=args.token, timeout_s=args.timeout, retries=args.retries
         ) as client:
             pending = client.submit(
-                message.path, values, on_progress=progress if args.progress else None
+                message.path, values, on_progress=progress if wants_progress else None
             )
             reply["id"] = pending.id
             try:
-                reply.update(ok=True, result=pending.result())
+                reply.update(ok=True, result=_wait(pending, args.cancel_file))
             except EngineBusy as exc:
                 status = EXIT_BUSY
                 reply.update(
@@ -176,6 +254,15 @@ def run(args: argparse.Namespace) -> int:
     except (BridgeError, protocol.ProtocolError, OSError) as exc:
         status = EXIT_USAGE
         reply.update(code=getattr(exc, "code", "bad_arguments"), message=str(exc))
-    out.write(json.dumps(reply, ensure_ascii=False) + "\n")
-    out.flush()
+    return _emit(args, reply, status)
+
+
+def _emit(args: argparse.Namespace, reply: dict[str, Any], status: int) -> int:
+    """Print the reply as one line of ASCII JSON, or write it to ``--output``."""
+    line = json.dumps(reply, ensure_ascii=True) + "\n"
+    if getattr(args, "output", None) is not None:
+        _write_atomic(args.output, line)
+    else:
+        sys.stdout.write(line)
+        sys.stdout.flush()
     return status

@@ -34,20 +34,25 @@ local function main()
   for _, r in ipairs(regions) do t0 = math.min(t0, r.pos); t1 = math.max(t1, r.rgnend) end
   local path, err = sv.render("sv_regions", 0, 0, t0, t1)
   if not path then sv.fail({ code = "render", message = err }); return end
-  reaper.Undo_BeginBlock()
-  local failure
+  local steps = {}
   for _, r in ipairs(regions) do
     local base = sv.tag_name(r.name, nil)
-    local reply = sv.send(sv.ANNOTATE, {
-      path = path, start_s = r.pos - t0, end_s = r.rgnend - t0, track = "Master", name = base,
-    })
-    if not reply.ok then failure = reply; break end
-    reaper.SetProjectMarker3(0, r.number, true, r.pos, r.rgnend,
-                             sv.tag_name(base, sv.summary(reply.result)), r.color)
+    steps[#steps + 1] = {
+      label = base,
+      prepare = function()
+        return sv.ANNOTATE, { path = path, start_s = r.pos - t0, end_s = r.rgnend - t0,
+                              track = "Master", name = base }
+      end,
+      apply = function(ann)
+        reaper.Undo_BeginBlock()
+        sv.rename_marker(r.number, true, r.pos, r.rgnend, sv.tag_name(base, sv.summary(ann)),
+                         r.color)
+        reaper.UpdateTimeline()
+        reaper.Undo_EndBlock("SonicVerse: annotate region", -1)
+      end,
+    }
   end
-  reaper.UpdateTimeline()
-  reaper.Undo_EndBlock("SonicVerse: annotate regions", -1)
-  if failure then sv.fail(failure) end
+  sv.run_steps("SonicVerse: annotate regions", steps)
 end
 
 main()

@@ -1,14 +1,17 @@
 -- @noindex
 -- SonicVerse for REAPER: shared code of the SonicVerse ReaScripts.
 --
--- ReaScript Lua has no UDP socket, so the scripts run `sonicverse send <address> name=value ...`
--- through reaper.ExecProcess and decode the one JSON line it prints. Audio travels by
--- reference: the scripts render what is selected to a temporary folder through the project's
--- render settings (RENDER_SETTINGS / RENDER_BOUNDSFLAG / RENDER_FILE / RENDER_PATTERN, then
--- action 42230), restore those settings, and send the rendered file's path.
+-- ReaScript Lua has no UDP socket, so the scripts start `sonicverse send <address>
+-- --args-file <json> --output <reply>` in the background through reaper.ExecProcess (no shell,
+-- no wait), poll for the reply file from reaper.defer (REAPER stays responsive; a small window
+-- shows progress, Esc cancels) and decode it. Audio travels by reference: the scripts render
+-- what is selected to a temporary folder through the project's render settings (with the
+-- post-processing switched off, then action 42230), restore those settings, and send the
+-- rendered file's path.
 --
--- Settings (Extensions > ReaScript: set with the "configure" prompt, kept in REAPER's ExtState
--- section "SonicVerse"): command (default "sonicverse"), host, port, token.
+-- Settings ("SonicVerse: configure", kept in REAPER's ExtState section "SonicVerse"):
+-- command (default "sonicverse"; give the full path when REAPER's PATH lacks it), host, port,
+-- token.
 
 local M = {}
 
@@ -16,9 +19,9 @@ M.SECTION = "SonicVerse"
 M.TAG = "SV:"                       -- prefix of the take markers / project markers we own
 M.NOTES_BEGIN = "[SonicVerse]"      -- our block in item / project notes
 M.NOTES_END = "[/SonicVerse]"
-M.WAV24 = "ZXZhdxgB"                -- RENDER_FORMAT for WAV, 24-bit ("evaw" 24 1, base64)
+M.WAV24 = "ZXZhdxgAAQ=="            -- RENDER_FORMAT: WAV 24-bit, the 7 bytes "evaw" 24 0 1
+                                    -- that current REAPER writes (base64)
 M.RENDER_ACTION = 42230             -- File: Render project, most recent settings, auto-close
-M.AUDIO_EXTENSIONS = { ".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff" }
 
 -- Addresses used by the scripts (declared in daw_bridge/protocol.py; a test checks them).
 M.ANNOTATE = "/sonicverse/region/annotate"
@@ -144,66 +147,146 @@ end
 -- Settings and `sonicverse send`
 ------------------------------------------------------------------------------------------
 
+-- JSON text of a string.
+function M.json_string(s)
+  return '"' .. tostring(s):gsub('[%c"\\]', function(ch)
+    return string.format("\\u%04x", ch:byte())
+  end) .. '"'
+end
+
+-- JSON text of a flat table of strings and numbers (the --args-file of `sonicverse send`).
+function M.json_object(t)
+  local names, parts = {}, {}
+  for k in pairs(t) do names[#names + 1] = k end
+  table.sort(names)
+  for _, k in ipairs(names) do
+    local v = t[k]
+    local text = type(v) == "number" and string.format("%.17g", v) or M.json_string(v)
+    parts[#parts + 1] = M.json_string(k) .. ":" .. text
+  end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+
 function M.setting(key, default)
   local v = reaper.GetExtState(M.SECTION, key)
   if v == nil or v == "" then return default end
   return v
 end
 
+-- The "SonicVerse: configure" action: where `sonicverse` lives (REAPER started from the macOS
+-- Finder has a minimal PATH, so give the full path), the engine's host, port and token.
 function M.configure()
   local ok, csv = reaper.GetUserInputs("SonicVerse engine", 4,
-    "sonicverse command,host,port,token,extrawidth=200",
+    "sonicverse command (full path),host,port,token,extrawidth=250",
     table.concat({ M.setting("command", "sonicverse"), M.setting("host", "127.0.0.1"),
                    M.setting("port", "9000"), M.setting("token", "") }, ","))
   if not ok then return false end
   local fields, k = {}, 0
   for f in (csv .. ","):gmatch("([^,]*),") do k = k + 1; fields[k] = f end
   local keys = { "command", "host", "port", "token" }
+  for n, key in ipairs(keys) do
+    if (fields[n] or ""):find('"', 1, true) then
+      reaper.ShowMessageBox(key .. " may not contain a double quote", "SonicVerse", 0)
+      return false
+    end
+  end
+  if not tonumber(fields[3]) then
+    reaper.ShowMessageBox("port must be a number, got " .. tostring(fields[3]), "SonicVerse", 0)
+    return false
+  end
   for n, key in ipairs(keys) do reaper.SetExtState(M.SECTION, key, fields[n] or "", true) end
   return true
 end
 
-local function is_windows()
-  return reaper.GetOS():find("Win") ~= nil
+-- ExecProcess runs a program without a shell: it splits the line at spaces and honours double
+-- quotes, nothing else (ReaScript docs: "ExecProcess(cmdline, timeoutmsec) ... -1 for no
+-- wait/terminate, -2 for no wait and minimize"). Double-quote every word that may hold a space;
+-- names and paths travel in the --args-file, never on the command line.
+function M.dquote(s)
+  return '"' .. tostring(s) .. '"'
 end
 
-function M.quote(s)
-  s = tostring(s)
-  if is_windows() then return '"' .. s:gsub('"', '\\"') .. '"' end
-  return "'" .. s:gsub("'", "'\\''") .. "'"
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local text = f:read("a")
+  f:close()
+  return text
 end
 
--- Run `sonicverse send address k=v ...`; returns the decoded reply table
--- ({ok=true, result=...} or {ok=false, code=..., message=...}).
-function M.send(address, args, timeout_s)
-  -- address and name=value pairs first, options after (argparse cannot intermix them)
-  local parts = { M.setting("command", "sonicverse"), "send", M.quote(address) }
-  local names = {}
-  for k in pairs(args or {}) do names[#names + 1] = k end
-  table.sort(names)
-  for _, k in ipairs(names) do parts[#parts + 1] = M.quote(k .. "=" .. tostring(args[k])) end
-  for _, opt in ipairs({ "--host", M.quote(M.setting("host", "127.0.0.1")),
-                         "--port", M.quote(M.setting("port", "9000")),
-                         "--timeout", tostring(timeout_s or 120) }) do
-    parts[#parts + 1] = opt
+local function write_file(path, text)
+  local f, err = io.open(path, "wb")
+  if not f then return nil, err end
+  f:write(text)
+  f:close()
+  return true
+end
+
+local job_counter = 0
+
+-- Start `sonicverse send` in the background. Returns a job table (poll it with M.poll) or
+-- nil, reply (an error reply table).
+function M.start(address, args, timeout_s)
+  timeout_s = timeout_s or 120
+  local command = M.setting("command", "sonicverse")
+  if command:find("[/\\]") and not reaper.file_exists(command) then
+    return nil, { ok = false, code = "exec",
+                  message = command .. " does not exist: run \"SonicVerse: configure\"" }
   end
+  job_counter = job_counter + 1
+  local base = string.format("%s/job_%d_%d", M.temp_dir(), math.floor(reaper.time_precise() * 1000),
+                             job_counter)
+  local job = { args = base .. "_args.json", reply = base .. "_reply.json",
+                progress = base .. "_progress.json", cancel = base .. "_cancel",
+                deadline = reaper.time_precise() + timeout_s + 15, address = address }
+  for _, p in ipairs({ job.reply, job.progress, job.cancel }) do os.remove(p) end
+  local ok, err = write_file(job.args, M.json_object(args or {}))
+  if not ok then return nil, { ok = false, code = "exec", message = tostring(err) } end
+  local parts = { M.dquote(command), "send", address, "--args-file", M.dquote(job.args),
+                  "--output", M.dquote(job.reply), "--progress-file", M.dquote(job.progress),
+                  "--cancel-file", M.dquote(job.cancel),
+                  "--host", M.dquote(M.setting("host", "127.0.0.1")),
+                  "--port", tostring(math.floor(tonumber(M.setting("port", "9000")) or 9000)),
+                  "--timeout", tostring(timeout_s) }
   local token = M.setting("token", "")
-  if token ~= "" then parts[#parts + 1] = "--token"; parts[#parts + 1] = M.quote(token) end
-  local cmd = table.concat(parts, " ")
-  local out = reaper.ExecProcess(cmd, math.floor(((timeout_s or 120) + 10) * 1000))
-  if not out then
-    return { ok = false, code = "exec", message = "could not run: " .. cmd }
+  if token ~= "" then parts[#parts + 1] = "--token"; parts[#parts + 1] = M.dquote(token) end
+  job.cmd = table.concat(parts, " ")
+  if not reaper.ExecProcess(job.cmd, -2) then
+    return nil, { ok = false, code = "exec",
+                  message = "could not run: " .. job.cmd .. "\nRun \"SonicVerse: configure\"." }
   end
-  local status, text = out:match("^(%-?%d+)\n(.*)$")
-  local line = (text or out):match("({.*})")
-  if not line then
+  return job
+end
+
+-- Ask a running job to stop; its reply becomes a 'cancelled' error.
+function M.cancel(job)
+  write_file(job.cancel, "")
+end
+
+-- nil while the job runs; its reply table once it finished. job.stage / done / total follow
+-- the engine's progress.
+function M.poll(job)
+  local text = read_file(job.reply)
+  if text then
+    for _, p in ipairs({ job.args, job.reply, job.progress, job.cancel }) do os.remove(p) end
+    local line = text:match("({.*})")
+    local okj, reply = pcall(M.json_decode, line or "")
+    if not okj then return { ok = false, code = "exec", message = tostring(reply) } end
+    return reply
+  end
+  local progress = read_file(job.progress)
+  if progress then
+    local okj, p = pcall(M.json_decode, progress:match("({.*})") or "")
+    if okj then job.stage, job.done, job.total = p.progress, p.done, p.total end
+  end
+  if reaper.time_precise() > job.deadline then
+    os.remove(job.args)
     return { ok = false, code = "exec",
-             message = "no reply from `sonicverse send` (exit " .. tostring(status) .. "): "
-                       .. (text or out) .. "\nIs the engine running? (sonicverse engine)" }
+             message = "no reply from `sonicverse send` (" .. job.cmd .. ")\n"
+                       .. "Is the engine running (sonicverse engine)? "
+                       .. "Is the command right (\"SonicVerse: configure\")?" }
   end
-  local okj, reply = pcall(M.json_decode, line)
-  if not okj then return { ok = false, code = "exec", message = tostring(reply) } end
-  return reply
+  return nil
 end
 
 function M.fail(reply)
@@ -211,13 +294,71 @@ function M.fail(reply)
                         "SonicVerse", 0)
 end
 
+-- Run `steps` one after the other from reaper.defer, so REAPER stays responsive. Each step is
+-- { label = text, prepare = function() -> address, args, timeout_s | nil, error reply,
+--   apply = function(result) }. A small window shows progress; Esc or closing it cancels.
+-- `finish(failure)` runs at the end (failure: nil, or the first error reply).
+function M.run_steps(title, steps, finish)
+  local i, job, cancelled = 0, nil, false
+  gfx.init(title, 420, 70)
+  local function done(failure)
+    gfx.quit()
+    if finish then finish(failure) end
+    if failure and failure.code ~= "cancelled" then M.fail(failure) end
+  end
+  local function draw()
+    gfx.set(0.15, 0.15, 0.15); gfx.rect(0, 0, gfx.w, gfx.h, 1)
+    gfx.set(0.9, 0.9, 0.9)
+    gfx.x, gfx.y = 10, 10
+    local step = steps[i] or {}
+    local stage = job and job.stage and string.format(" · %s %s/%s", job.stage,
+      tostring(job.done), tostring(job.total)) or ""
+    gfx.drawstr(string.format("%d/%d %s%s", i, #steps, step.label or "", stage))
+    gfx.x, gfx.y = 10, 40
+    gfx.drawstr(cancelled and "cancelling..." or "Esc or close this window to cancel")
+    gfx.update()
+  end
+  local function tick()
+    local ch = gfx.getchar()
+    if (ch == 27 or ch < 0) and not cancelled then
+      cancelled = true
+      if job then M.cancel(job) else return done({ ok = false, code = "cancelled" }) end
+    end
+    if job then
+      local reply = M.poll(job)
+      if reply then
+        job = nil
+        if not reply.ok then return done(reply) end
+        steps[i].apply(reply.result)
+        if cancelled then return done({ ok = false, code = "cancelled" }) end
+      end
+    end
+    if not job then
+      i = i + 1
+      if i > #steps then return done(nil) end
+      local address, args, timeout_s = steps[i].prepare()
+      if not address then return done(args) end
+      local err
+      job, err = M.start(address, args, timeout_s)
+      if not job then return done(err) end
+    end
+    draw()
+    reaper.defer(tick)
+  end
+  reaper.defer(tick)
+end
+
 ------------------------------------------------------------------------------------------
 -- Rendering through the project's render settings
 ------------------------------------------------------------------------------------------
 
+-- Saved, set for the analysis render, then restored. Post-processing would change what we
+-- measure: RENDER_NORMALIZE (normalise, limiter, fades, trim/pad silence) goes to 0,
+-- RENDER_FORMAT2 (a second format) to "", RENDER_DITHER to 0.
 local RENDER_KEYS_NUM = { "RENDER_SETTINGS", "RENDER_BOUNDSFLAG", "RENDER_STARTPOS",
-                          "RENDER_ENDPOS", "RENDER_ADDTOPROJ", "RENDER_TAILFLAG" }
-local RENDER_KEYS_STR = { "RENDER_FILE", "RENDER_PATTERN", "RENDER_FORMAT" }
+                          "RENDER_ENDPOS", "RENDER_ADDTOPROJ", "RENDER_TAILFLAG",
+                          "RENDER_NORMALIZE", "RENDER_DITHER" }
+local RENDER_KEYS_STR = { "RENDER_FILE", "RENDER_PATTERN", "RENDER_FORMAT", "RENDER_FORMAT2" }
 
 function M.save_render_settings()
   local saved = { num = {}, str = {} }
@@ -241,20 +382,11 @@ function M.temp_dir()
   return dir
 end
 
-local function find_rendered(dir, stem)
-  for _, ext in ipairs(M.AUDIO_EXTENSIONS) do
-    local p = dir .. "/" .. stem .. ext
-    if reaper.file_exists(p) then return p end
-  end
-  return nil
-end
-
 -- Render with `source` (RENDER_SETTINGS: 0 master mix, 32 selected media items) and `bounds`
 -- (RENDER_BOUNDSFLAG: 0 custom start_s/end_s, 4 selected items) to <temp>/<stem>.wav.
--- Returns the rendered file's path or nil, message.
+-- Returns the rendered file's path (from RENDER_TARGETS) or nil, message.
 function M.render(stem, source, bounds, start_s, end_s)
   local dir = M.temp_dir()
-  for _, ext in ipairs(M.AUDIO_EXTENSIONS) do os.remove(dir .. "/" .. stem .. ext) end
   local saved = M.save_render_settings()
   reaper.GetSetProjectInfo(0, "RENDER_SETTINGS", source, true)
   reaper.GetSetProjectInfo(0, "RENDER_BOUNDSFLAG", bounds, true)
@@ -262,13 +394,21 @@ function M.render(stem, source, bounds, start_s, end_s)
   if end_s then reaper.GetSetProjectInfo(0, "RENDER_ENDPOS", end_s, true) end
   reaper.GetSetProjectInfo(0, "RENDER_ADDTOPROJ", 0, true)
   reaper.GetSetProjectInfo(0, "RENDER_TAILFLAG", 0, true)
+  reaper.GetSetProjectInfo(0, "RENDER_NORMALIZE", 0, true)
+  reaper.GetSetProjectInfo(0, "RENDER_DITHER", 0, true)
   reaper.GetSetProjectInfo_String(0, "RENDER_FILE", dir, true)
   reaper.GetSetProjectInfo_String(0, "RENDER_PATTERN", stem, true)
   reaper.GetSetProjectInfo_String(0, "RENDER_FORMAT", M.WAV24, true)
+  reaper.GetSetProjectInfo_String(0, "RENDER_FORMAT2", "", true)
+  -- RENDER_TARGETS: semicolon-separated files the render will write (read-only key)
+  local _, targets = reaper.GetSetProjectInfo_String(0, "RENDER_TARGETS", "", false)
+  local path = (targets or ""):match("^([^;]+)")
+  if path then os.remove(path) end
   reaper.Main_OnCommand(M.RENDER_ACTION, 0)
   M.restore_render_settings(saved)
-  local path = find_rendered(dir, stem)
-  if not path then return nil, "rendering to " .. dir .. "/" .. stem .. " produced no file" end
+  if not path or not reaper.file_exists(path) then
+    return nil, "rendering to " .. dir .. "/" .. stem .. " produced no file"
+  end
   return path
 end
 
@@ -318,6 +458,13 @@ function M.clear_take_markers(take)
     local _, name = reaper.GetTakeMarker(take, idx)
     if name and name:sub(1, #M.TAG) == M.TAG then reaper.DeleteTakeMarker(take, idx) end
   end
+end
+
+-- Rename project marker/region `number` (markers and regions are numbered separately).
+-- SetProjectMarker3 ignores an empty name; SetProjectMarker4's flags&1 clears it.
+function M.rename_marker(number, isrgn, pos, rgnend, name, color)
+  return reaper.SetProjectMarker4(0, number, isrgn, pos, rgnend, name, color,
+                                  name == "" and 1 or 0)
 end
 
 function M.clear_project_markers()

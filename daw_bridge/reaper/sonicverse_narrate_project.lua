@@ -23,20 +23,7 @@ local function spans(length)
   return out
 end
 
-local function main()
-  local length = reaper.GetProjectLength(0)
-  if length <= 0 then
-    reaper.ShowMessageBox("The project is empty.", "SonicVerse", 0)
-    return
-  end
-  local path, err = sv.render("sv_project", 0, 0, 0, length)
-  if not path then sv.fail({ code = "render", message = err }); return end
-  local regions = spans(length)
-  local reply = sv.send(sv.NARRATE, {
-    path = path, track = "Master", regions = #regions > 0 and sv.json_spans(regions) or "",
-  }, 600)
-  if not reply.ok then sv.fail(reply); return end
-  local result = reply.result
+local function apply(result)
   local lines = { result.narrative.text, "" }
   for _, r in ipairs(result.regions) do
     local label = (r.name ~= nil and r.name ~= "") and (r.name .. ": ") or ""
@@ -54,6 +41,25 @@ local function main()
   end
   reaper.UpdateTimeline()
   reaper.Undo_EndBlock("SonicVerse: narrate project", -1)
+end
+
+local function main()
+  local length = reaper.GetProjectLength(0)
+  if length <= 0 then
+    reaper.ShowMessageBox("The project is empty.", "SonicVerse", 0)
+    return
+  end
+  local path, err = sv.render("sv_project", 0, 0, 0, length)
+  if not path then sv.fail({ code = "render", message = err }); return end
+  local regions = spans(length)
+  sv.run_steps("SonicVerse: narrate project", {
+    { label = "narrative",
+      prepare = function()
+        return sv.NARRATE, { path = path, track = "Master",
+                             regions = #regions > 0 and sv.json_spans(regions) or "" }, 600
+      end,
+      apply = apply },
+  })
 end
 
 main()

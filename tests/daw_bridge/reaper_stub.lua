@@ -1,25 +1,51 @@
 -- A stand-in for REAPER's ReaScript API, enough to run the SonicVerse scripts under lua5.4.
 --
 -- usage: lua5.4 reaper_stub.lua <scene.lua> <script.lua> [<script.lua> ...]
--- The scene file returns { items = {...}, regions = {...}, mix = path, length = s,
--- project_notes = s, ext = {command=..., port=...} }. Rendering (action 42230) cuts the
--- scene's audio with sox. After the scripts ran, the project state is printed one fact per
+-- The scene file returns { items = {...}, regions = {...}, markers = {...}, mix = path,
+-- length = s, project_notes = s, ext = {command=..., port=...}, render = {KEY=value},
+-- cancel_at_tick = n }. Rendering (action 42230) cuts the scene's audio with sox. After the
+-- scripts ran (and the reaper.defer queue drained), the project state is printed one fact per
 -- line ("ITEM\t...", "TAKEMARKER\t...", "REGION\t...", "MARKER\t...", "PROJNOTES\t...").
+--
+-- Modelled on the real API where the scripts could go wrong: ExecProcess runs the program
+-- without a shell (words split at spaces, double quotes group, nothing else; -1/-2 do not wait);
+-- markers and regions are numbered separately and enumerated by position; SetProjectMarker3
+-- ignores an empty name (SetProjectMarker4 flags&1 clears it); RENDER_NORMALIZE,
+-- RENDER_FORMAT2 and RENDER_FORMAT are honoured by the render and RENDER_TARGETS names its
+-- output; only the 7-byte WAV config ("evaw" bits 0 1) is read as WAV.
 
 local scene = dofile(arg[1])
 local current_script
 local project = {
   info = { RENDER_SETTINGS = 0, RENDER_BOUNDSFLAG = 1, RENDER_STARTPOS = 0, RENDER_ENDPOS = 0,
-           RENDER_ADDTOPROJ = 1, RENDER_TAILFLAG = 0 },
-  info_str = { RENDER_FILE = "/nowhere", RENDER_PATTERN = "$project", RENDER_FORMAT = "user" },
+           RENDER_ADDTOPROJ = 1, RENDER_TAILFLAG = 0, RENDER_NORMALIZE = 0, RENDER_DITHER = 0 },
+  info_str = { RENDER_FILE = "/nowhere", RENDER_PATTERN = "$project",
+               RENDER_FORMAT = "bDNwbSAAAAAAAAAA", RENDER_FORMAT2 = "" },
   notes = scene.project_notes or "",
   markers = {},
 }
-local next_number = 1
-for _, r in ipairs(scene.regions or {}) do
-  project.markers[#project.markers + 1] = { isrgn = true, pos = r.pos, rgnend = r.rgnend,
-                                            name = r.name, number = next_number, color = 0 }
-  next_number = next_number + 1
+for k, v in pairs(scene.render or {}) do
+  if type(v) == "number" then project.info[k] = v else project.info_str[k] = v end
+end
+local next_number = { [true] = 1, [false] = 1 }   -- markers and regions count separately
+local function add_marker(isrgn, pos, rgnend, name, wantidx)
+  local number = (wantidx and wantidx >= 0) and wantidx or next_number[isrgn]
+  next_number[isrgn] = math.max(next_number[isrgn], number + 1)
+  project.markers[#project.markers + 1] = { isrgn = isrgn, pos = pos, rgnend = rgnend,
+                                            name = name or "", number = number, color = 0 }
+  return number
+end
+for _, r in ipairs(scene.regions or {}) do add_marker(true, r.pos, r.rgnend, r.name) end
+for _, m in ipairs(scene.markers or {}) do add_marker(false, m.pos, 0, m.name) end
+local function by_position()
+  local sorted = {}
+  for i, mk in ipairs(project.markers) do sorted[i] = mk end
+  table.sort(sorted, function(a, b)
+    if a.pos ~= b.pos then return a.pos < b.pos end
+    if a.isrgn ~= b.isrgn then return not a.isrgn end
+    return a.number < b.number
+  end)
+  return sorted
 end
 for i, it in ipairs(scene.items or {}) do
   it.selected = it.selected ~= false
@@ -55,12 +81,96 @@ function reaper.file_exists(p)
   return false
 end
 
-function reaper.ExecProcess(cmd, _timeout_ms)
-  local h = io.popen(cmd .. " 2>/dev/null; echo \"__EXIT:$?\"")
+-- REAPER's own split of a command line: spaces separate words, double quotes group them;
+-- single quotes and backslashes are ordinary characters (there is no shell).
+local function split_cmdline(cmd)
+  local words, word, quoted, any = {}, {}, false, false
+  for ch in cmd:gmatch(".") do
+    if ch == '"' then quoted = not quoted; any = true
+    elseif ch == " " and not quoted then
+      if any then words[#words + 1] = table.concat(word) end
+      word, any = {}, false
+    else word[#word + 1] = ch; any = true end
+  end
+  if any then words[#words + 1] = table.concat(word) end
+  return words
+end
+
+local exec_log = {}
+function reaper.ExecProcess(cmd, timeout_ms)
+  local argv = {}
+  for i, w in ipairs(split_cmdline(cmd)) do argv[i] = q(w) end
+  exec_log[#exec_log + 1] = cmd
+  local line = table.concat(argv, " ")
+  if timeout_ms < 0 then
+    os.execute(line .. " >/dev/null 2>&1 </dev/null &")
+    return ""
+  end
+  local h = io.popen(line .. " 2>/dev/null; echo \"__EXIT:$?\"")
   local out = h:read("a")
   h:close()
   local body, code = out:match("^(.*)__EXIT:(%d+)%s*$")
   return code .. "\n" .. body
+end
+
+local deferred = {}
+function reaper.defer(fn) deferred[#deferred + 1] = fn end
+function reaper.atexit() end
+function reaper.time_precise()
+  local h = io.popen("date +%s.%N")
+  local t = tonumber(h:read("a"))
+  h:close()
+  return t
+end
+
+local ticks = 0
+gfx = { w = 420, h = 70, x = 0, y = 0 }
+function gfx.init() end
+function gfx.quit() end
+function gfx.set() end
+function gfx.rect() end
+function gfx.drawstr() end
+function gfx.update() end
+function gfx.getchar()
+  ticks = ticks + 1
+  if scene.cancel_at_tick and ticks >= scene.cancel_at_tick then return 27 end
+  return 0
+end
+
+local function b64decode(data)
+  local alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+  data = data:gsub("[^" .. alphabet .. "=]", "")
+  return (data:gsub(".", function(x)
+    if x == "=" then return "" end
+    local r, f = "", (alphabet:find(x, 1, true) - 1)
+    for i = 6, 1, -1 do r = r .. (f % 2 ^ i - f % 2 ^ (i - 1) > 0 and "1" or "0") end
+    return r
+  end):gsub("%d%d%d?%d?%d?%d?%d?%d?", function(x)
+    if #x ~= 8 then return "" end
+    local c = 0
+    for i = 1, 8 do c = c + (x:sub(i, i) == "1" and 2 ^ (8 - i) or 0) end
+    return string.char(c)
+  end))
+end
+
+-- The extension REAPER renders to for a RENDER_FORMAT config (base64 of a sink config).
+local function render_extension(cfg)
+  local raw = b64decode(cfg)
+  local fourcc = raw:sub(1, 4)
+  if fourcc == "evaw" then
+    assert(#raw == 7, "a WAV render config is 7 bytes, got " .. #raw .. " (" .. cfg .. ")")
+    return ".wav"
+  end
+  return ({ ["l3pm"] = ".mp3", ["calf"] = ".flac", ["vggo"] = ".ogg" })[fourcc] or ".bin"
+end
+
+local function render_targets()
+  local base = project.info_str.RENDER_FILE .. "/" .. project.info_str.RENDER_PATTERN
+  local out = { base .. render_extension(project.info_str.RENDER_FORMAT) }
+  if project.info_str.RENDER_FORMAT2 ~= "" then
+    out[2] = base .. render_extension(project.info_str.RENDER_FORMAT2)
+  end
+  return out
 end
 
 function reaper.GetSetProjectInfo(_, key, value, set)
@@ -69,6 +179,10 @@ function reaper.GetSetProjectInfo(_, key, value, set)
 end
 
 function reaper.GetSetProjectInfo_String(_, key, value, set)
+  if key == "RENDER_TARGETS" then
+    assert(not set, "RENDER_TARGETS is read-only")
+    return true, table.concat(render_targets(), ";")
+  end
   if set then project.info_str[key] = value end
   return true, project.info_str[key]
 end
@@ -76,7 +190,8 @@ end
 function reaper.Main_OnCommand(cmd)
   assert(cmd == 42230, "unexpected action " .. tostring(cmd))
   assert(project.info.RENDER_ADDTOPROJ == 0, "render would add files to the project")
-  local out = project.info_str.RENDER_FILE .. "/" .. project.info_str.RENDER_PATTERN .. ".wav"
+  local targets = render_targets()
+  local out = targets[1]
   if project.info.RENDER_SETTINGS == 32 then
     assert(project.info.RENDER_BOUNDSFLAG == 4)
     local n = 0
@@ -89,6 +204,11 @@ function reaper.Main_OnCommand(cmd)
     local a, b = project.info.RENDER_STARTPOS, project.info.RENDER_ENDPOS
     sh(string.format("sox %s %s trim %.6f =%.6f", q(scene.mix), q(out), a, b))
   end
+  if project.info.RENDER_NORMALIZE ~= 0 then   -- post-processing: normalise (and so on)
+    sh(string.format("sox %s %s.norm.wav norm -0.1 && mv %s.norm.wav %s", q(out), q(out), q(out),
+                     q(out)))
+  end
+  if targets[2] then sh("cp " .. q(out) .. " " .. q(targets[2])) end
 end
 
 function reaper.CountSelectedMediaItems()
@@ -150,7 +270,7 @@ function reaper.CountProjectMarkers()
   return m + r, m, r
 end
 function reaper.EnumProjectMarkers3(_, idx)
-  local mk = project.markers[idx + 1]
+  local mk = by_position()[idx + 1]
   if not mk then return 0 end
   return idx + 1, mk.isrgn, mk.pos, mk.rgnend, mk.name, mk.number, mk.color
 end
@@ -158,20 +278,21 @@ function reaper.EnumProjectMarkers(idx)
   local r, isrgn, pos, rgnend, name, number = reaper.EnumProjectMarkers3(0, idx)
   return r, isrgn, pos, rgnend, name, number
 end
-function reaper.SetProjectMarker3(_, number, isrgn, pos, rgnend, name, color)
+function reaper.SetProjectMarker4(_, number, isrgn, pos, rgnend, name, color, flags)
   for _, mk in ipairs(project.markers) do
     if mk.number == number and mk.isrgn == isrgn then
-      mk.pos, mk.rgnend, mk.name, mk.color = pos, rgnend, name, color
+      mk.pos, mk.rgnend, mk.color = pos, rgnend, color
+      if name ~= "" then mk.name = name elseif flags & 1 == 1 then mk.name = "" end
       return true
     end
   end
   return false
 end
-function reaper.AddProjectMarker(_, isrgn, pos, rgnend, name)
-  project.markers[#project.markers + 1] = { isrgn = isrgn, pos = pos, rgnend = rgnend,
-                                            name = name, number = next_number, color = 0 }
-  next_number = next_number + 1
-  return next_number - 1
+function reaper.SetProjectMarker3(proj, number, isrgn, pos, rgnend, name, color)
+  return reaper.SetProjectMarker4(proj, number, isrgn, pos, rgnend, name, color, 0)
+end
+function reaper.AddProjectMarker(_, isrgn, pos, rgnend, name, wantidx)
+  return add_marker(isrgn, pos, rgnend, name, wantidx)
 end
 function reaper.DeleteProjectMarker(_, number, isrgn)
   for i, mk in ipairs(project.markers) do
@@ -183,6 +304,12 @@ end
 for i = 2, #arg do
   current_script = arg[i]
   dofile(current_script)
+  while #deferred > 0 do   -- REAPER calls deferred functions about 30 times a second
+    local batch = deferred
+    deferred = {}
+    for _, fn in ipairs(batch) do fn() end
+    if #deferred > 0 then os.execute("sleep 0.03") end
+  end
 end
 
 local function esc(s) return (tostring(s):gsub("\\", "\\\\"):gsub("\n", "\\n"):gsub("\t", "\\t")) end
@@ -192,7 +319,8 @@ for _, it in ipairs(scene.items or {}) do
     print(string.format("TAKEMARKER\t%s\t%.3f\t%s", it.name, m.pos, esc(m.name)))
   end
 end
-for _, mk in ipairs(project.markers) do
+for _, cmd in ipairs(exec_log) do print("EXEC\t" .. cmd) end
+for _, mk in ipairs(by_position()) do
   print(string.format("%s\t%.3f\t%.3f\t%s", mk.isrgn and "REGION" or "MARKER", mk.pos,
                       mk.rgnend, esc(mk.name)))
 end

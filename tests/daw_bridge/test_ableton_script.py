@@ -109,6 +109,8 @@ class Clip:
         warping: bool = False,
         bpm: float = 120.0,
         sr: int = 22050,
+        arrangement: bool = False,
+        sample_length: int = 0,
     ) -> None:
         self.is_audio_clip = True
         self.file_path = path
@@ -118,7 +120,11 @@ class Clip:
         self.warping = warping
         self.sample_rate = sr
         self.color_index = 0
-        self.canonical_parent = ClipSlot(Track("Vocals"))
+        self.sample_length = sample_length
+        # Live: an arrangement clip's canonical_parent is its Track; a session clip's is its
+        # ClipSlot (decompiled Live 11 scripts; AbletonOSC's clip handlers)
+        self.is_arrangement_clip = arrangement
+        self.canonical_parent = Track("Vocals") if arrangement else ClipSlot(Track("Vocals"))
         self._bpm = bpm
 
     def beat_to_sample_time(self, beats: float) -> float:
@@ -227,6 +233,17 @@ def test_warped_clip_markers_are_converted_to_seconds(live_script: Any) -> None:
     clip.warping = False
     clip.start_marker, clip.end_marker = 0.25, 1.75
     assert live_script.sonicverse.clip_span_s(clip) == (0.25, 1.75)
+
+
+def test_arrangement_and_session_clips_name_their_track(live_script: Any) -> None:
+    for arrangement in (False, True):
+        clip = Clip("/x.wav", name="", start=0, end=1, arrangement=arrangement)
+        assert live_script.sonicverse.track_name(clip) == "Vocals"
+
+
+def test_clip_end_is_clamped_to_the_file(live_script: Any) -> None:
+    clip = Clip("/x.wav", name="", start=0.5, end=8.0, sample_length=22050 * 4)
+    assert live_script.sonicverse.clip_span_s(clip) == (0.5, 4.0)
 
 
 def test_engine_errors_are_shown_and_unanswered_requests_expire(

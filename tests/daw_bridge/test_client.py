@@ -212,3 +212,78 @@ def test_send_list_describes_every_request() -> None:
         assert send.run(parser.parse_args(["--list"])) == 0
     listing = json.loads(out.getvalue())
     assert [r["address"] for r in listing["requests"]] == list(protocol.REQUESTS)
+
+
+def _echo_args(e: FakeEngine, to: tuple[str, int], address: str, p: list[Any]) -> None:
+    body = json.dumps({"args": p[3:]}, ensure_ascii=False)
+    e.send(to, _reply(protocol.RESULT, id=p[0], part=0, parts=1, json=body))
+
+
+def test_send_prints_ascii_json_for_non_ascii_names(fake: Any) -> None:
+    engine = fake(_echo_args)
+    parser = argparse.ArgumentParser()
+    send.add_arguments(parser)
+    out = io.StringIO()
+    argv = ["region/annotate", "path=/a.wav", "start_s=0", "end_s=1", "name=Öl Ünd Café 声"]
+    with redirect_stdout(out):
+        send.run(parser.parse_args([*argv, "--port", str(engine.port)]))
+    text = out.getvalue()
+    assert text.isascii(), text
+    assert json.loads(text)["result"]["args"][4] == "Öl Ünd Café 声"
+
+
+def test_send_reads_args_file_and_writes_output_file(fake: Any, tmp_path: Any) -> None:
+    engine = fake(_echo_args)
+    args = tmp_path / "args.json"
+    args.write_text(
+        json.dumps({"path": "/it's here.wav", "start_s": 0.5, "end_s": 2, "name": 'Mike\'s "Gtr"'}),
+        encoding="utf-8",
+    )
+    reply_file = tmp_path / "reply.json"
+    parser = argparse.ArgumentParser()
+    send.add_arguments(parser)
+    out = io.StringIO()
+    argv = ["region/annotate", "--args-file", str(args), "--output", str(reply_file)]
+    with redirect_stdout(out):
+        status = send.run(parser.parse_args([*argv, "--port", str(engine.port)]))
+    assert status == 0 and out.getvalue() == ""
+    reply = json.loads(reply_file.read_text(encoding="ascii"))
+    assert reply["result"]["args"] == ["/it's here.wav", 0.5, 2.0, "", 'Mike\'s "Gtr"', ""]
+    args.write_text("[1, 2]", encoding="utf-8")
+    status, reply = _run_send(["region/annotate", "--args-file", str(args)])
+    assert status == send.EXIT_USAGE and "expected a JSON object" in reply["message"]
+
+
+def test_send_cancels_when_the_cancel_file_appears(fake: Any, tmp_path: Any) -> None:
+    def behave(e: FakeEngine, to: tuple[str, int], address: str, p: list[Any]) -> None:
+        if address == protocol.CANCEL:
+            e.send(to, _reply(protocol.RESULT, id=p[0], part=0, parts=1, json="{}"))
+            e.send(to, _reply(protocol.ERROR, id=p[3], code="cancelled", message="cancelled"))
+        else:
+            e.send(to, _reply(protocol.ACCEPTED, id=p[0], position=0))
+            e.send(to, _reply(protocol.PROGRESS, id=p[0], stage="analyze", done=1, total=3))
+
+    engine = fake(behave)
+    cancel = tmp_path / "cancel"
+    progress = tmp_path / "progress.json"
+    timer = threading.Timer(0.5, cancel.touch)
+    timer.start()
+    status, reply = _run_send(
+        [
+            "region/annotate",
+            "path=/a.wav",
+            "start_s=0",
+            "end_s=1",
+            "--port",
+            str(engine.port),
+            "--cancel-file",
+            str(cancel),
+            "--progress-file",
+            str(progress),
+            "--timeout",
+            "10",
+        ]
+    )
+    timer.join()
+    assert (status, reply["code"]) == (send.EXIT_ERROR, "cancelled")
+    assert json.loads(progress.read_text())["done"] == 1

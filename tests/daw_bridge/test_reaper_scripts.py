@@ -36,6 +36,7 @@ def test_there_are_the_three_scripts_and_their_library():
         "sonicverse_annotate_selected_items.lua",
         "sonicverse_annotate_regions.lua",
         "sonicverse_narrate_project.lua",
+        "sonicverse_configure.lua",
     }
 
 
@@ -89,12 +90,23 @@ def _lua_str(s: str) -> str:
     return "[==[" + s + "]==]"
 
 
-def run_scene(tmp_path: Path, port: int, scene: str, *scripts: str, times: int = 1) -> list[str]:
+def run_scene(
+    tmp_path: Path,
+    port: int,
+    scene: str,
+    *scripts: str,
+    times: int = 1,
+    command: str = SONICVERSE,
+    messages: bool = False,
+) -> list[str]:
+    """Run the scripts in the stub; the project's state one fact a line (EXEC lines left out)."""
     scene_file = tmp_path / "scene.lua"
-    ext = f'ext = {{ command = {_lua_str(SONICVERSE)}, port = "{port}", host = "127.0.0.1" }},'
+    ext = f'ext = {{ command = {_lua_str(command)}, port = "{port}", host = "127.0.0.1" }},'
     scene_file.write_text(f"return {{ {ext} {scene} }}\n", encoding="utf-8")
     paths = [str(REAPER_DIR / s) for s in scripts] * times
-    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    # `sonicverse` is the venv's entry point: make it import this checkout's daw_bridge
+    root = str(REAPER_DIR.parents[1])
+    env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONPATH": root}
     proc = subprocess.run(
         [LUA, str(STUB), str(scene_file), *paths],
         capture_output=True,
@@ -103,8 +115,9 @@ def run_scene(tmp_path: Path, port: int, scene: str, *scripts: str, times: int =
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.splitlines()
-    assert not [x for x in lines if x.startswith("MSG")], lines
+    lines = [x for x in proc.stdout.splitlines() if not x.startswith("EXEC")]
+    if not messages:
+        assert not [x for x in lines if x.startswith("MSG")], lines
     return lines
 
 
@@ -158,3 +171,89 @@ def test_annotate_regions_and_narrate_project_are_idempotent(engine, tmp_path: P
     notes = next(x for x in once if x.startswith("PROJNOTES")).split("\t", 1)[1]
     assert notes.startswith("session notes\\n[SonicVerse]\\n")
     assert "0:01  Verse: " in notes and "0:03  Chorus: " in notes
+
+
+def _loudness(lines: list[str]) -> str:
+    notes = next(x for x in lines if x.startswith("ITEM")).split("\t")[3]
+    return re.search(r"Loudness: (-?[\d.]+) LUFS", notes).group(1)
+
+
+@needs_lua
+def test_names_with_quotes_and_a_command_path_with_a_space(engine, tmp_path: Path) -> None:
+    # ExecProcess has no shell: POSIX quoting of "Mike's Gtr" or an unquoted path with a
+    # space used to break the call
+    a = _tones(tmp_path / "a.wav", [220.0, 330.0])
+    tools = tmp_path / "my tools"
+    tools.mkdir()
+    command = tools / "sonicverse"
+    command.symlink_to(SONICVERSE)
+    scene = (
+        f"items = {{ {{ source = {_lua_str(str(a))}, length = 2.0, track = [[Mike's Gtr]],"
+        """ name = [[Mike's "best" take]] } },"""
+    )
+    lines = run_scene(tmp_path, engine.address[1], scene, MAIN.name, command=str(command))
+    markers = [x.split("\t") for x in lines if x.startswith("TAKEMARKER")]
+    assert len(markers) == 1 and markers[0][3].startswith("SV: "), lines
+
+
+@needs_lua
+def test_render_post_processing_is_neutralised_and_restored(engine, tmp_path: Path) -> None:
+    a = _tones(tmp_path / "a.wav", [220.0, 330.0])
+    item = (
+        f"items = {{ {{ source = {_lua_str(str(a))}, length = 2.0, track = 'T', name = 'x' }} }},"
+    )
+    plain = run_scene(tmp_path, engine.address[1], item, MAIN.name)
+    user = "render = { RENDER_NORMALIZE = 1, RENDER_DITHER = 3, RENDER_FORMAT2 = 'Y2FsZg==' },"
+    post = run_scene(tmp_path, engine.address[1], item + user, MAIN.name)
+    assert _loudness(post) == _loudness(plain)
+    info = dict(x.split("\t")[1:] for x in post if x.startswith("INFO"))
+    assert (info["RENDER_NORMALIZE"], info["RENDER_DITHER"], info["RENDER_FORMAT2"]) == (
+        "1",
+        "3",
+        "Y2FsZg==",
+    )
+
+
+@needs_lua
+def test_rename_marker_can_clear_a_region_name(tmp_path: Path) -> None:
+    script = tmp_path / "rename.lua"
+    script.write_text(
+        f"local sv = dofile({_lua_str(str(REAPER_DIR / 'sonicverse_common.lua'))})\n"
+        "sv.rename_marker(1, true, 1.0, 3.0, '', 0)\n"
+        "sv.rename_marker(1, false, 2.0, 0, 'kept', 0)\n",
+        encoding="utf-8",
+    )
+    scene = (
+        "regions = { { pos = 1.0, rgnend = 3.0, name = '[SV old]' } },"
+        "markers = { { pos = 2.0, name = 'cue' } },"
+    )
+    lines = run_scene(tmp_path, 0, scene, str(script))
+    assert "REGION\t1.000\t3.000\t" in lines and "MARKER\t2.000\t0.000\tkept" in lines, lines
+
+
+@needs_lua
+def test_cancel_stops_before_writing(engine, tmp_path: Path) -> None:
+    a = _tones(tmp_path / "a.wav", [220.0])
+    scene = (
+        f"items = {{ {{ source = {_lua_str(str(a))}, length = 1.0, track = 'T', name = 'x' }} }},"
+        "cancel_at_tick = 1,"
+    )
+    lines = run_scene(tmp_path, engine.address[1], scene, MAIN.name)
+    assert not [x for x in lines if x.startswith("TAKEMARKER")], lines
+
+
+def test_reapack_index_offers_exactly_the_scripts_at_their_version() -> None:
+    import xml.etree.ElementTree as ET
+
+    root = REAPER_DIR.parents[1]
+    index = ET.parse(root / "index.xml").getroot()
+    version = index.find(".//version")
+    text = MAIN.read_text(encoding="utf-8")
+    assert version is not None and version.get("name") == re.search(
+        r"^-- @version (\S+)$", text, re.M
+    ).group(1)
+    sources = {s.text.rsplit("/", 1)[1] for s in version.iter("source")}
+    assert sources == {p.name for p in SCRIPTS}
+    conf = (root / ".reapack-index.conf").read_text(encoding="utf-8")
+    for folder in ("engine", "tests", "scripts", "daw_bridge/ableton", "daw_bridge/ardour"):
+        assert f"--ignore {folder}\n" in conf

@@ -64,14 +64,30 @@ def clip_span_s(clip):
     """The clip's ``[start, end)`` in seconds of its audio file.
 
     Warped clips keep their markers in beats: they are converted through the clip's warp
-    map (``beat_to_sample_time``, Live 11+). Unwarped clips keep them in seconds.
+    map (``beat_to_sample_time``, Live 11+). Unwarped clips keep them in seconds. The end is
+    clamped to the file's length (``sample_length`` / ``sample_rate``; ``Clip.sample_rate``
+    needs Live 11.0.5 or later): a looped clip's end marker may lie past it.
     """
     start, end = clip.start_marker, clip.end_marker
+    rate = float(clip.sample_rate)
     if getattr(clip, "warping", False):
-        rate = float(clip.sample_rate)
         start = clip.beat_to_sample_time(start) / rate
         end = clip.beat_to_sample_time(end) / rate
+    length = getattr(clip, "sample_length", 0)
+    if length and rate > 0:
+        end = min(float(end), length / rate)
     return max(0.0, float(start)), float(end)
+
+
+def track_name(clip):
+    """The name of the clip's track: an arrangement clip's ``canonical_parent`` is the Track,
+    a session clip's is its ClipSlot (whose ``canonical_parent`` is the Track)."""
+    parent = getattr(clip, "canonical_parent", None)
+    if parent is None:
+        return ""
+    if not getattr(clip, "is_arrangement_clip", False):
+        parent = getattr(parent, "canonical_parent", None)
+    return str(getattr(parent, "name", "") or "")
 
 
 class _Pending:
@@ -164,10 +180,7 @@ class SonicVerse:
             self._show("SonicVerse: the clip has no audio file")
             return None
         start_s, end_s = clip_span_s(clip)
-        track = ""
-        canonical = getattr(clip, "canonical_parent", None)
-        if canonical is not None and getattr(canonical, "canonical_parent", None) is not None:
-            track = canonical.canonical_parent.name
+        track = track_name(clip)
         self._counter += 1
         rid = f"{self._prefix}-{self._counter}"
         values = {

@@ -1,0 +1,46 @@
+ardour {
+  ["type"] = "EditorAction",
+  name = "SonicVerse: annotate regions",
+  author = "SonicVerse",
+  description = [[Asks the running SonicVerse engine (`sonicverse engine`) for the key, vocals
+and tempo of each selected audio region (every audio region when nothing is selected, or when
+run headless), appends "[SV <key> · <vocals> · <tempo>]" to its name and adds a range
+marker "SV: ..." over it. Running it again replaces both. Needs sonicverse_lib.lua beside it.]],
+}
+
+function factory () return function ()
+  local dir = ARDOUR.LuaAPI.build_filename(ARDOUR.user_config_directory(-1), "scripts")
+  local lib_path = os.getenv("SONICVERSE_ARDOUR_LIB")
+    or ARDOUR.LuaAPI.build_filename(dir, "sonicverse_lib.lua")
+  local sv = dofile(lib_path)
+
+  local targets = {}
+  local selected = {}
+  if Editor then
+    for region in Editor:get_selection().regions:regionlist():iter() do
+      selected[region:to_stateful():id():to_s()] = true
+    end
+  end
+  for _, r in ipairs(sv.all_regions()) do
+    if next(selected) == nil or selected[r.region:to_stateful():id():to_s()] then
+      targets[#targets + 1] = r
+    end
+  end
+
+  local rate = Session:nominal_sample_rate()
+  for _, t in ipairs(targets) do
+    local ann, err = sv.annotate_region(t.region, t.track)
+    if ann then
+      local text = sv.summary(ann)
+      t.region:set_name(sv.tag_name(t.region:name(), text))
+      local pos = t.region:position():samples() / rate
+      sv.mark(pos, pos + t.region:length():samples() / rate, text)
+    elseif err.code ~= "skip" then
+      local msg = string.format("SonicVerse: %s: %s", tostring(err.code), tostring(err.message))
+      if LuaDialog then LuaDialog.Message("SonicVerse", msg, LuaDialog.MessageType.Error,
+                                          LuaDialog.ButtonType.Close):run()
+      else print(msg) end
+      return
+    end
+  end
+end end
