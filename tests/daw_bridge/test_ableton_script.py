@@ -290,3 +290,24 @@ def test_tag_name_and_summary(live_script: Any) -> None:
     ann = {"silent": False, "key": {"key": "F# minor"}, "vocals": {"label": "female"}}
     assert sv.summary(ann) == "F# minor · female vocals"
     assert sv.summary({"silent": True}) == "silence"
+
+
+def test_engine_host_is_resolved_once(live_script: Any, monkeypatch: Any) -> None:
+    """Live's main thread must not wait on a name lookup at every send."""
+    import socket
+
+    lookups: list[str] = []
+    real = socket.getaddrinfo
+
+    def counting(host: str, *a: Any, **kw: Any) -> Any:
+        lookups.append(host)
+        return real(host, *a, **kw)
+
+    monkeypatch.setattr(socket, "getaddrinfo", counting)
+    c = CInstance()
+    surface = live_script.sonicverse.SonicVerse(c, settings={"host": "localhost", "port": 9})
+    assert surface._engine == ("127.0.0.1", 9)
+    for _ in range(3):
+        surface._sendto(b"/x\0\0,\0\0\0")
+    assert lookups == ["localhost"]
+    surface.disconnect()

@@ -37,6 +37,15 @@ VOCAL_COLOURS = {"none": 13, "male": 41, "female": 56}
 _SUFFIX = re.compile(r"\s*\[SV [^\]]*\]$")
 
 
+def _resolve(host):
+    """The engine's IPv4 address, looked up once: a name in ``sendto`` would be looked up
+    again on Live's main thread at every send."""
+    try:
+        return socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_DGRAM)[0][4][0]
+    except (OSError, IndexError):
+        return host  # unresolvable now: sends fail and say so
+
+
 def tag_name(name, text):
     """``name`` with our ``[SV ...]`` suffix replaced by ``[SV text]`` (removed if no text)."""
     base = _SUFFIX.sub("", name or "")
@@ -109,7 +118,7 @@ class SonicVerse:
         self._c = c_instance
         self._clock = clock
         cfg = settings if settings is not None else self._read_settings()
-        self._engine = (str(cfg.get("host", HOST)), int(cfg.get("port", PORT)))
+        self._engine = (_resolve(str(cfg.get("host", HOST))), int(cfg.get("port", PORT)))
         self._token = str(cfg.get("token", ""))
         self._auto = bool(cfg.get("auto", True))
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -205,6 +214,9 @@ class SonicVerse:
             self._sock.sendto(dgram, self._engine)
         except OSError as exc:
             self._log(f"send failed: {exc}")
+            self._show(
+                f"SonicVerse: cannot reach the engine at {self._engine[0]}:{self._engine[1]}"
+            )
 
     # Replies -------------------------------------------------------------------------
 
