@@ -12,7 +12,8 @@ apt_pkgs=(libsndfile1 libportaudio2 libegl1 libgl1 libxkbcommon0 libxkbcommon-x1
           libxcb-randr0 libxcb-render-util0 libxcb-image0)
 if [[ "${1:-}" == "--dev" ]]; then
   extras="all"
-  apt_pkgs+=(fluidsynth fluid-soundfont-gm espeak-ng sox xvfb lua5.4 lame ffmpeg)
+  apt_pkgs+=(fluidsynth fluid-soundfont-gm espeak-ng sox xvfb lua5.4 lame ffmpeg
+            default-jre-headless)  # Java: METEOR in sonicverse evaluate
 fi
 
 missing=()
