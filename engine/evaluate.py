@@ -11,11 +11,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,8 +23,12 @@ from engine.backends.base import Progress, no_progress
 from engine.data.manifest import Manifest, ManifestRow, read_manifest
 from engine.errors import EngineError
 from engine.metrics import features
+from engine.metrics.captions import BleuLevel, RougeVariant
 from engine.metrics.report import REPORT_FORMAT, REPORT_VERSION
 from engine.types import Region, RegionAnnotation, TrackResult
+
+if TYPE_CHECKING:
+    from engine.pipeline import Annotator
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +72,11 @@ class RowPrediction:
 def summarise(row_id: str, result: TrackResult) -> RowPrediction:
     """One prediction from a row's annotated regions (see :class:`RowPrediction`)."""
     sounding = [a for a in result.regions if not a.silent] or list(result.regions)
-    weight: Counter[str] = Counter()
+    weight: dict[str, float] = defaultdict(float)
     for a in sounding:
         if a.key is not None:
             weight[a.key.key] += a.duration_s
-    key = weight.most_common(1)[0][0] if weight else None
+    key = max(weight, key=weight.__getitem__) if weight else None
     confidence = None
     if key is not None:
         held = [a for a in sounding if a.key is not None and a.key.key == key]
@@ -86,7 +90,7 @@ def summarise(row_id: str, result: TrackResult) -> RowPrediction:
     tag_scores: dict[str, dict[str, float]] = {}
     tags: dict[str, list[str]] = {}
     for group in ("instruments", "genres", "moods"):
-        totals: Counter[str] = Counter()
+        totals: dict[str, float] = defaultdict(float)
         counts: Counter[str] = Counter()
         for a in sounding:
             for t in getattr(a, group):
@@ -138,7 +142,7 @@ def row_regions(
 
 def annotate_rows(
     rows: Sequence[ManifestRow],
-    annotator: Any,
+    annotator: Annotator,
     *,
     use_cache: bool = True,
     progress: Progress = no_progress,
@@ -172,8 +176,8 @@ def score(
     preds: dict[str, RowPrediction],
     *,
     text_model: str | None = None,
-    bleu_level: str = "corpus",
-    rouge_variant: str = "fmeasure",
+    bleu_level: BleuLevel = "corpus",
+    rouge_variant: RougeVariant = "fmeasure",
 ) -> dict[str, dict[str, Any]]:
     """The report's sections: per metric group the rows used and the metrics (or why not)."""
     done = [r for r in rows if r.id in preds]
@@ -190,7 +194,7 @@ def score(
             refs,
             hyps,
             bleu_level=bleu_level,
-            rouge_variant=rouge_variant,  # type: ignore[arg-type]
+            rouge_variant=rouge_variant,
         )
     sections["BERTScore"] = _section(len(cap))
     sections["retrieval"] = _section(len(cap))
