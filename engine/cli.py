@@ -33,6 +33,8 @@ EXTERNAL: dict[str, tuple[str, str]] = {
     "send": ("daw_bridge.send", "send one request to a running engine and print the JSON reply"),
     "panel": ("ui.app", "open the Qt annotation panel"),
     "listen": ("engine.listen", "caption what the microphone hears, live"),
+    "evaluate": ("engine.evaluate", "score a preset on a labelled manifest; write a report"),
+    "manifest": ("engine.data.importers", "build a manifest from MusicBench, Song Describer, CSV"),
 }
 
 KEY_COLOURS = (

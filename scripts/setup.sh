@@ -12,8 +12,10 @@ apt_pkgs=(libsndfile1 libportaudio2 libegl1 libgl1 libxkbcommon0 libxkbcommon-x1
           libxcb-randr0 libxcb-render-util0 libxcb-image0)
 if [[ "${1:-}" == "--dev" ]]; then
   extras="all"
-  # ardour: headless ardour7-lua runs the Ardour scripts end to end in the tests
-  apt_pkgs+=(fluidsynth fluid-soundfont-gm espeak-ng sox xvfb lua5.4 lame ffmpeg ardour)
+  # ardour: headless ardour7-lua runs the Ardour scripts end to end in the tests;
+  # Java: METEOR in sonicverse evaluate
+  apt_pkgs+=(fluidsynth fluid-soundfont-gm espeak-ng sox xvfb lua5.4 lame ffmpeg ardour
+            default-jre-headless)
 fi
 
 missing=()

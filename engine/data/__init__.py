@@ -1,0 +1,1 @@
+"""Data sets: the manifest format shared by training and evaluation, and its importers."""
