@@ -33,6 +33,8 @@ EXTERNAL: dict[str, tuple[str, str]] = {
     "send": ("daw_bridge.send", "send one request to a running engine and print the JSON reply"),
     "panel": ("ui.app", "open the Qt annotation panel"),
     "listen": ("engine.listen", "caption what the microphone hears, live"),
+    "batch": ("engine.batch.cli", "annotate a folder or manifest: Parquet table, sidecars, plots"),
+    "tag": ("engine.filetags", "write key, BPM and a comment into audio files' own tags"),
 }
 
 KEY_COLOURS = (
