@@ -222,3 +222,19 @@ def test_ray_gives_the_same_rows(
         if a[k] != (pytest.approx(b[k], rel=1e-5) if isinstance(b[k], float) else b[k])
     ]
     assert diffs == []
+
+
+def test_local_path_never_imports_ray(catalogue: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from dataclasses import replace; from engine import presets; "
+        "from engine.batch.cli import run; from engine.batch.jobs import discover; "
+        "from engine.batch.runner import run_batch; from engine.batch.worker import WorkerConfig; "
+        "p = presets.load('lite'); p = replace(p, options=replace(p.options, tag=False)); "
+        f"jobs = [j for j in discover({str(catalogue)!r}) if j.audio.endswith('a_c_major.wav')]; "
+        f"r = run_batch(jobs, WorkerConfig(preset=p, out={str(tmp_path)!r}), workers=1); "
+        "assert r.done == 1, r; assert 'ray' not in sys.modules, 'ray imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
