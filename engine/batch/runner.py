@@ -340,7 +340,7 @@ def run_ray(
             workers = max(1, min(workers, int(gpus / gpus_per_worker)))
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
-    ds = ray.data.from_items(
+    ds: Any = ray.data.from_items(
         [{"job": j.to_json()} for j in jobs],
         override_num_blocks=min(len(jobs), max(16 * workers, 200)),
     )
