@@ -35,6 +35,8 @@ EXTERNAL: dict[str, tuple[str, str]] = {
     "listen": ("engine.listen", "caption what the microphone hears, live"),
     "evaluate": ("engine.evaluate", "score a preset on a labelled manifest; write a report"),
     "manifest": ("engine.data.importers", "build a manifest from MusicBench, Song Describer, CSV"),
+    "batch": ("engine.batch.cli", "annotate a folder or manifest: Parquet table, sidecars, plots"),
+    "tag": ("engine.filetags", "write key, BPM and a comment into audio files' own tags"),
 }
 
 KEY_COLOURS = (
