@@ -78,7 +78,7 @@ PROGRESSIONS = {
     "major": ((0, 4, 5, 3), (0, 3, 4, 0), (0, 5, 3, 4)),
     "minor": ((0, 5, 2, 6), (0, 3, 4, 0), (0, 5, 3, 4)),  # V is major (harmonic minor)
 }
-RENDER_VERSION = 2  # part of the cache file name: bump when the songs change
+RENDER_VERSION = 3  # part of the cache file name: bump when the songs change
 TIMING_SD_S = 0.008  # players are not quantised: onsets jitter by this much
 STYLES = {  # chord program, melody program, drums
     "pop": (0, 73, True),
@@ -128,24 +128,33 @@ def _bar_events(
     if minor and chord_deg % 7 == 4:
         triad[1] += 1  # the dominant's leading tone
     ev: list[tuple[int, int, float, float, int]] = []
+    strum = style in ("folk", "rock")  # eighth-note strumming, as guitars play
     for b in range(4):
         t = t0 + b * beat
-        if chord_prog in (0, 25, 29):  # struck instruments: re-strike on each beat
+        if strum:
+            for half in (0, 1):
+                vel = 80 if half == 0 else 68
+                ev.extend(
+                    (0, 60 + p - 12 * (p > 11), t + half * beat / 2, beat / 2, vel) for p in triad
+                )
+        elif chord_prog == 0:  # piano: re-struck on each beat
             ev.extend((0, 60 + p - 12 * (p > 11), t, beat * 0.95, 70) for p in triad)
-        elif b == 0:
+        elif b == 0:  # pads and strings hold the bar
             ev.extend((0, 60 + p - 12 * (p > 11), t, 4 * beat * 0.98, 65) for p in triad)
-        ev.append((1, 36 + root % 12, t, beat * 0.9, 90))
+        if style == "electronic":  # an eighth-note bass line
+            ev.append((1, 36 + root % 12, t, beat * 0.45, 90))
+            ev.append((1, 48 + root % 12, t + beat / 2, beat * 0.45, 80))
+        else:
+            ev.append((1, 36 + root % 12, t, beat * 0.9, 90))
         for half in (0, 1):
             if rng.random() < 0.6:
                 deg = int(rng.integers(0, 7))
                 ev.append((2, 72 + tonic % 12 + scale[deg], t + half * beat / 2, beat / 2, 85))
         if drums:
-            if b in (0, 2):
-                ev.append((3, 36, t, 0.1, 110))
-            else:
-                ev.append((3, 38, t, 0.1, 100))
-            ev.append((3, 42, t, 0.05, 70))
-            ev.append((3, 42, t + beat / 2, 0.05, 60))
+            ev.append((3, 36 if b in (0, 2) else 38, t, 0.1, 110 if b in (0, 2) else 100))
+            hats = 4 if style == "electronic" else 2  # sixteenths or eighths
+            for h in range(hats):
+                ev.append((3, 42, t + h * beat / hats, 0.05, 72 if h == 0 else 64))
     jitter = rng.normal(0.0, TIMING_SD_S, len(ev))
     return [(q, p, max(0.0, on + j), d, v) for (q, p, on, d, v), j in zip(ev, jitter, strict=True)]
 

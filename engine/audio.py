@@ -400,7 +400,7 @@ class LibavReader:
 
         self._source = source
         try:
-            self._container = av.open(str(source) if isinstance(source, Path) else source)
+            self._container = av.open(str(source) if isinstance(source, Path) else source, mode="r")
         except av.FFmpegError as exc:
             raise AudioError(f"{source}: libav cannot open it ({exc})") from exc
         stream = self._container.streams.audio[0]
@@ -451,9 +451,10 @@ def _stated_frames(source: Path | BinaryIO, sr: int) -> int | None:
     except (MutagenError, OSError) as exc:
         log.debug("mutagen cannot read the MPEG header (%s)", exc)
         return None
-    if mp3.info.bitrate_mode == BitrateMode.UNKNOWN:
+    stream = mp3.info
+    if stream is None or stream.bitrate_mode == BitrateMode.UNKNOWN:
         return None
-    return round(mp3.info.length * sr)
+    return round(stream.length * sr)
 
 
 def region_frames(hdr: AudioInfo, *, start_s: float, end_s: float | None) -> tuple[int, int]:

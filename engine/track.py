@@ -154,7 +154,7 @@ def change_confidence(margin: float, penalty: float) -> float:
     return 1.0 - math.exp(-margin / max(penalty, 1e-9))
 
 
-def _segments(path: Sequence[int], same: np.ndarray) -> list[tuple[int, int]]:
+def _segments(path: Sequence[int] | np.ndarray, same: np.ndarray) -> list[tuple[int, int]]:
     """``[start, end)`` runs of steps whose states are the same (``same[i, j]`` True)."""
     runs = [[0, 1]]
     for t in range(1, len(path)):
@@ -385,8 +385,8 @@ def _decode_tempi(
         text = f"the tempo {verb} to {cur:.0f} BPM" if cur else "the pulse fades"
         changes.setdefault(idx[step], []).append(NarrativeEvent("tempo", text, round(conf, 3)))
     out = _fill(n, idx, values, None)
-    for i, a in enumerate(regions):  # a region without any periodicity keeps its own (None)
-        if i not in idx and not a.silent:
+    for i, region in enumerate(regions):  # a region without periodicity keeps its own (None)
+        if i not in idx and not region.silent:
             out[i] = own[i]
     return out, float(grid[main])
 
@@ -413,9 +413,10 @@ def _on_level(
     for ratio in METRICAL_RATIOS:
         if abs(math.log(own * ratio / decoded)) <= math.log1p(SAME_TEMPO):
             return round(own * ratio, 2)
-    near = [b for b, _ in candidates if abs(math.log(b / decoded)) <= math.log1p(SAME_TEMPO)]
+    near = [float(b) for b, _ in candidates if abs(math.log(b / decoded)) <= math.log1p(SAME_TEMPO)]
     if near:
-        return round(min(near, key=lambda b: abs(math.log(b / decoded))), 2)
+        closest: float = min(near, key=lambda b: abs(math.log(b / decoded)))
+        return round(closest, 2)
     return round(decoded, 2)
 
 
