@@ -307,6 +307,8 @@ class Score:
     steady_minutes: float = 0.0
     tempo_within: int = 0
     tempo_regions: int = 0
+    key_mirex: list[float] = dataclasses.field(default_factory=list)
+    own_key_mirex: list[float] = dataclasses.field(default_factory=list)
 
     def add(self, song: Song, events: list[tuple[str, float]]) -> None:
         if song.kind == "steady":
@@ -333,6 +335,18 @@ class Score:
                 ok = a.tempo_bpm is not None and abs(a.tempo_bpm / song.tempo_bpm - 1) <= 0.04
                 self.tempo_within += int(ok)
 
+    def add_keys(self, song: Song, anns: Sequence[RegionAnnotation], cfg: TrackSettings) -> None:
+        """MIREX score of each region's reported key and of its own estimate, against the
+        rendered key (key-change songs: the regions before the change only)."""
+        for a in resolve(anns, settings=cfg).annotations:
+            if a.silent or (
+                song.kind == "key" and song.change_s is not None and a.end_s > song.change_s
+            ):
+                continue
+            self.key_mirex.append(mirex(song.key, a.key.key) if a.key else 0.0)
+            own = a.region_key
+            self.own_key_mirex.append(mirex(song.key, own.key) if own else 0.0)
+
     def precision(self, kind: str) -> float:
         d = self.tp[kind] + self.fp[kind]
         return self.tp[kind] / d if d else 1.0
@@ -355,6 +369,7 @@ def score(songs, annotated, cfg: TrackSettings) -> Score:
     for song, anns in zip(songs, annotated, strict=True):
         s.add(song, said_events(anns, cfg, SONG_S))
         s.add_tempi(song, anns, cfg)
+        s.add_keys(song, anns, cfg)
     return s
 
 
@@ -543,6 +558,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=None,
         help="folder keeping rendered-and-analysed songs between runs (e.g. bench/data/narrative)",
     )
+    ap.add_argument("--no-real", action="store_true", help="skip the real recordings")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
@@ -581,6 +597,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             [m]
             + [f"{s.precision(k):.2f} / {s.recall(k):.2f}" for k in KINDS]
             + [f"{s.steady_false / max(1e-9, s.steady_minutes):.2f}"]
+            + [f"{np.mean(s.own_key_mirex):.3f} / {np.mean(s.key_mirex):.3f}"]
             + [
                 f"{s.tempo_within}/{s.tempo_regions} "
                 f"({s.tempo_within / max(1, s.tempo_regions):.0%})"
@@ -598,12 +615,13 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "tempo P / R",
                 "vocals P / R",
                 "false events / min (steady)",
+                "key MIREX region / track",
                 "regions within 4 % of tempo",
             ],
             rows,
         )
     )
-    if args.real.is_dir():
+    if args.real.is_dir() and not args.no_real:
         real, vocals = real_rows(
             args.real, backend, cfg, ("per-region", "essentia+track", "ours+track")
         )

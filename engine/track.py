@@ -312,30 +312,43 @@ def tempo_evidence(candidates: Sequence[tuple[float, float]], grid: np.ndarray) 
     return ev
 
 
-def track_tempo(
-    evidence: np.ndarray, grid: np.ndarray, *, prior_bpm: float, prior_octaves: float
-) -> int:
-    """Grid index of the track's main tempo.
+EVIDENCE_MIN_BPM = 15.0  # the evidence grid reaches this far below the tempo range
+COMB = (1, 2, 3, 4)  # the track's level: a tempo's period and these multiples of it
+REGION_COMB = (1, 2)  # a region's evidence for a tempo: its period and twice it
 
-    The regions' evidence is summed, and each tempo scores the evidence at its own period and
-    at 2, 3 and 4 times it (a pulse's onset autocorrelation peaks at every multiple of its
-    period, so the beat is the fastest tempo whose multiples all hear it, whereas an
-    unrelated or slower periodicity lacks them). The log-normal prior then picks between
-    levels the comb cannot tell apart (a beat and its eighth notes).
+
+def comb_evidence(
+    evidence: np.ndarray, grid: np.ndarray, *, multiples: tuple[int, ...] = COMB
+) -> np.ndarray:
+    """Each tempo's evidence summed over its period's ``multiples``, ``[..., states]``.
+
+    A pulse's onset autocorrelation peaks at every multiple of its period, so the beat is the
+    fastest tempo whose multiples all hear it, whereas an unrelated periodicity lacks them.
+    """
+    steps = np.log2(grid / grid[0]) / TEMPO_STEP_OCTAVES
+    rows = evidence.reshape(-1, evidence.shape[-1])
+    out = np.zeros_like(rows)
+    for k in multiples:
+        shifted = steps - np.log2(k) / TEMPO_STEP_OCTAVES
+        out += np.stack([np.interp(shifted, steps, row, left=0.0) for row in rows])
+    return out.reshape(evidence.shape)
+
+
+def track_tempo(
+    comb: np.ndarray, grid: np.ndarray, *, prior_bpm: float, prior_octaves: float
+) -> int:
+    """Grid index of the track's main tempo: the regions' comb evidence summed and weighted by
+    a log-normal prior, which picks between levels the comb cannot tell apart (a beat and its
+    eighth notes).
 
     Args:
-        evidence: ``[regions, states]`` salience on ``grid``.
+        comb: ``[regions, states]`` comb evidence (:func:`comb_evidence`) on ``grid``.
         grid: tempo states (BPM), log-spaced by :data:`TEMPO_STEP_OCTAVES`.
         prior_bpm: centre of the level prior.
         prior_octaves: its standard deviation in octaves.
     """
-    total = evidence.sum(axis=0)
-    steps = np.log2(grid / grid[0]) / TEMPO_STEP_OCTAVES
-    comb = np.zeros_like(total)
-    for k in (1, 2, 3, 4):
-        comb += np.interp(steps - np.log2(k) / TEMPO_STEP_OCTAVES, steps, total, left=0.0)
     prior = np.exp(-0.5 * (np.log2(grid / prior_bpm) / prior_octaves) ** 2)
-    return int(np.argmax(comb * prior))
+    return int(np.argmax(comb.sum(axis=0) * prior))
 
 
 def _decode_tempi(
@@ -349,11 +362,21 @@ def _decode_tempi(
     idx = _audible(regions, [bool(a.tempo_candidates) for a in regions])
     if not idx:
         return [None if a.silent else own[i] for i, a in enumerate(regions)], None
-    grid = tempo_grid(ana.tempo_min_bpm, ana.tempo_max_bpm)
-    evidence = np.stack([tempo_evidence(regions[i].tempo_candidates, grid) for i in idx])
+    wide = tempo_grid(min(EVIDENCE_MIN_BPM, ana.tempo_min_bpm), ana.tempo_max_bpm)
+    inside = wide >= ana.tempo_min_bpm * (1 - 1e-9)
+    grid = wide[inside]
+    raw = np.stack([tempo_evidence(regions[i].tempo_candidates, wide) for i in idx])
+    # the full comb picks the track's level; each region weighs its period and twice it, both
+    # in the tempo range (a narrow comb tells a real tempo change from a tempo that only
+    # shares a slow sub-multiple with the old one)
     main = track_tempo(
-        evidence, grid, prior_bpm=cfg.level_prior_bpm, prior_octaves=cfg.level_prior_octaves
+        comb_evidence(raw, wide)[:, inside],
+        grid,
+        prior_bpm=cfg.level_prior_bpm,
+        prior_octaves=cfg.level_prior_octaves,
     )
+    in_range = np.where(inside, raw, 0.0)  # a region's own peaks in the tempo range only
+    evidence = comb_evidence(in_range, wide, multiples=REGION_COMB)[:, inside] / len(REGION_COMB)
     level = -0.5 * (np.log2(grid / grid[main]) / cfg.tempo_level_octaves) ** 2
     emissions = np.log(cfg.tempo_floor + evidence) + level
     steps = np.arange(grid.size)

@@ -28,7 +28,7 @@ FLUX_FLOOR = 0.15  # log-magnitude rise per bin ignored as ripple
 N_BANDS = 48  # log-spaced bands the spectrum is summed into
 LOG_GAIN = 1000.0  # compression gain applied to the peak-normalised magnitude
 MIN_CONFIDENCE = 0.1  # below this normalised autocorrelation there is no pulse
-N_CANDIDATES = 8  # periodicity peaks kept per region as evidence for the track-level tempo
+N_CANDIDATES = 10  # periodicity peaks kept per region as evidence for the track-level tempo
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,11 @@ def estimate_tempo(
     lags = lags[(lags >= min_lag) & (lags <= max_lag)]
     if lags.size == 0:
         return TempoEstimate(None, 0.0)
-    candidates = _candidates(acf, lags, fps=fps)
+    # evidence for the track decoder: peaks down to MAX_LAG_S (bar-level periodicities too),
+    # so a tempo's multiples can be weighed even when they lie below min_bpm
+    slow = acf[lo : acf.size]
+    all_lags = np.flatnonzero((slow[1:-1] > slow[:-2]) & (slow[1:-1] >= slow[2:])) + 1 + lo
+    candidates = _candidates(acf, all_lags[all_lags >= min_lag], fps=fps)
     prior = np.exp(-0.5 * (np.log2(60.0 * fps / lags / prior_bpm) / prior_octaves) ** 2)
     best = int(lags[np.argmax(acf[lags] * prior)])
     while best / 2 >= min_lag:
