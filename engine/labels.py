@@ -1,68 +1,36 @@
-"""Label sets shared by every backend: the 24 keys and the vocal classes.
+"""Label sets shared by every backend: the 24 keys, the vocal classes and the tag sets.
 
-Indices are fixed: ``KEYS[i]`` for ``i < 12`` is the major key on pitch class ``i``
-(0 = C), ``KEYS[12 + i]`` the minor key on pitch class ``i``.
+The key and vocal vocabulary is the wire's (:mod:`daw_bridge.keys`, re-exported here);
+``KEYS[i]`` for ``i < 12`` is the major key on pitch class ``i`` (0 = C), ``KEYS[12 + i]``
+the minor key on pitch class ``i``.
 """
 
 from __future__ import annotations
 
-PITCH_CLASSES: tuple[str, ...] = (
-    "C",
-    "C#",
-    "D",
-    "Eb",
-    "E",
-    "F",
-    "F#",
-    "G",
-    "Ab",
-    "A",
-    "Bb",
-    "B",
+from daw_bridge.keys import (
+    ENHARMONIC,
+    KEYS,
+    MODES,
+    PITCH_CLASSES,
+    VOCALS,
+    key_index,
+    key_tonic_mode,
+    parse_key,
 )
-MODES: tuple[str, ...] = ("major", "minor")
-KEYS: tuple[str, ...] = tuple(f"{pc} {mode}" for mode in MODES for pc in PITCH_CLASSES)
-VOCALS: tuple[str, ...] = ("none", "male", "female")
 
-_ENHARMONIC = {
-    "Db": "C#",
-    "D#": "Eb",
-    "Gb": "F#",
-    "G#": "Ab",
-    "A#": "Bb",
-    "Cb": "B",
-    "Fb": "E",
-    "E#": "F",
-    "B#": "C",
-}
-
-
-def key_index(name: str) -> int:
-    """Index of a key name in :data:`KEYS`, accepting enharmonic spellings.
-
-    Args:
-        name: e.g. ``"F# minor"``, ``"Gb minor"``, ``"a minor"`` or ``"C:major"`` (JAMS style).
-
-    Returns:
-        The index into :data:`KEYS`.
-
-    Raises:
-        ValueError: if the name is not a tonic followed by ``major`` or ``minor``.
-    """
-    parts = name.replace(":", " ").split()
-    if len(parts) != 2 or parts[1].lower() not in MODES:
-        raise ValueError(f"key name {name!r} is not '<tonic> major|minor', e.g. 'F# minor'")
-    tonic = parts[0][:1].upper() + parts[0][1:]
-    tonic = _ENHARMONIC.get(tonic, tonic)
-    if tonic not in PITCH_CLASSES:
-        raise ValueError(f"key name {name!r} has unknown tonic {parts[0]!r}")
-    return PITCH_CLASSES.index(tonic) + 12 * MODES.index(parts[1].lower())
-
-
-def key_tonic_mode(index: int) -> tuple[int, str]:
-    """Pitch class (0 = C) and mode of ``KEYS[index]``."""
-    return index % 12, MODES[index // 12]
-
+__all__ = [
+    "ENHARMONIC",
+    "GENRES",
+    "INSTRUMENTS",
+    "KEYS",
+    "MODES",
+    "MOODS",
+    "PITCH_CLASSES",
+    "VOCALS",
+    "key_index",
+    "key_tonic_mode",
+    "parse_key",
+]
 
 # Tag sets of the sonicverse heads. SonicVerse trained its instrument, mood/theme and genre
 # heads on the MTG-Jamendo autotagging subsets; these are those subsets' tag lists (the

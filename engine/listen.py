@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from daw_bridge.clock import clock
 from engine.backends.base import no_progress
 from engine.errors import EngineError
 from engine.sources import AudioSource, SourceEvent, Window, Windower
@@ -515,7 +516,7 @@ class _Session:
 
 def describe(result: LiveResult) -> tuple[str, str, str, str, str, str]:
     """Short strings for one result: window, key, vocals, tempo, loudness, caption."""
-    span = f"{_clock(result.start_s)}–{_clock(result.end_s)}"
+    span = f"{clock(result.start_s)}–{clock(result.end_s)}"
     a = result.annotation
     if a is None:
         return span, "", "", "", "", f"error: {result.error}"
@@ -529,11 +530,6 @@ def describe(result: LiveResult) -> tuple[str, str, str, str, str, str]:
 
 def _num(x: float | None, fmt: str) -> str:
     return "—" if x is None else fmt.format(x)
-
-
-def _clock(seconds: float) -> str:
-    m, s = divmod(max(0.0, seconds), 60.0)
-    return f"{int(m)}:{s:04.1f}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -55,11 +55,12 @@ from PyQt6.QtWidgets import (
 )
 
 from daw_bridge import protocol
+from daw_bridge.clock import clock
 from daw_bridge.regions import plan_regions
 from ui import export
 from ui.engine_link import EngineLink
 from ui.live import LiveCaptioner
-from ui.models import RegionRow, RegionTableModel, clock
+from ui.models import RegionRow, RegionTableModel
 from ui.overview import AUDIO_SUFFIXES, Overview, load_overview
 from ui.session import Session, SessionError
 from ui.timeline import save_timeline

@@ -15,9 +15,10 @@ import soundfile as sf
 from PyQt6.QtCore import Qt
 from PyQt6.QtGui import QColor
 
+from daw_bridge.keys import parse_key
 from ui import export
 from ui.app import default_regions
-from ui.keys import key_hsv, parse_key
+from ui.keys import key_hsv
 from ui.models import RegionRow, RegionTableModel
 from ui.overview import OverviewError, load_overview
 from ui.session import Session, SessionError
