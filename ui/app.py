@@ -54,10 +54,9 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from daw_bridge import protocol
+from daw_bridge import export, protocol
 from daw_bridge.clock import clock
 from daw_bridge.regions import plan_regions
-from ui import export
 from ui.engine_link import EngineLink
 from ui.live import LiveCaptioner
 from ui.models import RegionRow, RegionTableModel
@@ -589,7 +588,7 @@ class MainWindow(QMainWindow):
     def export_to(self, path: str, fmt: str) -> bool:
         """Write the results in ``fmt``; failures are shown, not raised."""
         try:
-            written = export.write(self.track_document(), path, fmt)
+            written = export.write(self.track_document(), path, fmt, allow_empty=False)
         except (export.ExportError, OSError, ValueError) as exc:
             self._warn("Export failed", str(exc))
             return False
