@@ -35,3 +35,9 @@ class InvalidRequest(EngineError):
     """A request (CLI arguments, OSC message) is malformed or names invalid values."""
 
     code = "invalid_request"
+
+
+class Cancelled(EngineError):
+    """The caller cancelled the job (before it ran, or between two regions)."""
+
+    code = "cancelled"

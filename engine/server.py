@@ -52,7 +52,7 @@ from pythonosc.osc_server import BlockingOSCUDPServer
 
 from daw_bridge import protocol
 from daw_bridge.protocol import Message, ProtocolError
-from engine.errors import AudioError, EngineError, InvalidRequest
+from engine.errors import AudioError, Cancelled, EngineError, InvalidRequest
 from engine.gate import FramingError, GateLimits, LogLimiter, RateLimiter, check_datagram
 
 if TYPE_CHECKING:
@@ -809,8 +809,6 @@ def _code(exc: EngineError) -> str:
 
 
 def _cancelled(job: Job) -> EngineError:
-    from engine.pipeline import Cancelled
-
     return Cancelled(f"request {job.id} was cancelled before it ran")
 
 
