@@ -35,11 +35,11 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engine.errors import AudioError, PresetError
+from engine.errors import AudioError, PresetError, check_range
 from engine.types import Tag, VocalsEstimate
 
 if TYPE_CHECKING:
@@ -199,14 +199,14 @@ class TaggerSettings:
                 f"{', '.join(known)}"
             )
         for name in ("instrument_threshold", "genre_threshold", "mood_threshold"):
-            _check_range(name, getattr(self, name), 0.0, 1.0)
-        _check_range("vocal_threshold", self.vocal_threshold, -1.0, 1.0)
-        _check_range("choir_threshold", self.choir_threshold, 0.0, 1.0)
-        _check_range("female_threshold", self.female_threshold, -1.0, 1.0)
-        _check_range("max_tags", self.max_tags, 0, 50)
-        _check_range("sharpness", self.sharpness, 0.1, 1000.0)
-        _check_range("max_patches", self.max_patches, 0, 10000)
-        _check_range("batch_patches", self.batch_patches, 1, 4096)
+            check_range(f"tagger.{name}", getattr(self, name), 0.0, 1.0)
+        check_range("tagger.vocal_threshold", self.vocal_threshold, -1.0, 1.0)
+        check_range("tagger.choir_threshold", self.choir_threshold, 0.0, 1.0)
+        check_range("tagger.female_threshold", self.female_threshold, -1.0, 1.0)
+        check_range("tagger.max_tags", self.max_tags, 0, 50)
+        check_range("tagger.sharpness", self.sharpness, 0.1, 1000.0)
+        check_range("tagger.max_patches", self.max_patches, 0, 10000)
+        check_range("tagger.batch_patches", self.batch_patches, 1, 4096)
 
 
 @dataclass(frozen=True)
@@ -469,8 +469,3 @@ def _fingerprint(settings: TaggerSettings, models: dict[str, Musicnn]) -> str:
 
 def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, x))))
-
-
-def _check_range(name: str, value: Any, lo: float, hi: float) -> None:
-    if not lo <= value <= hi:
-        raise PresetError(f"tagger.{name}={value!r} is outside the valid range [{lo}, {hi}]")
