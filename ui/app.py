@@ -794,8 +794,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m ui.app``: the same as ``sonicverse panel``."""
-    parser = argparse.ArgumentParser(prog="python -m ui.app", description=__doc__)
+    """The ``sonicverse-panel`` console script and ``python -m ui`` (``sonicverse panel``)."""
+    parser = argparse.ArgumentParser(prog="sonicverse-panel", description=__doc__)
     add_arguments(parser)
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     return run(parser.parse_args(argv))
