@@ -9,7 +9,6 @@ a window to its annotation on screen is measured and shown.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import queue
 import sys
@@ -17,7 +16,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from daw_bridge import live as live_format
 from daw_bridge.clock import clock
+from daw_bridge.live import LiveEvent
 from engine.errors import EngineError
 from engine.live import LatencyStats, Listener, LiveResult, warm_up
 from engine.remote import RemoteEngine
@@ -212,12 +213,12 @@ class _Session:
     def run_jsonl(self) -> int:
         def show(results: list[LiveResult]) -> float:
             for r in results:
-                sys.stdout.write(json.dumps(r.to_dict()) + "\n")
+                sys.stdout.write(live_format.encode(r.to_line()) + "\n")
             sys.stdout.flush()
             return time.monotonic()
 
         def event(e: SourceEvent) -> None:
-            sys.stdout.write(json.dumps({"event": e.kind, "message": e.message}) + "\n")
+            sys.stdout.write(live_format.encode(LiveEvent(e.kind, e.message)) + "\n")
             sys.stdout.flush()
 
         self.on_event = event

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from daw_bridge.live import WindowResult
 from engine.errors import EngineError
 from engine.sources import AudioSource, SourceEvent, Window, Windower
 
@@ -48,17 +49,21 @@ class LiveResult:
     annotation: RegionAnnotation | None
     error: str | None = None
 
+    def to_line(self) -> WindowResult:
+        """The declared live-capture line (:mod:`daw_bridge.live`) of this result."""
+        return WindowResult(
+            index=self.index,
+            start_s=self.start_s,
+            end_s=self.end_s,
+            t_end=self.t_end,
+            analysis_ms=1000.0 * (self.t_done - self.t_end),
+            annotation=None if self.annotation is None else self.annotation.to_dict(),
+            error=self.error,
+        )
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict; the annotation in its :meth:`RegionAnnotation.to_dict` form."""
-        return {
-            "index": self.index,
-            "start_s": self.start_s,
-            "end_s": self.end_s,
-            "t_end": self.t_end,
-            "analysis_ms": 1000.0 * (self.t_done - self.t_end),
-            "annotation": None if self.annotation is None else self.annotation.to_dict(),
-            "error": self.error,
-        }
+        """JSON-ready dict (the line's object); the annotation as ``RegionAnnotation.to_dict``."""
+        return self.to_line().to_dict()
 
 
 class LatencyStats:

@@ -137,7 +137,7 @@ def test_cli_jsonl_from_a_file(song, capsys):
     )
     assert status == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert {"event": "finished", "message": "a_minor.wav: end of file"} in lines
+    assert {"v": 1, "event": "finished", "message": "a_minor.wav: end of file"} in lines
     lines = [d for d in lines if "index" in d]
     assert [(d["start_s"], d["end_s"]) for d in lines] == [(0.0, 2.0), (2.0, 4.0), (4.0, 6.0)]
     assert all(d["annotation"]["key"]["key"] == "A minor" for d in lines)

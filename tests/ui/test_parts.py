@@ -301,11 +301,14 @@ def test_live_device_that_goes_away_is_reported_once(qtbot, monkeypatch):
         monkeypatch,
         (
             "import json, time, sys\n"
-            "print(json.dumps({'index': 0, 'start_s': 0.0, 'end_s': 10.0,"
-            " 't_end': time.monotonic(), 'annotation': None, 'error': 'x'}), flush=True)\n"
-            "print(json.dumps({'event': 'overflow', 'message': 'mic: input overflow'}),"
+            "print(json.dumps({'v': 1, 'index': 0, 'start_s': 0.0, 'end_s': 10.0,"
+            " 't_end': time.monotonic(), 'analysis_ms': 5.0, 'annotation': None,"
+            " 'error': 'x'}), flush=True)\n"
+            "print('not a line of the declared format', flush=True)\n"
+            "print(json.dumps({'v': 1, 'event': 'overflow', 'message': 'mic: input overflow'}),"
             " flush=True)\n"
-            "print(json.dumps({'event': 'stopped', 'message': 'mic: input device went away'}))\n"
+            "print(json.dumps({'v': 1, 'event': 'stopped',"
+            " 'message': 'mic: input device went away'}))\n"
             "sys.exit(1)\n"
         ),
     )
