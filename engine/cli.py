@@ -31,7 +31,7 @@ INTERRUPTED = 130
 # name -> (module providing add_arguments(parser) and run(args) -> int, help); a module in
 # DELEGATED runs as `python -m <module>` in a child process instead (the engine never imports it)
 EXTERNAL: dict[str, tuple[str, str]] = {
-    "engine": ("engine.server", "run the resident engine (OSC server) with a preset"),
+    "engine": ("engine.serve", "run the resident engine (OSC server) with a preset"),
     "send": ("daw_bridge.send", "send one request to a running engine and print the JSON reply"),
     "panel": ("ui", "open the Qt annotation panel (sonicverse-panel)"),
     "listen": ("engine.listen", "caption what the microphone hears, live"),

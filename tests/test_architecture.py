@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-SERVER_MODULES = ("engine.server",)
+SERVER_MODULES = ("engine.gate", "engine.server", "engine.serve")
 """Modules of the OSC server side of the engine (transport, handlers, the command)."""
 
 OSC_MODULES = ("pythonosc", "daw_bridge.protocol", "daw_bridge.client", *SERVER_MODULES)
