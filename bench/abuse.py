@@ -1,6 +1,6 @@
 """What a hostile but fair client costs the engine (issue 11): memory, stalls, amplification.
 
-Starts ``python -m engine.server`` with a token (own store and root in a temporary folder)
+Starts ``python -m engine.serve`` with a token (own store and root in a temporary folder)
 and measures, in one table:
 
 * memory cases: the engine's peak RSS (``VmHWM``, reset before each case through
@@ -78,7 +78,7 @@ def ping_ms(client: EngineClient) -> float:
 
 
 def start_engine(preset: str, store: Path, root: Path) -> tuple[subprocess.Popen[str], int]:
-    cmd = [sys.executable, "-m", "engine.server", "--port", "0", "--preset", preset]
+    cmd = [sys.executable, "-m", "engine.serve", "--port", "0", "--preset", preset]
     cmd += ["--store", str(store), "--token", TOKEN, "--root", str(root)]
     proc = subprocess.Popen(
         cmd,

@@ -63,7 +63,8 @@ def main() -> None:
 
     from engine import backends, presets
     from engine.backends.base import Backend
-    from engine.listen import LatencyStats, Listener, LiveResult, describe, warm_up
+    from engine.listen import describe
+    from engine.live import LatencyStats, Listener, LiveResult, warm_up
     from engine.sources import FileSource, SourceEvent
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -74,15 +75,15 @@ def main() -> None:
         server = None
         backend: Backend
         if args.via_engine:
-            from engine.listen import EngineBackend
             from engine.pipeline import Annotator
+            from engine.remote import RemoteEngine
             from engine.server import EngineServer, ServerConfig
 
             server = EngineServer(
                 Annotator(presets.load(args.preset), store=None), ServerConfig(port=0)
             )
             server.start()
-            backend = EngineBackend("127.0.0.1", server.address[1])
+            backend = RemoteEngine("127.0.0.1", server.address[1])
         else:
             backend = backends.create(presets.load(args.preset))
         warm_up(backend, sr=source.sr, channels=source.channels)

@@ -4,7 +4,7 @@
 the network thread); "store hit" asks for the same samples under a new path, as after a
 re-bounce (decoded and hashed by the worker, found in the SQLite store).
 
-Starts ``python -m engine.server`` in its own process (own store in a temporary folder),
+Starts ``python -m engine.serve`` in its own process (own store in a temporary folder),
 talks to it through :class:`daw_bridge.client.EngineClient` and prints one line per case::
 
     ping: p50=0.3 ms p99=0.6 ms (n=500)
@@ -90,7 +90,7 @@ def main() -> int:
             [
                 sys.executable,
                 "-m",
-                "engine.server",
+                "engine.serve",
                 "--preset",
                 args.preset,
                 "--port",

@@ -7,6 +7,7 @@ import argparse
 import importlib
 import logging
 import os
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,17 +28,20 @@ log = logging.getLogger(__name__)
 INTERRUPTED = 130
 """Exit status after Ctrl-C (128 + SIGINT), as shells report it."""
 
-# name -> (module providing add_arguments(parser) and run(args) -> int, help)
+# name -> (module providing add_arguments(parser) and run(args) -> int, help); a module in
+# DELEGATED runs as `python -m <module>` in a child process instead (the engine never imports it)
 EXTERNAL: dict[str, tuple[str, str]] = {
-    "engine": ("engine.server", "run the resident engine (OSC server) with a preset"),
+    "engine": ("engine.serve", "run the resident engine (OSC server) with a preset"),
     "send": ("daw_bridge.send", "send one request to a running engine and print the JSON reply"),
-    "panel": ("ui.app", "open the Qt annotation panel"),
+    "panel": ("ui", "open the Qt annotation panel (sonicverse-panel)"),
     "listen": ("engine.listen", "caption what the microphone hears, live"),
     "evaluate": ("engine.evaluate", "score a preset on a labelled manifest; write a report"),
     "manifest": ("engine.data.importers", "build a manifest from MusicBench, Song Describer, CSV"),
     "batch": ("engine.batch.cli", "annotate a folder or manifest: Parquet table, sidecars, plots"),
     "tag": ("engine.filetags", "write key, BPM and a comment into audio files' own tags"),
 }
+
+DELEGATED: frozenset[str] = frozenset({"ui"})
 
 KEY_COLOURS = (
     "red",
@@ -133,6 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run_external(command: str, argv: Sequence[str]) -> int:
     """Run ``sonicverse <command> ...`` through the module that provides it."""
     module_name, help_text = EXTERNAL[command]
+    if module_name in DELEGATED:
+        return subprocess.call([sys.executable, "-m", module_name, *argv])
     module = importlib.import_module(module_name)
     parser = argparse.ArgumentParser(prog=f"sonicverse {command}", description=help_text)
     module.add_arguments(parser)

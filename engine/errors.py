@@ -35,3 +35,18 @@ class InvalidRequest(EngineError):
     """A request (CLI arguments, OSC message) is malformed or names invalid values."""
 
     code = "invalid_request"
+
+
+class Cancelled(EngineError):
+    """The caller cancelled the job (before it ran, or between two regions)."""
+
+    code = "cancelled"
+
+
+def check_range(name: str, value: float, lo: float, hi: float) -> None:
+    """Raise :class:`PresetError` naming ``name``, ``value`` and ``[lo, hi]`` when outside it.
+
+    The one range check of every typed settings table (presets, backend options, tagger).
+    """
+    if not lo <= value <= hi:
+        raise PresetError(f"{name}={value!r} is outside the valid range [{lo}, {hi}]")

@@ -1,68 +1,41 @@
-"""Label sets shared by every backend: the 24 keys and the vocal classes.
+"""Label sets shared by every backend: the 24 keys, the vocal classes, the tag sets and the
+lite tagger's source-tag tables.
 
-Indices are fixed: ``KEYS[i]`` for ``i < 12`` is the major key on pitch class ``i``
-(0 = C), ``KEYS[12 + i]`` the minor key on pitch class ``i``.
+The key and vocal vocabulary is the wire's (:mod:`daw_bridge.keys`, re-exported here);
+``KEYS[i]`` for ``i < 12`` is the major key on pitch class ``i`` (0 = C), ``KEYS[12 + i]``
+the minor key on pitch class ``i``.
 """
 
 from __future__ import annotations
 
-PITCH_CLASSES: tuple[str, ...] = (
-    "C",
-    "C#",
-    "D",
-    "Eb",
-    "E",
-    "F",
-    "F#",
-    "G",
-    "Ab",
-    "A",
-    "Bb",
-    "B",
+from daw_bridge.keys import (
+    ENHARMONIC,
+    KEYS,
+    MODES,
+    PITCH_CLASSES,
+    VOCALS,
+    key_index,
+    key_tonic_mode,
+    parse_key,
 )
-MODES: tuple[str, ...] = ("major", "minor")
-KEYS: tuple[str, ...] = tuple(f"{pc} {mode}" for mode in MODES for pc in PITCH_CLASSES)
-VOCALS: tuple[str, ...] = ("none", "male", "female")
 
-_ENHARMONIC = {
-    "Db": "C#",
-    "D#": "Eb",
-    "Gb": "F#",
-    "G#": "Ab",
-    "A#": "Bb",
-    "Cb": "B",
-    "Fb": "E",
-    "E#": "F",
-    "B#": "C",
-}
-
-
-def key_index(name: str) -> int:
-    """Index of a key name in :data:`KEYS`, accepting enharmonic spellings.
-
-    Args:
-        name: e.g. ``"F# minor"``, ``"Gb minor"``, ``"a minor"`` or ``"C:major"`` (JAMS style).
-
-    Returns:
-        The index into :data:`KEYS`.
-
-    Raises:
-        ValueError: if the name is not a tonic followed by ``major`` or ``minor``.
-    """
-    parts = name.replace(":", " ").split()
-    if len(parts) != 2 or parts[1].lower() not in MODES:
-        raise ValueError(f"key name {name!r} is not '<tonic> major|minor', e.g. 'F# minor'")
-    tonic = parts[0][:1].upper() + parts[0][1:]
-    tonic = _ENHARMONIC.get(tonic, tonic)
-    if tonic not in PITCH_CLASSES:
-        raise ValueError(f"key name {name!r} has unknown tonic {parts[0]!r}")
-    return PITCH_CLASSES.index(tonic) + 12 * MODES.index(parts[1].lower())
-
-
-def key_tonic_mode(index: int) -> tuple[int, str]:
-    """Pitch class (0 = C) and mode of ``KEYS[index]``."""
-    return index % 12, MODES[index // 12]
-
+__all__ = [
+    "ENHARMONIC",
+    "FIELDS",
+    "GENRES",
+    "IGNORED_TAGS",
+    "INSTRUMENTS",
+    "KEYS",
+    "MODES",
+    "MOODS",
+    "PITCH_CLASSES",
+    "TAG_FIELDS",
+    "VOCALS",
+    "VOCAL_ROLES",
+    "key_index",
+    "key_tonic_mode",
+    "parse_key",
+]
 
 # Tag sets of the sonicverse heads. SonicVerse trained its instrument, mood/theme and genre
 # heads on the MTG-Jamendo autotagging subsets; these are those subsets' tag lists (the
@@ -265,3 +238,122 @@ GENRES: tuple[str, ...] = (
     "worldfusion",
 )
 """MTG-Jamendo ``autotagging_genre`` tags, alphabetical (87 tags)."""
+
+# The lite tagger's tables (engine.tagging): musicnn's MagnaTagATune and Million Song Dataset
+# tags mapped onto our fields and onto roles in the vocals decision.
+
+# (model, source tag) -> (field, our label). Every tag of both models appears either here or
+# in IGNORED_TAGS; labels shared by several tags take the max of their scores.
+TAG_FIELDS: dict[tuple[str, str], tuple[str, str]] = {
+    # MagnaTagATune
+    ("MTT_musicnn", "guitar"): ("instruments", "guitar"),
+    ("MTT_musicnn", "strings"): ("instruments", "strings"),
+    ("MTT_musicnn", "drums"): ("instruments", "drums"),
+    ("MTT_musicnn", "beat"): ("instruments", "drums"),
+    ("MTT_musicnn", "beats"): ("instruments", "drums"),
+    ("MTT_musicnn", "piano"): ("instruments", "piano"),
+    ("MTT_musicnn", "violin"): ("instruments", "violin"),
+    ("MTT_musicnn", "synth"): ("instruments", "synth"),
+    ("MTT_musicnn", "harpsichord"): ("instruments", "harpsichord"),
+    ("MTT_musicnn", "flute"): ("instruments", "flute"),
+    ("MTT_musicnn", "sitar"): ("instruments", "sitar"),
+    ("MTT_musicnn", "harp"): ("instruments", "harp"),
+    ("MTT_musicnn", "cello"): ("instruments", "cello"),
+    ("MTT_musicnn", "choir"): ("instruments", "choir"),
+    ("MTT_musicnn", "choral"): ("instruments", "choir"),
+    ("MTT_musicnn", "classical"): ("genres", "classical"),
+    ("MTT_musicnn", "classic"): ("genres", "classical"),
+    ("MTT_musicnn", "techno"): ("genres", "techno"),
+    ("MTT_musicnn", "electronic"): ("genres", "electronic"),
+    ("MTT_musicnn", "rock"): ("genres", "rock"),
+    ("MTT_musicnn", "ambient"): ("genres", "ambient"),
+    ("MTT_musicnn", "indian"): ("genres", "indian"),
+    ("MTT_musicnn", "opera"): ("genres", "opera"),
+    ("MTT_musicnn", "pop"): ("genres", "pop"),
+    ("MTT_musicnn", "new age"): ("genres", "new age"),
+    ("MTT_musicnn", "dance"): ("genres", "dance"),
+    ("MTT_musicnn", "country"): ("genres", "country"),
+    ("MTT_musicnn", "metal"): ("genres", "metal"),
+    ("MTT_musicnn", "slow"): ("moods", "slow"),
+    ("MTT_musicnn", "fast"): ("moods", "fast"),
+    ("MTT_musicnn", "loud"): ("moods", "loud"),
+    ("MTT_musicnn", "quiet"): ("moods", "quiet"),
+    ("MTT_musicnn", "soft"): ("moods", "soft"),
+    ("MTT_musicnn", "weird"): ("moods", "weird"),
+    # Million Song Dataset (last.fm)
+    ("MSD_musicnn", "guitar"): ("instruments", "guitar"),
+    ("MSD_musicnn", "rock"): ("genres", "rock"),
+    ("MSD_musicnn", "pop"): ("genres", "pop"),
+    ("MSD_musicnn", "alternative"): ("genres", "alternative"),
+    ("MSD_musicnn", "alternative rock"): ("genres", "alternative rock"),
+    ("MSD_musicnn", "indie"): ("genres", "indie"),
+    ("MSD_musicnn", "indie rock"): ("genres", "indie rock"),
+    ("MSD_musicnn", "indie pop"): ("genres", "indie pop"),
+    ("MSD_musicnn", "electronic"): ("genres", "electronic"),
+    ("MSD_musicnn", "electronica"): ("genres", "electronic"),
+    ("MSD_musicnn", "electro"): ("genres", "electro"),
+    ("MSD_musicnn", "dance"): ("genres", "dance"),
+    ("MSD_musicnn", "House"): ("genres", "house"),
+    ("MSD_musicnn", "jazz"): ("genres", "jazz"),
+    ("MSD_musicnn", "metal"): ("genres", "metal"),
+    ("MSD_musicnn", "heavy metal"): ("genres", "metal"),
+    ("MSD_musicnn", "hard rock"): ("genres", "hard rock"),
+    ("MSD_musicnn", "classic rock"): ("genres", "classic rock"),
+    ("MSD_musicnn", "Progressive rock"): ("genres", "progressive rock"),
+    ("MSD_musicnn", "punk"): ("genres", "punk"),
+    ("MSD_musicnn", "soul"): ("genres", "soul"),
+    ("MSD_musicnn", "rnb"): ("genres", "r&b"),
+    ("MSD_musicnn", "funk"): ("genres", "funk"),
+    ("MSD_musicnn", "blues"): ("genres", "blues"),
+    ("MSD_musicnn", "folk"): ("genres", "folk"),
+    ("MSD_musicnn", "country"): ("genres", "country"),
+    ("MSD_musicnn", "Hip-Hop"): ("genres", "hip-hop"),
+    ("MSD_musicnn", "ambient"): ("genres", "ambient"),
+    ("MSD_musicnn", "experimental"): ("genres", "experimental"),
+    ("MSD_musicnn", "easy listening"): ("genres", "easy listening"),
+    ("MSD_musicnn", "acoustic"): ("moods", "acoustic"),
+    ("MSD_musicnn", "beautiful"): ("moods", "beautiful"),
+    ("MSD_musicnn", "chillout"): ("moods", "chill"),
+    ("MSD_musicnn", "chill"): ("moods", "chill"),
+    ("MSD_musicnn", "Mellow"): ("moods", "mellow"),
+    ("MSD_musicnn", "sad"): ("moods", "sad"),
+    ("MSD_musicnn", "happy"): ("moods", "happy"),
+    ("MSD_musicnn", "party"): ("moods", "party"),
+    ("MSD_musicnn", "sexy"): ("moods", "sexy"),
+    ("MSD_musicnn", "catchy"): ("moods", "catchy"),
+}
+
+# (model, source tag) -> role in the vocals decision. Gender is decided by MSD's last.fm
+# "female/male vocalist(s)" tags when the MSD model runs (on the synthesized eval clips they
+# separate female from male voices with ROC AUC 0.97, MTT's gender tags 0.82), else by MTT's.
+VOCAL_ROLES: dict[tuple[str, str], str] = {
+    ("MTT_musicnn", "vocal"): "present",
+    ("MTT_musicnn", "vocals"): "present",
+    ("MTT_musicnn", "singing"): "present",
+    ("MTT_musicnn", "voice"): "present",
+    ("MTT_musicnn", "no vocals"): "absent",
+    ("MTT_musicnn", "no vocal"): "absent",
+    ("MTT_musicnn", "no voice"): "absent",
+    ("MSD_musicnn", "instrumental"): "absent",
+    ("MTT_musicnn", "choir"): "choir",
+    ("MTT_musicnn", "choral"): "choir",
+    ("MSD_musicnn", "female vocalists"): "female",
+    ("MSD_musicnn", "female vocalist"): "female",
+    ("MSD_musicnn", "male vocalists"): "male",
+    ("MTT_musicnn", "female"): "female_fallback",
+    ("MTT_musicnn", "woman"): "female_fallback",
+    ("MTT_musicnn", "female vocal"): "female_fallback",
+    ("MTT_musicnn", "female voice"): "female_fallback",
+    ("MTT_musicnn", "male"): "male_fallback",
+    ("MTT_musicnn", "man"): "male_fallback",
+    ("MTT_musicnn", "male vocal"): "male_fallback",
+    ("MTT_musicnn", "male voice"): "male_fallback",
+}
+
+# Tags used by neither table: decades and arrangement words.
+IGNORED_TAGS: frozenset[tuple[str, str]] = frozenset(
+    {("MTT_musicnn", "solo")}
+    | {("MSD_musicnn", t) for t in ("00s", "90s", "80s", "70s", "60s", "oldies")}
+)
+
+FIELDS: tuple[str, ...] = ("instruments", "genres", "moods")

@@ -14,18 +14,12 @@ from typing import BinaryIO
 
 from engine import audio
 from engine.backends.base import Backend, Progress, Segment, no_progress
-from engine.errors import AudioError, EngineError, InvalidRequest
+from engine.errors import AudioError, Cancelled, InvalidRequest
 from engine.presets import LimitSettings, Preset
 from engine.store import Store, narrative_key, region_key
 from engine.types import Region, RegionAnnotation, TrackNarrative, TrackResult
 
 log = logging.getLogger(__name__)
-
-
-class Cancelled(EngineError):
-    """The caller cancelled the job between two regions."""
-
-    code = "cancelled"
 
 
 def plan_regions(duration_s: float, *, length_s: float, min_tail_s: float) -> list[Region]:

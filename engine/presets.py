@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from engine.errors import PresetError
+from engine.errors import PresetError, check_range
 
 T = TypeVar("T")
 
@@ -32,8 +32,8 @@ class AudioSettings:
     analysis_sr: int = 22050  # rate (Hz) the signal analysers work at
 
     def __post_init__(self) -> None:
-        _check_range("audio.max_duration_s", self.max_duration_s, 1.0, 86400.0)
-        _check_range("audio.analysis_sr", self.analysis_sr, 8000, 96000)
+        check_range("audio.max_duration_s", self.max_duration_s, 1.0, 86400.0)
+        check_range("audio.analysis_sr", self.analysis_sr, 8000, 96000)
 
 
 @dataclass(frozen=True)
@@ -45,9 +45,9 @@ class RegionSettings:
     min_tail_s: float = 5.0  # a last region shorter than this joins the one before it
 
     def __post_init__(self) -> None:
-        _check_range("regions.length_s", self.length_s, 1.0, 600.0)
-        _check_range("regions.min_length_s", self.min_length_s, 0.01, self.length_s)
-        _check_range("regions.min_tail_s", self.min_tail_s, self.min_length_s, self.length_s)
+        check_range("regions.length_s", self.length_s, 1.0, 600.0)
+        check_range("regions.min_length_s", self.min_length_s, 0.01, self.length_s)
+        check_range("regions.min_tail_s", self.min_tail_s, self.min_length_s, self.length_s)
 
 
 @dataclass(frozen=True)
@@ -62,14 +62,14 @@ class AnalysisSettings:
     key_candidates: int = 2  # how many runner-up keys to report
 
     def __post_init__(self) -> None:
-        _check_range("analysis.silence_lufs", self.silence_lufs, -120.0, 0.0)
-        _check_range("analysis.silence_peak_dbfs", self.silence_peak_dbfs, -160.0, 0.0)
-        _check_range("analysis.tempo_min_bpm", self.tempo_min_bpm, 10.0, self.tempo_max_bpm)
-        _check_range("analysis.tempo_max_bpm", self.tempo_max_bpm, self.tempo_min_bpm, 400.0)
-        _check_range(
+        check_range("analysis.silence_lufs", self.silence_lufs, -120.0, 0.0)
+        check_range("analysis.silence_peak_dbfs", self.silence_peak_dbfs, -160.0, 0.0)
+        check_range("analysis.tempo_min_bpm", self.tempo_min_bpm, 10.0, self.tempo_max_bpm)
+        check_range("analysis.tempo_max_bpm", self.tempo_max_bpm, self.tempo_min_bpm, 400.0)
+        check_range(
             "analysis.tempo_prior_bpm", self.tempo_prior_bpm, self.tempo_min_bpm, self.tempo_max_bpm
         )
-        _check_range("analysis.key_candidates", self.key_candidates, 0, 23)
+        check_range("analysis.key_candidates", self.key_candidates, 0, 23)
 
 
 @dataclass(frozen=True)
@@ -96,15 +96,15 @@ class TrackSettings:
 
     def __post_init__(self) -> None:
         for name in ("key_change_penalty", "tempo_change_penalty", "vocals_change_penalty"):
-            _check_range(f"track.{name}", getattr(self, name), 0.0, 100.0)
+            check_range(f"track.{name}", getattr(self, name), 0.0, 100.0)
         for name in ("key_floor", "tempo_floor", "vocals_floor"):
-            _check_range(f"track.{name}", getattr(self, name), 1e-6, 0.5)
-        _check_range("track.min_tonality", self.min_tonality, 0.0, 1.0)
-        _check_range("track.tonality_width", self.tonality_width, 1e-4, 1.0)
-        _check_range("track.tempo_level_octaves", self.tempo_level_octaves, 0.05, 4.0)
-        _check_range("track.level_prior_bpm", self.level_prior_bpm, 20.0, 400.0)
-        _check_range("track.level_prior_octaves", self.level_prior_octaves, 0.05, 4.0)
-        _check_range("track.min_event_confidence", self.min_event_confidence, 0.0, 1.0)
+            check_range(f"track.{name}", getattr(self, name), 1e-6, 0.5)
+        check_range("track.min_tonality", self.min_tonality, 0.0, 1.0)
+        check_range("track.tonality_width", self.tonality_width, 1e-4, 1.0)
+        check_range("track.tempo_level_octaves", self.tempo_level_octaves, 0.05, 4.0)
+        check_range("track.level_prior_bpm", self.level_prior_bpm, 20.0, 400.0)
+        check_range("track.level_prior_octaves", self.level_prior_octaves, 0.05, 4.0)
+        check_range("track.min_event_confidence", self.min_event_confidence, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -122,12 +122,12 @@ class LimitSettings:
     max_sr: int = 192_000  # Hz; files above this rate are resampled to it while decoding
 
     def __post_init__(self) -> None:
-        _check_range("limits.max_regions", self.max_regions, 1, 1_000_000)
-        _check_range("limits.max_region_samples", self.max_region_samples, 1_000, 2**31)
-        _check_range(
+        check_range("limits.max_regions", self.max_regions, 1, 1_000_000)
+        check_range("limits.max_region_samples", self.max_region_samples, 1_000, 2**31)
+        check_range(
             "limits.max_request_samples", self.max_request_samples, self.max_region_samples, 2**40
         )
-        _check_range("limits.max_sr", self.max_sr, 8000, 768_000)
+        check_range("limits.max_sr", self.max_sr, 8000, 768_000)
 
 
 @dataclass(frozen=True)
@@ -334,8 +334,3 @@ def _coerce(tp: Any, value: Any, *, where: str) -> Any:
             raise PresetError(f"{where}: expected {tp.__name__}, got {value!r}")
         return value
     raise PresetError(f"{where}: unsupported field type {tp!r}")
-
-
-def _check_range(name: str, value: float, lo: float, hi: float) -> None:
-    if not lo <= value <= hi:
-        raise PresetError(f"{name}={value!r} is outside the valid range [{lo}, {hi}]")

@@ -27,7 +27,6 @@ The address space comes from :mod:`daw_bridge.protocol`; nothing here knows abou
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import hmac
 import ipaddress
@@ -52,7 +51,7 @@ from pythonosc.osc_server import BlockingOSCUDPServer
 
 from daw_bridge import protocol
 from daw_bridge.protocol import Message, ProtocolError
-from engine.errors import AudioError, EngineError, InvalidRequest
+from engine.errors import AudioError, Cancelled, EngineError, InvalidRequest
 from engine.gate import FramingError, GateLimits, LogLimiter, RateLimiter, check_datagram
 
 if TYPE_CHECKING:
@@ -809,8 +808,6 @@ def _code(exc: EngineError) -> str:
 
 
 def _cancelled(job: Job) -> EngineError:
-    from engine.pipeline import Cancelled
-
     return Cancelled(f"request {job.id} was cancelled before it ran")
 
 
@@ -825,115 +822,3 @@ def _build(path: str, **values: Any) -> bytes:
 def _error(rid: str, code: str, message: str) -> bytes:
     message = message.replace("\x00", "\\0")[: protocol.MAX_MESSAGE_CHARS]
     return _build(protocol.ERROR, id=rid.replace("\x00", ""), code=code, message=message)
-
-
-# Command line ------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``sonicverse engine``."""
-    parser.add_argument(
-        "--preset", default="lite", help="preset name or .toml path (default: lite)"
-    )
-    parser.add_argument(
-        "--host",
-        default=protocol.DEFAULT_HOST,
-        help="interface to listen on (default: 127.0.0.1; others need --token)",
-    )
-    parser.add_argument(
-        "--port",
-        type=int,
-        default=protocol.DEFAULT_PORT,
-        help=f"UDP port (default: {protocol.DEFAULT_PORT}; 0 = any free port)",
-    )
-    parser.add_argument(
-        "--token",
-        default=os.environ.get("SONICVERSE_TOKEN", ""),
-        help="shared secret every message must carry (default: $SONICVERSE_TOKEN)",
-    )
-    parser.add_argument(
-        "--root",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="only read audio files under DIR (repeatable; default: anywhere)",
-    )
-    parser.add_argument(
-        "--queue",
-        type=int,
-        default=ServerConfig.queue_size,
-        help=f"requests that may wait; more get 'busy' (default: {ServerConfig.queue_size})",
-    )
-    parser.add_argument("--store", help="annotation store (SQLite file); default: user data dir")
-    parser.add_argument("--device", help="device for neural presets (cuda, cpu)")
-    parser.add_argument(
-        "--max-file-mb",
-        type=float,
-        default=ServerConfig.max_file_bytes / 2**20,
-        help="refuse larger audio files (default: 2048)",
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    """``sonicverse engine``: load the preset once and serve until interrupted.
-
-    Returns:
-        0 after Ctrl-C / SIGTERM, 2 when the engine cannot start.
-    """
-    import signal
-
-    from engine import presets
-    from engine.pipeline import Annotator
-    from engine.store import Store
-
-    if log.getEffectiveLevel() > logging.INFO:
-        log.setLevel(logging.INFO)  # the listening line is the command's output
-    try:
-        config = ServerConfig(
-            host=args.host,
-            port=args.port,
-            token=args.token,
-            roots=tuple(Path(r) for r in args.root),
-            queue_size=args.queue,
-            max_file_bytes=int(args.max_file_mb * 2**20),
-        )
-        for r in config.roots:
-            if not r.is_dir():
-                raise InvalidRequest(f"--root {r}: not a folder")
-        preset = presets.load(args.preset)
-        annotator = Annotator(preset, store=Store(args.store), device=args.device)
-    except EngineError as exc:
-        log.error("cannot start the engine: %s", exc)
-        return 2
-    try:
-        server = EngineServer(annotator, config)
-    except EngineError as exc:
-        log.error("cannot start the engine: %s", exc)
-        annotator.close()
-        return 2
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    server.start()
-    try:
-        while not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        log.info("stopping")
-        server.stop()
-        annotator.close()
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m engine.server``: the same as ``sonicverse engine`` with plain logging."""
-    parser = argparse.ArgumentParser(prog="python -m engine.server", description=__doc__)
-    add_arguments(parser)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -3,14 +3,15 @@
 The ``lite`` backend's tagger. Two musicnn models (MagnaTagATune and Million Song Dataset,
 50 tags each; weights ship with the package, see ``engine/weights/musicnn/README.md``) run
 on every 3 s patch of every region, batched; a region's tag scores are the mean of its
-patches' probabilities. :data:`TAG_FIELDS` maps the 100 source tags onto our three fields
-(a canonical label's score is the max of its source tags) and :data:`VOCAL_ROLES` says which
-tags are evidence of vocals, of no vocals, of a female or of a male voice.
+patches' probabilities. :data:`~engine.labels.TAG_FIELDS` maps the 100 source tags onto our
+three fields (a canonical label's score is the max of its source tags) and
+:data:`~engine.labels.VOCAL_ROLES` says which tags are evidence of vocals, of no vocals, of a
+female or of a male voice.
 
 Vocals: with ``present`` the max score of the vocal tags (vocal, vocals, singing, voice),
 ``absent`` the max of the "no vocals"/"instrumental" tags, ``choir`` the max of
 "choir"/"choral", and ``female``, ``male`` the max of each gender's tags (see
-:data:`VOCAL_ROLES`)::
+:data:`~engine.labels.VOCAL_ROLES`)::
 
     margin     = max(present - absent - vocal_threshold, choir - choir_threshold)
     P(vocals)  = sigmoid(sharpness * margin)
@@ -35,11 +36,12 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engine.errors import AudioError, PresetError
+from engine.errors import AudioError, PresetError, check_range
+from engine.labels import FIELDS, IGNORED_TAGS, TAG_FIELDS, VOCAL_ROLES
 from engine.types import Tag, VocalsEstimate
 
 if TYPE_CHECKING:
@@ -53,122 +55,6 @@ SR = 16000
 """Sample rate (Hz) the tagger expects; resample with :func:`engine.audio.resample`."""
 
 SHORT_REGION_FLAG = "short_region_padded"
-
-# (model, source tag) -> (field, our label). Every tag of both models appears either here or
-# in _IGNORED; labels shared by several tags take the max of their scores.
-TAG_FIELDS: dict[tuple[str, str], tuple[str, str]] = {
-    # MagnaTagATune
-    ("MTT_musicnn", "guitar"): ("instruments", "guitar"),
-    ("MTT_musicnn", "strings"): ("instruments", "strings"),
-    ("MTT_musicnn", "drums"): ("instruments", "drums"),
-    ("MTT_musicnn", "beat"): ("instruments", "drums"),
-    ("MTT_musicnn", "beats"): ("instruments", "drums"),
-    ("MTT_musicnn", "piano"): ("instruments", "piano"),
-    ("MTT_musicnn", "violin"): ("instruments", "violin"),
-    ("MTT_musicnn", "synth"): ("instruments", "synth"),
-    ("MTT_musicnn", "harpsichord"): ("instruments", "harpsichord"),
-    ("MTT_musicnn", "flute"): ("instruments", "flute"),
-    ("MTT_musicnn", "sitar"): ("instruments", "sitar"),
-    ("MTT_musicnn", "harp"): ("instruments", "harp"),
-    ("MTT_musicnn", "cello"): ("instruments", "cello"),
-    ("MTT_musicnn", "choir"): ("instruments", "choir"),
-    ("MTT_musicnn", "choral"): ("instruments", "choir"),
-    ("MTT_musicnn", "classical"): ("genres", "classical"),
-    ("MTT_musicnn", "classic"): ("genres", "classical"),
-    ("MTT_musicnn", "techno"): ("genres", "techno"),
-    ("MTT_musicnn", "electronic"): ("genres", "electronic"),
-    ("MTT_musicnn", "rock"): ("genres", "rock"),
-    ("MTT_musicnn", "ambient"): ("genres", "ambient"),
-    ("MTT_musicnn", "indian"): ("genres", "indian"),
-    ("MTT_musicnn", "opera"): ("genres", "opera"),
-    ("MTT_musicnn", "pop"): ("genres", "pop"),
-    ("MTT_musicnn", "new age"): ("genres", "new age"),
-    ("MTT_musicnn", "dance"): ("genres", "dance"),
-    ("MTT_musicnn", "country"): ("genres", "country"),
-    ("MTT_musicnn", "metal"): ("genres", "metal"),
-    ("MTT_musicnn", "slow"): ("moods", "slow"),
-    ("MTT_musicnn", "fast"): ("moods", "fast"),
-    ("MTT_musicnn", "loud"): ("moods", "loud"),
-    ("MTT_musicnn", "quiet"): ("moods", "quiet"),
-    ("MTT_musicnn", "soft"): ("moods", "soft"),
-    ("MTT_musicnn", "weird"): ("moods", "weird"),
-    # Million Song Dataset (last.fm)
-    ("MSD_musicnn", "guitar"): ("instruments", "guitar"),
-    ("MSD_musicnn", "rock"): ("genres", "rock"),
-    ("MSD_musicnn", "pop"): ("genres", "pop"),
-    ("MSD_musicnn", "alternative"): ("genres", "alternative"),
-    ("MSD_musicnn", "alternative rock"): ("genres", "alternative rock"),
-    ("MSD_musicnn", "indie"): ("genres", "indie"),
-    ("MSD_musicnn", "indie rock"): ("genres", "indie rock"),
-    ("MSD_musicnn", "indie pop"): ("genres", "indie pop"),
-    ("MSD_musicnn", "electronic"): ("genres", "electronic"),
-    ("MSD_musicnn", "electronica"): ("genres", "electronic"),
-    ("MSD_musicnn", "electro"): ("genres", "electro"),
-    ("MSD_musicnn", "dance"): ("genres", "dance"),
-    ("MSD_musicnn", "House"): ("genres", "house"),
-    ("MSD_musicnn", "jazz"): ("genres", "jazz"),
-    ("MSD_musicnn", "metal"): ("genres", "metal"),
-    ("MSD_musicnn", "heavy metal"): ("genres", "metal"),
-    ("MSD_musicnn", "hard rock"): ("genres", "hard rock"),
-    ("MSD_musicnn", "classic rock"): ("genres", "classic rock"),
-    ("MSD_musicnn", "Progressive rock"): ("genres", "progressive rock"),
-    ("MSD_musicnn", "punk"): ("genres", "punk"),
-    ("MSD_musicnn", "soul"): ("genres", "soul"),
-    ("MSD_musicnn", "rnb"): ("genres", "r&b"),
-    ("MSD_musicnn", "funk"): ("genres", "funk"),
-    ("MSD_musicnn", "blues"): ("genres", "blues"),
-    ("MSD_musicnn", "folk"): ("genres", "folk"),
-    ("MSD_musicnn", "country"): ("genres", "country"),
-    ("MSD_musicnn", "Hip-Hop"): ("genres", "hip-hop"),
-    ("MSD_musicnn", "ambient"): ("genres", "ambient"),
-    ("MSD_musicnn", "experimental"): ("genres", "experimental"),
-    ("MSD_musicnn", "easy listening"): ("genres", "easy listening"),
-    ("MSD_musicnn", "acoustic"): ("moods", "acoustic"),
-    ("MSD_musicnn", "beautiful"): ("moods", "beautiful"),
-    ("MSD_musicnn", "chillout"): ("moods", "chill"),
-    ("MSD_musicnn", "chill"): ("moods", "chill"),
-    ("MSD_musicnn", "Mellow"): ("moods", "mellow"),
-    ("MSD_musicnn", "sad"): ("moods", "sad"),
-    ("MSD_musicnn", "happy"): ("moods", "happy"),
-    ("MSD_musicnn", "party"): ("moods", "party"),
-    ("MSD_musicnn", "sexy"): ("moods", "sexy"),
-    ("MSD_musicnn", "catchy"): ("moods", "catchy"),
-}
-
-# (model, source tag) -> role in the vocals decision. Gender is decided by MSD's last.fm
-# "female/male vocalist(s)" tags when the MSD model runs (on the synthesized eval clips they
-# separate female from male voices with ROC AUC 0.97, MTT's gender tags 0.82), else by MTT's.
-VOCAL_ROLES: dict[tuple[str, str], str] = {
-    ("MTT_musicnn", "vocal"): "present",
-    ("MTT_musicnn", "vocals"): "present",
-    ("MTT_musicnn", "singing"): "present",
-    ("MTT_musicnn", "voice"): "present",
-    ("MTT_musicnn", "no vocals"): "absent",
-    ("MTT_musicnn", "no vocal"): "absent",
-    ("MTT_musicnn", "no voice"): "absent",
-    ("MSD_musicnn", "instrumental"): "absent",
-    ("MTT_musicnn", "choir"): "choir",
-    ("MTT_musicnn", "choral"): "choir",
-    ("MSD_musicnn", "female vocalists"): "female",
-    ("MSD_musicnn", "female vocalist"): "female",
-    ("MSD_musicnn", "male vocalists"): "male",
-    ("MTT_musicnn", "female"): "female_fallback",
-    ("MTT_musicnn", "woman"): "female_fallback",
-    ("MTT_musicnn", "female vocal"): "female_fallback",
-    ("MTT_musicnn", "female voice"): "female_fallback",
-    ("MTT_musicnn", "male"): "male_fallback",
-    ("MTT_musicnn", "man"): "male_fallback",
-    ("MTT_musicnn", "male vocal"): "male_fallback",
-    ("MTT_musicnn", "male voice"): "male_fallback",
-}
-
-# Tags used by neither table: decades and arrangement words.
-_IGNORED: frozenset[tuple[str, str]] = frozenset(
-    {("MTT_musicnn", "solo")}
-    | {("MSD_musicnn", t) for t in ("00s", "90s", "80s", "70s", "60s", "oldies")}
-)
-
-FIELDS: tuple[str, ...] = ("instruments", "genres", "moods")
 
 
 @dataclass(frozen=True)
@@ -199,14 +85,14 @@ class TaggerSettings:
                 f"{', '.join(known)}"
             )
         for name in ("instrument_threshold", "genre_threshold", "mood_threshold"):
-            _check_range(name, getattr(self, name), 0.0, 1.0)
-        _check_range("vocal_threshold", self.vocal_threshold, -1.0, 1.0)
-        _check_range("choir_threshold", self.choir_threshold, 0.0, 1.0)
-        _check_range("female_threshold", self.female_threshold, -1.0, 1.0)
-        _check_range("max_tags", self.max_tags, 0, 50)
-        _check_range("sharpness", self.sharpness, 0.1, 1000.0)
-        _check_range("max_patches", self.max_patches, 0, 10000)
-        _check_range("batch_patches", self.batch_patches, 1, 4096)
+            check_range(f"tagger.{name}", getattr(self, name), 0.0, 1.0)
+        check_range("tagger.vocal_threshold", self.vocal_threshold, -1.0, 1.0)
+        check_range("tagger.choir_threshold", self.choir_threshold, 0.0, 1.0)
+        check_range("tagger.female_threshold", self.female_threshold, -1.0, 1.0)
+        check_range("tagger.max_tags", self.max_tags, 0, 50)
+        check_range("tagger.sharpness", self.sharpness, 0.1, 1000.0)
+        check_range("tagger.max_patches", self.max_patches, 0, 10000)
+        check_range("tagger.batch_patches", self.batch_patches, 1, 4096)
 
 
 @dataclass(frozen=True)
@@ -447,13 +333,13 @@ def vocal_evidence(scores: dict[str, float]) -> dict[str, float]:
 
 
 def table_coverage(model: str, tags: Sequence[str]) -> list[str]:
-    """Tags of ``model`` that neither table maps nor :data:`_IGNORED` lists (should be none)."""
+    """Tags of ``model`` that neither table maps nor :data:`IGNORED_TAGS` lists (should be none)."""
     return [
         t
         for t in tags
         if (model, t) not in TAG_FIELDS
         and (model, t) not in VOCAL_ROLES
-        and (model, t) not in _IGNORED
+        and (model, t) not in IGNORED_TAGS
     ]
 
 
@@ -469,8 +355,3 @@ def _fingerprint(settings: TaggerSettings, models: dict[str, Musicnn]) -> str:
 
 def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, x))))
-
-
-def _check_range(name: str, value: Any, lo: float, hi: float) -> None:
-    if not lo <= value <= hi:
-        raise PresetError(f"tagger.{name}={value!r} is outside the valid range [{lo}, {hi}]")

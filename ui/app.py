@@ -54,12 +54,12 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from daw_bridge import protocol
+from daw_bridge import export, protocol
+from daw_bridge.clock import clock
 from daw_bridge.regions import plan_regions
-from ui import export
 from ui.engine_link import EngineLink
 from ui.live import LiveCaptioner
-from ui.models import RegionRow, RegionTableModel, clock
+from ui.models import RegionRow, RegionTableModel
 from ui.overview import AUDIO_SUFFIXES, Overview, load_overview
 from ui.session import Session, SessionError
 from ui.timeline import save_timeline
@@ -588,7 +588,7 @@ class MainWindow(QMainWindow):
     def export_to(self, path: str, fmt: str) -> bool:
         """Write the results in ``fmt``; failures are shown, not raised."""
         try:
-            written = export.write(self.track_document(), path, fmt)
+            written = export.write(self.track_document(), path, fmt, allow_empty=False)
         except (export.ExportError, OSError, ValueError) as exc:
             self._warn("Export failed", str(exc))
             return False
@@ -794,8 +794,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m ui.app``: the same as ``sonicverse panel``."""
-    parser = argparse.ArgumentParser(prog="python -m ui.app", description=__doc__)
+    """The ``sonicverse-panel`` console script and ``python -m ui`` (``sonicverse panel``)."""
+    parser = argparse.ArgumentParser(prog="sonicverse-panel", description=__doc__)
     add_arguments(parser)
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     return run(parser.parse_args(argv))

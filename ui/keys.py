@@ -1,4 +1,4 @@
-"""Key names and their colours on the panel.
+"""Key colours on the panel (key names are :mod:`daw_bridge.keys`).
 
 Colours follow the circle of fifths: neighbouring keys get neighbouring hues, and a minor key
 shares the hue of its relative major (A minor with C major) in a darker shade, so that
@@ -7,39 +7,13 @@ modulations to close keys read as small colour steps.
 
 from __future__ import annotations
 
-PITCH_CLASSES: tuple[str, ...] = (
-    "C",
-    "C#",
-    "D",
-    "Eb",
-    "E",
-    "F",
-    "F#",
-    "G",
-    "Ab",
-    "A",
-    "Bb",
-    "B",
-)
-_ENHARMONIC = {"Db": "C#", "D#": "Eb", "Gb": "F#", "G#": "Ab", "A#": "Bb"}
+from daw_bridge.keys import parse_key
 
 VOCAL_COLOURS: dict[str, str] = {"none": "#9aa0a6", "male": "#3d7be0", "female": "#d6336c"}
 """Colour per vocals label (hex RGB)."""
 
 SILENCE_COLOUR = "#c8c8c8"
 UNKNOWN_COLOUR = "#b0b8c0"
-
-
-def parse_key(name: str) -> tuple[int, str] | None:
-    """Pitch class (0 = C) and mode of a key name like ``"F# minor"``; None if unreadable."""
-    parts = name.replace(":", " ").split()
-    if len(parts) != 2 or parts[1].lower() not in ("major", "minor"):
-        return None
-    tonic = parts[0][:1].upper() + parts[0][1:]
-    tonic = _ENHARMONIC.get(tonic, tonic)
-    if tonic not in PITCH_CLASSES:
-        return None
-    return PITCH_CLASSES.index(tonic), parts[1].lower()
 
 
 def key_hsv(name: str | None) -> tuple[int, int, int] | None:

@@ -2,22 +2,22 @@
 
 The capture and the rolling windows run in ``sonicverse listen`` (engine side); the analysis
 runs in the panel's engine when one is up (``--engine``: each window goes there as a
-temporary WAV file, by reference), else in the listener with the chosen preset;
-the panel reads its JSON lines from a :class:`QProcess` (no thread of ours ever blocks) and
-turns them into signals. Each line carries the monotonic time at which its window ended, so
-the panel measures the latency from the end of a window to its annotation on screen.
+temporary WAV file, by reference), else in the listener with the chosen preset; the panel
+reads its JSON lines (declared in :mod:`daw_bridge.live`) from a :class:`QProcess` (no thread
+of ours ever blocks) and turns them into signals. Each line carries the monotonic time at
+which its window ended, so the panel measures the latency from the end of a window to its
+annotation on screen.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from typing import Any
 
 import numpy as np
 from PyQt6.QtCore import QObject, QProcess, pyqtSignal
 
+from daw_bridge import live as live_format
 from ui.engine_link import engine_command
 
 log = logging.getLogger(__name__)
@@ -143,17 +143,16 @@ class LiveCaptioner(QObject):
             if not line.strip():
                 continue
             try:
-                item: dict[str, Any] = json.loads(line)
-            except ValueError:
-                log.warning("unreadable line from listen: %r", line[:200])
+                item = live_format.decode(line)
+            except live_format.LiveFormatError as exc:
+                log.warning("unreadable line from listen: %s", exc)
                 continue
-            if "event" in item:
-                kind = str(item["event"])
-                if kind in ("stopped", "finished", "error"):
+            if isinstance(item, live_format.LiveEvent):
+                if item.kind in live_format.ENDING_EVENTS:
                     self._ended = True
-                self.notice.emit(kind, str(item.get("message", "")))
+                self.notice.emit(item.kind, item.message)
             else:
-                self.result.emit(item)
+                self.result.emit(item.to_dict())
 
     def _read_stderr(self, proc: QProcess) -> None:
         self._stderr = (self._stderr + proc.readAllStandardError().data())[-4096:]

@@ -15,6 +15,7 @@ from typing import Any
 from PyQt6.QtCore import QAbstractTableModel, QModelIndex, Qt, pyqtSignal
 from PyQt6.QtGui import QBrush, QColor
 
+from daw_bridge.clock import clock
 from ui.keys import VOCAL_COLOURS, key_hsv
 
 STATES = ("new", "queued", "running", "done", "error")
@@ -84,12 +85,6 @@ COLUMNS: tuple[str, ...] = (
     "LUFS",
     "caption",
 )
-
-
-def clock(seconds: float) -> str:
-    """``m:ss.s`` for a time in seconds."""
-    m, s = divmod(max(0.0, seconds), 60.0)
-    return f"{int(m)}:{s:04.1f}"
 
 
 def key_colour(key: str | None) -> QColor:

@@ -16,8 +16,9 @@ from typing import Any
 from PyQt6.QtCore import QPointF, QRectF, Qt
 from PyQt6.QtGui import QColor, QFont, QImage, QPainter, QPainterPath, QPen
 
+from daw_bridge.clock import clock
 from ui.keys import SILENCE_COLOUR, VOCAL_COLOURS
-from ui.models import clock, key_colour
+from ui.models import key_colour
 
 LUFS_FLOOR = -60.0
 MARGIN_L = 120  # room for lane names and the LUFS scale

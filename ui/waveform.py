@@ -24,8 +24,9 @@ from PyQt6.QtGui import (
 )
 from PyQt6.QtWidgets import QMenu, QSizePolicy, QWidget
 
+from daw_bridge.clock import clock
 from ui.keys import VOCAL_COLOURS
-from ui.models import RegionRow, RegionTableModel, clock, key_colour, row_key
+from ui.models import RegionRow, RegionTableModel, key_colour, row_key
 from ui.overview import Overview
 
 EDGE_PX = 6  # how close to a region's edge a press grabs the edge

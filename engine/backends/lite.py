@@ -19,12 +19,13 @@ from engine.analysis import analyze_signal
 from engine.audio import resample, to_mono
 from engine.backends.base import Progress, Segment, no_progress
 from engine.captions import template_caption
+from engine.errors import check_range
 from engine.narrative import preset_narrative
-from engine.presets import Preset
 from engine.tagging import TaggerSettings
 from engine.types import RegionAnnotation, TrackNarrative
 
 if TYPE_CHECKING:
+    from engine.presets import Preset
     from engine.tagging import Tagger
 
 log = logging.getLogger(__name__)
@@ -41,9 +42,7 @@ class Options:
     region_batch: int = 8  # regions tagged per batch (stored and cancellable in between)
 
     def __post_init__(self) -> None:
-        from engine.presets import _check_range
-
-        _check_range("lite.region_batch", self.region_batch, 1, 1024)
+        check_range("lite.region_batch", self.region_batch, 1, 1024)
 
 
 class LiteBackend:

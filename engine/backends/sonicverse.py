@@ -28,9 +28,8 @@ from engine.analysis import analyze_signal
 from engine.audio import resample, to_mono
 from engine.backends.base import Progress, Segment, no_progress
 from engine.captions import template_caption
-from engine.errors import ModelLoadError, PresetError
+from engine.errors import ModelLoadError, PresetError, check_range
 from engine.narrative import preset_narrative
-from engine.presets import Preset
 from engine.types import RegionAnnotation, TrackNarrative
 
 if TYPE_CHECKING:
@@ -39,6 +38,7 @@ if TYPE_CHECKING:
     from engine.models.heads import HeadsResult, MultiTaskProjector
     from engine.models.llm import CaptionLM
     from engine.models.mert import Mert
+    from engine.presets import Preset
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,8 @@ class MertOptions:
     batch_size: int = 8  # windows per encoder forward
 
     def __post_init__(self) -> None:
-        _check("mert.chunk_s", self.chunk_s, 1.0, 30.0)
-        _check("mert.batch_size", self.batch_size, 1, 256)
+        check_range("sonicverse.mert.chunk_s", self.chunk_s, 1.0, 30.0)
+        check_range("sonicverse.mert.batch_size", self.batch_size, 1, 256)
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class CheckpointOptions:
     vocals_labels: tuple[str, ...] = ()  # likewise for ("none", "male", "female")
 
     def __post_init__(self) -> None:
-        _check("checkpoint.pad_frames", self.pad_frames, 1, 100_000)
+        check_range("sonicverse.checkpoint.pad_frames", self.pad_frames, 1, 100_000)
         if self.key_labels and len(self.key_labels) != 24:
             raise PresetError(f"checkpoint.key_labels has {len(self.key_labels)} names; need 24")
         if self.vocals_labels and len(self.vocals_labels) != 3:
@@ -103,8 +103,10 @@ class LLMOptions:
     narrative_max_new_tokens: int = 600  # narrative length limit, tokens
 
     def __post_init__(self) -> None:
-        _check("llm.max_new_tokens", self.max_new_tokens, 1, 4096)
-        _check("llm.narrative_max_new_tokens", self.narrative_max_new_tokens, 1, 8192)
+        check_range("sonicverse.llm.max_new_tokens", self.max_new_tokens, 1, 4096)
+        check_range(
+            "sonicverse.llm.narrative_max_new_tokens", self.narrative_max_new_tokens, 1, 8192
+        )
 
 
 @dataclass(frozen=True)
@@ -120,13 +122,8 @@ class Options:
     seed: int = 0  # seed of the tiny variants' random weights
 
     def __post_init__(self) -> None:
-        _check("tag_threshold", self.tag_threshold, 0.0, 1.0)
-        _check("max_tags", self.max_tags, 0, 87)
-
-
-def _check(name: str, value: float, lo: float, hi: float) -> None:
-    if not lo <= value <= hi:
-        raise PresetError(f"sonicverse.{name}={value!r} is outside the valid range [{lo}, {hi}]")
+        check_range("sonicverse.tag_threshold", self.tag_threshold, 0.0, 1.0)
+        check_range("sonicverse.max_tags", self.max_tags, 0, 87)
 
 
 def _dtype(name: str) -> torch.dtype:

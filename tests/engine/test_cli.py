@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import jams
 import pytest
 
-from engine import presets
+from engine import cli, presets
 from engine.cli import main
 from tests.engine.helpers import song
 
@@ -142,3 +143,12 @@ def test_external_commands_take_leading_options(capsys: pytest.CaptureFixture[st
     with pytest.raises(SystemExit):
         main(["-v", "send", "--help"])
     assert "sonicverse send" in capsys.readouterr().out
+
+
+def test_panel_runs_the_panels_own_entry_point(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``sonicverse panel`` runs ``python -m ui`` in a child; the engine never imports ui."""
+    calls: list[list[str]] = []
+    monkeypatch.setattr(cli.subprocess, "call", lambda argv: calls.append(argv) or 0)
+    monkeypatch.setattr(cli.importlib, "import_module", lambda name: pytest.fail(name))
+    assert main(["panel", "song.wav", "--port", "9100"]) == 0
+    assert calls == [[sys.executable, "-m", "ui", "song.wav", "--port", "9100"]]

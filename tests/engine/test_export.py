@@ -35,7 +35,7 @@ def result() -> TrackResult:
 
 
 def test_json_matches_schema_and_round_trips(result: TrackResult) -> None:
-    doc = json.loads(export.to_json(result))
+    doc = json.loads(export.render(result, "json"))
     jsonschema.validate(doc, json.loads(SCHEMA.read_text()))
     assert doc["regions"][2]["peak_dbfs"] is None
     back = tuple(RegionAnnotation.from_dict(r) for r in doc["regions"])
@@ -43,14 +43,14 @@ def test_json_matches_schema_and_round_trips(result: TrackResult) -> None:
 
 
 def test_schema_rejects_bad_key(result: TrackResult) -> None:
-    doc = json.loads(export.to_json(result))
+    doc = json.loads(export.render(result, "json"))
     doc["regions"][0]["key"]["key"] = "H major"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(doc, json.loads(SCHEMA.read_text()))
 
 
 def test_jams_validates(result: TrackResult) -> None:
-    jam = jams.load(io.StringIO(export.to_jams(result)), validate=True, strict=True)
+    jam = jams.load(io.StringIO(export.render(result, "jams")), validate=True, strict=True)
     keys = jam.search(namespace="key_mode")[0]
     assert [o.value for o in keys.data] == ["C:major", "F#:minor", "N"]
     tags = {o.value for o in jam.search(namespace="tag_open")[0].data}
@@ -59,13 +59,13 @@ def test_jams_validates(result: TrackResult) -> None:
 
 
 def test_audacity_labels(result: TrackResult) -> None:
-    lines = export.to_audacity_labels(result).splitlines()
+    lines = export.render(result, "audacity").splitlines()
     assert lines[0] == "0.000000\t10.000000\tC major | female vocals | 120 BPM"
     assert lines[2].endswith("\tsilence")
 
 
 def test_region_csv(result: TrackResult) -> None:
-    rows = list(csv.reader(io.StringIO(export.to_region_csv(result))))
+    rows = list(csv.reader(io.StringIO(export.render(result, "csv"))))
     assert rows[0] == ["#", "Name", "Start", "End", "Length"]
     assert rows[2] == [
         "R2",

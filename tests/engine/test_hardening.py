@@ -27,7 +27,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from daw_bridge import protocol
 from daw_bridge.client import EngineClient
 from engine import cli
-from engine import server as server_module
+from engine import serve as engine_command
 from engine.gate import FramingError, GateLimits, LogLimiter, RateLimiter, check_datagram
 from engine.pipeline import Annotator
 from engine.presets import LimitSettings
@@ -368,7 +368,7 @@ def test_a_folder_swapped_for_a_symlink_after_the_check_is_not_followed(
 
 def _engine_args(store: Path) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    server_module.add_arguments(parser)
+    engine_command.add_arguments(parser)
     return parser.parse_args(["--port", "0", "--store", str(store)])
 
 
@@ -384,7 +384,7 @@ def test_broken_stores_are_refused_at_start(
     corrupt.write_bytes(bytes(data))
     for store, needle in ((empty, "0-byte file"), (corrupt, "move it away")):
         caplog.clear()
-        assert server_module.run(_engine_args(store)) == 2
+        assert engine_command.run(_engine_args(store)) == 2
         assert needle in caplog.text, caplog.text
     if os.geteuid() != 0:  # root writes through read-only permissions
         readonly = tmp_path / "readonly.sqlite3"

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from engine import backends, listen, presets, sources
+from engine import backends, listen, live, presets, sources
 from engine.errors import AudioError
-from engine.listen import LatencyStats, Listener
+from engine.live import LatencyStats, Listener
+from engine.remote import RemoteEngine
 from engine.sources import FileSource
 
 SR = 22050
@@ -48,7 +49,7 @@ def song(tmp_path_factory):
 @pytest.fixture(scope="module")
 def lite():
     backend = backends.create(presets.load("lite"))
-    listen.warm_up(backend, sr=SR, channels=1)  # timings in tests are then steady
+    live.warm_up(backend, sr=SR, channels=1)  # timings in tests are then steady
     yield backend
     backend.close()
 
@@ -136,7 +137,7 @@ def test_cli_jsonl_from_a_file(song, capsys):
     )
     assert status == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert {"event": "finished", "message": "a_minor.wav: end of file"} in lines
+    assert {"v": 1, "event": "finished", "message": "a_minor.wav: end of file"} in lines
     lines = [d for d in lines if "index" in d]
     assert [(d["start_s"], d["end_s"]) for d in lines] == [(0.0, 2.0), (2.0, 4.0), (4.0, 6.0)]
     assert all(d["annotation"]["key"]["key"] == "A minor" for d in lines)
@@ -184,7 +185,7 @@ def engine_server():
 
 
 def test_windows_through_a_running_engine(song, engine_server):
-    backend = listen.EngineBackend("127.0.0.1", engine_server.address[1])
+    backend = RemoteEngine("127.0.0.1", engine_server.address[1])
     _, results, _ = run_listener(FileSource(song, speed=8.0), backend, window_s=3.0, hop_s=3.0)
     folder = Path(backend._folder.name)
     assert folder.is_dir() and not any(folder.glob("*.wav"))  # each window's file removed

@@ -480,7 +480,7 @@ def _free_port() -> int:
 
 def _start_engine(port: int, store: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "engine.server", "--port", str(port), "--store", str(store)],
+        [sys.executable, "-m", "engine.serve", "--port", str(port), "--store", str(store)],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -547,7 +547,7 @@ def test_engine_command_logs_where_it_listens_and_stops_on_sigterm(tmp_path: Pat
         [
             sys.executable,
             "-m",
-            "engine.server",
+            "engine.serve",
             "--port",
             "0",
             "--store",
@@ -577,15 +577,15 @@ def test_engine_command_logs_where_it_listens_and_stops_on_sigterm(tmp_path: Pat
 def test_engine_command_refuses_an_open_bind_without_token(tmp_path: Path) -> None:
     import argparse
 
-    from engine import server as server_module
+    from engine import serve as engine_command
 
     parser = argparse.ArgumentParser()
-    server_module.add_arguments(parser)
+    engine_command.add_arguments(parser)
     args = parser.parse_args(
         ["--host", "0.0.0.0", "--port", "0", "--token", "", "--store", str(tmp_path / "s.sqlite3")]
     )
-    assert server_module.run(args) == 2
+    assert engine_command.run(args) == 2
     args = parser.parse_args(
         ["--port", "0", "--root", str(tmp_path / "missing"), "--store", str(tmp_path / "s.sqlite3")]
     )
-    assert server_module.run(args) == 2
+    assert engine_command.run(args) == 2

@@ -15,9 +15,10 @@ import soundfile as sf
 from PyQt6.QtCore import Qt
 from PyQt6.QtGui import QColor
 
-from ui import export
+from daw_bridge import export
+from daw_bridge.keys import parse_key
 from ui.app import default_regions
-from ui.keys import key_hsv, parse_key
+from ui.keys import key_hsv
 from ui.models import RegionRow, RegionTableModel
 from ui.overview import OverviewError, load_overview
 from ui.session import Session, SessionError
@@ -69,7 +70,7 @@ def test_ui_never_imports_engine():
             )
             assert not any(n == "engine" or n.startswith("engine.") for n in names), f
     code = (
-        "import sys, ui.app, ui.live, ui.export, ui.timeline, ui.session;"
+        "import sys, ui.app, ui.live, ui.timeline, ui.session;"
         "bad = [m for m in sys.modules if m == 'engine' or m.startswith('engine.')];"
         "assert not bad, bad"
     )
@@ -215,7 +216,7 @@ def test_export_write_and_errors(doc, tmp_path):
     with pytest.raises(export.ExportError, match="unknown export format 'mp3'"):
         export.write(doc, tmp_path / "x", "mp3")
     with pytest.raises(export.ExportError, match="nothing to export"):
-        export.write({**doc, "regions": []}, tmp_path / "x.json", "json")
+        export.write({**doc, "regions": []}, tmp_path / "x.json", "json", allow_empty=False)
 
 
 def test_session_round_trip_and_moved_folder(tmp_path):
@@ -300,11 +301,14 @@ def test_live_device_that_goes_away_is_reported_once(qtbot, monkeypatch):
         monkeypatch,
         (
             "import json, time, sys\n"
-            "print(json.dumps({'index': 0, 'start_s': 0.0, 'end_s': 10.0,"
-            " 't_end': time.monotonic(), 'annotation': None, 'error': 'x'}), flush=True)\n"
-            "print(json.dumps({'event': 'overflow', 'message': 'mic: input overflow'}),"
+            "print(json.dumps({'v': 1, 'index': 0, 'start_s': 0.0, 'end_s': 10.0,"
+            " 't_end': time.monotonic(), 'analysis_ms': 5.0, 'annotation': None,"
+            " 'error': 'x'}), flush=True)\n"
+            "print('not a line of the declared format', flush=True)\n"
+            "print(json.dumps({'v': 1, 'event': 'overflow', 'message': 'mic: input overflow'}),"
             " flush=True)\n"
-            "print(json.dumps({'event': 'stopped', 'message': 'mic: input device went away'}))\n"
+            "print(json.dumps({'v': 1, 'event': 'stopped',"
+            " 'message': 'mic: input device went away'}))\n"
             "sys.exit(1)\n"
         ),
     )

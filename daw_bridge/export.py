@@ -1,14 +1,16 @@
-"""Exports written by the panel from the engine's JSON results.
+"""The four export formats of a result document (``TrackResult.to_dict()``).
 
-The panel holds results as the engine sends them (``RegionAnnotation.to_dict()``,
-``TrackNarrative.to_dict()``), and it cannot import :mod:`engine`; these writers produce the
-same four formats as the engine's own exports from those dicts:
+One set of writers for the engine (:mod:`engine.export` renders ``TrackResult.to_dict()``
+through them) and the panel (which holds results as the engine sends them, as dicts):
 
-- ``json``: a ``TrackResult.to_dict()`` document (schema ``1.0``).
-- ``jams``: ``key_mode``, ``tempo``, ``segment_open`` and ``tag_open`` annotations, validated
-  with the ``jams`` package.
-- ``audacity``: an Audacity label track, ``start<TAB>end<TAB>label``.
-- ``csv``: ``#,Name,Start,End,Length`` rows, the layout of Reaper's Region/Marker Manager.
+- ``json``: the versioned schema (``engine/schema/annotation-<version>.json``).
+- ``jams``: ``key_mode``, ``tempo``, ``segment_open`` (regions with captions) and ``tag_open``
+  (vocals and tags) annotations, validated with the ``jams`` package before writing (imported
+  only by :func:`to_jams`; the other writers are pure Python).
+- ``audacity``: an Audacity label track, ``start<TAB>end<TAB>label`` (File > Import > Labels).
+- ``csv``: ``#,Name,Start,End,Length`` rows in seconds, the layout of Reaper's Region/Marker
+  Manager export (import it there) that Sonic Visualiser also imports (File > Import
+  Annotation Layer, columns: time, end time, label).
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ def to_json(doc: dict[str, Any]) -> str:
 
 
 def to_jams(doc: dict[str, Any]) -> str:
-    """A validated JAMS document."""
+    """A validated JAMS document (raises ``jams.SchemaError`` if it would not validate)."""
     import jams
 
     duration = float(doc["duration_s"])
@@ -174,17 +176,28 @@ WRITERS = {
 }
 
 
-def write(doc: dict[str, Any], path: str | os.PathLike[str], fmt: str) -> Path:
-    """Write ``doc`` to ``path`` in format ``fmt`` (one of :data:`FORMATS`).
+def render(doc: dict[str, Any], fmt: str) -> str:
+    """``doc`` in format ``fmt`` (one of :data:`FORMATS`).
 
     Raises:
-        ExportError: unknown format, or a document without annotated regions.
+        ExportError: naming the format and the valid ones when ``fmt`` is unknown.
     """
     if fmt not in WRITERS:
         raise ExportError(f"unknown export format {fmt!r}; valid formats: {', '.join(FORMATS)}")
-    if not doc["regions"]:
+    return WRITERS[fmt](doc)
+
+
+def write(
+    doc: dict[str, Any], path: str | os.PathLike[str], fmt: str, *, allow_empty: bool = True
+) -> Path:
+    """Write ``doc`` to ``path`` in format ``fmt`` (one of :data:`FORMATS`); returns the path.
+
+    Raises:
+        ExportError: unknown format, or (``allow_empty=False``) a document without regions.
+    """
+    if not allow_empty and not doc["regions"]:
         raise ExportError("nothing to export: no region has an annotation yet")
-    text = WRITERS[fmt](doc)
+    text = render(doc, fmt)
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(text, encoding="utf-8")
