@@ -570,7 +570,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     splits = ("tune", "eval") if args.fit else ("eval",)
     data = {}
     for split in splits:
-        name = f"{split}-{args.songs}-v{RENDER_VERSION}.pkl"
+        # the analysis is cached too: the backend's fingerprint names what produced it
+        tag = backend.fingerprint.replace(":", "-")
+        name = f"{split}-{args.songs}-v{RENDER_VERSION}-{tag}.pkl"
         cache = args.cache / name if args.cache else None
         if cache is not None and cache.exists():
             with open(cache, "rb") as f:
