@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from engine.errors import EngineError
+from engine.progress import progress_bar
 
 if TYPE_CHECKING:
     from engine.types import TrackResult
@@ -175,15 +175,7 @@ def cmd_annotate(args: argparse.Namespace, out: Console, err: Console) -> int:
     out_dir = _out_dir(args, files)
     annotator = Annotator(preset, store=Store(args.store), device=args.device)
     failures = 0
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal and len(files) == 1,
-    )
+    progress = progress_bar(err, disable=not err.is_terminal and len(files) == 1)
     try:
         with progress:
             files_task = progress.add_task("files", total=len(files))

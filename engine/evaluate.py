@@ -366,17 +366,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, out: Any, err: Any) -> int:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
 
     from engine import presets
     from engine.metrics import report as rep
     from engine.pipeline import Annotator
+    from engine.progress import progress_bar
     from engine.store import Store
 
     earlier = rep.read_report(args.compare) if args.compare else None
@@ -387,14 +381,7 @@ def _run(args: argparse.Namespace, out: Any, err: Any) -> int:
         )
     preset = presets.load(args.preset)
     annotator = Annotator(preset, store=Store(args.store), device=args.device)
-    bar = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    )
+    bar = progress_bar(err)
     try:
         with bar:
             task = bar.add_task("rows", total=len(manifest.rows))

@@ -7,10 +7,10 @@ import logging
 import os
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from engine.batch.worker import SIDECARS
 from engine.errors import EngineError, InvalidRequest
+from engine.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -88,14 +88,7 @@ def _run(args: argparse.Namespace, err: Console) -> int:
         sidecars=parse_sidecars(args.sidecars),
         root=os.path.abspath(src if src.is_dir() else src.parent),
     )
-    bar = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    )
+    bar = progress_bar(err)
     with bar:
         task = bar.add_task("files", total=None)
 
