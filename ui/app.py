@@ -30,36 +30,28 @@ from PyQt6.QtWidgets import (
     QAbstractItemView,
     QApplication,
     QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
-    QFormLayout,
-    QHBoxLayout,
     QHeaderView,
     QLabel,
-    QLineEdit,
     QMainWindow,
     QMenu,
     QMenuBar,
     QMessageBox,
     QProgressBar,
-    QPushButton,
     QSplitter,
     QStatusBar,
     QTableView,
     QTabWidget,
-    QTextBrowser,
     QToolBar,
     QToolButton,
-    QVBoxLayout,
-    QWidget,
 )
 
 from daw_bridge import export, protocol
-from daw_bridge.clock import clock
 from daw_bridge.regions import plan_regions
 from ui.engine_link import EngineLink
-from ui.live import LiveCaptioner
+from ui.live_tab import LiveTab
 from ui.models import RegionRow, RegionTableModel
+from ui.narrative_pane import NarrativePane
 from ui.overview import AUDIO_SUFFIXES, Overview, load_overview
 from ui.session import Session, SessionError
 from ui.timeline import save_timeline
@@ -143,7 +135,6 @@ class MainWindow(QMainWindow):
 
         self.model = RegionTableModel(self)
         self.link = EngineLink(host, port, heartbeat_ms=heartbeat_ms, parent=self)
-        self.live = LiveCaptioner(self)
         self._build_widgets(preset)
         self._build_actions()
         self._connect()
@@ -167,11 +158,16 @@ class MainWindow(QMainWindow):
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
 
-        self.narrative_view = QTextBrowser(self)
-        self.narrative_view.setPlaceholderText("Narrate the track to read its story here.")
+        self.narrative_view = NarrativePane(self)
+        self.live_tab = LiveTab(
+            preset=lambda: self.preset_box.currentText().strip() or "lite",
+            engine=lambda: (self.link.host, self.link.port) if self.link.state == "up" else None,
+            parent=self,
+        )
+        self.live = self.live_tab.live
         self.tabs = QTabWidget(self)
         self.tabs.addTab(self.narrative_view, "Narrative")
-        self.tabs.addTab(self._build_live_tab(), "Live")
+        self.tabs.addTab(self.live_tab, "Live")
 
         lower = QSplitter(Qt.Orientation.Horizontal, self)
         lower.addWidget(self.table)
@@ -200,42 +196,6 @@ class MainWindow(QMainWindow):
         self.setStatusBar(self.status)
         self.status.addPermanentWidget(self.progress)
         self.status.addPermanentWidget(self.engine_label)
-
-    def _build_live_tab(self) -> QWidget:
-        tab = QWidget(self)
-        form = QFormLayout()
-        self.device_edit = QLineEdit(tab)
-        self.device_edit.setPlaceholderText("default input (or an index / part of a name)")
-        self.window_spin = QDoubleSpinBox(tab)
-        self.window_spin.setRange(1.0, 60.0)
-        self.window_spin.setValue(10.0)
-        self.window_spin.setSuffix(" s")
-        self.hop_spin = QDoubleSpinBox(tab)
-        self.hop_spin.setRange(0.5, 30.0)
-        self.hop_spin.setValue(2.0)
-        self.hop_spin.setSuffix(" s")
-        form.addRow("input device", self.device_edit)
-        form.addRow("window", self.window_spin)
-        form.addRow("hop", self.hop_spin)
-        self.listen_button = QPushButton("Listen", tab)
-        self.listen_button.setCheckable(True)
-        self.live_caption = QLabel("—", tab)
-        self.live_caption.setWordWrap(True)
-        self.live_caption.setStyleSheet("font-size: 15px;")
-        self.live_facts = QLabel("", tab)
-        self.live_latency = QLabel("", tab)
-        self.live_status = QLabel("", tab)
-        self.live_status.setWordWrap(True)
-        layout = QVBoxLayout(tab)
-        layout.addLayout(form)
-        row = QHBoxLayout()
-        row.addWidget(self.listen_button)
-        row.addStretch(1)
-        layout.addLayout(row)
-        for w in (self.live_facts, self.live_caption, self.live_latency, self.live_status):
-            layout.addWidget(w)
-        layout.addStretch(1)
-        return tab
 
     def _build_actions(self) -> None:
         tb = QToolBar("main", self)
@@ -325,10 +285,6 @@ class MainWindow(QMainWindow):
         )
         self.model.regionsChanged.connect(self._update_progress)
         self.preset_box.activated.connect(lambda _i: self.switch_preset())
-        self.listen_button.toggled.connect(self._toggle_listen)
-        self.live.result.connect(self._on_live_result)
-        self.live.notice.connect(self._on_live_event)
-        self.live.runningChanged.connect(self._on_live_running)
 
     # Files ----------------------------------------------------------------------------------
 
@@ -531,24 +487,10 @@ class MainWindow(QMainWindow):
         self.status.clearMessage()
 
     def _on_narrative_failed(self, message: str) -> None:
-        self.narrative_view.setHtml(f"<p style='color:#c0392b'>⚠ narrative failed: {message}</p>")
+        self.narrative_view.show_failure(message)
 
     def _show_narrative(self) -> None:
-        n = self.narrative
-        if not n:
-            self.narrative_view.clear()
-            return
-        html = [f"<p style='font-size:14px'>{_escape(n.get('text', ''))}</p><hr>"]
-        for s in n.get("sections", []):
-            events = "".join(
-                f"<br><i>{_escape(e.get('text', ''))}</i> ({float(e.get('confidence', 0)):.2f})"
-                for e in s.get("events", [])
-            )
-            html.append(
-                f"<p><b>{clock(s['start_s'])}–{clock(s['end_s'])}</b>"
-                f" {_escape(s.get('key') or '')}<br>{_escape(s.get('text', ''))}{events}</p>"
-            )
-        self.narrative_view.setHtml("".join(html))
+        self.narrative_view.show_narrative(self.narrative)
 
     def _update_progress(self) -> None:
         rows = self.model.rows
@@ -685,62 +627,12 @@ class MainWindow(QMainWindow):
 
     # Live -----------------------------------------------------------------------------------
 
-    def _toggle_listen(self, on: bool) -> None:
-        if on and not self.live.running:
-            self.start_listening(device=self.device_edit.text().strip() or None)
-        elif not on and self.live.running:
-            self.live.stop()
-
     def start_listening(
         self, *, device: str | None = None, file: str | None = None, speed: float = 1.0
     ) -> None:
         """Caption the microphone (or a file played as one) in the Live tab."""
-        self.tabs.setCurrentIndex(1)
-        self.live_status.setText("starting…")
-        self.live_caption.setText("—")
-        self.live_facts.setText("")
-        self.live_latency.setText("")
-        self.live.start(
-            preset=self.preset_box.currentText().strip() or "lite",
-            device=device,
-            file=file,
-            speed=speed,
-            window_s=self.window_spin.value(),
-            hop_s=self.hop_spin.value(),
-            engine=(self.link.host, self.link.port) if self.link.state == "up" else None,
-        )
-
-    def _on_live_result(self, item: dict) -> None:
-        a = item.get("annotation")
-        span = f"{clock(item['start_s'])}–{clock(item['end_s'])}"
-        if a is None:
-            self.live_caption.setText(f"<span style='color:#c0392b'>⚠ {item.get('error')}</span>")
-            self.live_facts.setText(span)
-        else:
-            key = "silence" if a.get("silent") else (a["key"]["key"] if a.get("key") else "—")
-            vocals = a["vocals"]["label"] if a.get("vocals") else "—"
-            tempo = "—" if a.get("tempo_bpm") is None else f"{a['tempo_bpm']:.0f} BPM"
-            self.live_facts.setText(
-                f"<b>{span}</b> &nbsp; key <b>{key}</b> &nbsp; "
-                f"vocals <b>{vocals}</b> &nbsp; {tempo}"
-            )
-            self.live_caption.setText(_escape(a.get("caption", "")))
-        latency = self.live.record_shown(float(item["t_end"]))
-        self.live_latency.setText(
-            f"latency {1000 * latency:.0f} ms (p50 {self.live.percentile_ms(50):.0f} ms, "
-            f"p95 {self.live.percentile_ms(95):.0f} ms over {len(self.live.latencies_s)} windows)"
-        )
-        self.live_status.setText("listening")
-
-    def _on_live_event(self, kind: str, message: str) -> None:
-        colour = "#b7791f" if kind in ("overflow", "finished") else "#c0392b"
-        self.live_status.setText(f"<span style='color:{colour}'>{kind}: {_escape(message)}</span>")
-
-    def _on_live_running(self, running: bool) -> None:
-        self.listen_button.blockSignals(True)
-        self.listen_button.setChecked(running)
-        self.listen_button.setText("Stop" if running else "Listen")
-        self.listen_button.blockSignals(False)
+        self.tabs.setCurrentWidget(self.live_tab)
+        self.live_tab.start(device=device, file=file, speed=speed)
 
     # Shutdown -------------------------------------------------------------------------------
 
@@ -748,10 +640,6 @@ class MainWindow(QMainWindow):
         self.live.stop()
         self.link.close()
         super().closeEvent(event)
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

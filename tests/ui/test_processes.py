@@ -19,8 +19,8 @@ def test_panel_starts_an_engine_when_none_answers(qtbot, song, tmp_path, monkeyp
 
 
 def test_live_tab_captions_a_file_played_as_a_microphone(qtbot, window, song):
-    window.window_spin.setValue(4.0)
-    window.hop_spin.setValue(4.0)
+    window.live_tab.window_spin.setValue(4.0)
+    window.live_tab.hop_spin.setValue(4.0)
     results = []
     window.live.result.connect(results.append)
     with qtbot.waitSignal(window.live.notice, timeout=30_000) as finished:
@@ -30,8 +30,8 @@ def test_live_tab_captions_a_file_played_as_a_microphone(qtbot, window, song):
     assert [(r["start_s"], r["end_s"]) for r in results][:2] == [(0.0, 4.0), (4.0, 8.0)]
     assert results[0]["annotation"]["key"]["key"] == "A minor"
     assert len(window.live.latencies_s) == len(results) >= 5
-    assert "latency" in window.live_latency.text() and "p95" in window.live_latency.text()
-    assert not window.listen_button.isChecked()
+    assert "latency" in window.live_tab.latency.text() and "p95" in window.live_tab.latency.text()
+    assert not window.live_tab.listen_button.isChecked()
 
 
 def test_live_tab_reports_a_missing_device(qtbot, window):
@@ -39,8 +39,8 @@ def test_live_tab_reports_a_missing_device(qtbot, window):
         window.start_listening(device="no such microphone 1234")
     assert event.args[0] == "error"
     assert "no audio input device" in event.args[1] or "matches no input device" in event.args[1]
-    qtbot.waitUntil(lambda: not window.listen_button.isChecked(), timeout=5_000)
-    assert "error" in window.live_status.text()
+    qtbot.waitUntil(lambda: not window.live_tab.listen_button.isChecked(), timeout=5_000)
+    assert "error" in window.live_tab.status.text()
 
 
 def test_picking_a_preset_restarts_the_panels_engine(qtbot, song, tmp_path, monkeypatch):
