@@ -35,6 +35,8 @@ EXTERNAL: dict[str, tuple[str, str]] = {
     "listen": ("engine.listen", "caption what the microphone hears, live"),
     "evaluate": ("engine.evaluate", "score a preset on a labelled manifest; write a report"),
     "manifest": ("engine.data.importers", "build a manifest from MusicBench, Song Describer, CSV"),
+    "dataset": ("engine.data.build", "build training chunks, teacher labels and MERT features"),
+    "train": ("engine.train.main", "train heads, projector, LoRA or QLoRA from a train config"),
 }
 
 KEY_COLOURS = (
