@@ -159,6 +159,9 @@ def train(
     inner: TrainModel = acc.unwrap_model(model)
 
     step, micro = 0, 0
+    torch.manual_seed(
+        cfg.seed + acc.process_index
+    )  # dropout; replaced by the saved state on resume
     resume_from = (
         ck.latest_checkpoint(out)
         if cfg.resume == "auto"
