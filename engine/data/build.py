@@ -117,11 +117,13 @@ def build(
         targets = teachers.label(audio, [c.row for c in part])
         feats, frames = [], []
         for b in range(0, len(part), batch_size):
-            for y, sr in audio[b : b + batch_size]:
-                x = torch.from_numpy(resample(y, sr=sr, target_sr=mert.sr))[None]
-                hidden = mert.hidden_states(x)  # [1, L, T, D]
+            ys = [resample(y, sr=sr, target_sr=mert.sr) for y, sr in audio[b : b + batch_size]]
+            same = len({len(y) for y in ys}) == 1
+            groups = [np.stack(ys)] if same else [y[None] for y in ys]
+            for x in groups:
+                hidden = mert.hidden_states(torch.from_numpy(x))  # [n, L, T, D]
                 feats.append(hidden.float().mean(dim=2).to(torch.float16).cpu())
-                frames.append(hidden.shape[2])
+                frames += [hidden.shape[2]] * hidden.shape[0]
             progress("chunks", s * shard_size + min(b + batch_size, len(part)), len(chunks))
         tensors = {
             "features": torch.cat(feats),

@@ -131,6 +131,7 @@ def train(
         OutOfMemory: naming batch size, accumulation, 4-bit and gradient checkpointing.
     """
     from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs
 
     from engine.train import checkpointing as ck
 
@@ -148,6 +149,8 @@ def train(
         gradient_accumulation_steps=cfg.grad_accum,
         mixed_precision="bf16" if cfg.precision == "bf16" else "no",
         cpu=cfg.device == "cpu",
+        # the aligner gets no gradient in a batch without two songs with lyrics
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
     ds = acc.state.deepspeed_plugin
     if ds is not None:
@@ -199,7 +202,7 @@ def train(
                 mine = idx[rank::world] or idx[:1]
                 batch = make_batch(data, mine).to(acc.device)
                 with acc.accumulate(model), acc.autocast():
-                    losses = inner(batch, epoch=epoch)
+                    losses = model(batch, epoch=epoch)  # the wrapper: DDP/DeepSpeed sync
                     acc.backward(losses["total"])
                     if acc.sync_gradients and cfg.max_grad_norm > 0:
                         acc.clip_grad_norm_(params, cfg.max_grad_norm)

@@ -54,9 +54,10 @@ def build_model(cfg: TrainConfig, data: Any) -> Any:
         raise TrainConfigError(
             f"preset {cfg.preset!r} is a {p.backend} preset; name a sonicverse one"
         )
-    need_llm = cfg.uses_llm or (
-        cfg.info_nce_weight > 0 and any(c["lyrics"].strip() for c in data.chunks)
-    )
+    lyrics = cfg.info_nce_weight > 0 and any(c["lyrics"].strip() for c in data.chunks)
+    need_llm = cfg.uses_llm or (lyrics and p.options.llm.enabled)
+    if lyrics and not need_llm:
+        log.info("preset %s has no LLM: the lyrics alignment (InfoNCE) is skipped", cfg.preset)
     lm = load_llm(cfg, p.options) if need_llm else None
     hc = heads_config(
         cfg,
