@@ -118,7 +118,10 @@ def _targets(row: Any, taught: dict[str, Any]) -> Targets:
         "genres": labels.genres,
         "moods": labels.moods,
     }
-    vectors, known, names, source = {}, {}, {}, {}
+    vectors: dict[str, np.ndarray] = {}
+    known: dict[str, bool] = {}
+    names: dict[str, Any] = {}
+    source: dict[str, str] = {}
     for task, labelset in LABEL_SETS.items():
         value, src = given[task], "manifest"
         if value is None:

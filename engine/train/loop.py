@@ -215,7 +215,11 @@ def train(
             progress("train", step, cfg.steps)
             if step % cfg.log_every == 0 or step == end:
                 rate = (step - last) / max(time.perf_counter() - t0, 1e-9)
-                row = {"step": float(step), "lr": scheduler.get_last_lr()[0], "steps_per_s": rate}
+                row = {
+                    "step": float(step),
+                    "lr": float(scheduler.get_last_lr()[0]),
+                    "steps_per_s": rate,
+                }
                 row["temperature"] = float(inner.aligner.temperature.detach())
                 n = cfg.log_every if step % cfg.log_every == 0 else (step - 1) % cfg.log_every + 1
                 row.update({k: v / n for k, v in sums.items()})

@@ -136,7 +136,8 @@ class TrainModel(nn.Module):
         return losses
 
     def _lm_loss(self, tokens: torch.Tensor, batch: Batch, *, epoch: int) -> torch.Tensor:
-        lm = self.lm
+        lm, llm = self.lm, self.llm
+        assert lm is not None and llm is not None  # the caller checked uses_llm
         tok = lm.tokenizer
         embed = lm.base.get_input_embeddings()
         device = embed.weight.device
@@ -160,11 +161,12 @@ class TrainModel(nn.Module):
             embeds[i, : r.shape[0]] = r
             mask[i, : r.shape[0]] = 1
             ids[i, : len(lab)] = torch.tensor(lab, device=device)
-        logits = self.llm(inputs_embeds=embeds, attention_mask=mask, use_cache=False).logits
+        logits = llm(inputs_embeds=embeds, attention_mask=mask, use_cache=False).logits
         return lm_loss(logits, ids)
 
     def lyrics_embeddings(self, lyrics: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """The LLM's input embeddings of each lyrics ``[M, S, H]`` and their mask ``[M, S]``."""
+        assert self.lm is not None  # built with an LLM whenever lyrics are aligned
         tok = self.lm.tokenizer
         embed = self.lm.base.get_input_embeddings()
         ids = [
