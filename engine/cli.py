@@ -39,6 +39,8 @@ EXTERNAL: dict[str, tuple[str, str]] = {
     "manifest": ("engine.data.importers", "build a manifest from MusicBench, Song Describer, CSV"),
     "batch": ("engine.batch.cli", "annotate a folder or manifest: Parquet table, sidecars, plots"),
     "tag": ("engine.filetags", "write key, BPM and a comment into audio files' own tags"),
+    "dataset": ("engine.data.build", "build training chunks, teacher labels and MERT features"),
+    "train": ("engine.train.main", "train heads, projector, LoRA or QLoRA from a train config"),
 }
 
 DELEGATED: frozenset[str] = frozenset({"ui"})

@@ -32,13 +32,27 @@ NARRATIVE_INSTRUCTIONS = (
 """The chaining instructions (after SonicVerse's, with timestamps made explicit)."""
 
 
-def caption_instruction(text: str = CAPTION_INSTRUCTION) -> str:
-    """The user turn of a caption prompt: ``text`` followed by the sound marker.
+MAX_LYRICS_CHARS = 600
+"""Lyrics longer than this (after collapsing whitespace) are cut, with an ellipsis."""
+
+
+def caption_instruction(
+    text: str = CAPTION_INSTRUCTION, *, lyrics: str = "", max_lyrics_chars: int = MAX_LYRICS_CHARS
+) -> str:
+    """The user turn of a caption prompt: ``text``, the region's lyrics when given (ALCAP
+    conditions captions on them), then the sound marker.
 
     >>> caption_instruction()
     'Describe the music. <sound>'
+    >>> caption_instruction(lyrics="la la\n  love")
+    'Describe the music. Lyrics: "la la love" <sound>'
     """
-    return f"{text} {SOUND_MARKER}"
+    words = " ".join(lyrics.replace(SOUND_MARKER, " ").split())
+    if not words:
+        return f"{text} {SOUND_MARKER}"
+    if len(words) > max_lyrics_chars:
+        words = words[:max_lyrics_chars].rstrip() + "..."
+    return f'{text} Lyrics: "{words}" {SOUND_MARKER}'
 
 
 def span(start_s: float, end_s: float) -> str:

@@ -202,7 +202,8 @@ class SonicVerseBackend:
                     genres=h.genres,
                 )
             out.append(ann)
-        return self._captions(out, audible, tokens, progress=progress)
+        lyrics = [segments[i].lyrics for i in audible]
+        return self._captions(out, audible, tokens, lyrics=lyrics, progress=progress)
 
     def _windows(self, seg: Segment) -> list[np.ndarray]:
         """The segment as mono windows at MERT's rate, each at most ``chunk_s`` long
@@ -267,16 +268,16 @@ class SonicVerseBackend:
         audible: list[int],
         tokens: torch.Tensor | None,
         *,
+        lyrics: Sequence[str] = (),
         progress: Progress,
     ) -> list[RegionAnnotation]:
         from engine.prompts import caption_instruction
 
         captions: dict[int, str] = {}
         if self.lm is not None and tokens is not None and audible:
-            prompt = caption_instruction(self.options.llm.instruction)
-            texts = self.lm.caption(
-                tokens, [prompt] * len(audible), max_new_tokens=self.options.llm.max_new_tokens
-            )
+            words = list(lyrics) or [""] * len(audible)
+            prompts = [caption_instruction(self.options.llm.instruction, lyrics=w) for w in words]
+            texts = self.lm.caption(tokens, prompts, max_new_tokens=self.options.llm.max_new_tokens)
             captions = dict(zip(audible, texts, strict=True))
         progress("caption", 1, 1)
         out = []
@@ -475,10 +476,35 @@ def load_projector(
             f"{folder}: the projector writes {config.llm_dim}-dim tokens but the LLM's hidden "
             f"size is {llm_dim}; use the LLM the checkpoint was trained with"
         )
+    config = _trained_here(folder, config)
     p = heads.build(config)
     p.load_state_dict(state, strict=True)
     p = p.eval().to(device=device, dtype=dtype)
     return p, folder, {"folder": str(folder.resolve()), "files": folder_identity(folder)}
+
+
+def _trained_here(folder: Path, config: Any) -> Any:
+    """``config`` with the settings a checkpoint written by :mod:`engine.train` records in
+    ``sonicverse_heads.json`` (absent in the release: unchanged)."""
+    sidecar = folder / "sonicverse_heads.json"
+    if not sidecar.is_file():
+        return config
+    from engine.models.heads import TASK_LABELS
+
+    try:
+        meta = json.loads(sidecar.read_text(encoding="utf-8"))
+        on_pooled = bool(meta["backbone_on_pooled"])
+        label_sets = {k: tuple(v) for k, v in meta["labels"].items()}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelLoadError(f"{sidecar}: unreadable ({exc})") from exc
+    for task, labels in label_sets.items():
+        if TASK_LABELS.get(task) != labels:
+            raise ModelLoadError(
+                f"{sidecar}: the {task} head was trained on another label set "
+                f"({len(labels)} labels) than engine.labels gives "
+                f"({len(TASK_LABELS.get(task, ()))})"
+            )
+    return replace(config, backbone_on_pooled=on_pooled)
 
 
 def create(preset: Preset, *, device: str | None = None) -> SonicVerseBackend:
@@ -514,6 +540,12 @@ def create(preset: Preset, *, device: str | None = None) -> SonicVerseBackend:
     projector, ckpt, heads_id = load_projector(
         opts.checkpoint, mert=mert, llm_dim=llm_dim, device=dev, dtype=heads_dtype, seed=opts.seed
     )
+    tuned = ckpt is not None and (ckpt / "adapter_config.json").is_file()
+    if lm is not None and ckpt is not None and opts.llm.adapter and tuned:
+        from engine.models.llm import _with_adapter  # a tiny LLM fine-tuned by engine.train
+
+        lm.model = _with_adapter(lm.model, ckpt)
+        lm_id = {**lm_id, "adapter": folder_identity(ckpt)}
     if use_llm and lm is None:
         adapter = ckpt if (opts.llm.adapter and ckpt is not None) else None
         lm, lm_id = load_llm(opts.llm, device=dev, adapter=adapter, seed=opts.seed)

@@ -18,6 +18,19 @@ clip's averages are diluted by zero frames. :attr:`HeadsConfig.pad_frames` repro
 exactly for clips up to that length and averages longer ones over all their frames.
 Pooling is split into frame *sums* (:meth:`MultiTaskProjector.pool`) so that a long region
 can be encoded window by window and its sums added (:func:`combine`).
+
+Which parts see only time-pooled features (checked against the code below, it matters for
+training on a cache of pooled MERT layers, :mod:`engine.data.features`):
+
+- the **content projector** reads only ``encoder_sum / frames``, the time-averaged layers
+  ``[N, L, D]``: a cache of those is exact for it;
+- the **task-token projectors** read only the heads' logits;
+- the **task heads** of the release are *not* time-pooled-only: the shared backbone
+  ``relu(backbone(hidden))`` runs on every frame and is averaged afterwards, and
+  ``mean_t(relu(W h_t + b)) != relu(W mean_t(h) + b)``. :attr:`HeadsConfig.backbone_on_pooled`
+  applies the backbone to the time-averaged layers instead; models trained here on the cache
+  set it (and record it next to their weights), so training and serving compute the same
+  function of the pooled features. The release's weights keep the per-frame backbone.
 """
 
 from __future__ import annotations
@@ -82,6 +95,9 @@ class HeadsConfig:
         task_tokens: tokens made from each head's output (SonicVerse: 4).
         pad_frames: pooling divides by at least this many frames (SonicVerse: 760, its fixed
             padded length); None averages over the real frames only.
+        backbone_on_pooled: apply the heads' backbone to the time-averaged encoder layers
+            (True: every part reads only time-pooled features, as models trained on the
+            feature cache do) instead of to every frame (False: the release).
     """
 
     layers: int
@@ -94,6 +110,7 @@ class HeadsConfig:
     content_tokens: int = 40
     task_tokens: int = 4
     pad_frames: int | None = 760
+    backbone_on_pooled: bool = False
 
     @property
     def num_tokens(self) -> int:
@@ -131,10 +148,13 @@ class HeadsOutput:
     Attributes:
         logits: task -> ``[N, classes]`` raw head outputs.
         tokens: ``[N, num_tokens, llm_dim]`` LLM input embeddings, None without projectors.
+        features: ``[N, L, B]`` the time-averaged backbone features the heads read (training
+            uses them as the pooled audio embedding of the audio-lyrics alignment).
     """
 
     logits: dict[str, torch.Tensor]
     tokens: torch.Tensor | None
+    features: torch.Tensor | None = None
 
 
 class TokenMLP(nn.Module):
@@ -247,13 +267,15 @@ class MultiTaskProjector(nn.Module):
         encoder = (pooled.encoder_sum.float() / den).to(dtype)
         bias = F.relu(self.backbone.bias.float())
         backbone = ((pooled.backbone_sum.float() + pad * bias) / den).to(dtype)
+        if self.config.backbone_on_pooled:
+            backbone = F.relu(self.backbone(encoder))
         logits = {name: head(backbone) for name, head in self.heads.items()}
         tokens = None
         if self.config.llm_dim is not None:
             parts = [self.content(encoder)]
             parts += [self.task_tokens[t.name](logits[t.name]) for t in self.config.tasks]
             tokens = torch.cat(parts, dim=1)
-        return HeadsOutput(logits=logits, tokens=tokens)
+        return HeadsOutput(logits=logits, tokens=tokens, features=backbone)
 
 
 def build(config: HeadsConfig, *, seed: int | None = None) -> MultiTaskProjector:
