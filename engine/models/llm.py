@@ -209,6 +209,21 @@ def quantization_config(quantization: Quantization, *, compute_dtype: torch.dtyp
     )
 
 
+def check_quantization(quantization: Quantization, device: torch.device) -> None:
+    """The one check that a quantisation can run on ``device``: NF4 needs CUDA.
+
+    Raises:
+        ModelLoadError: NF4 without CUDA, naming the device and what to use instead.
+    """
+    if quantization == "nf4" and (device.type != "cuda" or not torch.cuda.is_available()):
+        raise ModelLoadError(
+            f"4-bit NF4 quantisation needs a CUDA GPU (bitsandbytes), but device={str(device)!r} "
+            f"and CUDA available={torch.cuda.is_available()}. On this machine use the "
+            "'sonicverse-cpu' preset (MERT + heads, template captions), or set "
+            '[sonicverse.llm] quantization = "none" for an unquantised LM.'
+        )
+
+
 def from_pretrained(
     folder: str | Path,
     *,
@@ -233,13 +248,7 @@ def from_pretrained(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     dev = torch.device(device)
-    if quantization == "nf4" and (dev.type != "cuda" or not torch.cuda.is_available()):
-        raise ModelLoadError(
-            f"4-bit NF4 quantisation needs a CUDA GPU (bitsandbytes), but device={str(dev)!r} "
-            f"and CUDA available={torch.cuda.is_available()}. On this machine use the "
-            "'sonicverse-cpu' preset (MERT + heads, template captions), or set "
-            '[sonicverse.llm] quantization = "none" for an unquantised LM.'
-        )
+    check_quantization(quantization, dev)
     kwargs: dict[str, Any] = {"local_files_only": True, "dtype": dtype}
     qc = quantization_config(quantization, compute_dtype=dtype)
     if qc is not None:
@@ -254,13 +263,13 @@ def from_pretrained(
         model.to(dev)  # type: ignore[arg-type]
     model.eval()
     if adapter is not None:
-        model = _with_adapter(model, Path(adapter))
+        model = with_adapter(model, Path(adapter))
     _prepare_tokenizer(tokenizer)
     log.info("LLM loaded from %s (%s, adapter=%s)", folder, quantization, adapter)
     return CaptionLM(model=model, tokenizer=tokenizer, name=str(folder))
 
 
-def _with_adapter(model: Any, adapter: Path) -> Any:
+def with_adapter(model: Any, adapter: Path) -> Any:
     from peft import PeftModel
 
     if not (adapter / "adapter_config.json").is_file():
