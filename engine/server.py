@@ -53,6 +53,7 @@ from daw_bridge import protocol
 from daw_bridge.protocol import Message, ProtocolError
 from engine.errors import AudioError, Cancelled, EngineError, InvalidRequest
 from engine.gate import FramingError, GateLimits, LogLimiter, RateLimiter, check_datagram
+from engine.handlers import registry as handlers
 
 if TYPE_CHECKING:
     from engine.pipeline import Annotator
@@ -218,17 +219,8 @@ class EngineServer:
         self._osc.admit = self._admit  # type: ignore[method-assign]
         self._osc.on_error = self._on_error  # type: ignore[method-assign]
         self._threads: list[threading.Thread] = []
-        self._direct: dict[str, Callable[[Job], Any]] = {
-            protocol.PING: self._ping,
-            protocol.STATUS: self._status,
-            protocol.CANCEL: self._cancel,
-        }
-        self._queued: dict[str, Callable[[Job], Any]] = {
-            protocol.ANNOTATE: self._annotate,
-            protocol.NARRATE: self._narrate,
-            protocol.ANNOTATIONS: self._annotations,
-        }
-        assert set(self._direct) | set(self._queued) == set(protocol.REQUESTS)
+        self._direct = handlers.DIRECT
+        self._queued = handlers.QUEUED
 
     @property
     def address(self) -> Address:
@@ -339,7 +331,7 @@ class EngineServer:
                 )
             job = Job(args["id"], message, args, reply_to, digest=_digest(address, params))
             if message.path in self._direct:
-                self._final_result(job, self._direct[message.path](job), remember=False)
+                self._final_result(job, self._direct[message.path](self, job), remember=False)
                 return
             if self._replay(job):
                 return
@@ -540,39 +532,51 @@ class EngineServer:
         waiting = [j.id for j in list(self._queue.queue)]
         return waiting.index(job.id) if job.id in waiting else 0
 
-    def _ping(self, job: Job) -> dict[str, Any]:
-        return {
-            "pong": True,
-            "protocol_version": protocol.PROTOCOL_VERSION,
-            "preset": self.annotator.preset.name,
-            "backend": self.annotator.backend.name,
-        }
+    # What the handlers read and do (engine.handlers) ---------------------------------------
 
-    def _status(self, job: Job) -> dict[str, Any]:
+    @property
+    def roots(self) -> tuple[Path, ...]:
+        """The resolved ``--root`` folders (empty: any path)."""
+        return self._roots
+
+    @property
+    def served(self) -> int:
+        """Final replies sent so far."""
+        return self._served
+
+    def queued(self) -> int:
+        """Requests waiting for the worker."""
+        return self._queue.qsize()
+
+    def running_id(self) -> str | None:
+        """The id of the request the worker is running, None when idle."""
         running = self._running
-        return {
-            "protocol_version": protocol.PROTOCOL_VERSION,
-            "preset": self.annotator.preset.name,
-            "backend": self.annotator.backend.name,
-            "queued": self._queue.qsize(),
-            "capacity": self.config.queue_size,
-            "running": None if running is None else running.id,
-            "uptime_s": round(time.monotonic() - self._started, 3),
-            "served": self._served,
-            "token_required": bool(self.config.token),
-            "roots": [str(r) for r in self._roots],
-        }
+        return None if running is None else running.id
 
-    def _cancel(self, job: Job) -> dict[str, Any]:
-        target = job.args["target"]
+    def uptime_s(self) -> float:
+        """Seconds since the server was built."""
+        return time.monotonic() - self._started
+
+    def cancel(self, target: str) -> str:
+        """Cancel request ``target``: ``"queued"`` or ``"running"`` when it was, else
+        ``"unknown"`` (finished, or never seen)."""
         with self._lock:
             found = self._active.get(target)
             if found is None:
-                return {"target": target, "cancelled": False, "state": "unknown"}
+                return "unknown"
             found.cancel.set()
             state = "running" if found is self._running else "queued"
         log.info("request %s cancelled (%s)", target, state)
-        return {"target": target, "cancelled": True, "state": state}
+        return state
+
+    def remember(self, job: Job, result: dict[str, Any]) -> None:
+        """Keep ``result`` for a re-ask of an unchanged region of an unchanged file."""
+        if job.memo_key is None:
+            return
+        with self._lock:
+            self._memo[job.memo_key] = result
+            while len(self._memo) > self.config.memo_size:
+                self._memo.popitem(last=False)
 
     # Worker thread -------------------------------------------------------------------------
 
@@ -589,7 +593,7 @@ class EngineServer:
             try:
                 if job.cancel.is_set():
                     raise _cancelled(job)
-                result = self._queued[job.message.path](job)
+                result = self._queued[job.message.path](self, job)
             except EngineError as exc:
                 self._final_error(job, _code(exc), str(exc))
             except Exception as exc:
@@ -602,7 +606,8 @@ class EngineServer:
                 with self._lock:
                     self._running = None
 
-    def _progress(self, job: Job) -> Callable[[str, int, int], None]:
+    def progress(self, job: Job) -> Callable[[str, int, int], None]:
+        """A progress callback sending ``progress`` messages for ``job``, rate-limited."""
         last = [0.0]
 
         def report(stage: str, done: int, total: int) -> None:
@@ -619,56 +624,6 @@ class EngineServer:
                 )
 
         return report
-
-    def _annotate(self, job: Job) -> dict[str, Any]:
-        from engine.types import Region
-
-        a = job.args
-        region = Region(a["start_s"], a["end_s"], a["name"])
-        result = self.annotator.annotate(
-            a["path"],
-            [region],
-            lyrics=a["lyrics"],
-            narrate=False,
-            progress=self._progress(job),
-            cancelled=job.cancel.is_set,
-            file=job.file,
-        )
-        log.debug(
-            "annotated %s [%.2f, %.2f) (track %r, region %r)",
-            a["path"],
-            region.start_s,
-            region.end_s,
-            a["track"],
-            a["name"],
-        )
-        out: dict[str, Any] = result.regions[0].to_dict()
-        if job.memo_key is not None:
-            with self._lock:
-                self._memo[job.memo_key] = out
-                while len(self._memo) > self.config.memo_size:
-                    self._memo.popitem(last=False)
-        return out
-
-    def _narrate(self, job: Job) -> dict[str, Any]:
-        a = job.args
-        result = self.annotator.annotate(
-            a["path"],
-            a["regions"],
-            narrate=True,
-            progress=self._progress(job),
-            cancelled=job.cancel.is_set,
-            file=job.file,
-        )
-        log.debug("narrated %s (track %r, %d regions)", a["path"], a["track"], len(result.regions))
-        return result.to_dict()
-
-    def _annotations(self, job: Job) -> dict[str, Any]:
-        """The records of a file, by its absolute path as given (symlinks not followed)."""
-        store = self.annotator.store
-        path = job.args["path"]
-        regions = [] if store is None else store.annotations_for(path)
-        return {"path": path, "regions": [r.to_dict() for r in regions]}
 
     # Replies -------------------------------------------------------------------------------
 

@@ -1,0 +1,36 @@
+"""``/sonicverse/track/*``: a whole track (run by the worker that owns the models)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.server import EngineServer, Job
+
+log = logging.getLogger(__name__)
+
+
+def narrate(server: EngineServer, job: Job) -> dict[str, Any]:
+    """``track/narrate``: the track's regions (or the default plan) and its narrative."""
+    a = job.args
+    result = server.annotator.annotate(
+        a["path"],
+        a["regions"],
+        narrate=True,
+        progress=server.progress(job),
+        cancelled=job.cancel.is_set,
+        file=job.file,
+    )
+    log.debug("narrated %s (track %r, %d regions)", a["path"], a["track"], len(result.regions))
+    out: dict[str, Any] = result.to_dict()
+    return out
+
+
+def records(server: EngineServer, job: Job) -> dict[str, Any]:
+    """``track/annotations``: the records of a file, by its absolute path as given (symlinks
+    not followed)."""
+    store = server.annotator.store
+    path = job.args["path"]
+    regions = [] if store is None else store.annotations_for(path)
+    return {"path": path, "regions": [r.to_dict() for r in regions]}
