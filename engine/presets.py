@@ -85,11 +85,11 @@ class TrackSettings:
     key_floor: float = 0.03  # probability floor per key and region (caps one region's say)
     min_tonality: float = 0.08  # regions less pitched than this have no clear key
     tonality_width: float = 0.02  # softness of that threshold
-    tempo_change_penalty: float = 4.0  # cost of a tempo change (nats)
+    tempo_change_penalty: float = 3.0  # cost of a tempo change (nats)
     tempo_floor: float = 0.05  # salience floor per tempo and region
     tempo_level_octaves: float = 1.0  # width of the pull towards the track's metrical level
-    level_prior_bpm: float = 90.0  # centre of the prior choosing the track's metrical level
-    level_prior_octaves: float = 1.0  # its width in octaves
+    level_prior_bpm: float = 100.0  # centre of the prior choosing the track's metrical level
+    level_prior_octaves: float = 0.25  # its width in octaves
     vocals_change_penalty: float = 3.0  # cost of vocals entering, leaving or changing (nats)
     vocals_floor: float = 0.05  # probability floor per vocal class and region
     min_event_confidence: float = 0.5  # events below this are not claimed
