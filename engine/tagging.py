@@ -411,10 +411,24 @@ def _fingerprint(settings: TaggerSettings, models: dict[str, Network]) -> str:
         if isinstance(model, OnnxMusicnn):
             h.update(model.digest.encode())
             continue
-        for key, tensor in sorted(model.state_dict().items()):
+        for key, value in sorted(model.state_dict().items()):
             h.update(key.encode())
-            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+            _hash_tensors(h, value)
     return h.hexdigest()[:16]
+
+
+def _hash_tensors(h: hashlib._Hash, value: object) -> None:
+    """Feed a state-dict value's numbers to ``h`` (quantised layers keep tuples of tensors)."""
+    import torch
+
+    if isinstance(value, tuple | list):
+        for item in value:
+            _hash_tensors(h, item)
+    elif isinstance(value, torch.Tensor):
+        t = value.dequantize() if value.is_quantized else value
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    else:
+        h.update(repr(value).encode())
 
 
 def _resolve(name: str) -> Path:
