@@ -4,8 +4,8 @@ Variants: the networks in PyTorch float32 (the reference), PyTorch with int8 dyn
 quantisation (``torch.ao.quantization.quantize_dynamic``: dense layers only) and ONNX Runtime
 float32 (the default when installed); each prints the largest score difference from the
 reference, vocal accuracy and tag F1 on the eval split, and its speed on a 3-minute track (the
-eval clips concatenated) in 18 regions of 10 s, with torch limited to 2 threads (best of
-``--repeats``).
+eval clips concatenated) in 18 regions of 10 s, with torch limited to 2 threads and
+OpenMP's passive waiting, as the engine runs it (best of ``--repeats``).
 
 Accuracy: on the ``eval`` split of ``bench/data/tagger_set`` (build it with
 ``python scripts/make_vocal_set.py``; see that script for how the clips are made): vocals
@@ -42,7 +42,16 @@ from rich.table import Table
 
 from engine.errors import ModelLoadError
 from engine.labels import VOCALS
-from engine.tagging import FIELDS, SR, TAG_FIELDS, Tagger, TaggerSettings, TagResult, vocal_evidence
+from engine.tagging import (
+    FIELDS,
+    SR,
+    TAG_FIELDS,
+    Tagger,
+    TaggerSettings,
+    TagResult,
+    prefer_passive_threads,
+    vocal_evidence,
+)
 
 THREADS = 2
 
@@ -316,10 +325,11 @@ def main() -> None:
     parser.add_argument("--skip-speed", action="store_true", help="accuracy tables only")
     parser.add_argument("--rescore", action="store_true", help="ignore cached tag scores")
     args = parser.parse_args()
+    prefer_passive_threads()  # as the engine does, before torch loads
     import torch
 
     torch.set_num_threads(THREADS)
-    console = Console(width=120)
+    console = Console(width=170)
     if not (args.data / "labels.csv").is_file():
         raise SystemExit(f"{args.data}/labels.csv not found: run scripts/make_vocal_set.py first")
     tagger = Tagger.load(TaggerSettings())
