@@ -22,6 +22,10 @@ spectrogram to float16 before ``log10(10000 * x + 1)``, which overflows to ``inf
 audio (every loud track then yields the same tags). Here everything is float32; the
 TensorFlow reference outputs used for the parity test were computed with the same fix.
 
+This module is the reference; :func:`export_onnx` writes the ``.onnx`` files the lite tagger
+runs in ONNX Runtime (:mod:`engine.models.musicnn_onnx`, which also holds the config and the
+mel filterbank so that path never imports torch).
+
 Usage::
 
     model = Musicnn.from_pretrained("MTT_musicnn")
