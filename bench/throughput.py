@@ -202,7 +202,7 @@ def busy_studio(track: np.ndarray, sr: int, seconds: float, repeat: int) -> None
             r = rows[(load, label)]
             other = rows[(load, "old")]
             table.add_row(
-                "2 idle" if load == "idle" else "1 held by a busy loop",
+                "no busy loop" if load == "idle" else "busy loop holds 1",
                 f"{label} ({PATHS[label][0]}, {PATHS[label][1].lower()} waits)",
                 f"{r['annotate_s']:.2f}",
                 f"{seconds / r['annotate_s']:.0f}x",
