@@ -191,7 +191,7 @@ class Tagger:
         models: dict[str, Network] = {}
         for name in settings.models:
             weights = _resolve(name)
-            net = None
+            net: Network | None = None
             if settings.runtime != "torch" and device == "cpu":
                 net = load_onnx(weights, threads=settings.threads)
                 if net is None and settings.runtime == "onnx":
