@@ -8,20 +8,31 @@ result into a rich table, as ``sonicverse listen`` does. Prints the latency perc
     python bench/mic_latency.py                 # lite, 10 s windows every 2 s, 40 s of audio
     python bench/mic_latency.py --file song.wav --preset lite --window 10 --hop 2
     python bench/mic_latency.py --via-engine    # windows go through an OSC engine (panel mode)
+    python bench/mic_latency.py --runtime torch --contended   # the old tagger path, busy core
+
+``--runtime`` picks where the lite tagger runs (``auto``: ONNX Runtime when installed; ``torch``:
+the pre-issue-17 path; with ``OMP_WAIT_POLICY=ACTIVE`` in the environment it also spins as it
+did); ``--contended`` keeps one core busy with a loop for the whole run (a DAW's audio thread)
+and stops it after. The load average is printed beside the figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import multiprocessing.synchronize
 import os
 import platform
 import queue
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from engine.presets import Preset
 
 
 def synth_track(path: Path, *, seconds: float, sr: int = 44100) -> None:
@@ -56,12 +67,51 @@ def main() -> None:
         action="store_true",
         help="send windows to an engine on loopback (temp WAV + OSC)",
     )
+    parser.add_argument("--runtime", choices=("auto", "onnx", "torch"), default="auto")
+    parser.add_argument("--contended", action="store_true", help="a busy loop holds one core")
     args = parser.parse_args()
+    import multiprocessing
+
+    from engine.tagging import prefer_passive_threads
+
+    prefer_passive_threads()
+    stop = multiprocessing.Event()
+    hog = multiprocessing.Process(target=busy_loop, args=(stop,), daemon=True)
+    if args.contended:
+        hog.start()
+    try:
+        measure(args)
+    finally:
+        stop.set()
+        if args.contended:
+            hog.join(5)
+
+
+def busy_loop(stop: multiprocessing.synchronize.Event) -> None:
+    """Hold one core until ``stop`` is set."""
+    while not stop.is_set():
+        pass
+
+
+def load_preset(name: str, runtime: str) -> Preset:
+    """The preset, with the lite tagger's runtime set."""
+    from dataclasses import replace
+
+    from engine import presets
+
+    preset = presets.load(name)
+    if preset.backend != "lite":
+        return preset
+    tagger = replace(preset.options.tagger, runtime=runtime)
+    return replace(preset, options=replace(preset.options, tagger=tagger))
+
+
+def measure(args: argparse.Namespace) -> None:
 
     from rich.console import Console
     from rich.table import Table
 
-    from engine import backends, presets
+    from engine import backends
     from engine.backends.base import Backend
     from engine.listen import describe
     from engine.live import LatencyStats, Listener, LiveResult, warm_up
@@ -80,12 +130,12 @@ def main() -> None:
             from engine.server import EngineServer, ServerConfig
 
             server = EngineServer(
-                Annotator(presets.load(args.preset), store=None), ServerConfig(port=0)
+                Annotator(load_preset(args.preset, args.runtime), store=None), ServerConfig(port=0)
             )
             server.start()
             backend = RemoteEngine("127.0.0.1", server.address[1])
         else:
-            backend = backends.create(presets.load(args.preset))
+            backend = backends.create(load_preset(args.preset, args.runtime))
         warm_up(backend, sr=source.sr, channels=source.channels)
         inbox: queue.Queue[LiveResult | SourceEvent] = queue.Queue()
         listener = Listener(
@@ -127,7 +177,10 @@ def main() -> None:
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
         f"preset {args.preset}{route}; window {args.window:g} s, hop {args.hop:g} s; "
-        f"{len(shown.values)} windows, {listener.skipped} skipped"
+        f"{len(shown.values)} windows, {listener.skipped} skipped; tagger runtime "
+        f"{args.runtime}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}; "
+        f"{'one core held by a busy loop' if args.contended else 'no busy loop'}; load average "
+        + ", ".join(f"{x:.1f}" for x in os.getloadavg())
     )
     print(
         f"annotation ready: p50={annotated.percentile_ms(50):.0f} ms "

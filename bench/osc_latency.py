@@ -13,12 +13,21 @@ talks to it through :class:`daw_bridge.client.EngineClient` and prints one line 
     uncached 10 s: p50=35 ms p99=60 ms (n=30, 28 regions/s)
     uncached 10 s, pipelined: 30 regions in 1.1 s (27 regions/s)
 
-usage: python bench/osc_latency.py [--preset lite] [--n 500] [--uncached 30]
+``--path old`` runs the engine the way it ran before issue 17 (musicnn in PyTorch, OpenMP's
+spinning waits) and ``--path new`` (the default) the current one (ONNX Runtime when installed,
+sleeping waits, models warmed at start); ``--contended`` starts a busy loop that holds one core
+for the whole run (a DAW's audio thread) and stops it after. Each run also prints how long the
+engine took from process start to its first answer ("ready", warm-up included) and the first
+uncached request alone.
+
+usage: python bench/osc_latency.py [--preset lite] [--n 500] [--uncached 30] [--path new|old]
+                                   [--contended]
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import platform
 import socket
@@ -36,6 +45,24 @@ from daw_bridge.client import EngineClient
 
 SR = 44100
 REGION_S = 10.0
+PATHS = {"new": ("auto", "PASSIVE"), "old": ("torch", "ACTIVE")}  # tagger runtime, OpenMP waits
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def busy_loop(stop: multiprocessing.synchronize.Event) -> None:
+    """Hold one core until ``stop`` is set."""
+    while not stop.is_set():
+        pass
+
+
+def preset_file(preset: str, runtime: str, folder: Path) -> str:
+    """The lite preset with ``[lite.tagger] runtime`` set (other presets pass through)."""
+    if preset != "lite":
+        return preset
+    text = (ROOT / "presets" / "lite.toml").read_text()
+    path = folder / f"lite_{runtime}.toml"
+    path.write_text(text.replace("[lite.tagger]\n", f'[lite.tagger]\nruntime = "{runtime}"\n', 1))
+    return str(path)
 
 
 def synth_track(path: Path, *, regions: int, seed: int = 0) -> Path:
@@ -80,19 +107,36 @@ def main() -> int:
     parser.add_argument("--preset", default="lite")
     parser.add_argument("--n", type=int, default=500, help="requests for ping and cached")
     parser.add_argument("--uncached", type=int, default=30, help="distinct uncached regions")
+    parser.add_argument("--path", choices=sorted(PATHS), default="new")
+    parser.add_argument("--contended", action="store_true", help="a busy loop holds one core")
     args = parser.parse_args()
+    stop = multiprocessing.Event()
+    hog = multiprocessing.Process(target=busy_loop, args=(stop,), daemon=True)
+    if args.contended:
+        hog.start()
+    try:
+        return run(args)
+    finally:
+        stop.set()
+        if args.contended:
+            hog.join(5)
+
+
+def run(args: argparse.Namespace) -> int:
+    runtime, policy = PATHS[args.path]
 
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
-        track = synth_track(d / "track.wav", regions=2 * args.uncached + 1)
+        track = synth_track(d / "track.wav", regions=2 * args.uncached + 2)
         port = free_port()
+        started = time.perf_counter()
         engine = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "engine.serve",
                 "--preset",
-                args.preset,
+                preset_file(args.preset, runtime, d),
                 "--port",
                 str(port),
                 "--store",
@@ -102,6 +146,7 @@ def main() -> int:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env={**os.environ, "OMP_WAIT_POLICY": policy, "PYTHONPATH": str(ROOT)},
         )
         try:
             with EngineClient("127.0.0.1", port, timeout_s=120.0) as client:
@@ -113,13 +158,24 @@ def main() -> int:
                     except Exception:
                         if time.monotonic() > deadline or engine.poll() is not None:
                             raise
+                ready_s = time.perf_counter() - started
                 info = client.ping()
+                load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
                 print(
-                    f"# {platform.processor() or platform.machine()}, "
+                    f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                     f"{platform.python_implementation()} {platform.python_version()}, preset "
                     f"{info['preset']} (backend {info['backend']}), protocol "
-                    f"{protocol.PROTOCOL_VERSION}"
+                    f"{protocol.PROTOCOL_VERSION}; path {args.path} (tagger runtime {runtime}, "
+                    f"OMP_WAIT_POLICY={policy}); "
+                    f"{'one core held by a busy loop' if args.contended else 'no busy loop'}; "
+                    f"load average {load}"
                 )
+                print(f"ready: {ready_s:.2f} s from process start to the first answer")
+                t0 = time.perf_counter()
+                client.annotate_region(
+                    str(track), 2 * args.uncached * REGION_S, (2 * args.uncached + 1) * REGION_S
+                )
+                print(f"first uncached 10 s region: {(time.perf_counter() - t0) * 1000:.0f} ms")
 
                 lat = timed(client.ping, args.n)
                 print(f"ping: {percentiles(lat)} (n={args.n})")

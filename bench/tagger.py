@@ -1,8 +1,11 @@
 """Benchmark the musicnn tagger: speed on a 3-minute track, accuracy on labelled clips.
 
-Speed: a 3-minute track (the labelled clips concatenated) tagged as one region and as
-18 regions of 10 s, with torch limited to 2 threads; the log-mel front end and each network
-are timed separately (best of ``--repeats``).
+Variants: the networks in PyTorch float32 (the reference), PyTorch with int8 dynamic
+quantisation (``torch.ao.quantization.quantize_dynamic``: dense layers only) and ONNX Runtime
+float32 (the default when installed); each prints the largest score difference from the
+reference, vocal accuracy and tag F1 on the eval split, and its speed on a 3-minute track (the
+eval clips concatenated) in 18 regions of 10 s, with torch limited to 2 threads and
+OpenMP's passive waiting, as the engine runs it (best of ``--repeats``).
 
 Accuracy: on the ``eval`` split of ``bench/data/tagger_set`` (build it with
 ``python scripts/make_vocal_set.py``; see that script for how the clips are made): vocals
@@ -37,8 +40,18 @@ import soundfile as sf
 from rich.console import Console
 from rich.table import Table
 
+from engine.errors import ModelLoadError
 from engine.labels import VOCALS
-from engine.tagging import FIELDS, TAG_FIELDS, Tagger, TaggerSettings, TagResult, vocal_evidence
+from engine.tagging import (
+    FIELDS,
+    SR,
+    TAG_FIELDS,
+    Tagger,
+    TaggerSettings,
+    TagResult,
+    prefer_passive_threads,
+    vocal_evidence,
+)
 
 THREADS = 2
 
@@ -221,61 +234,85 @@ def tag_cached(
     return rows, audio, results
 
 
-def speed(tagger: Tagger, track: np.ndarray, repeats: int) -> Table:
-    """Time the front end, each network and the whole ``tag()`` call (best of ``repeats``)."""
+def variants(base: TaggerSettings) -> dict[str, Tagger]:
+    """The runtimes compared, each a loaded tagger with the same settings and weights."""
     import torch
 
-    table = Table(title=f"tagger speed, 3-minute track, torch threads = {THREADS}")
+    torch_float = Tagger.load(dataclasses.replace(base, runtime="torch"))
+    out = {"torch float32": torch_float}
+    # quantize_dynamic covers Linear (and RNN) layers only: musicnn's convolutions stay float
+    quantised = {
+        name: torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        for name, model in torch_float.models.items()
+    }
+    out["torch int8 dynamic (dense layers)"] = Tagger(torch_float.settings, quantised)
+    try:
+        out["onnxruntime float32"] = Tagger.load(dataclasses.replace(base, runtime="onnx"))
+    except ModelLoadError as exc:
+        print(f"onnxruntime variant skipped: {exc}")
+    return out
+
+
+def compare(
+    taggers: dict[str, Tagger],
+    rows: list[dict[str, str]],
+    audio: list[np.ndarray],
+    track: np.ndarray,
+    repeats: int,
+    split: str,
+) -> Table:
+    """Accuracy and speed of every variant side by side (speed: best of ``repeats``)."""
+    table = Table(
+        title=f"tagger variants: accuracy on the {split} split, speed on a 3-minute track in "
+        f"18 regions of 10 s (torch threads = {THREADS})"
+    )
     for col in (
-        "models",
-        "regions",
-        "max patches",
-        "patches",
-        "log-mel s",
-        "networks s",
+        "variant",
+        "max |d score| vs torch float",
+        "vocals acc",
+        "balanced",
+        "vocal vs none",
+        "F1 instr",
+        "F1 genre",
+        "F1 mood",
         "tag() s",
         "x real time",
-        "tag() CPU s",
     ):
         table.add_column(col, justify="right")
-    duration_s = track.size / tagger.sr
-    variants = [
-        (tagger.settings.models, 1, 0),
-        (tagger.settings.models, 18, 0),
-        (tagger.settings.models, 18, 1),
-        (tagger.settings.models[:1], 18, 0),
-        (tagger.settings.models[:1], 18, 1),
-    ]
-    for models, n_regions, max_patches in variants:
-        settings = dataclasses.replace(tagger.settings, models=models, max_patches=max_patches)
-        t = Tagger(settings, {m: tagger.models[m] for m in models})
-        regions = np.array_split(track, n_regions)
-        best: dict[str, float] = {}
+    regions = np.array_split(track, 18)
+    duration_s = track.size / SR
+    ref: list[TagResult] | None = None
+    for name, t in taggers.items():
+        results = t.tag(audio)
+        ref = ref or results
+        diff = max(
+            abs(r.scores[k] - q.scores[k])
+            for r, q in zip(results, ref, strict=True)
+            for k in r.scores
+        )
+        rep = vocal_report(t, rows, results)
+        s = t.settings
+        f1 = [
+            field_f1(rows, results, fld, thr)[2]
+            for fld, thr in zip(
+                FIELDS, (s.instrument_threshold, s.genre_threshold, s.mood_threshold), strict=True
+            )
+        ]
+        t.tag(regions)
+        best = np.inf
         for _ in range(repeats):
             t0 = time.perf_counter()
-            patches = torch.cat([t.logmel_patches(r) for r in regions])
-            timings = {"log-mel": time.perf_counter() - t0}
-            t0 = time.perf_counter()
-            with torch.inference_mode():
-                for model in t.models.values():
-                    for s in range(0, patches.shape[0], settings.batch_patches):
-                        model(patches[s : s + settings.batch_patches])
-            timings["networks"] = time.perf_counter() - t0
-            t0, c0 = time.perf_counter(), time.process_time()
             t.tag(regions)
-            timings["tag"] = time.perf_counter() - t0
-            timings["cpu"] = time.process_time() - c0
-            best = {k: min(v, best.get(k, np.inf)) for k, v in timings.items()}
+            best = min(best, time.perf_counter() - t0)
         table.add_row(
-            "+".join(m.split("_")[0] for m in models),
-            str(n_regions),
-            str(max_patches or "-"),
-            str(patches.shape[0]),
-            f"{best['log-mel']:.3f}",
-            f"{best['networks']:.2f}",
-            f"{best['tag']:.2f}",
-            f"{duration_s / best['tag']:.0f}x",
-            f"{best['cpu']:.2f}",
+            name,
+            f"{diff:.1e}",
+            f"{rep['accuracy']:.3f}",
+            f"{rep['balanced']:.3f}",
+            f"{rep['vocal_vs_none']:.3f}",
+            *(f"{x:.3f}" for x in f1),
+            f"{best:.2f}",
+            f"{duration_s / best:.0f}x",
         )
     return table
 
@@ -288,10 +325,11 @@ def main() -> None:
     parser.add_argument("--skip-speed", action="store_true", help="accuracy tables only")
     parser.add_argument("--rescore", action="store_true", help="ignore cached tag scores")
     args = parser.parse_args()
+    prefer_passive_threads()  # as the engine does, before torch loads
     import torch
 
     torch.set_num_threads(THREADS)
-    console = Console(width=120)
+    console = Console(width=170)
     if not (args.data / "labels.csv").is_file():
         raise SystemExit(f"{args.data}/labels.csv not found: run scripts/make_vocal_set.py first")
     tagger = Tagger.load(TaggerSettings())
@@ -336,7 +374,10 @@ def main() -> None:
     _, eval_audio = (rows, audio) if split == "eval" else load_set(args.data, "eval")
     track = np.concatenate(eval_audio)[: 180 * tagger.sr]
     if not args.skip_speed:
-        console.print(speed(tagger, track, args.repeats))
+        eval_rows, _ = (rows, audio) if split == "eval" else load_set(args.data, "eval")
+        console.print(
+            compare(variants(tagger.settings), eval_rows, eval_audio, track, args.repeats, "eval")
+        )
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         console.print(f"load average during the run (1, 5, 15 min): {load}")
 

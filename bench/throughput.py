@@ -7,13 +7,26 @@ seconds of audio analysed per wall second (x real time) for key, tempo and loudn
 chroma_cqt + Krumhansl profile for key, librosa beat tracking for tempo, pyloudnorm's Meter
 for loudness), with the ratio; then the whole `sonicverse annotate`
 pipeline (decode, analysis, store, narrative) uncached and cached.
+
+Then the busy-studio table: the whole pipeline with the tagger, uncached, for the new path
+(musicnn in ONNX Runtime, workers that sleep instead of spin) beside the old path (musicnn in
+PyTorch, OpenMP's default spinning waits), on idle cores and while a busy loop started by this
+benchmark holds one core (it is stopped after). The wait policy is read once per process, when
+torch loads, so each configuration runs in a child process of this one run, interleaved; the
+rows give best-of-``--repeat`` wall times in-process, plus ``sonicverse annotate`` end to end
+(process start included), and the ratios that matter: new vs old, contended vs idle.
+``--pipeline-only`` skips the per-stage table.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import multiprocessing
 import os
 import platform
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -45,12 +58,180 @@ def librosa_key(y: np.ndarray, sr: int) -> int:
     return int(np.argmax(scores))
 
 
+PATHS = {
+    # label -> (tagger runtime, OMP_WAIT_POLICY)
+    "new": ("auto", "PASSIVE"),
+    "old": ("torch", "ACTIVE"),
+}
+
+
+def busy_loop(stop: multiprocessing.synchronize.Event) -> None:
+    """Hold one core, as a DAW's audio thread does, until ``stop`` is set."""
+    while not stop.is_set():
+        pass
+
+
+def child_pipeline(path: str, runtime: str, repeat: int) -> None:
+    """In a child process: time ``Annotator.annotate`` (uncached) and print JSON."""
+    from dataclasses import replace
+
+    from engine import presets
+    from engine.pipeline import Annotator
+
+    preset = presets.load("lite")
+    tagger = replace(preset.options.tagger, runtime=runtime)
+    preset = replace(preset, options=replace(preset.options, tagger=tagger))
+    t0 = time.perf_counter()
+    ann = Annotator(preset, store=None)
+    load_s = time.perf_counter() - t0
+    ann.annotate(path, use_cache=False)  # first call: lazy imports, allocations
+    best = best_of(lambda: ann.annotate(path, use_cache=False), repeat)
+    ann.close()
+    kinds = sorted({type(m).__name__ for m in ann.backend.tagger.models.values()})  # type: ignore[attr-defined]
+    print(json.dumps({"load_s": load_s, "annotate_s": best, "nets": kinds}))
+
+
+def run_child(path: Path, label: str, repeat: int) -> dict[str, object]:
+    runtime, policy = PATHS[label]
+    env = {**os.environ, "OMP_WAIT_POLICY": policy, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            runtime,
+            "--audio",
+            str(path),
+            "--repeat",
+            str(repeat),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_cli(path: Path, label: str, preset: Path) -> float:
+    """Wall seconds of ``python -m engine.cli annotate`` (process start included)."""
+    policy = PATHS[label][1]
+    env = {**os.environ, "OMP_WAIT_POLICY": policy, "PYTHONPATH": str(ROOT)}
+    t0 = time.perf_counter()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "engine.cli",
+            "annotate",
+            str(path),
+            "--no-cache",
+            "--preset",
+            str(preset),
+            "--store",
+            str(path.with_suffix(f".{label}.sqlite3")),
+            "--format",
+            "json",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        check=True,
+        cwd=ROOT,
+    )
+    return time.perf_counter() - t0
+
+
+def busy_studio(track: np.ndarray, sr: int, seconds: float, repeat: int) -> None:
+    """The idle / contended x new / old table (see the module docstring)."""
+    import soundfile as sf
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=130)
+    rows: dict[tuple[str, str], dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "track.flac"
+        sf.write(path, track.T, sr)
+        presets_dir = ROOT / "presets"
+        lite = (presets_dir / "lite.toml").read_text()
+        preset_files = {}
+        for label, (runtime, _) in PATHS.items():
+            text = lite.replace("[lite.tagger]\n", f'[lite.tagger]\nruntime = "{runtime}"\n', 1)
+            preset_files[label] = Path(d) / f"lite_{label}.toml"
+            preset_files[label].write_text(text)
+        loads = []
+        for load in ("idle", "contended"):
+            stop = multiprocessing.Event()
+            hog = None
+            if load == "contended":
+                hog = multiprocessing.Process(target=busy_loop, args=(stop,), daemon=True)
+                hog.start()
+                time.sleep(0.5)
+            try:
+                for label in PATHS:
+                    res = run_child(path, label, repeat)
+                    cli = run_cli(path, label, preset_files[label])
+                    rows[(load, label)] = {
+                        "annotate_s": float(res["annotate_s"]),  # type: ignore[arg-type]
+                        "cli_s": cli,
+                    }
+                    console.print(f"  {load} {label}: {res} cli {cli:.2f} s", highlight=False)
+            finally:
+                stop.set()
+                if hog is not None:
+                    hog.join(5)
+            loads.append(", ".join(f"{x:.1f}" for x in os.getloadavg()))
+
+    table = Table(
+        title=f"busy studio: whole lite pipeline with the tagger, {seconds:.0f} s track, uncached"
+    )
+    for col in (
+        "cores",
+        "path",
+        "annotate (s)",
+        "x real time",
+        "new vs old",
+        "vs idle",
+        "CLI end to end (s)",
+        "CLI new vs old",
+    ):
+        table.add_column(col, justify="right")
+    for load in ("idle", "contended"):
+        for label in PATHS:
+            r = rows[(load, label)]
+            other = rows[(load, "old")]
+            table.add_row(
+                "no busy loop" if load == "idle" else "busy loop holds 1",
+                f"{label} ({PATHS[label][0]}, {PATHS[label][1].lower()} waits)",
+                f"{r['annotate_s']:.2f}",
+                f"{seconds / r['annotate_s']:.0f}x",
+                f"{other['annotate_s'] / r['annotate_s']:.2f}x faster" if label == "new" else "",
+                f"{r['annotate_s'] / rows[('idle', label)]['annotate_s']:.2f}x slower"
+                if load == "contended"
+                else "",
+                f"{r['cli_s']:.2f}",
+                f"{other['cli_s'] / r['cli_s']:.2f}x faster" if label == "new" else "",
+            )
+    console.print(table)
+    console.print(
+        f"load average (1, 5, 15 min) after the idle rows: {loads[0]}; after the contended "
+        f"rows: {loads[1]}",
+        highlight=False,
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--audio", default=str(ROOT / "docs/demo/demo.flac"))
     ap.add_argument("--seconds", type=float, default=180.0)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--pipeline-only", action="store_true", help="only the busy-studio table")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child:
+        child_pipeline(args.audio, args.child, args.repeat)
+        return
 
     import soundfile as sf
     from rich.console import Console
@@ -66,6 +247,16 @@ def main() -> None:
     src, sr = sf.read(args.audio, dtype="float32", always_2d=True)
     n = int(args.seconds * sr)
     track = np.tile(src.T, (1, int(np.ceil(n / src.shape[0]))))[:, :n]
+    console = Console(width=130)
+    console.print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"python {platform.python_version()}; load average before: "
+        + ", ".join(f"{x:.1f}" for x in os.getloadavg()),
+        highlight=False,
+    )
+    busy_studio(track, sr, args.seconds, args.repeat)
+    if args.pipeline_only:
+        return
     preset = presets.load("lite")
     asr = preset.audio.analysis_sr
     mono = audio.to_analysis(audio.Audio(track, sr, "bench"), sr=asr)
@@ -145,7 +336,6 @@ def main() -> None:
     )
     for name, t in pipeline_rows:
         table.add_row(name, f"{t:.3f}", f"{args.seconds / t:.0f}x", "", "", "")
-    console = Console(width=130)
     console.print(table)
     console.print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "

@@ -110,6 +110,9 @@ def _setup_logging(verbosity: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sonicverse`` console script."""
+    from engine.tagging import prefer_passive_threads
+
+    prefer_passive_threads()  # before anything imports torch (a DAW may hold a core)
     args_list = list(sys.argv[1:] if argv is None else argv)
     first = next((i for i, a in enumerate(args_list) if not a.startswith("-")), None)
     if first is not None and args_list[first] in EXTERNAL:

@@ -10,15 +10,24 @@ import argparse
 import logging
 import os
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from daw_bridge import protocol
 from engine import server
 from engine.errors import EngineError, InvalidRequest
 from engine.server import EngineServer, ServerConfig
+from engine.tagging import prefer_passive_threads
+
+if TYPE_CHECKING:
+    from engine.pipeline import Annotator
 
 log = logging.getLogger(__name__)
+
+WARM_UP_SR = 44100
+"""Sample rate (Hz) of the noise region the engine analyses once at start."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     """
     import signal
 
+    prefer_passive_threads()  # before anything imports torch
     from engine import presets
     from engine.pipeline import Annotator
     from engine.store import Store
@@ -94,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
                 raise InvalidRequest(f"--root {r}: not a folder")
         preset = presets.load(args.preset)
         annotator = Annotator(preset, store=Store(args.store), device=args.device)
+        warm(annotator)
     except EngineError as exc:
         log.error("cannot start the engine: %s", exc)
         return 2
@@ -117,6 +128,24 @@ def run(args: argparse.Namespace) -> int:
         engine_server.stop()
         annotator.close()
     return 0
+
+
+def warm(annotator: Annotator) -> float:
+    """Run one short region through the backend before the first request arrives.
+
+    Model sessions, first-call allocations and the analysers' lazy imports (scipy) then cost
+    nothing in the first DAW request.
+
+    Returns:
+        Seconds it took.
+    """
+    from engine.live import warm_up
+
+    t0 = time.perf_counter()
+    warm_up(annotator.backend, sr=WARM_UP_SR, channels=2)
+    seconds = time.perf_counter() - t0
+    log.info("%s backend warm in %.2f s", annotator.backend.name, seconds)
+    return seconds
 
 
 def main(argv: Sequence[str] | None = None) -> int:

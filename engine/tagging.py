@@ -24,8 +24,16 @@ differ from the argmax of the three probabilities when the gender is uncertain).
 thresholds' defaults were chosen on synthesized labelled clips (``scripts/make_vocal_set.py``,
 ``bench/tagger.py --fit``), never on the test clips.
 
+The networks run in ONNX Runtime when it is installed and the shipped ``.onnx`` exports
+match the weights (``runtime = "auto"``, the default: outputs agree with PyTorch to ~1e-6 and
+the process never imports torch), else in PyTorch. Either way the log-mel front end is numpy,
+computed once per region, and the patches of all regions are batched together. Worker threads
+sleep rather than spin while they wait (``OMP_WAIT_POLICY=PASSIVE`` for torch, no spinning for
+ONNX Runtime): a busy DAW sharing the cores then slows tagging down in proportion instead of
+collapsing it.
+
 Importing this module does not import torch (the preset loader imports it); :meth:`Tagger.load`
-does.
+imports ONNX Runtime or torch.
 """
 
 from __future__ import annotations
@@ -34,20 +42,24 @@ import hashlib
 import json
 import logging
 import math
+import os
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engine.errors import AudioError, PresetError, check_range
+from engine.errors import AudioError, ModelLoadError, PresetError, check_range
 from engine.labels import FIELDS, IGNORED_TAGS, TAG_FIELDS, VOCAL_ROLES
 from engine.types import Tag, VocalsEstimate
 
 if TYPE_CHECKING:
-    import torch
+    from engine.models.musicnn import Musicnn
+    from engine.models.musicnn_onnx import OnnxMusicnn
 
-    from engine.models.musicnn import LogMel, Musicnn
+    Network = Musicnn | OnnxMusicnn
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +67,9 @@ SR = 16000
 """Sample rate (Hz) the tagger expects; resample with :func:`engine.audio.resample`."""
 
 SHORT_REGION_FLAG = "short_region_padded"
+
+RUNTIMES = ("auto", "onnx", "torch")
+"""Where the networks run: ONNX Runtime when available (``auto``), only ONNX Runtime, PyTorch."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +91,8 @@ class TaggerSettings:
     sharpness: float = 20.0  # slope turning those score margins into probabilities
     max_patches: int = 0  # most 3 s patches per region, spread evenly (0: no limit; speed lever)
     batch_patches: int = 8  # 3 s patches per forward pass (memory vs. speed)
+    runtime: str = "auto"  # auto (ONNX Runtime if installed, else torch), onnx, torch
+    threads: int = 0  # intra-op threads of the networks (0: one per core)
 
     def __post_init__(self) -> None:
         known = sorted({model for model, _ in TAG_FIELDS})
@@ -93,6 +110,11 @@ class TaggerSettings:
         check_range("tagger.sharpness", self.sharpness, 0.1, 1000.0)
         check_range("tagger.max_patches", self.max_patches, 0, 10000)
         check_range("tagger.batch_patches", self.batch_patches, 1, 4096)
+        check_range("tagger.threads", self.threads, 0, 256)
+        if self.runtime not in RUNTIMES:
+            raise PresetError(
+                f"tagger.runtime={self.runtime!r}: expected one of {', '.join(RUNTIMES)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -124,16 +146,18 @@ class Tagger:
 
     Attributes:
         settings: the settings it was loaded with.
-        models: model name -> network, in ``settings.models`` order.
-        device: where the networks run.
+        models: model name -> network (a PyTorch :class:`~engine.models.musicnn.Musicnn` or an
+            :class:`~engine.models.musicnn_onnx.OnnxMusicnn`), in ``settings.models`` order.
+        device: where PyTorch networks run.
+        frontend: the numpy log-mel shared by the models.
         fingerprint: 16 hex digits that change whenever the weights or the settings change
             (for the backend's cache key).
     """
 
     def __init__(
-        self, settings: TaggerSettings, models: dict[str, Musicnn], *, device: str = "cpu"
+        self, settings: TaggerSettings, models: dict[str, Network], *, device: str = "cpu"
     ) -> None:
-        from engine.models.musicnn import LogMel
+        from engine.models.musicnn_onnx import NumpyLogMel
 
         first = next(iter(models.values())).config
         for name, m in models.items():
@@ -148,25 +172,55 @@ class Tagger:
         self.models = models
         self.device = device
         self.config = first
-        self.frontend: LogMel = LogMel(first).to(device)
+        self.frontend = NumpyLogMel(first)
         self.fingerprint = _fingerprint(settings, models)
 
     @classmethod
     def load(cls, settings: TaggerSettings, *, device: str = "cpu") -> Tagger:
         """Load the networks ``settings.models`` names (shipped weights; never downloads).
 
-        Raises:
-            ModelLoadError: weights missing or unreadable.
-        """
-        from engine.models.musicnn import Musicnn
+        With ``runtime = "auto"`` a network runs in ONNX Runtime when onnxruntime imports and
+        the shipped ``.onnx`` export matches its weights, else in PyTorch.
 
-        models = {name: Musicnn.from_pretrained(name, device=device) for name in settings.models}
+        Raises:
+            ModelLoadError: weights missing or unreadable, or ``runtime = "onnx"`` without
+                onnxruntime or a matching export.
+        """
+        from engine.models.musicnn_onnx import load_onnx, onnx_path
+
+        models: dict[str, Network] = {}
+        for name in settings.models:
+            weights = _resolve(name)
+            net: Network | None = None
+            if settings.runtime != "torch" and device == "cpu":
+                net = load_onnx(weights, threads=settings.threads)
+                if net is None and settings.runtime == "onnx":
+                    raise ModelLoadError(
+                        f"tagger.runtime='onnx': no usable ONNX export of {name} (needs "
+                        f"`pip install onnxruntime` and {onnx_path(weights)} exported from "
+                        f"{weights} by scripts/export_musicnn_onnx.py)"
+                    )
+            if net is None:
+                from engine.models.musicnn import Musicnn
+
+                use_torch_threads(settings.threads)
+                net = Musicnn.from_pretrained(weights, device=device)
+            models[name] = net
+        log.debug(
+            "tagger runtimes: %s",
+            {n: type(m).__name__ for n, m in models.items()},
+        )
         return cls(settings, models, device=device)
 
     @property
     def sr(self) -> int:
         """The sample rate (Hz) :meth:`tag` expects."""
         return self.config.sr
+
+    def warm_up(self) -> None:
+        """Run one silent patch through every network (first-call allocations and kernel
+        selection happen here instead of in the first request)."""
+        self.tag([np.zeros(self.config.patch_frames * self.config.hop_length, np.float32)])
 
     def tag(self, regions: Sequence[np.ndarray]) -> list[TagResult]:
         """Tag regions of mono audio at :attr:`sr` (16 kHz).
@@ -187,8 +241,6 @@ class Tagger:
         Raises:
             AudioError: a region is not 1-D, is empty, or holds NaN/inf.
         """
-        import torch
-
         if not regions:
             return []
         patches, owners, flags = [], [], []
@@ -197,24 +249,22 @@ class Tagger:
             patches.append(p)
             owners.extend([i] * p.shape[0])
             flags.append((SHORT_REGION_FLAG,) if padded else ())
-        batch = torch.cat(patches)  # [P, patch_frames, n_mels]
-        owner = torch.tensor(owners)
-        counts = torch.bincount(owner, minlength=len(regions)).clamp(min=1).unsqueeze(1)
+        batch = np.concatenate(patches)  # [P, patch_frames, n_mels]
+        owner = np.asarray(owners)
+        counts = np.maximum(np.bincount(owner, minlength=len(regions)), 1)[:, None]
         scores: dict[str, np.ndarray] = {}
         step = self.settings.batch_patches
-        with torch.inference_mode():
-            for name, model in self.models.items():
-                probs = torch.cat(
-                    [
-                        torch.sigmoid(model(batch[s : s + step].to(self.device)).logits).cpu()
-                        for s in range(0, batch.shape[0], step)
-                    ]
-                )  # [P, n_tags]
-                sums = torch.zeros(len(regions), probs.shape[1]).index_add_(0, owner, probs)
-                mean = (sums / counts).numpy()
-                for j, tag in enumerate(model.tags):
-                    scores[f"{name}/{tag}"] = mean[:, j]
-        n_per_region = counts.squeeze(1).tolist()
+        for name, model in self.models.items():
+            logits = np.concatenate(
+                [self._logits(model, batch[s : s + step]) for s in range(0, batch.shape[0], step)]
+            )  # [P, n_tags]
+            probs = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+            sums = np.zeros((len(regions), probs.shape[1]))
+            np.add.at(sums, owner, probs)
+            mean = sums / counts
+            for j, tag in enumerate(model.tags):
+                scores[f"{name}/{tag}"] = mean[:, j]
+        n_per_region = counts[:, 0].tolist()
         return [
             self.interpret(
                 {k: float(v[i]) for k, v in scores.items()},
@@ -224,17 +274,27 @@ class Tagger:
             for i in range(len(regions))
         ]
 
-    def logmel_patches(self, audio: np.ndarray) -> torch.Tensor:
+    def _logits(self, model: Network, patches: np.ndarray) -> np.ndarray:
+        """``[B, T, n_mels]`` -> ``[B, n_tags]`` logits, whatever runs the model."""
+        from engine.models.musicnn_onnx import OnnxMusicnn
+
+        if isinstance(model, OnnxMusicnn):
+            return model(patches)
+        import torch
+
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(patches)).to(self.device)
+            return model(x).logits.float().cpu().numpy()
+
+    def logmel_patches(self, audio: np.ndarray) -> np.ndarray:
         """The 3 s log-mel patches :meth:`tag` feeds the models for one region.
 
         Returns:
-            ``[patches, patch_frames, n_mels]``.
+            ``[patches, patch_frames, n_mels]`` float32.
         """
         return self._patches(audio, index=0)[0]
 
-    def _patches(self, audio: np.ndarray, *, index: int) -> tuple[torch.Tensor, bool]:
-        import torch
-
+    def _patches(self, audio: np.ndarray, *, index: int) -> tuple[np.ndarray, bool]:
         audio = np.asarray(audio)
         if audio.ndim != 1 or audio.size == 0:
             raise AudioError(
@@ -248,8 +308,7 @@ class Tagger:
         padded = audio.size < patch_samples
         if padded:
             audio = np.pad(audio, (0, patch_samples - audio.size))
-        x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)).to(self.device)
-        logmel = self.frontend(x[None])[0].cpu()  # [frames, n_mels]
+        logmel = self.frontend(audio)  # [frames, n_mels]
         # round(frames / patch) patches spread evenly from the start to the end; one patch
         # sits in the middle.
         n_patches = max(1, round(logmel.shape[0] / c.patch_frames))
@@ -257,7 +316,7 @@ class Tagger:
             n_patches = min(n_patches, self.settings.max_patches)
         last = logmel.shape[0] - c.patch_frames
         starts = np.linspace(0, last, n_patches) if n_patches > 1 else [last / 2]
-        return torch.stack([logmel[round(s) : round(s) + c.patch_frames] for s in starts]), padded
+        return np.stack([logmel[round(s) : round(s) + c.patch_frames] for s in starts]), padded
 
     def interpret(
         self, scores: dict[str, float], *, flags: tuple[str, ...] = (), patches: int = 0
@@ -343,14 +402,62 @@ def table_coverage(model: str, tags: Sequence[str]) -> list[str]:
     ]
 
 
-def _fingerprint(settings: TaggerSettings, models: dict[str, Musicnn]) -> str:
+def _fingerprint(settings: TaggerSettings, models: dict[str, Network]) -> str:
+    from engine.models.musicnn_onnx import OnnxMusicnn
+
     h = hashlib.sha256(json.dumps(asdict(settings), sort_keys=True).encode())
     for name, model in models.items():
         h.update(name.encode())
-        for key, tensor in sorted(model.state_dict().items()):
+        if isinstance(model, OnnxMusicnn):
+            h.update(model.digest.encode())
+            continue
+        for key, value in sorted(model.state_dict().items()):
             h.update(key.encode())
-            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+            _hash_tensors(h, value)
     return h.hexdigest()[:16]
+
+
+def _hash_tensors(h: hashlib._Hash, value: object) -> None:
+    """Feed a state-dict value's numbers to ``h`` (quantised layers keep tuples of tensors)."""
+    import torch
+
+    if isinstance(value, tuple | list):
+        for item in value:
+            _hash_tensors(h, item)
+    elif isinstance(value, torch.Tensor):
+        t = value.dequantize() if value.is_quantized else value
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    else:
+        h.update(repr(value).encode())
+
+
+def _resolve(name: str) -> Path:
+    """The weights file of a model name, without importing torch."""
+    from engine.models.musicnn_onnx import resolve_weights
+
+    return resolve_weights(name)
+
+
+def prefer_passive_threads() -> None:
+    """Let OpenMP worker threads sleep instead of spin while they wait (for torch).
+
+    Spinning workers keep both cores of a 2-core machine busy even between ops; when a DAW
+    holds a core they fight it and tagging slows down 2-3x. libgomp reads the setting once,
+    when torch is first imported, so call this before that (the entry points do); an explicit
+    ``OMP_WAIT_POLICY`` in the environment wins.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if "torch" in sys.modules and os.environ["OMP_WAIT_POLICY"].upper() == "PASSIVE":
+        log.debug("torch is already imported: OMP_WAIT_POLICY=PASSIVE may not apply")
+
+
+def use_torch_threads(threads: int) -> None:
+    """Set torch's intra-op thread count (0 leaves torch's default: one per core)."""
+    prefer_passive_threads()
+    import torch
+
+    if threads > 0 and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
 
 def _sigmoid(x: float) -> float:

@@ -22,6 +22,10 @@ spectrogram to float16 before ``log10(10000 * x + 1)``, which overflows to ``inf
 audio (every loud track then yields the same tags). Here everything is float32; the
 TensorFlow reference outputs used for the parity test were computed with the same fix.
 
+This module is the reference; :func:`export_onnx` writes the ``.onnx`` files the lite tagger
+runs in ONNX Runtime (:mod:`engine.models.musicnn_onnx`, which also holds the config and the
+mel filterbank so that path never imports torch).
+
 Usage::
 
     model = Musicnn.from_pretrained("MTT_musicnn")
@@ -34,83 +38,39 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from engine.errors import ModelLoadError
+from engine.models.musicnn_onnx import (
+    PRETRAINED,
+    WEIGHTS_ENV,
+    MusicnnConfig,
+    file_sha256,
+    mel_filterbank,
+    onnx_path,
+    resolve_weights,
+    weights_dir,
+)
+
+__all__ = [
+    "PRETRAINED",
+    "WEIGHTS_ENV",
+    "LogMel",
+    "Musicnn",
+    "MusicnnConfig",
+    "MusicnnOutput",
+    "export_onnx",
+    "mel_filterbank",
+    "resolve_weights",
+    "weights_dir",
+]
 
 log = logging.getLogger(__name__)
-
-WEIGHTS_ENV = "SONICVERSE_MUSICNN_DIR"
-PRETRAINED: tuple[str, ...] = ("MTT_musicnn", "MSD_musicnn")
-"""Names of the shipped checkpoints (MagnaTagATune and Million Song Dataset, 50 tags each)."""
-
-
-@dataclass(frozen=True)
-class MusicnnConfig:
-    """Hyper-parameters of a musicnn network and of its log-mel input."""
-
-    sr: int = 16000  # sample rate (Hz) the model was trained at
-    n_fft: int = 512  # STFT size in samples (Hann window of the same length)
-    hop_length: int = 256  # STFT hop in samples (62.5 frames/s at 16 kHz)
-    n_mels: int = 96  # mel bands (librosa slaney mel, slaney-normalised filters)
-    patch_frames: int = 187  # frames per input patch: 3 s, as in training
-    timbral_filters: int = 204  # filters of each timbral conv: int(1.6 * 128)
-    timbral_heights: tuple[float, ...] = (0.4, 0.7)  # timbral kernel heights, fraction of n_mels
-    timbral_frames: int = 7  # timbral kernel length in frames
-    temporal_filters: int = 51  # filters of each temporal conv: int(1.6 * 32)
-    temporal_frames: tuple[int, ...] = (128, 64, 32)  # temporal kernel lengths in frames (1 band)
-    midend_filters: int = 64  # channels of the three mid-end convs
-    midend_frames: int = 7  # mid-end kernel length in frames
-    backend_units: int = 200  # width of the penultimate dense layer
-    n_tags: int = 50  # output tags
-    bn_eps: float = 1e-3  # batch-norm epsilon (TensorFlow's default)
-
-    @property
-    def frontend_channels(self) -> int:
-        """Channels the front end concatenates: timbral then temporal branches."""
-        return (
-            len(self.timbral_heights) * self.timbral_filters
-            + len(self.temporal_frames) * self.temporal_filters
-        )
-
-    @property
-    def pooled_features(self) -> int:
-        """Back-end input width: (front end + 3 mid-end layers) x (max, mean)."""
-        return 2 * (self.frontend_channels + 3 * self.midend_filters)
-
-    @classmethod
-    def tiny(cls) -> MusicnnConfig:
-        """A small random-weight variant for tests (same input format, 8 tags)."""
-        return cls(
-            timbral_filters=8,
-            temporal_filters=4,
-            temporal_frames=(16, 8),
-            midend_filters=8,
-            backend_units=16,
-            n_tags=8,
-        )
-
-    def to_json(self) -> str:
-        """JSON form stored in the safetensors metadata."""
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> MusicnnConfig:
-        """Inverse of :meth:`to_json` (lists become tuples)."""
-        raw = json.loads(text)
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise ValueError(f"unknown musicnn config key(s) {unknown}; valid: {sorted(known)}")
-        kwargs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
-        return cls(**kwargs)
 
 
 class MusicnnOutput(NamedTuple):
@@ -123,43 +83,6 @@ class MusicnnOutput(NamedTuple):
 
     logits: torch.Tensor
     penultimate: torch.Tensor
-
-
-def mel_filterbank(*, sr: int, n_fft: int, n_mels: int) -> np.ndarray:
-    """librosa's default mel filterbank (slaney mel scale, slaney area normalisation).
-
-    Equals ``librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)`` (fmin 0, fmax sr / 2).
-
-    Returns:
-        ``[n_mels, 1 + n_fft // 2]`` float32 weights.
-    """
-    fft_hz = np.linspace(0.0, sr / 2.0, 1 + n_fft // 2)
-    mel_points = np.linspace(_hz_to_mel(0.0), _hz_to_mel(sr / 2.0), n_mels + 2)
-    mel_hz = _mel_to_hz(mel_points)
-    widths = np.diff(mel_hz)
-    ramps = mel_hz[:, None] - fft_hz[None, :]
-    lower = -ramps[:-2] / widths[:-1, None]
-    upper = ramps[2:] / widths[1:, None]
-    weights = np.maximum(0.0, np.minimum(lower, upper))
-    weights *= (2.0 / (mel_hz[2:] - mel_hz[:-2]))[:, None]
-    return weights.astype(np.float32)
-
-
-_F_SP = 200.0 / 3  # slaney mel scale: Hz per mel below 1 kHz
-_MIN_LOG_HZ = 1000.0
-_MIN_LOG_MEL = _MIN_LOG_HZ / _F_SP
-_LOG_STEP = np.log(6.4) / 27.0
-
-
-def _hz_to_mel(hz: float | np.ndarray) -> np.ndarray:
-    hz = np.asarray(hz, dtype=np.float64)
-    log_part = _MIN_LOG_MEL + np.log(np.maximum(hz, _MIN_LOG_HZ) / _MIN_LOG_HZ) / _LOG_STEP
-    return np.where(hz >= _MIN_LOG_HZ, log_part, hz / _F_SP)
-
-
-def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
-    log_part = _MIN_LOG_HZ * np.exp(_LOG_STEP * (mel - _MIN_LOG_MEL))
-    return np.where(mel >= _MIN_LOG_MEL, log_part, mel * _F_SP)
 
 
 class LogMel(nn.Module):
@@ -355,42 +278,53 @@ class Musicnn(nn.Module):
         return model.to(device).eval()
 
 
-def weights_dir() -> Path:
-    """Folder of the shipped weights: ``$SONICVERSE_MUSICNN_DIR`` or ``engine/weights/musicnn``."""
-    env = os.environ.get(WEIGHTS_ENV)
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parent.parent / "weights" / "musicnn"
+def export_onnx(
+    name_or_path: str | os.PathLike[str], out: str | os.PathLike[str] | None = None
+) -> Path:
+    """Export a checkpoint to ONNX for :class:`engine.models.musicnn_onnx.OnnxMusicnn`.
 
+    The file holds the logits graph (dynamic batch and frame axes) and, as metadata, the
+    config, the tags and the SHA-256 of the source ``.safetensors``. Needs the ``onnx``
+    package (export only; running needs ``onnxruntime`` alone).
 
-def resolve_weights(name_or_path: str | os.PathLike[str]) -> Path:
-    """The ``.safetensors`` file meant by a shipped name, a file or a folder.
+    Args:
+        name_or_path: as for :meth:`Musicnn.from_pretrained`.
+        out: where to write; default beside the weights (``<stem>.onnx``).
 
-    Raises:
-        ModelLoadError: naming what was looked for and the valid names.
+    Returns:
+        The written path.
     """
-    text = str(name_or_path)
-    if text in PRETRAINED:
-        path = weights_dir() / f"{text}.safetensors"
-        if not path.is_file():
-            raise ModelLoadError(
-                f"musicnn weights {text!r} not found at {path}; they ship with the package "
-                f"(reinstall it, or regenerate them with scripts/convert_musicnn.py)"
-            )
-        return path
-    path = Path(name_or_path)
-    if path.is_dir():
-        found = sorted(path.glob("*.safetensors"))
-        if len(found) != 1:
-            raise ModelLoadError(
-                f"musicnn weights folder {path} holds {len(found)} .safetensors files "
-                f"({', '.join(p.name for p in found) or 'none'}); expected exactly one, "
-                f"or pass the file itself"
-            )
-        path = found[0]
-    if path.suffix != ".safetensors" or not path.is_file():
-        raise ModelLoadError(
-            f"musicnn weights {text!r}: expected one of {', '.join(PRETRAINED)}, a .safetensors "
-            f"file or a folder holding one; {path} is not a .safetensors file"
-        )
-    return path
+    import onnx
+
+    weights = resolve_weights(name_or_path)
+    model = Musicnn.from_pretrained(weights)
+    dest = Path(out) if out is not None else onnx_path(weights)
+
+    class _Logits(nn.Module):
+        def __init__(self, net: Musicnn) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, logmel: torch.Tensor) -> torch.Tensor:
+            return self.net(logmel).logits
+
+    example = torch.zeros(2, model.config.patch_frames, model.config.n_mels)
+    torch.onnx.export(
+        _Logits(model).eval(),
+        (example,),
+        str(dest),
+        input_names=["logmel"],
+        output_names=["logits"],
+        dynamic_axes={"logmel": {0: "patches", 1: "frames"}, "logits": {0: "patches"}},
+        dynamo=False,
+    )
+    proto = onnx.load(str(dest))
+    for key, value in (
+        ("config", model.config.to_json()),
+        ("tags", json.dumps(list(model.tags))),
+        ("source_sha256", file_sha256(weights)),
+    ):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, str(dest))
+    return dest

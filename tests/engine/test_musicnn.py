@@ -194,3 +194,27 @@ def test_load_errors_name_the_problem(tmp_path: Path) -> None:
     bad.write_bytes(b"not a safetensors file")
     with pytest.raises(ModelLoadError, match="not a converted musicnn checkpoint"):
         Musicnn.from_pretrained(bad)
+
+
+def test_numpy_logmel_matches_torch() -> None:
+    from engine.models.musicnn_onnx import NumpyLogMel
+
+    rng = np.random.default_rng(5)
+    audio = (0.3 * rng.standard_normal(16000 * 2)).astype(np.float32)
+    cfg = MusicnnConfig()
+    ours = NumpyLogMel(cfg)(audio)
+    ref = LogMel(cfg)(torch.from_numpy(audio)[None])[0].numpy()
+    assert ours.shape == ref.shape
+    np.testing.assert_allclose(ours, ref, atol=1e-4)
+
+
+def test_lite_tagging_does_not_import_torch() -> None:
+    """With onnxruntime installed, the tagger's fast path never imports torch."""
+    pytest.importorskip("onnxruntime")
+    code = (
+        "import sys, numpy as np\n"
+        "from engine.tagging import Tagger, TaggerSettings\n"
+        "Tagger.load(TaggerSettings()).tag([np.zeros(16000, np.float32)])\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

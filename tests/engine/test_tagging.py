@@ -217,3 +217,31 @@ def test_fingerprint_follows_settings_and_weights() -> None:
         TaggerSettings(models=("MTT_musicnn",)), {"MTT_musicnn": base.models["MTT_musicnn"]}
     )
     assert tiny.fingerprint != real.fingerprint
+
+
+def test_runtimes_agree_on_the_shipped_models() -> None:
+    """The shipped ONNX exports give the float PyTorch model's scores (parity bar: 1e-3)."""
+    pytest.importorskip("onnxruntime")
+    from engine.models.musicnn_onnx import OnnxMusicnn
+
+    onnx = Tagger.load(TaggerSettings(runtime="onnx"))
+    assert all(isinstance(m, OnnxMusicnn) for m in onnx.models.values())
+    ref = Tagger.load(TaggerSettings(runtime="torch"))
+    rng = np.random.default_rng(3)
+    regions = [
+        (tone(220, 10.0, amp=0.3) + 0.05 * rng.standard_normal(10 * SR)).astype(np.float32),
+        tone(880, 2.0),
+    ]
+    for a, b in zip(onnx.tag(regions), ref.tag(regions), strict=True):
+        np.testing.assert_allclose(
+            [a.scores[k] for k in sorted(a.scores)],
+            [b.scores[k] for k in sorted(b.scores)],
+            atol=1e-4,
+        )
+        assert a.vocals == b.vocals and a.instruments == b.instruments
+
+
+def test_runtime_is_validated_and_warm_up_runs() -> None:
+    with pytest.raises(PresetError, match="runtime"):
+        TaggerSettings(runtime="tensorflow")
+    tagger().warm_up()
