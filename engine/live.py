@@ -162,15 +162,19 @@ class Listener:
 
 
 def analyze_window(backend: Backend, window: Window, *, source: str) -> LiveResult:
-    """Run one window through ``backend``; errors become a result with ``error`` set."""
+    """Run one window through ``backend`` and the pipeline's track view (as a one-region file
+    gets it); errors become a result with ``error`` set."""
     from engine.audio import Audio
     from engine.backends.base import Segment
+    from engine.pipeline import resolve_track
     from engine.types import Region
 
     region = Region(start_s=window.start_s, end_s=window.end_s, name=f"live {window.index}")
     audio = Audio(samples=window.samples, sr=window.sr, path=source, start_s=window.start_s)
     try:
         (annotation,) = backend.analyze([Segment(region=region, audio=audio)])
+        if backend.preset is not None:  # the track view a file's region gets (no clear key)
+            (annotation,) = resolve_track([annotation], preset=backend.preset)
         error = None
     except EngineError as exc:
         annotation, error = None, str(exc)

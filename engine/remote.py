@@ -36,6 +36,7 @@ class RemoteEngine:
 
     name = "engine"
     max_batch = 1
+    preset = None  # the engine's answers already carry its track view
 
     def __init__(self, host: str, port: int, *, timeout_s: float = 30.0) -> None:
         import tempfile

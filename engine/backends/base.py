@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from engine.audio import Audio
 from engine.types import Region, RegionAnnotation, TrackNarrative
+
+if TYPE_CHECKING:
+    from engine.presets import Preset
 
 Progress = Callable[[str, int, int], None]
 """Progress callback ``(stage, done, total)``; the CLI draws a bar, the server sends messages."""
@@ -41,11 +44,14 @@ class Backend(Protocol):
             every cache key.
         max_batch: how many segments the pipeline hands to one :meth:`analyze` call (results
             are stored after each call, and cancellation is checked between calls).
+        preset: the preset it was built from (its ``[track]`` settings give the track view);
+            None when its results already carry the track view (a remote engine's).
     """
 
     name: str
     fingerprint: str
     max_batch: int
+    preset: Preset | None
 
     def analyze(
         self, segments: Sequence[Segment], *, progress: Progress = no_progress

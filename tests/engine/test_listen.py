@@ -93,10 +93,25 @@ class SlowBackend:
 
     def __init__(self, inner, delay_s):
         self.inner, self.delay_s = inner, delay_s
+        self.preset = inner.preset
 
     def analyze(self, segments, **kw):
         time.sleep(self.delay_s)
         return self.inner.analyze(segments, **kw)
+
+
+def test_live_windows_get_the_track_view(lite):
+    """A window of drums alone says "no clear key", as a file's region would."""
+    from engine.live import analyze_window
+    from engine.sources import Window
+    from tests.synth import drum_loop
+
+    y = drum_loop(120.0, 4.0)
+    window = Window(index=0, start_s=0.0, end_s=4.0, t_end=0.0, samples=y[None, :], sr=22050)
+    result = analyze_window(lite, window, source="mic")
+    assert result.error is None and result.annotation is not None
+    assert result.annotation.key is None and "no_clear_key" in result.annotation.flags
+    assert result.annotation.region_key is not None
 
 
 def test_slow_backend_skips_stale_windows_and_keeps_the_newest(song, lite):
