@@ -34,7 +34,6 @@ from engine.models.loaders import (
     LLMOptions,
     MertOptions,
     check_quantization,
-    folder_identity,
     llm_hidden_size,
     load_llm,
     load_mert,
@@ -296,26 +295,17 @@ def create(preset: Preset, *, device: str | None = None) -> SonicVerseBackend:
     if use_llm and opts.llm.variant == "pretrained":
         check_quantization(opts.llm.quantization, dev)  # before anything is loaded
     mert, mert_id = load_mert(opts.mert, device=dev, seed=opts.seed)
-    lm = None
-    lm_id: Any = None
-    llm_dim = None
-    if use_llm and opts.llm.variant == "tiny":
-        lm, lm_id = load_llm(opts.llm, device=dev, adapter=None, seed=opts.seed)
-        llm_dim = lm.hidden_size
-    elif use_llm:
-        llm_dim = llm_hidden_size(opts.llm)
+    llm_dim = llm_hidden_size(opts.llm) if use_llm else None
     heads_dtype = torch_dtype(opts.llm.dtype) if (dev.type == "cuda" and use_llm) else torch.float32
     projector, ckpt, heads_id = load_projector(
         opts.checkpoint, mert=mert, llm_dim=llm_dim, device=dev, dtype=heads_dtype, seed=opts.seed
     )
-    tuned = ckpt is not None and (ckpt / "adapter_config.json").is_file()
-    if lm is not None and ckpt is not None and opts.llm.adapter and tuned:
-        from engine.models.llm import with_adapter  # a tiny LLM fine-tuned by engine.train
-
-        lm.model = with_adapter(lm.model, ckpt)
-        lm_id = {**lm_id, "adapter": folder_identity(ckpt)}
-    if use_llm and lm is None:
-        adapter = ckpt if (opts.llm.adapter and ckpt is not None) else None
+    lm = None
+    lm_id: Any = None
+    if use_llm:
+        # the checkpoint's LoRA (the release's, or one trained by engine.train), when it has one
+        tuned = ckpt is not None and (ckpt / "adapter_config.json").is_file()
+        adapter = ckpt if (opts.llm.adapter and tuned) else None
         lm, lm_id = load_llm(opts.llm, device=dev, adapter=adapter, seed=opts.seed)
     weights = {"mert": mert_id, "checkpoint": heads_id, "llm": lm_id}
     log.info("sonicverse backend ready on %s (LLM: %s)", dev, "yes" if lm else "no")

@@ -301,6 +301,9 @@ _TINY_CORPUS = (
 )
 
 
+TINY_HIDDEN_SIZE = 64  # hidden size of the tiny test LLM (the width its audio tokens need)
+
+
 def tiny_tokenizer() -> Any:
     """A byte-level BPE tokenizer (a few hundred tokens) with a chat template, built offline."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -329,7 +332,7 @@ def tiny_tokenizer() -> Any:
     return fast
 
 
-def tiny_config(tokenizer: Any, *, hidden_size: int = 64) -> Any:
+def tiny_config(tokenizer: Any, *, hidden_size: int = TINY_HIDDEN_SIZE) -> Any:
     """A 2-layer Mistral config sized for ``tokenizer``."""
     from transformers import MistralConfig
 
@@ -348,7 +351,7 @@ def tiny_config(tokenizer: Any, *, hidden_size: int = 64) -> Any:
     )
 
 
-def tiny(*, seed: int = 0, hidden_size: int = 64) -> CaptionLM:
+def tiny(*, seed: int = 0, hidden_size: int = TINY_HIDDEN_SIZE) -> CaptionLM:
     """A tiny random Mistral and tokenizer (no files), float32 on the CPU."""
     from transformers import MistralForCausalLM
 

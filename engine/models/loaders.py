@@ -205,8 +205,13 @@ def _pretrained_llm(
     return lm, ident
 
 
-def llm_hidden_size(opts: LLMOptions) -> int:
-    """The LLM's hidden size from its config.json, before loading its weights."""
+def _tiny_llm_hidden_size(opts: LLMOptions) -> int:
+    from engine.models import llm
+
+    return llm.TINY_HIDDEN_SIZE
+
+
+def _pretrained_llm_hidden_size(opts: LLMOptions) -> int:
     from engine.models.checkpoint import locate
 
     folder = locate(opts.repo_id, path=opts.path, required=("config.json",), what="LLM")
@@ -325,6 +330,7 @@ def _trained_here(folder: Path, config: Any) -> Any:
 LOADERS: dict[str, dict[str, Callable[..., Any]]] = {
     "mert": {"pretrained": _pretrained_mert, "tiny": _tiny_mert},
     "llm": {"pretrained": _pretrained_llm, "tiny": _tiny_llm},
+    "llm_hidden_size": {"pretrained": _pretrained_llm_hidden_size, "tiny": _tiny_llm_hidden_size},
     "projector": {"pretrained": _pretrained_projector, "tiny": _tiny_projector},
 }
 
@@ -349,6 +355,13 @@ def load_mert(opts: MertOptions, *, device: torch.device, seed: int) -> tuple[Me
     """The encoder the preset names, and its identity for the fingerprint."""
     result: tuple[Mert, Any] = _loader("mert", opts.variant)(opts, device=device, seed=seed)
     return result
+
+
+def llm_hidden_size(opts: LLMOptions) -> int:
+    """The hidden size of the LLM the preset names, before loading its weights (the width of
+    the audio tokens the projector writes)."""
+    size: int = _loader("llm_hidden_size", opts.variant)(opts)
+    return size
 
 
 def load_llm(
