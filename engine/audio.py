@@ -12,7 +12,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 import numpy as np
 
@@ -219,8 +219,8 @@ def _open(hdr: AudioInfo, file: BinaryIO | None) -> Any:
     import soundfile as sf
 
     p = Path(hdr.path)
-    st = os.fstat(file.fileno()) if file is not None else p.stat()
-    if (str(p), st.st_ino, st.st_size, st.st_mtime_ns) in _LIBAV_FILES:
+    known = _DECODED.get(_file_key(p, file))
+    if known is not None and known.libav:
         return LibavReader(file if file is not None else p)
     return sf.SoundFile(file if file is not None else hdr.path)
 
@@ -274,10 +274,9 @@ def _estimated_length_frames(path: Path, i: Any, *, file: BinaryIO | None = None
     Raises:
         AudioError: decoding fails part-way, or the stream ends well before the length stated.
     """
-    st = os.fstat(file.fileno()) if file is not None else path.stat()
-    cache_key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
-    if cache_key in _DECODED_FRAMES:
-        return _DECODED_FRAMES[cache_key]
+    cache_key = _file_key(path, file)
+    if cache_key in _DECODED:
+        return _DECODED[cache_key].frames
     import soundfile as sf
 
     decoded = 0
@@ -293,6 +292,7 @@ def _estimated_length_frames(path: Path, i: Any, *, file: BinaryIO | None = None
         ) from exc
     if file is not None:
         file.seek(0)
+    libav = False
     stated = _stated_frames(file if file is not None else path, int(i.samplerate))
     if stated is None:
         if file is not None:
@@ -301,8 +301,8 @@ def _estimated_length_frames(path: Path, i: Any, *, file: BinaryIO | None = None
         if walked > decoded + LENGTH_TOLERANCE_S * i.samplerate:
             # libsndfile stops at its bitrate estimate: a VBR MP3 without a Xing header
             decoded = _libav_length(path, file, walked=walked, estimate=decoded)
-            _LIBAV_FILES.add(cache_key)
-    if stated is not None:
+            libav = True
+    else:
         slack = max(LENGTH_TOLERANCE * stated, LENGTH_TOLERANCE_S * i.samplerate)
         if decoded < stated - slack:
             raise AudioError(
@@ -316,14 +316,31 @@ def _estimated_length_frames(path: Path, i: Any, *, file: BinaryIO | None = None
             i.frames,
             decoded,
         )
-    if len(_DECODED_FRAMES) >= 256:
-        _DECODED_FRAMES.pop(next(iter(_DECODED_FRAMES)))
-    _DECODED_FRAMES[cache_key] = decoded
+    if len(_DECODED) >= 256:
+        _DECODED.pop(next(iter(_DECODED)))
+    _DECODED[cache_key] = _Decoded(decoded, libav)
     return decoded
 
 
-_DECODED_FRAMES: dict[tuple[str, int, int, int], int] = {}
-_LIBAV_FILES: set[tuple[str, int, int, int]] = set()  # MP3s libsndfile cannot read to the end
+FileKey = tuple[str, int, int, int]
+
+
+class _Decoded(NamedTuple):
+    """What decoding an estimated-length file once found out."""
+
+    frames: int  # the real frame count
+    libav: bool  # libsndfile stops short of the end: read it with libav
+
+
+_DECODED: dict[FileKey, _Decoded] = {}  # by _file_key, the 256 most recent files
+
+
+def _file_key(path: Path, file: BinaryIO | None) -> FileKey:
+    """A file's identity for :data:`_DECODED`: path, inode, size and modification time (of
+    the open descriptor when there is one)."""
+    st = os.fstat(file.fileno()) if file is not None else path.stat()
+    return (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+
 
 # MPEG audio frame headers: bitrates (kbit/s) by version group and index, sample rates (Hz)
 _MPEG1_L3_KBPS = (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
