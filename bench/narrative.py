@@ -63,6 +63,7 @@ SR = 22050
 SONG_S = 60.0
 TOLERANCE_S = 10.0
 KINDS = ("key", "tempo", "vocals")
+METHODS = ("per-region", "essentia+track", "ours+track")  # see the module docstring
 SEEDS = {"tune": 11, "eval": 23}
 ESSENTIA_SPELLING = {"A#": "Bb", "D#": "Eb", "G#": "Ab", "Db": "C#", "Gb": "F#"}
 FITTED = (
@@ -413,14 +414,14 @@ def mirex(ref: str, est: str) -> float:
     return float(mir_eval.key.weighted_score(ref, est))
 
 
-def real_rows(real_dir: Path, backend, cfg: TrackSettings, methods) -> list[list[str]]:
+def real_rows(real_dir: Path, backend, cfg: TrackSettings) -> tuple[list[list[str]], dict]:
     with open(real_dir / "labels.csv", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     stats = {
         m: {"key_ev": 0, "tempo_ev": 0, "within": 0, "with_ref": 0, "mirex": [], "files": 0}
-        for m in methods
+        for m in METHODS
     }
-    vocals_said: dict[str, list[str]] = {m: [] for m in methods}
+    vocals_said: dict[str, list[str]] = {m: [] for m in METHODS}
     for row in rows:
         path = real_dir / row["file"]
         clip = load(path)
@@ -455,7 +456,7 @@ def real_rows(real_dir: Path, backend, cfg: TrackSettings, methods) -> list[list
             voc = sorted({a.vocals.label for a in res.annotations if a.vocals is not None})
             vocals_said[m].append(f"{row['file'][:12]}:{'/'.join(voc)}({row['vocals'][:6]})")
     out = []
-    for m in methods:
+    for m in METHODS:
         st = stats[m]
         out.append(
             [
@@ -508,12 +509,10 @@ def mp3_decodes(real_dir: Path) -> list[list[str]]:
     return rows
 
 
-def methods_for(raw, ess, cfg):
-    return {
-        "per-region": (raw, per_region(cfg)),
-        "essentia+track": (ess, cfg),
-        "ours+track": (raw, cfg),
-    }
+def methods_for(raw, ess, cfg: TrackSettings) -> dict:
+    """The compared methods: ``name -> (regions, track settings)``, ``raw`` and ``ess`` being
+    the same regions analysed by ours and by essentia."""
+    return dict(zip(METHODS, ((raw, per_region(cfg)), (ess, cfg), (raw, cfg)), strict=True))
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
@@ -589,11 +588,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print("fitted on tune:", {k: v for k, v in dataclasses.asdict(cfg).items() if k in FITTED})
     songs, raw, ess = data["eval"]
     rows = []
-    for m, (anns, settings) in {
-        "per-region": (raw, per_region(cfg)),
-        "essentia+track": (ess, cfg),
-        "ours+track": (raw, cfg),
-    }.items():
+    for m, (anns, settings) in methods_for(raw, ess, cfg).items():
         s = score(songs, anns, settings)
         rows.append(
             [m]
@@ -624,9 +619,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     )
     if args.real.is_dir() and not args.no_real:
-        real, vocals = real_rows(
-            args.real, backend, cfg, ("per-region", "essentia+track", "ours+track")
-        )
+        real, vocals = real_rows(args.real, backend, cfg)
         print(f"\nReal recordings ({args.real}, labels.csv)")
         print(
             table(
