@@ -102,12 +102,8 @@ def resolve(
                 flags=flags,
             )
         )
-    order = {"key": 0, "tempo": 1, "vocals": 2}
-    return Resolution(
-        tuple(out),
-        {i: tuple(sorted(ev, key=lambda e: order[e.kind])) for i, ev in changes.items()},
-        track_bpm,
-    )
+    # the decoders ran key, tempo, vocals: each region's changes are already in that order
+    return Resolution(tuple(out), {i: tuple(ev) for i, ev in changes.items()}, track_bpm)
 
 
 def _own_key(a: RegionAnnotation) -> KeyEstimate | None:
