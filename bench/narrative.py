@@ -288,13 +288,17 @@ def said_events(anns: Sequence[RegionAnnotation], cfg: TrackSettings, duration_s
 
 
 def per_region(cfg: TrackSettings) -> TrackSettings:
-    """The old narrative: no penalty, no threshold, every region difference is a change."""
+    """The old narrative: every region difference in key, tempo or vocals is a change.
+
+    With a vanishing penalty any difference decodes as a change of confidence ~1, so the
+    threshold stays as it is: it keeps the old rule for loudness (a jump of 6 LU or more),
+    where a threshold of 0 would count every pair of equally loud regions as an event.
+    """
     return replace(
         cfg,
         key_change_penalty=1e-6,
         tempo_change_penalty=1e-6,
         vocals_change_penalty=1e-6,
-        min_event_confidence=0.0,
         tempo_level_octaves=4.0,
     )
 
