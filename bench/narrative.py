@@ -640,7 +640,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print("vocals said (ours+track):", "; ".join(vocals["ours+track"]))
         print("\nThe real recordings re-encoded as MP3 (lame), decoded by engine.audio.load")
         print(table(["encoding", "decoded", "largest length difference"], mp3_decodes(args.real)))
-    else:
+    elif not args.no_real:
         print(f"\n{args.real} not found: real recordings skipped")
 
 
