@@ -451,6 +451,20 @@ def prefer_passive_threads() -> None:
         log.debug("torch is already imported: OMP_WAIT_POLICY=PASSIVE may not apply")
 
 
+def single_blas_thread() -> None:
+    """Limit numpy's BLAS (OpenBLAS) to one thread for the rest of the process.
+
+    The lite pipeline's matrix products are small (a few ms); OpenBLAS's workers busy-wait
+    between them and take the core that the tagger's networks, running on a worker thread at
+    the same time, need: measured on 2 cores, key/tempo/loudness beside the tagger took as
+    long as the two run one after the other, and 1.0x the longer of the two with one BLAS
+    thread (``bench/throughput.py``).
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+
+
 def use_torch_threads(threads: int) -> None:
     """Set torch's intra-op thread count (0 leaves torch's default: one per core)."""
     prefer_passive_threads()

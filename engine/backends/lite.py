@@ -12,10 +12,12 @@ import hashlib
 import json
 import logging
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from engine.analysis import analyze_signal
+from engine.analysis.loudness import peak_dbfs
 from engine.audio import resample, to_mono
 from engine.backends.base import Progress, Segment, no_progress
 from engine.captions import template_caption
@@ -26,7 +28,7 @@ from engine.types import RegionAnnotation, TrackNarrative
 
 if TYPE_CHECKING:
     from engine.presets import Preset
-    from engine.tagging import Tagger
+    from engine.tagging import Tagger, TagResult
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +63,15 @@ class LiteBackend:
         self.options: Options = preset.options
         self.max_batch = self.options.region_batch
         self.tagger = tagger
+        self._executor: ThreadPoolExecutor | None = None
         if self.tagger is None and self.options.tag:
             from engine.tagging import Tagger
 
             self.tagger = Tagger.load(self.options.tagger)
+        if self.tagger is not None:
+            from engine.tagging import single_blas_thread
+
+            single_blas_thread()
         params = {
             "version": ANALYSIS_VERSION,
             "analysis": asdict(preset.analysis),
@@ -78,36 +85,32 @@ class LiteBackend:
     def analyze(
         self, segments: Sequence[Segment], *, progress: Progress = no_progress
     ) -> list[RegionAnnotation]:
-        """Annotate the segments: signal features one by one, then tags for all at once."""
+        """Annotate the segments: the tagger's networks run on a worker thread while this one
+        measures key, tempo and loudness (ONNX Runtime and numpy release the GIL, so the two
+        share the cores)."""
         total = len(segments)
-        anns: list[RegionAnnotation] = []
-        for i, seg in enumerate(segments):
-            f = analyze_signal(
-                seg.audio, settings=self.preset.analysis, sr=self.preset.audio.analysis_sr
-            )
-            anns.append(f.annotation(seg.region, backend=self.name))
-            progress("signal", i + 1, total)
+        pending: Future[list[TagResult]] | None = None
+        tagged: list[int] = []
         if self.tagger is not None:
-            anns = self._tag(segments, anns)
-            progress("tags", total, total)
-        return [replace(a, caption=template_caption(a)) for a in anns]
-
-    def _tag(
-        self, segments: Sequence[Segment], anns: list[RegionAnnotation]
-    ) -> list[RegionAnnotation]:
-        assert self.tagger is not None
-        sounding = [i for i, a in enumerate(anns) if not a.silent]
-        clips = [
-            resample(
-                to_mono(segments[i].audio.samples),
-                sr=segments[i].audio.sr,
-                target_sr=self.tagger.sr,
-            )
-            for i in sounding
-        ]
-        out = list(anns)
-        for i, t in zip(sounding, self.tagger.tag(clips), strict=True):
-            out[i] = replace(
+            floor = self.preset.analysis.silence_peak_dbfs
+            # digital silence is known from the peak alone; regions that turn out quiet by
+            # loudness are tagged and their tags dropped below
+            tagged = [i for i, s in enumerate(segments) if peak_dbfs(s.audio.samples) >= floor]
+            pending = self._worker().submit(self._tag, [segments[i] for i in tagged])
+        try:
+            anns: list[RegionAnnotation] = []
+            for i, seg in enumerate(segments):
+                f = analyze_signal(
+                    seg.audio, settings=self.preset.analysis, sr=self.preset.audio.analysis_sr
+                )
+                anns.append(f.annotation(seg.region, backend=self.name))
+                progress("signal", i + 1, total)
+        finally:
+            tags = pending.result() if pending is not None else []
+        for i, t in zip(tagged, tags, strict=True):
+            if anns[i].silent:
+                continue
+            anns[i] = replace(
                 anns[i],
                 vocals=t.vocals,
                 instruments=t.instruments,
@@ -115,7 +118,22 @@ class LiteBackend:
                 moods=t.moods,
                 flags=anns[i].flags + t.flags,
             )
-        return out
+        if pending is not None:
+            progress("tags", total, total)
+        return [replace(a, caption=template_caption(a)) for a in anns]
+
+    def _worker(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lite-tagger")
+        return self._executor
+
+    def _tag(self, segments: Sequence[Segment]) -> list[TagResult]:
+        assert self.tagger is not None
+        clips = [
+            resample(to_mono(s.audio.samples), sr=s.audio.sr, target_sr=self.tagger.sr)
+            for s in segments
+        ]
+        return self.tagger.tag(clips)
 
     def narrate(
         self,
@@ -137,7 +155,10 @@ class LiteBackend:
         return narrative
 
     def close(self) -> None:
-        """Nothing to release."""
+        """Stop the tagger's worker thread."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
 
 
 def create(preset: Preset, *, device: str | None = None) -> LiteBackend:
