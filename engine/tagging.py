@@ -89,7 +89,7 @@ class TaggerSettings:
     choir_threshold: float = 0.705  # ... or choir/choral score at which P(vocals) = 0.5
     female_threshold: float = 0.02  # female - male score at which P(female | vocals) = 0.5
     sharpness: float = 20.0  # slope turning those score margins into probabilities
-    max_patches: int = 0  # most 3 s patches per region, spread evenly (0: no limit; speed lever)
+    max_patches: int = 1  # most 3 s patches per region, spread evenly (0: all; the speed lever)
     batch_patches: int = 8  # 3 s patches per forward pass (memory vs. speed)
     runtime: str = "auto"  # auto (ONNX Runtime if installed, else torch), onnx, torch
     threads: int = 0  # intra-op threads of the networks (0: one per core)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from engine import backends, presets
@@ -13,6 +14,7 @@ from engine.pipeline import Annotator, Cancelled, parse_regions, plan_regions
 from engine.store import Store
 from engine.types import Region
 from tests.engine.helpers import song
+from tests.synth import progression
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +116,36 @@ def test_lite_tags_sounding_regions_only(annotator: Annotator, song_path: Path) 
         assert r.vocals is not None and sum(r.vocals.probabilities) == pytest.approx(1.0, abs=1e-3)
         assert all(0.0 <= t.score <= 1.0 for t in r.instruments + r.genres + r.moods)
     assert c.vocals is None and c.instruments == ()
+
+
+def test_lite_tags_on_its_worker_thread_as_the_tagger_does(backend: Backend) -> None:
+    """Tags computed beside the signal analysis equal the tagger's own; a region that is
+    silent by loudness (a 200 Hz tone peaking at -58 dBFS: over the -60 dBFS peak floor, under
+    -60 LUFS) is tagged on the worker and its tags dropped; digital silence is never sent."""
+    from engine.audio import Audio, resample, to_mono
+    from engine.backends.base import Segment
+
+    sr = 22050
+    rng = np.random.default_rng(3)
+    chords = progression("C", "major", sr=sr, chord_s=1.25, repeats=2)[: 10 * sr]
+    t = np.arange(10 * sr) / sr
+    quiet = (10 ** (-58 / 20) * np.sin(2 * np.pi * 200.0 * t)).astype(np.float32)
+    noisy = 0.2 * rng.standard_normal(8 * sr).astype(np.float32)
+    clips = [chords, quiet, np.zeros(5 * sr, np.float32), noisy]
+    segments = [
+        Segment(Region(10.0 * i, 10.0 * i + c.size / sr), Audio(c[None, :], sr, "test.wav"))
+        for i, c in enumerate(clips)
+    ]
+    anns = backend.analyze(segments)
+    assert [a.silent for a in anns] == [False, True, True, False]
+    assert anns[1].vocals is None and anns[1].instruments == () and anns[2].vocals is None
+    tagger = backend.tagger  # type: ignore[attr-defined]
+    direct = tagger.tag(
+        [
+            resample(to_mono(s.audio.samples), sr=sr, target_sr=tagger.sr)
+            for s in (segments[0], segments[3])
+        ]
+    )
+    for ann, t in zip((anns[0], anns[3]), direct, strict=True):
+        assert ann.vocals == t.vocals
+        assert (ann.instruments, ann.genres, ann.moods) == (t.instruments, t.genres, t.moods)

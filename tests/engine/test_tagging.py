@@ -98,13 +98,16 @@ def test_vocal_probabilities_sum_to_one_and_match_the_label() -> None:
 
 
 def test_short_regions_are_padded_and_flagged() -> None:
-    short, long = tagger().tag([tone(440, 1.0), tone(440, 10.0)])
+    every = Tagger(TaggerSettings(max_patches=0), tagger().models)
+    short, long = every.tag([tone(440, 1.0), tone(440, 10.0)])
     assert short.flags == (SHORT_REGION_FLAG,)
     assert short.patches == 1
     assert long.flags == ()
     assert long.patches == 3  # round(10 s / 3 s) patches spread over the region
-    capped = Tagger(TaggerSettings(max_patches=1), tagger().models).tag([tone(440, 10.0)])[0]
-    assert capped.patches == 1
+    capped = Tagger(TaggerSettings(max_patches=2), every.models).tag([tone(440, 10.0)])[0]
+    assert capped.patches == 2
+    default = tagger().tag([tone(440, 10.0)])[0]
+    assert default.patches == TaggerSettings().max_patches == 1  # the middle 3 s
 
 
 def test_batching_many_regions_equals_one_by_one() -> None:
@@ -114,8 +117,9 @@ def test_batching_many_regions_equals_one_by_one() -> None:
         for i, seconds in enumerate((1.0, 3.0, 4.5, 7.0))
     ]
     regions = [r.astype(np.float32) for r in regions]
-    together = tagger().tag(regions)
-    alone = [tagger().tag([r])[0] for r in regions]
+    every = Tagger(TaggerSettings(max_patches=0), tagger().models)
+    together = every.tag(regions)
+    alone = [every.tag([r])[0] for r in regions]
     assert [r.patches for r in together] == [1, 1, 2, 2]
     for a, b in zip(together, alone, strict=True):
         np.testing.assert_allclose(
