@@ -170,9 +170,6 @@ def cmd_presets(out: Console) -> int:
 
 def cmd_annotate(args: argparse.Namespace, out: Console, err: Console) -> int:
     """Annotate each file; one failing file does not stop the others."""
-    from engine.analysis import preload
-
-    preload()  # the analysers' imports overlap with loading the preset, models and audio
     from engine import export, presets
     from engine.pipeline import Annotator, parse_regions
     from engine.store import Store

@@ -2,34 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
-import threading
 from dataclasses import dataclass
 
 from engine.audio import Audio, to_analysis
 from engine.presets import AnalysisSettings
 from engine.types import KeyEstimate, Region, RegionAnnotation
-
-HEAVY_IMPORTS = ("scipy.signal", "engine.analysis.tempo", "engine.analysis.key")
-"""What the analysers import on first use: scipy.signal alone is ~0.5 s of a cold start."""
-
-
-def preload() -> threading.Thread:
-    """Import :data:`HEAVY_IMPORTS` on a daemon thread and return it (started).
-
-    A command that will analyse calls this first: the imports then run while the main thread
-    loads the preset and the models and decodes the first regions (C code that releases the
-    GIL), instead of after. Python's import locks make a module the main thread needs before
-    the thread is done wait for it; it is never imported twice.
-    """
-
-    def run() -> None:
-        for name in HEAVY_IMPORTS:
-            importlib.import_module(name)
-
-    thread = threading.Thread(target=run, name="preload-analysis", daemon=True)
-    thread.start()
-    return thread
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,13 @@ def options_class(name: str) -> type[Any]:
 
 
 def create(preset: Preset, *, device: str | None = None) -> Backend:
-    """Build the backend a preset names, loading its models once."""
+    """Build the backend a preset names, loading its models once.
+
+    Every process that builds a backend analyses audio: it keeps freed memory for reuse
+    (:func:`engine.tuning.keep_freed_memory`).
+    """
+    from engine.tuning import keep_freed_memory
+
+    keep_freed_memory()
     backend: Backend = _module(preset.backend).create(preset, device=device)
     return backend
