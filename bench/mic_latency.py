@@ -12,8 +12,9 @@ result into a rich table, as ``sonicverse listen`` does. Prints the latency perc
 
 ``--runtime`` picks where the lite tagger runs (``auto``: ONNX Runtime when installed; ``torch``:
 the pre-issue-17 path; with ``OMP_WAIT_POLICY=ACTIVE`` in the environment it also spins as it
-did); ``--contended`` keeps one core busy with a loop for the whole run (a DAW's audio thread)
-and stops it after. The load average is printed beside the figures.
+did, and ``--max-patches 0`` tags every 3 s patch as it did); ``--contended`` keeps one core
+busy with a loop for the whole run (a DAW's audio thread) and stops it after. The load average
+is printed beside the figures.
 """
 
 from __future__ import annotations
@@ -68,6 +69,12 @@ def main() -> None:
         help="send windows to an engine on loopback (temp WAV + OSC)",
     )
     parser.add_argument("--runtime", choices=("auto", "onnx", "torch"), default="auto")
+    parser.add_argument(
+        "--max-patches",
+        type=int,
+        default=None,
+        help="3 s patches tagged per window (0: every one; default: the preset's)",
+    )
     parser.add_argument("--contended", action="store_true", help="a busy loop holds one core")
     args = parser.parse_args()
     import multiprocessing
@@ -93,8 +100,8 @@ def busy_loop(stop: multiprocessing.synchronize.Event) -> None:
         pass
 
 
-def load_preset(name: str, runtime: str) -> Preset:
-    """The preset, with the lite tagger's runtime set."""
+def load_preset(name: str, runtime: str, max_patches: int | None = None) -> Preset:
+    """The preset, with the lite tagger's runtime (and ``max_patches`` unless None) set."""
     from dataclasses import replace
 
     from engine import presets
@@ -103,6 +110,8 @@ def load_preset(name: str, runtime: str) -> Preset:
     if preset.backend != "lite":
         return preset
     tagger = replace(preset.options.tagger, runtime=runtime)
+    if max_patches is not None:
+        tagger = replace(tagger, max_patches=max_patches)
     return replace(preset, options=replace(preset.options, tagger=tagger))
 
 
@@ -130,12 +139,13 @@ def measure(args: argparse.Namespace) -> None:
             from engine.server import EngineServer, ServerConfig
 
             server = EngineServer(
-                Annotator(load_preset(args.preset, args.runtime), store=None), ServerConfig(port=0)
+                Annotator(load_preset(args.preset, args.runtime, args.max_patches), store=None),
+                ServerConfig(port=0),
             )
             server.start()
             backend = RemoteEngine("127.0.0.1", server.address[1])
         else:
-            backend = backends.create(load_preset(args.preset, args.runtime))
+            backend = backends.create(load_preset(args.preset, args.runtime, args.max_patches))
         warm_up(backend, sr=source.sr, channels=source.channels)
         inbox: queue.Queue[LiveResult | SourceEvent] = queue.Queue()
         listener = Listener(
@@ -178,7 +188,8 @@ def measure(args: argparse.Namespace) -> None:
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
         f"preset {args.preset}{route}; window {args.window:g} s, hop {args.hop:g} s; "
         f"{len(shown.values)} windows, {listener.skipped} skipped; tagger runtime "
-        f"{args.runtime}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}; "
+        f"{args.runtime}, max_patches {args.max_patches}, "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}; "
         f"{'one core held by a busy loop' if args.contended else 'no busy loop'}; load average "
         + ", ".join(f"{x:.1f}" for x in os.getloadavg())
     )

@@ -13,15 +13,16 @@ talks to it through :class:`daw_bridge.client.EngineClient` and prints one line 
     uncached 10 s: p50=35 ms p99=60 ms (n=30, 28 regions/s)
     uncached 10 s, pipelined: 30 regions in 1.1 s (27 regions/s)
 
-``--path old`` runs the engine the way it ran before issue 17 (musicnn in PyTorch, OpenMP's
-spinning waits) and ``--path new`` (the default) the current one (ONNX Runtime when installed,
-sleeping waits, models warmed at start); ``--contended`` starts a busy loop that holds one core
-for the whole run (a DAW's audio thread) and stops it after. Each run also prints how long the
-engine took from process start to its first answer ("ready", warm-up included) and the first
-uncached request alone.
+``--path old`` runs the engine with the tagger settings from before issue 17 (musicnn in
+PyTorch, OpenMP's spinning waits, every 3 s patch), ``--path every-patch`` the current path on
+every patch, and ``--path new`` (the default) the current one (ONNX Runtime when installed,
+sleeping waits, the preset's one patch per region, models warmed at start); ``--contended``
+starts a busy loop that holds one core for the whole run (a DAW's audio thread) and stops it
+after. Each run also prints how long the engine took from process start to its first answer
+("ready", warm-up included) and the first uncached request alone.
 
-usage: python bench/osc_latency.py [--preset lite] [--n 500] [--uncached 30] [--path new|old]
-                                   [--contended]
+usage: python bench/osc_latency.py [--preset lite] [--n 500] [--uncached 30]
+                                   [--path new|every-patch|old] [--contended]
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import argparse
 import multiprocessing
 import os
 import platform
+import re
 import socket
 import subprocess
 import sys
@@ -45,7 +47,12 @@ from daw_bridge.client import EngineClient
 
 SR = 44100
 REGION_S = 10.0
-PATHS = {"new": ("auto", "PASSIVE"), "old": ("torch", "ACTIVE")}  # tagger runtime, OpenMP waits
+PATHS: dict[str, tuple[str, str, int | None]] = {
+    # tagger runtime, OpenMP waits, tagger max_patches (None: the preset's)
+    "new": ("auto", "PASSIVE", None),
+    "every-patch": ("auto", "PASSIVE", 0),
+    "old": ("torch", "ACTIVE", 0),
+}
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -55,13 +62,18 @@ def busy_loop(stop: multiprocessing.synchronize.Event) -> None:
         pass
 
 
-def preset_file(preset: str, runtime: str, folder: Path) -> str:
-    """The lite preset with ``[lite.tagger] runtime`` set (other presets pass through)."""
+def preset_file(preset: str, runtime: str, max_patches: int | None, folder: Path) -> str:
+    """The lite preset with ``[lite.tagger] runtime`` (and ``max_patches`` unless None) set;
+    other presets pass through."""
     if preset != "lite":
         return preset
     text = (ROOT / "presets" / "lite.toml").read_text()
-    path = folder / f"lite_{runtime}.toml"
-    path.write_text(text.replace("[lite.tagger]\n", f'[lite.tagger]\nruntime = "{runtime}"\n', 1))
+    lines = f'runtime = "{runtime}"\n'
+    if max_patches is not None:
+        text = re.sub(r"(?m)^max_patches = .*$", "", text)
+        lines += f"max_patches = {max_patches}\n"
+    path = folder / f"lite_{runtime}_{max_patches}.toml"
+    path.write_text(text.replace("[lite.tagger]\n", f"[lite.tagger]\n{lines}", 1))
     return str(path)
 
 
@@ -123,7 +135,7 @@ def main() -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    runtime, policy = PATHS[args.path]
+    runtime, policy, max_patches = PATHS[args.path]
 
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
@@ -136,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
                 "-m",
                 "engine.serve",
                 "--preset",
-                preset_file(args.preset, runtime, d),
+                preset_file(args.preset, runtime, max_patches, d),
                 "--port",
                 str(port),
                 "--store",
