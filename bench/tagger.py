@@ -19,9 +19,11 @@ copied by hand into :class:`engine.tagging.TaggerSettings`.
 
 Usage::
 
-    python bench/tagger.py [--data bench/data/tagger_set] [--fit] [--repeats 3]
+    python bench/tagger.py [--data bench/data/tagger_set] [--fit] [--repeats 3] [--real DIR]
 
-Prints tables; asserts nothing.
+With real recordings (``--real``, default ``../shared/realaudio`` when it exists) a last table
+compares every-patch tagging with the patch lever region by region (see
+:func:`real_recordings`). Prints tables; asserts nothing.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from engine.tagging import (
 )
 
 THREADS = 2
+REAL_AUDIO = Path(__file__).resolve().parents[2] / "shared" / "realaudio"
 
 
 MAX_FALSE_VOCAL_RATE = 1 / 6  # most instrumental tune clips a vocal threshold may call vocals
@@ -334,6 +337,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-speed", action="store_true", help="accuracy tables only")
     parser.add_argument("--rescore", action="store_true", help="ignore cached tag scores")
+    parser.add_argument(
+        "--real",
+        type=Path,
+        default=REAL_AUDIO if REAL_AUDIO.is_dir() else None,
+        help="folder of real recordings with labels.csv (default ../shared/realaudio)",
+    )
     args = parser.parse_args()
     prefer_passive_threads()  # as the engine does, before torch loads
     import torch
@@ -390,6 +399,75 @@ def main() -> None:
         )
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         console.print(f"load average during the run (1, 5, 15 min): {load}")
+    if args.real is not None:
+        real = real_recordings(tagger, args.real)
+        if real is not None:
+            console.print(real)
+
+
+def real_recordings(tagger: Tagger, folder: Path) -> Table | None:
+    """Every-patch tagging against the patch lever on real recordings, in 10 s regions.
+
+    ``folder`` holds the recordings and a ``labels.csv`` with ``file`` and ``vocals`` columns
+    (``../shared/realaudio``). For 1 and 2 patches per region: how often the vocals label
+    agrees with every-patch tagging, how often each agrees with the file's vocals label, and
+    the mean Jaccard overlap of the instrument + genre + mood tag sets with every-patch's.
+    """
+    from engine import audio as engine_audio
+
+    labels = folder / "labels.csv"
+    if not labels.is_file():
+        print(f"{labels} not found: the real-recordings table is skipped")
+        return None
+    with open(labels, newline="") as f:
+        files = list(csv.DictReader(f))
+    every = Tagger(dataclasses.replace(tagger.settings, max_patches=0), tagger.models)
+    capped = {
+        n: Tagger(dataclasses.replace(tagger.settings, max_patches=n), tagger.models)
+        for n in (2, 1)
+    }
+    stats = {n: {"agree": 0, "truth": 0, "jaccard": []} for n in (0, *capped)}
+    judged = regions_n = 0
+    for row in files:
+        clip = engine_audio.load(folder / row["file"])
+        mono = engine_audio.resample(
+            engine_audio.to_mono(clip.samples), sr=clip.sr, target_sr=tagger.sr
+        )
+        step = 10 * tagger.sr
+        regions = [mono[i : i + step] for i in range(0, mono.size, step)]
+        regions = [r for r in regions if r.size >= step // 2]
+        ref = every.tag(regions)
+        outs = {0: ref, **{n: t.tag(regions) for n, t in capped.items()}}
+        known = row["vocals"] in VOCALS
+        regions_n += len(regions)
+        judged += len(regions) if known else 0
+        for n, res in outs.items():
+            for a, b in zip(ref, res, strict=True):
+                stats[n]["agree"] += a.vocals.label == b.vocals.label  # type: ignore[operator]
+                stats[n]["truth"] += known and b.vocals.label == row["vocals"]  # type: ignore[operator]
+                tags_a = {t.label for t in a.instruments + a.genres + a.moods}
+                tags_b = {t.label for t in b.instruments + b.genres + b.moods}
+                overlap = len(tags_a & tags_b) / max(1, len(tags_a | tags_b))
+                stats[n]["jaccard"].append(overlap)  # type: ignore[union-attr]
+    table = Table(
+        title=f"real recordings ({folder}): {len(files)} files, {regions_n} regions of 10 s "
+        "(5-10 s tails kept), every patch vs the patch lever"
+    )
+    for col in (
+        "patches per region",
+        "vocals label = every patch's",
+        f"vocals = the file's label ({judged} regions)",
+        "tag-set Jaccard vs every patch",
+    ):
+        table.add_column(col, justify="right")
+    for n, st in stats.items():
+        table.add_row(
+            "every" if n == 0 else str(n),
+            f"{st['agree']}/{regions_n}",
+            f"{st['truth']}/{judged}",
+            f"{np.mean(st['jaccard']):.3f}",  # type: ignore[arg-type]
+        )
+    return table
 
 
 if __name__ == "__main__":

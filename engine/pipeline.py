@@ -189,9 +189,10 @@ class Annotator:
         def flush() -> None:
             nonlocal analysed
             anns = self.backend.analyze([seg for _, _, seg in pending])
-            for (i, key, _), ann in zip(pending, anns, strict=True):
-                if self.store is not None:
-                    self.store.put(key, ann, source=hdr.path)
+            if self.store is not None:
+                keyed = [(key, ann) for (_, key, _), ann in zip(pending, anns, strict=True)]
+                self.store.put_many(keyed, source=hdr.path)
+            for (i, _, _), ann in zip(pending, anns, strict=True):
                 results[i] = ann
             analysed += len(pending)
             pending.clear()

@@ -123,15 +123,23 @@ class Store:
 
     def put(self, key: str, annotation: RegionAnnotation, *, source: str) -> None:
         """Cache ``annotation`` under ``key`` and record it for ``source`` (durable on return)."""
-        payload = json.dumps(annotation.to_dict(), allow_nan=False)
+        self.put_many([(key, annotation)], source=source)
+
+    def put_many(self, items: Iterable[tuple[str, RegionAnnotation]], *, source: str) -> None:
+        """:meth:`put` for a batch of regions of one file, in one transaction: all of them are
+        durable on return, or none (one disk sync per batch instead of one per region)."""
+        rows = [(k, a, json.dumps(a.to_dict(), allow_nan=False)) for k, a in items]
+        if not rows:
+            return
         now = time.time()
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute(
-                "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?)",
-                (key, annotation.backend, payload, now),
-            )
-            self._record(key, annotation, source=source, now=now)
+            for key, annotation, payload in rows:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?)",
+                    (key, annotation.backend, payload, now),
+                )
+                self._record(key, annotation, source=source, now=now)
 
     def record(self, key: str, region: Region | RegionAnnotation, *, source: str) -> None:
         """Record that ``source``'s ``region`` has the content cached under ``key`` (a cache

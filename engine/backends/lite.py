@@ -155,10 +155,12 @@ class LiteBackend:
         return narrative
 
     def close(self) -> None:
-        """Stop the tagger's worker thread."""
+        """Stop the tagger's worker threads."""
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
+        if self.tagger is not None:
+            self.tagger.close()
 
 
 def create(preset: Preset, *, device: str | None = None) -> LiteBackend:

@@ -64,3 +64,28 @@ def test_killed_writer_loses_nothing_it_wrote(tmp_path: Path) -> None:
     assert len(got) >= 101
     assert all(isinstance(a, RegionAnnotation) for a in got)
     assert [a.start_s for a in got] == sorted(a.start_s for a in got)
+
+
+def _batch_writer(path: str, ready: multiprocessing.synchronize.Event) -> None:  # type: ignore[name-defined]
+    store = Store(path)
+    store.put_many(
+        [(f"b{i}", annotation(float(i), float(i + 1))) for i in range(8)], source="/z.wav"
+    )
+    ready.set()
+    signal.pause()
+
+
+def test_a_batch_is_durable_when_put_many_returns(tmp_path: Path) -> None:
+    """The pipeline stores a batch of regions in one transaction: killed right after
+    ``put_many`` returns, the writer has lost none of the batch."""
+    path = str(tmp_path / "s.sqlite3")
+    ctx = multiprocessing.get_context("fork")
+    ready = ctx.Event()
+    proc = ctx.Process(target=_batch_writer, args=(path, ready))
+    proc.start()
+    assert ready.wait(30)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.join()
+    got = Store(path).annotations_for("/z.wav")
+    assert [a.start_s for a in got] == [float(i) for i in range(8)]
+    Store(path).put_many([], source="/z.wav")  # nothing to write is not an error

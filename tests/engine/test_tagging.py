@@ -249,3 +249,19 @@ def test_runtime_is_validated_and_warm_up_runs() -> None:
     with pytest.raises(PresetError, match="runtime"):
         TaggerSettings(runtime="tensorflow")
     tagger().warm_up()
+
+
+def test_networks_side_by_side_equal_one_after_the_other() -> None:
+    """The two ONNX networks run on two threads; closing the tagger's pool runs them in turn,
+    and the scores are the same to the bit."""
+    t = Tagger.load(TaggerSettings(max_patches=0))
+    if t._pool is None:
+        pytest.skip("the networks run in PyTorch here (no onnxruntime): one after the other")
+    rng = np.random.default_rng(5)
+    regions = [tone(220, 7.0) + 0.05 * rng.standard_normal(7 * SR).astype(np.float32)]
+    regions.append(tone(330, 10.0))
+    side_by_side = t.tag(regions)
+    t.close()
+    in_turn = t.tag(regions)
+    for a, b in zip(side_by_side, in_turn, strict=True):
+        assert a.scores == b.scores
