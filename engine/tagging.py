@@ -2,9 +2,10 @@
 
 The ``lite`` backend's tagger. Two musicnn models (MagnaTagATune and Million Song Dataset,
 50 tags each; weights ship with the package, see ``engine/weights/musicnn/README.md``) run
-on every 3 s patch of every region, batched; a region's tag scores are the mean of its
-patches' probabilities. :data:`~engine.labels.TAG_FIELDS` maps the 100 source tags onto our
-three fields (a canonical label's score is the max of its source tags) and
+on up to ``max_patches`` 3 s patches of every region, spread evenly (the ``lite`` preset: 1,
+the middle 3 s; 0: every patch, the networks' trained use), batched; a region's tag scores
+are the mean of its patches' probabilities. :data:`~engine.labels.TAG_FIELDS` maps the 100
+source tags onto our three fields (a canonical label's score is the max of its source tags) and
 :data:`~engine.labels.VOCAL_ROLES` says which tags are evidence of vocals, of no vocals, of a
 female or of a male voice.
 
@@ -26,8 +27,9 @@ thresholds' defaults were chosen on synthesized labelled clips (``scripts/make_v
 
 The networks run in ONNX Runtime when it is installed and the shipped ``.onnx`` exports
 match the weights (``runtime = "auto"``, the default: outputs agree with PyTorch to ~1e-6 and
-the process never imports torch), else in PyTorch. Either way the log-mel front end is numpy,
-computed once per region, and the patches of all regions are batched together. Worker threads
+the process never imports torch), else in PyTorch; the two ONNX networks run side by side on
+a thread each. Either way the log-mel front end is numpy (scipy.fft), computed once per
+region, and the patches of all regions are batched together. Worker threads
 sleep rather than spin while they wait (``OMP_WAIT_POLICY=PASSIVE`` for torch, no spinning for
 ONNX Runtime): a busy DAW sharing the cores then slows tagging down in proportion instead of
 collapsing it.
