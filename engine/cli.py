@@ -130,7 +130,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "presets":
             return cmd_presets(Console())
-        return cmd_annotate(args, Console(), err)
+        code = cmd_annotate(args, Console(), err)
+        global _TORN_DOWN
+        _TORN_DOWN = True  # the annotator is closed, the store too; stdout is all written
+        return code
     except EngineError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         return 2
@@ -283,5 +286,26 @@ def timeline(result: TrackResult, *, width: int) -> Text:
     return text
 
 
+_TORN_DOWN = False  # True once `annotate` has closed everything it opened
+
+
+def entry() -> None:
+    """The ``sonicverse`` console script: :func:`main`, then exit.
+
+    After ``annotate`` has closed its annotator and store and written its output, nothing is
+    left for the interpreter's own teardown to do but free the scientific libraries' modules
+    one by one, about 0.2 s of a 3 s command on 2 cores: the process then flushes its streams
+    and logging and leaves with ``os._exit``. Every other command (those that run a server, a
+    Ray cluster, a Qt window) exits normally.
+    """
+    code = main()
+    if _TORN_DOWN:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -152,3 +152,49 @@ def test_panel_runs_the_panels_own_entry_point(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(cli.importlib, "import_module", lambda name: pytest.fail(name))
     assert main(["panel", "song.wav", "--port", "9100"]) == 0
     assert calls == [[sys.executable, "-m", "ui", "song.wav", "--port", "9100"]]
+
+
+def test_console_script_writes_everything_before_its_fast_exit(
+    song_path: Path, untagged: str, tmp_path: Path
+) -> None:
+    """`entry` leaves with os._exit after annotate: the whole JSON on stdout, the log on
+    stderr and the exit code all arrive; a failed file keeps the normal exit and its code."""
+    import subprocess
+
+    ok = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "engine.cli",
+            "-v",
+            "annotate",
+            str(song_path),
+            "--preset",
+            untagged,
+            "--store",
+            str(tmp_path / "s.sqlite3"),
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert len(json.loads(ok.stdout)["regions"]) == 3
+    assert "regions" in ok.stderr  # the pipeline's log line made it out
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "engine.cli",
+            "annotate",
+            str(tmp_path / "missing.wav"),
+            "--store",
+            str(tmp_path / "s.sqlite3"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 1 and "missing.wav" in bad.stderr
