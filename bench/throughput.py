@@ -180,11 +180,9 @@ def busy_studio(track: np.ndarray, sr: int, seconds: float, repeat: int) -> None
             text = lite
             for key, value in tagger_overrides(label).items():
                 text = re.sub(rf"(?m)^{key} = .*$", "", text)
-                text = text.replace("[lite.tagger]\n", f"[lite.tagger]\n{key} = {value!r}\n", 1)
-            text = text.replace("'", '"')
-            preset_files[label] = (
-                Path(d) / f"lite_{label.replace(', ', '_').replace(' ', '_')}.toml"
-            )
+                line = f"{key} = {json.dumps(value)}\n"  # a TOML string or integer
+                text = text.replace("[lite.tagger]\n", f"[lite.tagger]\n{line}", 1)
+            preset_files[label] = Path(d) / f"lite_{slug(label)}.toml"
             preset_files[label].write_text(text)
         loads = []
         for load in ("idle", "contended"):

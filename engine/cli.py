@@ -300,8 +300,11 @@ def entry() -> None:
     """
     code = main()
     if _TORN_DOWN:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BrokenPipeError:  # `sonicverse annotate ... | head`: the reader left
+            code = code or 1
         logging.shutdown()
         os._exit(code)
     sys.exit(code)

@@ -47,7 +47,7 @@ import math
 import os
 import sys
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -276,11 +276,17 @@ class Tagger:
             parts = [self._logits(model, batch[s : s + step]) for s in range(0, len(batch), step)]
             return np.concatenate(parts)  # [P, n_tags]
 
-        if self._pool is not None:
-            futures = {name: self._pool.submit(run, m) for name, m in self.models.items()}
-            outputs = {name: f.result() for name, f in futures.items()}
-        else:
-            outputs = {name: run(m) for name, m in self.models.items()}
+        pool = self._pool  # read once: close() may set it to None from another thread
+        futures: dict[str, Future[np.ndarray]] = {}
+        if pool is not None:
+            try:
+                futures = {name: pool.submit(run, m) for name, m in self.models.items()}
+            except RuntimeError:  # the pool was shut down between the read and the submit
+                futures = {}
+        outputs = {
+            name: futures[name].result() if name in futures else run(m)
+            for name, m in self.models.items()
+        }
         for name, model in self.models.items():
             probs = 1.0 / (1.0 + np.exp(-outputs[name].astype(np.float64)))
             sums = np.zeros((len(regions), probs.shape[1]))
@@ -437,7 +443,11 @@ def onnx_threads(settings: TaggerSettings) -> int:
     the cores shared out between the networks, which run side by side (at least one each)."""
     if settings.threads:
         return settings.threads
-    return max(1, (os.cpu_count() or 1) // len(settings.models))
+    try:
+        cores = len(os.sched_getaffinity(0))  # the cores this process may use (containers)
+    except AttributeError:  # not on macOS or Windows
+        cores = os.cpu_count() or 1
+    return max(1, cores // len(settings.models))
 
 
 def _fingerprint(settings: TaggerSettings, models: dict[str, Network]) -> str:

@@ -63,6 +63,7 @@ class LiteBackend:
         self.options: Options = preset.options
         self.max_batch = self.options.region_batch
         self.tagger = tagger
+        self._owns_tagger = tagger is None  # a tagger passed in is the caller's to close
         self._executor: ThreadPoolExecutor | None = None
         if self.tagger is None and self.options.tag:
             from engine.tagging import Tagger
@@ -105,8 +106,13 @@ class LiteBackend:
                 )
                 anns.append(f.annotation(seg.region, backend=self.name))
                 progress("signal", i + 1, total)
-        finally:
-            tags = pending.result() if pending is not None else []
+        except BaseException:
+            # the signal error (or Ctrl-C) is the one to raise: drop the tags, do not wait
+            # for a batch nobody will read, and let a tagging error not replace it
+            if pending is not None and not pending.cancel():
+                pending.add_done_callback(lambda f: f.exception())
+            raise
+        tags = pending.result() if pending is not None else []
         for i, t in zip(tagged, tags, strict=True):
             if anns[i].silent:
                 continue
@@ -159,7 +165,7 @@ class LiteBackend:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
-        if self.tagger is not None:
+        if self.tagger is not None and self._owns_tagger:
             self.tagger.close()
 
 

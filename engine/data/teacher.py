@@ -85,7 +85,9 @@ class TeacherModels:
         if teacher == "lite":
             from engine.tagging import Tagger, TaggerSettings
 
-            self.tagger = Tagger.load(TaggerSettings())
+            # teacher labels come from every 3 s patch, the networks' trained use: a data set
+            # is built once, and the lite preset's one-patch speed lever costs accuracy
+            self.tagger = Tagger.load(TaggerSettings(max_patches=0))
 
     def label(self, audio: Sequence[tuple[np.ndarray, int]], rows: Sequence[Any]) -> list[Targets]:
         """Targets of chunks given as ``(mono samples, sr)`` and their manifest rows."""

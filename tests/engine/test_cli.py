@@ -158,7 +158,7 @@ def test_console_script_writes_everything_before_its_fast_exit(
     song_path: Path, untagged: str, tmp_path: Path
 ) -> None:
     """`entry` leaves with os._exit after annotate: the whole JSON on stdout, the log on
-    stderr and the exit code all arrive; a failed file keeps the normal exit and its code."""
+    stderr and the exit code all arrive, for a failed file too."""
     import subprocess
 
     ok = subprocess.run(
