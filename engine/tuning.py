@@ -60,23 +60,3 @@ def keep_freed_memory(*, mmap_threshold: int = 32 * MIB, trim_threshold: int = 1
         )
     _applied = mmap_ok and trim_ok
     return _applied
-    _applied = False
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError, TypeError):
-        log.debug("no glibc mallopt (%s): malloc thresholds left as they are", name)
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    _applied = bool(mallopt(M_MMAP_THRESHOLD, mmap_threshold)) and bool(
-        mallopt(M_TRIM_THRESHOLD, trim_threshold)
-    )
-    log.debug(
-        "malloc: mmap threshold %d, trim threshold %d: %s",
-        mmap_threshold,
-        trim_threshold,
-        "set" if _applied else "refused",
-    )
-    return _applied
