@@ -57,7 +57,12 @@ def is_silent(loudness_lufs: float | None, peak: float, *, settings: AnalysisSet
 
 
 def analyze_signal(
-    audio: Audio, *, settings: AnalysisSettings, sr: int, key: bool = True
+    audio: Audio,
+    *,
+    settings: AnalysisSettings,
+    sr: int,
+    key: bool = True,
+    peak: float | None = None,
 ) -> SignalFeatures:
     """Key, tempo, loudness and silence of one region.
 
@@ -66,6 +71,8 @@ def analyze_signal(
         settings: thresholds and ranges from the preset.
         sr: the rate (Hz) key and tempo are computed at.
         key: estimate the key (False when a model supplies it; ``key`` is then None).
+        peak: the region's sample peak in dBFS when the caller has already measured it
+            (:func:`engine.analysis.loudness.peak_dbfs`); measured here when None.
 
     Returns:
         The region's features; silent regions get no key and no tempo, never made-up ones.
@@ -75,7 +82,7 @@ def analyze_signal(
     from engine.analysis.tempo import estimate_tempo
 
     lufs = integrated_lufs(audio.samples, sr=audio.sr)
-    peak = peak_dbfs(audio.samples)
+    peak = peak_dbfs(audio.samples) if peak is None else peak
     if is_silent(lufs, peak, settings=settings):
         return SignalFeatures(True, None, None, 0.0, lufs, peak)
     y = to_analysis(audio, sr=sr)

@@ -92,17 +92,21 @@ class LiteBackend:
         total = len(segments)
         pending: Future[list[TagResult]] | None = None
         tagged: list[int] = []
+        peaks = [peak_dbfs(s.audio.samples) for s in segments]  # once: the analysers get them
         if self.tagger is not None:
             floor = self.preset.analysis.silence_peak_dbfs
             # digital silence is known from the peak alone; regions that turn out quiet by
             # loudness are tagged and their tags dropped below
-            tagged = [i for i, s in enumerate(segments) if peak_dbfs(s.audio.samples) >= floor]
+            tagged = [i for i, p in enumerate(peaks) if p >= floor]
             pending = self._worker().submit(self._tag, [segments[i] for i in tagged])
         try:
             anns: list[RegionAnnotation] = []
             for i, seg in enumerate(segments):
                 f = analyze_signal(
-                    seg.audio, settings=self.preset.analysis, sr=self.preset.audio.analysis_sr
+                    seg.audio,
+                    settings=self.preset.analysis,
+                    sr=self.preset.audio.analysis_sr,
+                    peak=peaks[i],
                 )
                 anns.append(f.annotation(seg.region, backend=self.name))
                 progress("signal", i + 1, total)
