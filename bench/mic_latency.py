@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import multiprocessing.synchronize
 import os
 import platform
 import queue
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from common import busy_loop
 
 if TYPE_CHECKING:
     from engine.presets import Preset
@@ -92,12 +92,6 @@ def main() -> None:
         stop.set()
         if args.contended:
             hog.join(5)
-
-
-def busy_loop(stop: multiprocessing.synchronize.Event) -> None:
-    """Hold one core until ``stop`` is set."""
-    while not stop.is_set():
-        pass
 
 
 def load_preset(name: str, runtime: str, max_patches: int | None = None) -> Preset:

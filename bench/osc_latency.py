@@ -31,7 +31,6 @@ import argparse
 import multiprocessing
 import os
 import platform
-import re
 import socket
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from common import busy_loop, lite_preset_file
 
 from daw_bridge import protocol
 from daw_bridge.client import EngineClient
@@ -56,25 +56,15 @@ PATHS: dict[str, tuple[str, str, int | None]] = {
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def busy_loop(stop: multiprocessing.synchronize.Event) -> None:
-    """Hold one core until ``stop`` is set."""
-    while not stop.is_set():
-        pass
-
-
 def preset_file(preset: str, runtime: str, max_patches: int | None, folder: Path) -> str:
     """The lite preset with ``[lite.tagger] runtime`` (and ``max_patches`` unless None) set;
     other presets pass through."""
     if preset != "lite":
         return preset
-    text = (ROOT / "presets" / "lite.toml").read_text()
-    lines = f'runtime = "{runtime}"\n'
+    tagger: dict[str, object] = {"runtime": runtime}
     if max_patches is not None:
-        text = re.sub(r"(?m)^max_patches = .*$", "", text)
-        lines += f"max_patches = {max_patches}\n"
-    path = folder / f"lite_{runtime}_{max_patches}.toml"
-    path.write_text(text.replace("[lite.tagger]\n", f"[lite.tagger]\n{lines}", 1))
-    return str(path)
+        tagger["max_patches"] = max_patches
+    return str(lite_preset_file(folder, f"lite_{runtime}_{max_patches}", tagger))
 
 
 def synth_track(path: Path, *, regions: int, seed: int = 0) -> Path:

@@ -36,6 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from common import busy_loop, lite_preset_file
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,12 +84,6 @@ def tagger_overrides(label: str) -> dict[str, object]:
     if max_patches is not None:
         out["max_patches"] = max_patches
     return out
-
-
-def busy_loop(stop: multiprocessing.synchronize.Event) -> None:
-    """Hold one core, as a DAW's audio thread does, until ``stop`` is set."""
-    while not stop.is_set():
-        pass
 
 
 def child_pipeline(path: str, label: str, repeat: int) -> None:
@@ -173,17 +168,11 @@ def busy_studio(track: np.ndarray, sr: int, seconds: float, repeat: int) -> None
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "track.flac"
         sf.write(path, track.T, sr)
-        presets_dir = ROOT / "presets"
-        lite = (presets_dir / "lite.toml").read_text()
         preset_files = {}
         for label in PATHS:
-            text = lite
-            for key, value in tagger_overrides(label).items():
-                text = re.sub(rf"(?m)^{key} = .*$", "", text)
-                line = f"{key} = {json.dumps(value)}\n"  # a TOML string or integer
-                text = text.replace("[lite.tagger]\n", f"[lite.tagger]\n{line}", 1)
-            preset_files[label] = Path(d) / f"lite_{slug(label)}.toml"
-            preset_files[label].write_text(text)
+            preset_files[label] = lite_preset_file(
+                Path(d), f"lite_{slug(label)}", tagger_overrides(label)
+            )
         loads = []
         for load in ("idle", "contended"):
             stop = multiprocessing.Event()
