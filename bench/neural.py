@@ -1,72 +1,43 @@
 """Speed and memory of the `sonicverse` models at their real sizes, with random weights.
 
-Run: ``python bench/neural.py [--device cpu|cuda] [--repeat N] [--llm-tokens N]``.
+Run: ``python bench/neural.py [--device cpu|cuda] [--repeat N] [--llm-tokens N]``
+     ``python bench/neural.py --device cuda [--weights DIR]``   (the resident engine, 7B NF4)
+     ``python bench/neural.py --device cpu --size small``       (the same path, small, on a CPU)
 
-Models are built from the real configs below (MERT-v1-95M, Mistral-7B-Instruct-v0.1, the
-SonicVerse projector sizes), so nothing is downloaded; random weights cost the same time.
-Prints tables, asserts nothing.
+Nothing is downloaded: models are built from the real configs (``bench/fullsize.py``:
+MERT-v1-95M, Mistral-7B-Instruct-v0.1, the SonicVerse projector sizes); random weights cost
+the same time and memory. Prints tables, asserts nothing.
 
 - CPU: MERT-95M + heads (no LLM, as the ``sonicverse-cpu`` preset) per 10 s segment, batch 1
   and 2, its real-time factor, and a 3-minute track (18 segments) through MERT + heads.
   ``--llm-tokens`` adds a small random Llama's greedy tokens/s.
-- CUDA: MERT + heads + projector per segment, Mistral-7B in 4-bit NF4 (bf16 compute) caption
-  tokens/s at batch 1 and 18, peak GPU memory, and a whole 3-minute track: signal features,
-  MERT + heads for 18 segments, one batched caption pass and the narrative.
+- CUDA (or ``--size small``): the resident engine as a user runs it. The three models are
+  written in their download layouts (``--weights DIR``, reused when complete), then the
+  ``sonicverse-7b-nf4`` preset loads them (``backends.create``: MERT, the 1.1 B-parameter
+  projector in bf16, Mistral-7B in 4-bit NF4 with a rank-64 LoRA); load time and resident GPU
+  memory. Then each stage on the loaded models (MERT + heads + projector per segment, caption
+  tokens/s at batch 1 and 18 with the adapter on, the narrative's prompt and tokens with it
+  off), and a 3-minute file annotated end to end through :class:`engine.pipeline.Annotator`
+  (decode, signal features, MERT + heads, one batched caption pass, the LLM narrative),
+  cold and warm, with peak GPU memory. Random weights never stop early: every caption runs
+  to its token limit and the narrative to its own, the worst case of a real track.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import os
 import platform
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-MERT_V1_95M: dict[str, Any] = {
-    # m-a-p/MERT-v1-95M config.json (the fields HubertConfig reads)
-    "model_type": "mert_model",
-    "hidden_size": 768,
-    "num_hidden_layers": 12,
-    "num_attention_heads": 12,
-    "intermediate_size": 3072,
-    "hidden_act": "gelu",
-    "conv_dim": [512, 512, 512, 512, 512, 512, 512],
-    "conv_stride": [5, 2, 2, 2, 2, 2, 2],
-    "conv_kernel": [10, 3, 3, 3, 3, 2, 2],
-    "conv_bias": False,
-    "feat_extract_norm": "group",
-    "feat_extract_activation": "gelu",
-    "feat_proj_layer_norm": True,
-    "num_conv_pos_embeddings": 128,
-    "num_conv_pos_embedding_groups": 16,
-    "do_stable_layer_norm": False,
-    "layer_norm_eps": 1e-5,
-    "sample_rate": 24000,
-    "feature_extractor_cqt": False,
-    "deepnorm": False,
-    "attention_relax": -1.0,
-}
-
-MISTRAL_7B_INSTRUCT_V01: dict[str, Any] = {
-    # mistralai/Mistral-7B-Instruct-v0.1 config.json
-    "vocab_size": 32000,
-    "hidden_size": 4096,
-    "intermediate_size": 14336,
-    "num_hidden_layers": 32,
-    "num_attention_heads": 32,
-    "num_key_value_heads": 8,
-    "max_position_embeddings": 32768,
-    "rope_theta": 10000.0,
-    "rms_norm_eps": 1e-5,
-    "sliding_window": 4096,
-    "hidden_act": "silu",
-    "tie_word_embeddings": False,
-    "bos_token_id": 1,
-    "eos_token_id": 2,
-}
+from fullsize import MERT_V1_95M  # bench/ is first on sys.path
 
 SMALL_LLAMA: dict[str, Any] = {
     # a ~60M-parameter Llama for the optional CPU tokens/s line
@@ -82,15 +53,16 @@ SMALL_LLAMA: dict[str, Any] = {
 SEGMENT_S = 10.0
 TRACK_S = 180.0
 PROMPT_TEXT_TOKENS = 16  # "[INST] Describe the music. <sound> [/INST]" minus the marker
-CAPTION_TOKENS = 128  # SonicVerse's max_new_tokens
 NARRATIVE_PROMPT_TOKENS = 1200  # instructions + 18 chunk lines
-NARRATIVE_TOKENS = 400
 
 
-def timed(fn: Callable[[], object], *, repeat: int, sync: Callable[[], None]) -> float:
-    """Fastest of ``repeat`` runs after one warm-up, in seconds."""
-    fn()
-    sync()
+def timed(
+    fn: Callable[[], object], *, repeat: int, sync: Callable[[], None], warm_up: bool = True
+) -> float:
+    """Fastest of ``repeat`` runs (after one warm-up run unless ``warm_up`` is false), in s."""
+    if warm_up:
+        fn()
+        sync()
     best = float("inf")
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -184,163 +156,216 @@ def cpu_llm(args: argparse.Namespace) -> None:
     print(f"small Llama ({params:.0f}M params) on CPU, batch 1: {args.llm_tokens / s:.1f} tokens/s")
 
 
-def quantize_nf4(model: Any, *, compute_dtype: Any) -> Any:
-    """Replace every Linear but ``lm_head`` with a bitsandbytes NF4 Linear4bit (double quant),
-    as ``BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4")`` loads them."""
-    import bitsandbytes as bnb
-    import torch
+def preset_for(device: str) -> Any:
+    """``sonicverse-7b-nf4`` as shipped on CUDA; on a CPU the same with an unquantised
+    float32 LLM (bitsandbytes' NF4 needs CUDA)."""
+    import tomllib
 
-    for name, module in list(model.named_modules()):
-        for child_name, child in list(module.named_children()):
-            full = f"{name}.{child_name}" if name else child_name
-            if not isinstance(child, torch.nn.Linear) or full == "lm_head":
-                continue
-            q = bnb.nn.Linear4bit(
-                child.in_features,
-                child.out_features,
-                bias=child.bias is not None,
-                compute_dtype=compute_dtype,
-                compress_statistics=True,
-                quant_type="nf4",
-                device="meta",
-            )
-            q.weight = bnb.nn.Params4bit(
-                child.weight.data, requires_grad=False, compress_statistics=True, quant_type="nf4"
-            ).to(child.weight.device)
-            if child.bias is not None:
-                q.bias = torch.nn.Parameter(child.bias.data, requires_grad=False)
-            setattr(module, child_name, q)
-            del child
-    torch.cuda.empty_cache()
-    return model
+    from engine import presets
+
+    if device == "cuda":
+        return presets.load("sonicverse-7b-nf4")
+    table = tomllib.loads(presets.available()["sonicverse-7b-nf4"].read_text(encoding="utf-8"))
+    table["sonicverse"]["llm"].update(quantization="none", dtype="float32")
+    return presets.from_table(table)
 
 
-def build_mistral_nf4() -> Any:
-    """Mistral-7B-Instruct from its config, random bf16 weights on the GPU, then NF4."""
-    import torch
-    from transformers import MistralConfig, MistralForCausalLM
+def weights_folder(args: argparse.Namespace) -> Path:
+    """Where the random weights go: ``--weights``, else RAM (/dev/shm) when it has room."""
+    import shutil
+    import tempfile
 
-    config = MistralConfig(**MISTRAL_7B_INSTRUCT_V01)
-    default = torch.get_default_dtype()
-    torch.set_default_dtype(torch.bfloat16)
-    try:
-        with torch.device("cuda"):
-            torch.manual_seed(0)
-            model = MistralForCausalLM(config)
-    finally:
-        torch.set_default_dtype(default)
-    model.eval()
-    return quantize_nf4(model, compute_dtype=torch.bfloat16)
+    if args.weights:
+        return Path(args.weights)
+    need = 25e9 if args.size == "7b" else 0.1e9
+    shm = Path("/dev/shm")
+    base = shm if shm.is_dir() and shutil.disk_usage(shm).free > need else None
+    return Path(tempfile.mkdtemp(prefix="sonicverse-weights-", dir=base))
 
 
-def cuda_bench(args: argparse.Namespace) -> None:
+class Stages:
+    """Progress callback that times each stage from the previous stage's last report to its
+    own last report."""
+
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+        self.last: dict[str, float] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        self.last[stage] = time.perf_counter()
+
+    def seconds(self) -> dict[str, float]:
+        out, prev = {}, self.t0
+        for stage, t in sorted(self.last.items(), key=lambda kv: kv[1]):
+            out[stage] = t - prev
+            prev = t
+        return out
+
+
+def resident_bench(args: argparse.Namespace) -> None:
+    import fullsize
+    import soundfile as sf
     import torch
     from rich.console import Console
     from rich.table import Table
 
-    from engine.analysis import analyze_signal
-    from engine.audio import Audio
-    from engine.models.heads import HeadsConfig, build
-    from engine.presets import AnalysisSettings
+    from engine import backends
+    from engine.models.checkpoint import WEIGHTS_ENV
+    from engine.pipeline import Annotator
 
-    dev = torch.device("cuda")
-    sync = torch.cuda.synchronize
-    name = torch.cuda.get_device_name(dev)
-    m = build_encoder(dev, torch.float32)
-    projector = (
-        build(HeadsConfig(layers=m.layers, input_dim=m.dim, llm_dim=4096), seed=0)
-        .eval()
-        .to(device=dev, dtype=torch.bfloat16)
+    device = args.device
+    cuda = device == "cuda"
+    dev = torch.device(device)
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    gib = 2.0**30
+    console = Console(width=140)
+    root = weights_folder(args)
+    if not fullsize.complete(root):
+        written = fullsize.write(root, size=args.size, device=device)
+        for name, folder in fullsize.FOLDERS.items():
+            print(
+                f"wrote {folder}: {fullsize.folder_gb(root / folder):.2f} GB "
+                f"in {written[name]:.1f} s ({root})"
+            )
+    os.environ[WEIGHTS_ENV] = str(root)
+    preset = preset_for(device)
+    if cuda:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(dev)
+    before = torch.cuda.memory_allocated(dev) if cuda else 0
+    t0 = time.perf_counter()
+    backend = backends.create(preset, device=device)
+    sync()
+    load_s = time.perf_counter() - t0
+    name = torch.cuda.get_device_name(dev) if cuda else (platform.processor() or "CPU")
+    resident = (torch.cuda.memory_allocated(dev) - before) / gib if cuda else 0.0
+    load_peak = torch.cuda.max_memory_allocated(dev) / gib if cuda else 0.0
+    parts = {
+        "MERT": sum(p.numel() * p.element_size() for p in backend.mert.model.parameters()),
+        "projector + heads": sum(
+            p.numel() * p.element_size() for p in backend.projector.parameters()
+        ),
+        "LLM (+ LoRA)": backend.lm.model.get_memory_footprint()
+        if hasattr(backend.lm.model, "get_memory_footprint")
+        else sum(p.numel() * p.element_size() for p in backend.lm.model.parameters()),
+    }
+    print(
+        f"{preset.name} on {name}: loaded in {load_s:.1f} s; resident {resident:.2f} GiB "
+        f"(peak while loading {load_peak:.2f} GiB); weights "
+        + ", ".join(f"{k} {v / gib:.2f} GiB" for k, v in parts.items())
     )
-    llm = build_mistral_nf4()
-    torch.cuda.reset_peak_memory_stats(dev)
-    resident = torch.cuda.memory_allocated(dev) / 2**30
+
+    m, projector, lm = backend.mert, backend.projector, backend.lm
     segments = int(TRACK_S / SEGMENT_S)
+    tmp = tempfile.TemporaryDirectory()
+    path = Path(tmp.name) / "three-minutes.wav"
+    y = synth_track(44100, TRACK_S)
+    sf.write(path, np.stack([y, y], axis=1), 44100, subtype="PCM_16")
+    annotator = Annotator(preset, store=None, backend=backend)
+    analyze = backend.analyze
+    steps = ("load", "signal", "mert", "caption", "narrate")
+    e2e = Table(title=f"3:00 file end to end ({segments} regions), {name}")
+    for col in ("run", *steps, "total", "x real time", "peak GPU"):
+        e2e.add_column(col)
+
+    def end_to_end(run: str) -> None:
+        """Annotate and narrate the file as ``sonicverse annotate`` does (no cache)."""
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(dev)
+        stages = Stages()
+        # the pipeline reports "load"/"analyze"; the backend's own stages are timed too
+        backend.analyze = functools.partial(analyze, progress=stages)  # type: ignore[method-assign]
+        t0 = time.perf_counter()
+        result = annotator.annotate(str(path), use_cache=False, progress=stages)
+        sync()
+        total = time.perf_counter() - t0
+        sec = stages.seconds()
+        peak = torch.cuda.max_memory_allocated(dev) / gib if cuda else 0.0
+        row = [*(f"{sec.get(k, 0.0):.2f} s" for k in steps), f"{total:.2f} s"]
+        e2e.add_row(run, *row, f"{TRACK_S / total:.0f}x", f"{peak:.2f} GiB")
+        print(
+            f"end to end, {run}: {' / '.join(f'{k} {v}' for k, v in zip(steps, row, strict=False))}"
+            f"; total {total:.2f} s; {len(result.regions)} regions, narrative "
+            f"{len(result.narrative.text)} chars; peak GPU memory {peak:.2f} GiB",
+            flush=True,
+        )
+
+    end_to_end("first")
+
     n = int(SEGMENT_S * m.sr)
     track24 = torch.from_numpy(synth_track(m.sr, TRACK_S)).reshape(segments, n)
-
-    table = Table(title=f"sonicverse at full size on {name} (random weights)")
+    table = Table(title=f"sonicverse ({args.size}) on {name}, random weights")
     for col in ("stage", "batch", "time", "rate"):
         table.add_column(col)
-    for batch in (1, 18):
+
+    def row(*cells: str) -> None:
+        table.add_row(*cells)
+        print(" | ".join(cells), flush=True)
+
+    for batch in (1, min(segments, preset.options.mert.batch_size)):
         s = timed(lambda b=batch: encode(m, projector, track24[:b]), repeat=args.repeat, sync=sync)
-        table.add_row(
+        row(
             "MERT + heads + projector",
             str(batch),
             f"{1000 * s / batch:.1f} ms/segment",
             f"{SEGMENT_S * batch / s:.0f}x real time",
         )
 
-    embed = llm.get_input_embeddings()
-    gen = dict(
-        max_new_tokens=CAPTION_TOKENS,
-        min_new_tokens=CAPTION_TOKENS,
-        do_sample=False,
-        use_cache=True,
-    )
+    from engine.prompts import caption_instruction
+
+    prompt = caption_instruction(preset.options.llm.instruction, lyrics="")
+    k_tokens = projector.config.num_tokens
+    caption_tokens = preset.options.llm.max_new_tokens
 
     def caption(batch: int) -> None:
-        ids = torch.randint(3, 32000, (batch, PROMPT_TEXT_TOKENS), device=dev)
-        text = embed(ids)
-        audio = torch.randn(batch, 60, 4096, device=dev, dtype=torch.bfloat16) * 0.02
-        embeds = torch.cat([text[:, :8], audio, text[:, 8:]], dim=1)
-        mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=dev)
+        tokens = torch.randn(batch, k_tokens, lm.hidden_size) * 0.02
+        embeds, mask = lm.splice(tokens.to(lm.device, lm.dtype), [prompt] * batch)
         with torch.inference_mode():
-            llm.generate(inputs_embeds=embeds, attention_mask=mask, pad_token_id=0, **gen)
-
-    for batch in (1, 18):
-        s = timed(lambda b=batch: caption(b), repeat=1, sync=sync)
-        table.add_row(
-            "caption (NF4 Mistral-7B)",
-            str(batch),
-            f"{s:.2f} s",
-            f"{batch * CAPTION_TOKENS / s:.0f} tokens/s",
-        )
-
-    settings = AnalysisSettings()
-    sr = 44100
-    track44 = synth_track(sr, TRACK_S).reshape(segments, -1)
-
-    def narrative() -> None:
-        ids = torch.randint(3, 32000, (1, NARRATIVE_PROMPT_TOKENS), device=dev)
-        with torch.inference_mode():
-            llm.generate(
-                input_ids=ids,
-                attention_mask=torch.ones_like(ids),
-                max_new_tokens=NARRATIVE_TOKENS,
-                min_new_tokens=NARRATIVE_TOKENS,
+            lm.model.generate(
+                inputs_embeds=embeds,
+                attention_mask=mask,
+                max_new_tokens=caption_tokens,
+                min_new_tokens=caption_tokens,
                 do_sample=False,
-                pad_token_id=0,
+                use_cache=True,
+                pad_token_id=lm.tokenizer.pad_token_id,
             )
 
-    stages: dict[str, float] = {}
-
-    def whole() -> None:
-        t0 = time.perf_counter()
-        for k in range(segments):
-            analyze_signal(Audio(track44[k][None], sr, "bench"), settings=settings, sr=22050)
-        t1 = time.perf_counter()
-        encode(m, projector, track24)
-        sync()
-        t2 = time.perf_counter()
-        caption(segments)
-        sync()
-        t3 = time.perf_counter()
-        narrative()
-        sync()
-        stages.update(
-            signal=t1 - t0, mert_heads=t2 - t1, captions=t3 - t2, narrative=time.perf_counter() - t3
+    for batch in (1, segments):  # warm already: the end-to-end run captioned
+        s = timed(lambda b=batch: caption(b), repeat=1, sync=sync, warm_up=False)
+        row(
+            "caption (LLM + LoRA)",
+            str(batch),
+            f"{s:.2f} s",
+            f"{batch * caption_tokens / s:.0f} tokens/s",
         )
+    narrative_tokens = preset.options.llm.narrative_max_new_tokens
 
-    total = timed(whole, repeat=1, sync=sync)
-    for stage, s in stages.items():
-        table.add_row(
-            f"3:00 track: {stage}", "18" if stage != "narrative" else "1", f"{s:.2f} s", ""
-        )
-    table.add_row("3:00 track: total", "", f"{total:.2f} s", f"{TRACK_S / total:.0f}x real time")
-    Console().print(table)
-    peak = torch.cuda.max_memory_allocated(dev) / 2**30
-    print(f"GPU memory: {resident:.2f} GiB resident after loading, peak {peak:.2f} GiB")
+    def narrative() -> None:
+        ids = torch.randint(3, lm.tokenizer.vocab_size, (1, NARRATIVE_PROMPT_TOKENS), device=dev)
+        off = lm.model.disable_adapter() if hasattr(lm.model, "disable_adapter") else None
+        with torch.inference_mode(), off if off is not None else contextlib.nullcontext():
+            lm.model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=narrative_tokens,
+                min_new_tokens=narrative_tokens,
+                do_sample=False,
+                pad_token_id=lm.tokenizer.pad_token_id,
+            )
+
+    s = timed(narrative, repeat=1, sync=sync, warm_up=False)
+    row(
+        f"narrative ({NARRATIVE_PROMPT_TOKENS} prompt tokens, adapter off)",
+        "1",
+        f"{s:.2f} s",
+        f"{narrative_tokens / s:.0f} tokens/s",
+    )
+    console.print(table)
+    end_to_end("second")
+    console.print(e2e)
+    tmp.cleanup()
+    backend.close()
 
 
 def main() -> None:
@@ -348,6 +373,13 @@ def main() -> None:
     ap.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--llm-tokens", type=int, default=0, help="CPU: also time a small LLM")
+    ap.add_argument(
+        "--size",
+        choices=("7b", "small"),
+        default=None,
+        help="the resident engine at this size (CUDA: 7b; a CPU: small checks the path)",
+    )
+    ap.add_argument("--weights", help="folder for the random weights (reused when complete)")
     args = ap.parse_args()
 
     import torch
@@ -355,8 +387,9 @@ def main() -> None:
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda":
-        cuda_bench(args)
+    if device == "cuda" or args.size is not None:
+        args.size = args.size or "7b"
+        resident_bench(args)
     else:
         cpu_bench(args)
 

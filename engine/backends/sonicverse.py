@@ -67,11 +67,13 @@ class Options:
     key_from: Literal["heads", "signal"] = "heads"  # the key head, or the signal analyser
     tag_threshold: float = 0.3  # minimum sigmoid score of a reported tag
     max_tags: int = 5  # tags reported per kind (instruments, moods, genres)
+    region_batch: int = 32  # regions per analyze call: MERT batches, one caption generate
     seed: int = 0  # seed of the tiny variants' random weights
 
     def __post_init__(self) -> None:
         check_range("sonicverse.tag_threshold", self.tag_threshold, 0.0, 1.0)
         check_range("sonicverse.max_tags", self.max_tags, 0, 87)
+        check_range("sonicverse.region_batch", self.region_batch, 1, 1024)
 
 
 class SonicVerseBackend:
@@ -95,6 +97,7 @@ class SonicVerseBackend:
         self.projector = projector
         self.lm = lm
         self.device = device
+        self.max_batch = self.options.region_batch
         params = {
             "version": VERSION,
             "analysis": asdict(preset.analysis),

@@ -166,6 +166,78 @@ def read_state_dict(files: Sequence[Path]) -> dict[str, torch.Tensor]:
     return state
 
 
+RELEASE_PREFIX = "base_model.model.model.audio_mert_lmm_projector."
+"""How the release names its projector's tensors (the PEFT model's ``named_parameters()``)."""
+
+RELEASE_CLASSES: dict[str, int] = {
+    "instrument_detection": 40,
+    "mood_detection": 56,
+    "genre_detection": 87,
+    "key_detection": 24,
+    "vocals_detection": 3,
+}
+"""Classes per SonicVerse head (configs/tasks.json)."""
+
+
+def random_release_state(
+    *,
+    layers: int = 3,
+    dim: int = 12,
+    backbone: int = 10,
+    head_hidden: int = 8,
+    llm_dim: int = 16,
+    proj_hidden: int = 6,
+    content_tokens: int = 5,
+    task_tokens: int = 2,
+    prefix: str = RELEASE_PREFIX,
+    seed: int = 0,
+    std: float | None = 0.3,
+    dtype: torch.dtype | None = None,
+) -> dict[str, torch.Tensor]:
+    """A random ``non_lora_trainables`` with the release's names and shapes.
+
+    For tests (small sizes, every value ``N(0, std)``) and for benchmarks at the release's
+    own sizes (``layers=13, dim=768, backbone=512, head_hidden=256, llm_dim=4096,
+    proj_hidden=4096, content_tokens=40, task_tokens=4``: about 1.1 billion parameters).
+
+    Args:
+        std: the spread of every value; None scales each weight by ``1/sqrt(fan_in)`` (and
+            biases by 0.02) so activations stay in range through 4096-wide layers.
+        dtype: each tensor's dtype (float32 when None).
+    """
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+
+    def r(*shape: int) -> torch.Tensor:
+        spread = std if std is not None else (shape[-1] ** -0.5 if len(shape) > 1 else 0.02)
+        x = torch.randn(*shape, generator=g).mul_(spread)
+        return x if dtype is None else x.to(dtype)
+
+    sd = {
+        "backbone.hidden_layer_1.weight": r(backbone, dim),
+        "backbone.hidden_layer_1.bias": r(backbone),
+        "lmm_projector.aggregator": r(layers),
+    }
+    for i in range(content_tokens):
+        sd[f"lmm_projector.layers.{i}.1.weight"] = r(proj_hidden, dim)
+        sd[f"lmm_projector.layers.{i}.1.bias"] = r(proj_hidden)
+        sd[f"lmm_projector.layers.{i}.3.weight"] = r(llm_dim, proj_hidden)
+        sd[f"lmm_projector.layers.{i}.3.bias"] = r(llm_dim)
+    for task, n in RELEASE_CLASSES.items():
+        sd[f"{task}.aggregator"] = r(layers, 1, 1)
+        sd[f"{task}.hidden_layer_1.weight"] = r(head_hidden, backbone)
+        sd[f"{task}.hidden_layer_1.bias"] = r(head_hidden)
+        sd[f"{task}.output.weight"] = r(n, head_hidden)
+        sd[f"{task}.output.bias"] = r(n)
+        for i in range(task_tokens):
+            sd[f"{task}_projector.layers.{i}.1.weight"] = r(proj_hidden, n)
+            sd[f"{task}_projector.layers.{i}.1.bias"] = r(proj_hidden)
+            sd[f"{task}_projector.layers.{i}.3.weight"] = r(llm_dim, proj_hidden)
+            sd[f"{task}_projector.layers.{i}.3.bias"] = r(llm_dim)
+    return {prefix + k: v for k, v in sd.items()}
+
+
 def strip_sonicverse_prefix(name: str) -> str:
     """``base_model.model.model.audio_mert_lmm_projector.key_detection.output.weight`` ->
     ``key_detection.output.weight`` (the modality's projector container is dropped); names

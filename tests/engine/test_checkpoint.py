@@ -19,57 +19,9 @@ from engine.models.checkpoint import (
     strip_sonicverse_prefix,
 )
 
-PREFIX = "base_model.model.model.audio_mert_lmm_projector."
-CLASSES = {
-    "instrument_detection": 40,
-    "mood_detection": 56,
-    "genre_detection": 87,
-    "key_detection": 24,
-    "vocals_detection": 3,
-}
-
-
-def sonicverse_state(
-    *,
-    layers: int = 3,
-    dim: int = 12,
-    backbone: int = 10,
-    head_hidden: int = 8,
-    llm_dim: int = 16,
-    proj_hidden: int = 6,
-    content_tokens: int = 5,
-    task_tokens: int = 2,
-    prefix: str = PREFIX,
-    seed: int = 0,
-) -> dict[str, torch.Tensor]:
-    """A random ``non_lora_trainables`` with the release's names and shapes (small sizes)."""
-    g = torch.Generator().manual_seed(seed)
-
-    def r(*shape: int) -> torch.Tensor:
-        return torch.randn(*shape, generator=g) * 0.3
-
-    sd = {
-        "backbone.hidden_layer_1.weight": r(backbone, dim),
-        "backbone.hidden_layer_1.bias": r(backbone),
-        "lmm_projector.aggregator": r(layers),
-    }
-    for i in range(content_tokens):
-        sd[f"lmm_projector.layers.{i}.1.weight"] = r(proj_hidden, dim)
-        sd[f"lmm_projector.layers.{i}.1.bias"] = r(proj_hidden)
-        sd[f"lmm_projector.layers.{i}.3.weight"] = r(llm_dim, proj_hidden)
-        sd[f"lmm_projector.layers.{i}.3.bias"] = r(llm_dim)
-    for task, n in CLASSES.items():
-        sd[f"{task}.aggregator"] = r(layers, 1, 1)
-        sd[f"{task}.hidden_layer_1.weight"] = r(head_hidden, backbone)
-        sd[f"{task}.hidden_layer_1.bias"] = r(head_hidden)
-        sd[f"{task}.output.weight"] = r(n, head_hidden)
-        sd[f"{task}.output.bias"] = r(n)
-        for i in range(task_tokens):
-            sd[f"{task}_projector.layers.{i}.1.weight"] = r(proj_hidden, n)
-            sd[f"{task}_projector.layers.{i}.1.bias"] = r(proj_hidden)
-            sd[f"{task}_projector.layers.{i}.3.weight"] = r(llm_dim, proj_hidden)
-            sd[f"{task}_projector.layers.{i}.3.bias"] = r(llm_dim)
-    return {prefix + k: v for k, v in sd.items()}
+PREFIX = checkpoint.RELEASE_PREFIX
+CLASSES = checkpoint.RELEASE_CLASSES
+sonicverse_state = checkpoint.random_release_state
 
 
 def _mlp(sd: dict[str, torch.Tensor], name: str, v: torch.Tensor) -> torch.Tensor:

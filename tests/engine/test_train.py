@@ -283,3 +283,49 @@ def test_cli_dataset_build_and_train(tmp_path: Path) -> None:
     assert main(["train", "--config", str(toml)]) == 0
     assert (tmp_path / "run" / "cli-model.toml").is_file()
     assert (tmp_path / "run" / "log.csv").read_text().startswith("step,lr,steps_per_s")
+
+
+@pytest.mark.gpu
+def test_qlora_on_cuda_trains_stops_and_resumes(dataset: Path, tmp_path: Path) -> None:
+    """QLoRA on a real GPU: a tiny LLM in the download layout loads in NF4, trains in bf16
+    with gradient checkpointing, stops with a checkpoint and resumes at the next step."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    import tomllib
+
+    from engine import presets
+    from engine.models import llm
+
+    lm = llm.tiny(seed=4)
+    lm.model.save_pretrained(tmp_path / "llm")
+    lm.tokenizer.save_pretrained(tmp_path / "llm")
+    table = tomllib.loads(presets.available()["sonicverse-tiny"].read_text(encoding="utf-8"))
+    table["name"] = "tiny-nf4"
+    table["sonicverse"]["llm"].update(
+        variant="pretrained", path=str(tmp_path / "llm"), quantization="nf4", dtype="bfloat16"
+    )
+    preset = tmp_path / "tiny-nf4.toml"
+    preset.write_text(checkpointing.dumps_toml(table), encoding="utf-8")
+    cfg = config(
+        dataset,
+        tmp_path / "run",
+        stage="qlora",
+        preset=str(preset),
+        steps=4,
+        batch_size=8,
+        precision="bf16",
+        gradient_checkpointing=True,
+        device="cuda",
+        resume="auto",
+        log_every=1,
+    )
+    first = fit(cfg, stop_after=2)
+    assert first.steps == 2 and first.model_dir is None
+    assert any("4bit" in type(m).__name__ for m in first.model.llm.modules())
+    assert (tmp_path / "run" / "checkpoint-2" / "adapter_model.safetensors").is_file()
+    assert all(np.isfinite(h["total"]) for h in first.history)
+    del first
+    torch.cuda.empty_cache()
+    again = fit(cfg)
+    assert [int(h["step"]) for h in again.history] == [3, 4]
+    assert again.model_dir is not None and (again.model_dir / "adapter_config.json").is_file()
