@@ -59,11 +59,11 @@ EOF
 } >"$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
 
-step tests 300 "$py" -m pytest -q -m gpu -p no:cacheprovider \
+step tests 100 "$py" -m pytest -q -m gpu -p no:cacheprovider \
   tests/engine/test_sonicverse_backend.py tests/engine/test_train.py
-step weights 300 "$py" bench/fullsize.py "$weights" --size "$SIZE" --device "$DEVICE"
-step neural 300 "$py" bench/neural.py --device "$DEVICE" --size "$SIZE" --weights "$weights" \
+step weights 150 "$py" bench/fullsize.py "$weights" --size "$SIZE" --device "$DEVICE"
+step neural 170 "$py" bench/neural.py --device "$DEVICE" --size "$SIZE" --weights "$weights" \
   --repeat 2
-step train 360 "$py" bench/train.py --device "$DEVICE" --size "$SIZE" --weights "$weights" \
+step train 170 "$py" bench/train.py --device "$DEVICE" --size "$SIZE" --weights "$weights" \
   --steps 6 --resume-steps 2 --batch 8
 cat "$summary"
