@@ -62,6 +62,11 @@ cat "$OUT/env.txt"
 step tests 100 "$py" -m pytest -q -m gpu -p no:cacheprovider \
   tests/engine/test_sonicverse_backend.py tests/engine/test_train.py
 step weights 150 "$py" bench/fullsize.py "$weights" --size "$SIZE" --device "$DEVICE"
+if (($(ls "$weights"/*/.complete 2>/dev/null | wc -l) < 3)); then
+  echo "== the weights are incomplete: neural and train skipped" | tee -a "$summary"
+  cat "$summary"
+  exit 1
+fi
 step neural 170 "$py" bench/neural.py --device "$DEVICE" --size "$SIZE" --weights "$weights" \
   --repeat 2
 step train 170 "$py" bench/train.py --device "$DEVICE" --size "$SIZE" --weights "$weights" \
