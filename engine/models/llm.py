@@ -263,13 +263,21 @@ def from_pretrained(
         model.to(dev)  # type: ignore[arg-type]
     model.eval()
     if adapter is not None:
-        model = with_adapter(model, Path(adapter))
+        model = with_adapter(model, Path(adapter), dtype=dtype)
     _prepare_tokenizer(tokenizer)
     log.info("LLM loaded from %s (%s, adapter=%s)", folder, quantization, adapter)
     return CaptionLM(model=model, tokenizer=tokenizer, name=str(folder))
 
 
-def with_adapter(model: Any, adapter: Path) -> Any:
+def with_adapter(model: Any, adapter: Path, *, dtype: torch.dtype | None = None) -> Any:
+    """``model`` with the PEFT LoRA adapter in ``adapter`` applied (inference only).
+
+    Args:
+        dtype: the adapter's weights in this dtype (the LM's compute dtype); None keeps what
+            peft loads (it upcasts bf16/fp16 adapters to float32). A rank-64 adapter on every
+            projection of Mistral-7B holds 0.31 GiB less GPU memory in bf16 than in float32, at
+            the same decode speed (bench/decode.py on an H200, docs/gpu.md).
+    """
     from peft import PeftModel
 
     if not (adapter / "adapter_config.json").is_file():
@@ -278,6 +286,10 @@ def with_adapter(model: Any, adapter: Path) -> Any:
         peft_model = PeftModel.from_pretrained(model, str(adapter), is_trainable=False)
     except (OSError, ValueError, RuntimeError) as exc:
         raise ModelLoadError(f"{adapter}: cannot load the LoRA adapter ({exc})") from exc
+    if dtype is not None:
+        for name, param in peft_model.named_parameters():
+            if "lora_" in name and param.is_floating_point():
+                param.data = param.data.to(dtype)
     return peft_model.eval()
 
 

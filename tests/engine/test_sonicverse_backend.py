@@ -221,6 +221,20 @@ def test_pretrained_path_from_local_folders(weights) -> None:
     assert heads_only.analyze(track())[2].key == anns[2].key
 
 
+def test_adapter_takes_the_compute_dtype(weights) -> None:
+    lm = llm.from_pretrained(
+        weights / "llm",
+        adapter=weights / "sonicverse",
+        quantization="none",
+        device="cpu",
+        dtype=torch.bfloat16,
+    )
+    lora = {p.dtype for n, p in lm.model.named_parameters() if "lora_" in n}
+    assert lora == {torch.bfloat16}
+    tokens = torch.randn(2, 15, lm.hidden_size)
+    assert len(lm.caption(tokens, ["Describe the music. <sound>"] * 2, max_new_tokens=3)) == 2
+
+
 def test_adapter_changes_captions_and_is_off_for_chat(weights) -> None:
     with_lora = llm.from_pretrained(
         weights / "llm",
