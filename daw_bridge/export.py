@@ -4,13 +4,16 @@ One set of writers for the engine (:mod:`engine.export` renders ``TrackResult.to
 through them) and the panel (which holds results as the engine sends them, as dicts):
 
 - ``json``: the versioned schema (``engine/schema/annotation-<version>.json``).
-- ``jams``: ``key_mode``, ``tempo``, ``segment_open`` (regions with captions) and ``tag_open``
-  (vocals and tags) annotations, validated with the ``jams`` package before writing (imported
-  only by :func:`to_jams`; the other writers are pure Python).
-- ``audacity``: an Audacity label track, ``start<TAB>end<TAB>label`` (File > Import > Labels).
+- ``jams``: ``key_mode``, ``tempo``, ``segment_open`` (regions with captions), ``tag_open``
+  (vocals and tags) and ``beat`` (the grid: value = position in the bar, 1 = downbeat)
+  annotations, validated with the ``jams`` package before writing (imported only by
+  :func:`to_jams`; the other writers are pure Python).
+- ``audacity``: an Audacity label track, ``start<TAB>end<TAB>label`` (File > Import > Labels);
+  with ``bars``, a point label on every bar line too.
 - ``csv``: ``#,Name,Start,End,Length`` rows in seconds, the layout of Reaper's Region/Marker
   Manager export (import it there) that Sonic Visualiser also imports (File > Import
-  Annotation Layer, columns: time, end time, label).
+  Annotation Layer, columns: time, end time, label); with ``bars``, a marker row (``M<n>``)
+  on every bar line too.
 """
 
 from __future__ import annotations
@@ -35,6 +38,16 @@ FORMAT_NAMES: dict[str, str] = {
 }
 
 
+EMPTY_GRID: dict[str, Any] = {
+    "tempo_bpm": None,
+    "meter": None,
+    "beats": [],
+    "beat_confidence": 0.0,
+    "tempi": [],
+}
+"""The grid fields of a document whose track has no beat grid."""
+
+
 class ExportError(ValueError):
     """An export was asked in an unknown format, or there is nothing to export."""
 
@@ -46,6 +59,7 @@ def track_document(
     preset: str,
     regions: Sequence[dict[str, Any]],
     narrative: dict[str, Any] | None,
+    grid: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A ``TrackResult.to_dict()``-shaped document from the panel's results.
 
@@ -56,6 +70,7 @@ def track_document(
         regions: ``RegionAnnotation.to_dict()`` dicts (sorted by start here).
         narrative: a ``TrackNarrative.to_dict()``, or None when the track was not narrated
             (an empty narrative is written then).
+        grid: the beat grid's fields (``BeatGrid.to_dict()``), or None for an empty grid.
     """
     ordered = sorted(regions, key=lambda r: (float(r["start_s"]), float(r["end_s"])))
     backend = ordered[0]["backend"] if ordered else ""
@@ -64,6 +79,7 @@ def track_document(
         "source": source,
         "duration_s": float(duration_s),
         "preset": preset,
+        **(grid or EMPTY_GRID),
         "regions": list(ordered),
         "narrative": narrative
         or {
@@ -126,6 +142,13 @@ def to_jams(doc: dict[str, Any]) -> str:
                 anns["tag_open"].append(
                     time=t, duration=d, value=f"{kind}:{tag['label']}", confidence=tag["score"]
                 )
+    if doc.get("beats"):
+        beat = jams.Annotation(namespace="beat", duration=duration)
+        for b in doc["beats"]:
+            beat.append(time=float(b["time_s"]), duration=0.0, value=int(b["position"]))
+        beat.sandbox.meter = doc.get("meter")
+        beat.sandbox.tempo_bpm = doc.get("tempo_bpm")
+        anns["beat"] = beat
     for ann in anns.values():
         ann.annotation_metadata.data_source = "sonicverse"
         ann.annotation_metadata.annotation_tools = f"preset {doc['preset']}"
@@ -151,20 +174,40 @@ def region_label(r: dict[str, Any]) -> str:
     return " | ".join(bits)
 
 
-def to_audacity_labels(doc: dict[str, Any]) -> str:
-    """An Audacity label track, one label per region."""
-    lines = [f"{r['start_s']:.6f}\t{r['end_s']:.6f}\t{region_label(r)}" for r in doc["regions"]]
-    return "\n".join(lines) + "\n"
+def bar_lines(doc: dict[str, Any]) -> list[tuple[float, str]]:
+    """``(time, "bar n")`` at every downbeat of the document's grid (the first bar with the
+    meter and tempo: ``"bar 1 (4/4, 120 BPM)"``)."""
+    downs = [float(b["time_s"]) for b in doc.get("beats", []) if int(b["position"]) == 1]
+    out = []
+    for n, t in enumerate(downs, start=1):
+        label = f"bar {n}"
+        if n == 1 and doc.get("meter") and doc.get("tempo_bpm"):
+            label += f" ({doc['meter']}, {float(doc['tempo_bpm']):.0f} BPM)"
+        out.append((t, label))
+    return out
 
 
-def to_region_csv(doc: dict[str, Any]) -> str:
-    """Region CSV for Reaper's Region/Marker Manager (and Sonic Visualiser)."""
+def to_audacity_labels(doc: dict[str, Any], *, bars: bool = False) -> str:
+    """An Audacity label track, one label per region (and a point label per bar line)."""
+    rows = [(float(r["start_s"]), float(r["end_s"]), region_label(r)) for r in doc["regions"]]
+    if bars:
+        rows += [(t, t, label) for t, label in bar_lines(doc)]
+    rows.sort(key=lambda x: (x[0], x[1]))
+    return "".join(f"{a:.6f}\t{b:.6f}\t{label}\n" for a, b, label in rows)
+
+
+def to_region_csv(doc: dict[str, Any], *, bars: bool = False) -> str:
+    """Region CSV for Reaper's Region/Marker Manager (and Sonic Visualiser); with ``bars``, a
+    marker on every bar line."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["#", "Name", "Start", "End", "Length"])
     for i, r in enumerate(doc["regions"], start=1):
         start, end = float(r["start_s"]), float(r["end_s"])
         w.writerow([f"R{i}", region_label(r), f"{start:.6f}", f"{end:.6f}", f"{end - start:.6f}"])
+    if bars:
+        for i, (t, label) in enumerate(bar_lines(doc), start=1):
+            w.writerow([f"M{i}", label, f"{t:.6f}", "", ""])
     return buf.getvalue()
 
 
@@ -176,14 +219,21 @@ WRITERS = {
 }
 
 
-def render(doc: dict[str, Any], fmt: str) -> str:
-    """``doc`` in format ``fmt`` (one of :data:`FORMATS`).
+BAR_FORMATS: tuple[str, ...] = ("audacity", "csv")
+"""The formats that can carry bar lines."""
+
+
+def render(doc: dict[str, Any], fmt: str, *, bars: bool = False) -> str:
+    """``doc`` in format ``fmt`` (one of :data:`FORMATS`); ``bars`` adds bar lines to the
+    formats in :data:`BAR_FORMATS` (JSON and JAMS always carry the whole grid).
 
     Raises:
         ExportError: naming the format and the valid ones when ``fmt`` is unknown.
     """
     if fmt not in WRITERS:
         raise ExportError(f"unknown export format {fmt!r}; valid formats: {', '.join(FORMATS)}")
+    if bars and fmt in BAR_FORMATS:
+        return {"audacity": to_audacity_labels, "csv": to_region_csv}[fmt](doc, bars=True)
     return WRITERS[fmt](doc)
 
 

@@ -4,4 +4,4 @@
 it, the panel reads and re-exports it. Pure Python, like the rest of ``daw_bridge``.
 """
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"

@@ -85,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="output file (one input) or folder; default: stdout for one input, else a file "
         "next to each input",
     )
+    a.add_argument(
+        "--bars",
+        action="store_true",
+        help="audacity/csv: a label (marker) on every bar line of the beat grid too",
+    )
     a.add_argument("--no-cache", action="store_true", help="ignore cached annotations")
     a.add_argument("--store", help="annotation store (SQLite file); default: user data dir")
     a.add_argument("--device", help="device for neural presets (cuda, cpu)")
@@ -207,14 +212,18 @@ def cmd_annotate(args: argparse.Namespace, out: Console, err: Console) -> int:
                 if args.format == "table":
                     print_result(result, out)
                 elif out_dir is None and args.out is None:
-                    out.out(export.render(result, args.format), end="", highlight=False)
+                    out.out(
+                        export.render(result, args.format, bars=args.bars),
+                        end="",
+                        highlight=False,
+                    )
                 else:
                     dest = (
                         Path(args.out)
                         if out_dir is None
                         else out_dir / (f.stem + export.SUFFIXES[args.format])
                     )
-                    export.write(result, dest, args.format)
+                    export.write(result, dest, args.format, bars=args.bars)
                     err.print(f"wrote {dest}", highlight=False)
     finally:
         annotator.close()

@@ -15,21 +15,24 @@ from engine.types import TrackResult
 __all__ = ["FORMATS", "SUFFIXES", "render", "write"]
 
 
-def render(result: TrackResult, fmt: str) -> str:
-    """The result in format ``fmt`` (one of :data:`FORMATS`).
+def render(result: TrackResult, fmt: str, *, bars: bool = False) -> str:
+    """The result in format ``fmt`` (one of :data:`FORMATS`); ``bars`` adds the grid's bar
+    lines to Audacity labels and the region CSV.
 
     Raises:
         InvalidRequest: naming the format and the valid ones when ``fmt`` is unknown.
     """
     try:
-        return writers.render(result.to_dict(), fmt)
+        return writers.render(result.to_dict(), fmt, bars=bars)
     except writers.ExportError as exc:
         raise InvalidRequest(str(exc)) from exc
 
 
-def write(result: TrackResult, path: str | os.PathLike[str], fmt: str) -> Path:
+def write(
+    result: TrackResult, path: str | os.PathLike[str], fmt: str, *, bars: bool = False
+) -> Path:
     """Write the result to ``path`` in format ``fmt``; returns the path."""
-    text = render(result, fmt)
+    text = render(result, fmt, bars=bars)
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(text, encoding="utf-8")

@@ -108,8 +108,8 @@ class Change:
 
 def values_of(result: Any, *, notation: str = "standard") -> dict[str, str]:
     """Tag values of a :class:`~engine.types.TrackResult`: the key heard longest (track-level
-    view), the median tempo rounded, and a one-line comment. Fields without evidence (a
-    silent file has no key) are left out."""
+    view), the beat grid's tempo rounded (the regions' median tempo without a grid), and a
+    one-line comment. Fields without evidence (a silent file has no key) are left out."""
     keys: Counter[str] = Counter()
     for a in result.regions:
         if a.key is not None:
@@ -123,7 +123,11 @@ def values_of(result: Any, *, notation: str = "standard") -> dict[str, str]:
         key = keys.most_common(1)[0][0]
         out["key"] = key_name(key, notation=notation)
         bits.append(f"{key} ({key_name(key, notation='camelot')})")
-    if tempi:
+    grid_bpm = getattr(getattr(result, "grid", None), "tempo_bpm", None)
+    if grid_bpm is not None:
+        out["bpm"] = str(round(grid_bpm))
+        bits.append(f"{out['bpm']} BPM")
+    elif tempi:
         out["bpm"] = str(round(statistics.median(tempi)))
         bits.append(f"{out['bpm']} BPM")
     if vocals:
@@ -333,7 +337,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         for f in files:
             try:
-                result = annotator.annotate(os.path.abspath(f), narrate=False)
+                result = annotator.annotate(os.path.abspath(f), narrate=False, beats=True)
                 values = values_of(result, notation=args.key_notation)
                 do = plan if args.dry_run else write_tags
                 changes = do(f, values, fields=fields, overwrite=args.overwrite)

@@ -16,7 +16,13 @@ from collections.abc import Sequence
 from engine.captions import loudness_word
 from engine.presets import AnalysisSettings, Preset, TrackSettings
 from engine.track import resolve
-from engine.types import NarrativeEvent, NarrativeSection, RegionAnnotation, TrackNarrative
+from engine.types import (
+    BeatGrid,
+    NarrativeEvent,
+    NarrativeSection,
+    RegionAnnotation,
+    TrackNarrative,
+)
 
 LOUDNESS_JUMP_LU = 6.0  # loudness change (LU) between neighbours said at confidence 0.5
 BUILD_UP_LU = 6.0  # loudness rise inside a section reported as a build-up
@@ -98,6 +104,7 @@ def preset_narrative(
     source: str,
     duration_s: float,
     backend: str,
+    grid: BeatGrid | None = None,
 ) -> TrackNarrative:
     """:func:`rule_based` with a preset's ``[track]`` and ``[analysis]`` settings."""
     return rule_based(
@@ -107,6 +114,7 @@ def preset_narrative(
         backend=backend,
         settings=preset.track,
         analysis=preset.analysis,
+        grid=grid,
     )
 
 
@@ -118,6 +126,7 @@ def rule_based(
     backend: str,
     settings: TrackSettings | None = None,
     analysis: AnalysisSettings | None = None,
+    grid: BeatGrid | None = None,
 ) -> TrackNarrative:
     """Narrate a file from its region annotations.
 
@@ -128,6 +137,7 @@ def rule_based(
         backend: the backend name recorded in the result.
         settings: track decoding settings (the preset's ``[track]``); defaults when None.
         analysis: the preset's analysis settings (tempo range and prior); defaults when None.
+        grid: the track's beat grid: its tempo is the narrative's (see :func:`resolve`).
 
     Returns:
         A narrative such as ``"0:00-0:20 C major, around 120 BPM, loud (-14 LUFS); at 0:20
@@ -135,7 +145,7 @@ def rule_based(
         regions between two said events.
     """
     cfg = settings or TrackSettings()
-    res = resolve(annotations, settings=cfg, analysis=analysis)
+    res = resolve(annotations, settings=cfg, analysis=analysis, grid=grid)
     regions = list(res.annotations)
     if not regions:
         return TrackNarrative(source, duration_s, "No regions were annotated.", (), backend)

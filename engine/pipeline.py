@@ -12,12 +12,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from typing import BinaryIO
 
+import numpy as np
+
 from engine import audio
 from engine.backends.base import Backend, Progress, Segment, no_progress
 from engine.errors import AudioError, Cancelled, InvalidRequest
 from engine.presets import LimitSettings, Preset
 from engine.store import Store, narrative_key, region_key
-from engine.types import Region, RegionAnnotation, TrackNarrative, TrackResult
+from engine.types import BeatGrid, Region, RegionAnnotation, TrackNarrative, TrackResult
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +58,15 @@ def parse_regions(spec: str) -> list[Region]:
 
 
 def resolve_track(
-    annotations: Sequence[RegionAnnotation], *, preset: Preset
+    annotations: Sequence[RegionAnnotation], *, preset: Preset, grid: BeatGrid | None = None
 ) -> tuple[RegionAnnotation, ...]:
     """The track-level view of a file's regions (:func:`engine.track.resolve`), in the order
-    given, each template caption rewritten to agree with the decoded key, tempo and vocals."""
+    given, each template caption rewritten to agree with the decoded key, tempo and vocals
+    (the tempo is the beat grid's when one is given)."""
     from engine.captions import template_caption
     from engine.track import resolve
 
-    res = resolve(annotations, settings=preset.track, analysis=preset.analysis)
+    res = resolve(annotations, settings=preset.track, analysis=preset.analysis, grid=grid)
     by_span = {(a.start_s, a.end_s, a.name): a for a in res.annotations}
     out = []
     for a in annotations:
@@ -147,6 +150,7 @@ class Annotator:
         progress: Progress = no_progress,
         cancelled: Callable[[], bool] = lambda: False,
         file: BinaryIO | None = None,
+        beats: bool | None = None,
     ) -> TrackResult:
         """Annotate regions of a file (all of it, cut by the preset, when ``regions`` is None).
 
@@ -155,6 +159,9 @@ class Annotator:
 
         Args:
             file: the file already opened (and checked) by the caller; read only through it.
+            beats: compute the track's beat grid (its tempo becomes the regions' and the
+                narrative's); None: when narrating. From the regions' own samples when they
+                tile the file, else from one more decode of the whole file.
 
         Raises:
             AudioError: unreadable file, region outside it, bad samples.
@@ -199,6 +206,9 @@ class Annotator:
             progress("analyze", analysed, analysed + len(regions) - len(results))
 
         batch = max(1, int(getattr(self.backend, "max_batch", 1)))
+        want_grid = narrate if beats is None else beats
+        tiles: list[np.ndarray] | None = [] if want_grid else None
+        tile_sr, tiled_to = 0, 0.0
         for i, r in enumerate(regions):
             if cancelled():
                 raise Cancelled(f"annotation of {hdr.path} cancelled after {i} regions")
@@ -214,6 +224,12 @@ class Annotator:
                 max_sr=self.preset.limits.max_sr,
                 file=file,
             )
+            if tiles is not None:  # the regions so far tile the file: keep them for the grid
+                if abs(r.start_s - tiled_to) < 1e-3 and clip.sr == (tile_sr or clip.sr):
+                    tiles.append(audio.to_mono(clip.samples))
+                    tile_sr, tiled_to = clip.sr, r.end_s
+                else:
+                    tiles = None
             key = region_key(
                 clip.samples, sr=clip.sr, fingerprint=self.backend.fingerprint, params=self._params
             )
@@ -232,7 +248,19 @@ class Annotator:
         log.info("%s: %d regions, %d from cache", hdr.path, len(regions), len(regions) - analysed)
         raw = tuple(a for a in results if a is not None)
         assert len(raw) == len(regions)
-        done = resolve_track(raw, preset=self.preset)
+        grid = BeatGrid()
+        if want_grid:
+            if tiles is None or abs(tiled_to - hdr.duration_s) > 0.05:
+                whole = audio.load(
+                    hdr.path,
+                    max_duration_s=self.preset.audio.max_duration_s,
+                    max_sr=self.preset.limits.max_sr,
+                    file=file,
+                )
+                tiles, tile_sr = [audio.to_mono(whole.samples)], whole.sr
+            grid = self._grid(np.concatenate(tiles), tile_sr)
+            progress("beats", 1, 1)
+        done = resolve_track(raw, preset=self.preset, grid=grid)
         narrative = (
             self._narrate(
                 hdr.path,
@@ -241,11 +269,19 @@ class Annotator:
                 duration_s=hdr.duration_s,
                 use_cache=use_cache,
                 progress=progress,
+                grid=grid,
             )
             if narrate
             else TrackNarrative(hdr.path, hdr.duration_s, "", (), self.backend.name)
         )
-        return TrackResult(hdr.path, hdr.duration_s, done, narrative, self.preset.name)
+        return TrackResult(hdr.path, hdr.duration_s, done, narrative, self.preset.name, grid=grid)
+
+    def _grid(self, y: np.ndarray, sr: int) -> BeatGrid:
+        """The beat grid of a track's mono samples, in the preset's tempo range."""
+        from engine.analysis.beats import track_beats
+
+        a = self.preset.analysis
+        return track_beats(y, sr=sr, min_bpm=a.tempo_min_bpm, max_bpm=a.tempo_max_bpm)
 
     def narrate(self, path: str, annotations: Sequence[RegionAnnotation]) -> TrackNarrative:
         """A narrative over annotations of ``path`` (e.g. regions annotated earlier)."""
@@ -261,9 +297,11 @@ class Annotator:
         duration_s: float,
         use_cache: bool,
         progress: Progress,
+        grid: BeatGrid | None = None,
     ) -> TrackNarrative:
+        marks = [f"grid:{grid.tempo_bpm}:{len(grid.beats)}:{grid.tempi}"] if grid else []
         nkey = narrative_key(
-            [*keys, *(f"{a.start_s}:{a.end_s}" for a in annotations)],
+            [*keys, *(f"{a.start_s}:{a.end_s}" for a in annotations), *marks],
             fingerprint=self.backend.fingerprint,
             duration_s=duration_s,
         )
@@ -272,7 +310,7 @@ class Annotator:
             if hit is not None and hit.source == path:
                 return hit
         narrative = self.backend.narrate(
-            annotations, source=path, duration_s=duration_s, progress=progress
+            annotations, source=path, duration_s=duration_s, progress=progress, grid=grid
         )
         if self.store is not None:
             self.store.put_narrative(nkey, narrative)

@@ -24,7 +24,7 @@ import numpy as np
 
 from engine.labels import KEYS, VOCALS
 from engine.presets import AnalysisSettings, TrackSettings
-from engine.types import KeyEstimate, NarrativeEvent, RegionAnnotation, VocalsEstimate
+from engine.types import BeatGrid, KeyEstimate, NarrativeEvent, RegionAnnotation, VocalsEstimate
 
 NO_KEY = len(KEYS)  # the extra key state: "no clear key"
 TEMPO_STEP_OCTAVES = 0.01  # tempo grid resolution (0.7 %)
@@ -57,8 +57,13 @@ def resolve(
     *,
     settings: TrackSettings | None = None,
     analysis: AnalysisSettings | None = None,
+    grid: BeatGrid | None = None,
 ) -> Resolution:
     """Decode key, tempo and vocals over a track's regions.
+
+    With a beat grid, the tempo is the grid's: each region's tempo is the grid's tempo over
+    it and a tempo change is a change of the grid's tempo, so the beats, the regions' tempi
+    and the narrative agree.
 
     Idempotent: a region already resolved is decoded again from its own evidence
     (``region_key``, ``region_tempo_bpm``), so resolving a resolved track changes nothing.
@@ -67,6 +72,8 @@ def resolve(
         annotations: the file's regions (any order; sorted by start here).
         settings: penalties, floors and thresholds; the defaults when None.
         analysis: the tempo range and prior; the defaults when None.
+        grid: the track's beat grid (:func:`engine.analysis.beats.track_beats`); without
+            one (or without beats) the tempo is decoded from the regions' evidence.
 
     Returns:
         The resolved regions, the changes between them and the track tempo.
@@ -78,7 +85,10 @@ def resolve(
         return Resolution((), {}, None)
     changes: dict[int, list[NarrativeEvent]] = {}
     keys, key_conf = _decode_keys(regions, cfg, changes)
-    tempi, track_bpm = _decode_tempi(regions, cfg, ana, changes)
+    if grid is not None and grid.beats:
+        tempi, track_bpm = _grid_tempi(regions, grid, changes)
+    else:
+        tempi, track_bpm = _decode_tempi(regions, cfg, ana, changes)
     vocals = _decode_vocals(regions, cfg, changes)
     out = []
     for i, a in enumerate(regions):
@@ -408,6 +418,27 @@ def _decode_tempi(
         if i not in idx and not region.silent:
             out[i] = own[i]
     return out, float(grid[main])
+
+
+def _grid_tempi(
+    regions: Sequence[RegionAnnotation],
+    grid: BeatGrid,
+    changes: dict[int, list[NarrativeEvent]],
+) -> tuple[list[float | None], float | None]:
+    """Each region's tempo from the grid, and a change where the grid's tempo changes (in the
+    region the new tempo starts in, with the grid's confidence)."""
+    out: list[float | None] = []
+    for a in regions:
+        bpm = None if a.silent else grid.tempo_between(a.start_s, a.end_s)
+        out.append(bpm if bpm is not None or a.silent else _own_tempo(a))
+    for prev, span in itertools.pairwise(grid.tempi):
+        at = next((i for i, a in enumerate(regions) if a.start_s <= span.start_s < a.end_s), None)
+        if at is None or at == 0:
+            continue
+        verb = "rises" if span.bpm > prev.bpm else "falls"
+        text = f"the tempo {verb} to {span.bpm:.0f} BPM"
+        changes.setdefault(at, []).append(NarrativeEvent("tempo", text, round(grid.confidence, 3)))
+    return out, grid.tempo_bpm
 
 
 def _run_tempo(values: list[float | None], runs: list[tuple[int, int]], step: int) -> float | None:

@@ -286,6 +286,81 @@ class TrackNarrative:
 
 
 @dataclass(frozen=True)
+class Beat:
+    """One beat of the track: when, and where in the bar (1 = the downbeat)."""
+
+    time_s: float
+    position: int
+
+
+@dataclass(frozen=True)
+class TempoSpan:
+    """A stretch of the track at one tempo (the grid's median beat rate there)."""
+
+    start_s: float
+    end_s: float
+    bpm: float
+
+
+@dataclass(frozen=True)
+class BeatGrid:
+    """The track's beat grid (:func:`engine.analysis.beats.track_beats`).
+
+    Attributes:
+        beats: every beat in time order, with its position in the bar.
+        meter: ``"4/4"``, ``"3/4"``, ``"2/4"`` or ``"6/8"``; None without beats.
+        tempo_bpm: the median beat rate; None without beats.
+        confidence: how well the beats sit on onsets, in [0, 1].
+        tempi: stretches of steady tempo, a new one at each tempo change.
+    """
+
+    beats: tuple[Beat, ...] = ()
+    meter: str | None = None
+    tempo_bpm: float | None = None
+    confidence: float = 0.0
+    tempi: tuple[TempoSpan, ...] = ()
+
+    @property
+    def downbeats(self) -> tuple[float, ...]:
+        """Times of the beats on position 1."""
+        return tuple(b.time_s for b in self.beats if b.position == 1)
+
+    def tempo_between(self, start_s: float, end_s: float) -> float | None:
+        """The grid's tempo over ``[start_s, end_s)``: the tempo span covering most of it;
+        None where the grid has no beats."""
+        best, cover = None, 0.0
+        for span in self.tempi:
+            c = min(end_s, span.end_s) - max(start_s, span.start_s)
+            if c > cover:
+                best, cover = span.bpm, c
+        return best
+
+    def to_dict(self) -> dict[str, Any]:
+        """The grid's fields of the result document (schema 1.2)."""
+        return {
+            "tempo_bpm": self.tempo_bpm,
+            "meter": self.meter,
+            "beats": [{"time_s": b.time_s, "position": b.position} for b in self.beats],
+            "beat_confidence": self.confidence,
+            "tempi": [asdict(t) for t in self.tempi],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BeatGrid:
+        """Inverse of :meth:`to_dict` (missing fields: an empty grid)."""
+        return cls(
+            beats=tuple(Beat(float(b["time_s"]), int(b["position"])) for b in d.get("beats", [])),
+            meter=d.get("meter"),
+            tempo_bpm=None if d.get("tempo_bpm") is None else float(d["tempo_bpm"]),
+            confidence=float(d.get("beat_confidence", 0.0)),
+            tempi=tuple(
+                TempoSpan(float(t["start_s"]), float(t["end_s"]), float(t["bpm"]))
+                for t in d.get("tempi", [])
+            ),
+        )
+
+
+@dataclass(frozen=True)
 class TrackResult:
     """A file's annotations and narrative: the unit the exports write.
 
@@ -295,6 +370,7 @@ class TrackResult:
         regions: one annotation per requested region, in time order.
         narrative: the narrative over ``regions``.
         preset: the preset name used.
+        grid: the track's beat grid (empty when it was not computed, as for single regions).
     """
 
     source: str
@@ -303,6 +379,7 @@ class TrackResult:
     narrative: TrackNarrative
     preset: str
     schema_version: str = field(default=SCHEMA_VERSION)
+    grid: BeatGrid = field(default_factory=BeatGrid)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict matching the versioned schema."""
@@ -311,6 +388,7 @@ class TrackResult:
             "source": self.source,
             "duration_s": self.duration_s,
             "preset": self.preset,
+            **self.grid.to_dict(),
             "regions": [r.to_dict() for r in self.regions],
             "narrative": self.narrative.to_dict(),
         }

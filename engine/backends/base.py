@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from engine.audio import Audio
-from engine.types import Region, RegionAnnotation, TrackNarrative
+from engine.types import BeatGrid, Region, RegionAnnotation, TrackNarrative
 
 if TYPE_CHECKING:
     from engine.presets import Preset
@@ -66,6 +66,7 @@ class Backend(Protocol):
         source: str,
         duration_s: float,
         progress: Progress = no_progress,
+        grid: BeatGrid | None = None,
     ) -> TrackNarrative:
         """A timestamped narrative over a file's annotations (in time order)."""
         ...

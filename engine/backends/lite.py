@@ -24,7 +24,7 @@ from engine.captions import template_caption
 from engine.errors import check_range
 from engine.narrative import preset_narrative
 from engine.tagging import TaggerSettings
-from engine.types import RegionAnnotation, TrackNarrative
+from engine.types import BeatGrid, RegionAnnotation, TrackNarrative
 
 if TYPE_CHECKING:
     from engine.presets import Preset
@@ -152,6 +152,7 @@ class LiteBackend:
         source: str,
         duration_s: float,
         progress: Progress = no_progress,
+        grid: BeatGrid | None = None,
     ) -> TrackNarrative:
         """The rule-based narrative."""
         narrative = preset_narrative(
@@ -160,6 +161,7 @@ class LiteBackend:
             source=source,
             duration_s=duration_s,
             backend=self.name,
+            grid=grid,
         )
         progress("narrate", 1, 1)
         return narrative

@@ -42,7 +42,7 @@ from engine.models.loaders import (
     torch_dtype,
 )
 from engine.narrative import preset_narrative
-from engine.types import RegionAnnotation, TrackNarrative
+from engine.types import BeatGrid, RegionAnnotation, TrackNarrative
 
 if TYPE_CHECKING:
     import torch
@@ -244,6 +244,7 @@ class SonicVerseBackend:
         source: str,
         duration_s: float,
         progress: Progress = no_progress,
+        grid: BeatGrid | None = None,
     ) -> TrackNarrative:
         """One narrative from the LLM over the chunk captions (rule-based without an LLM).
 
@@ -257,6 +258,7 @@ class SonicVerseBackend:
             source=source,
             duration_s=duration_s,
             backend=self.name,
+            grid=grid,
         )
         if self.lm is None or not self.options.llm.narrative or not annotations:
             progress("narrate", 1, 1)

@@ -54,7 +54,7 @@ def test_json_stdout_with_regions(
     )
     doc = json.loads(capsys.readouterr().out)
     assert [(r["start_s"], r["end_s"]) for r in doc["regions"]] == [(0.0, 12.5), (12.5, 20.0)]
-    assert doc["schema_version"] == "1.1"
+    assert doc["schema_version"] == "1.2"
 
 
 def test_json_out_file(song_path: Path, untagged: str, tmp_path: Path) -> None:
