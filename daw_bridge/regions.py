@@ -8,18 +8,26 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 
 DEFAULT_LENGTH_S = 10.0  # SonicVerse's chunk length
 DEFAULT_MIN_TAIL_S = 5.0  # a last piece shorter than this joins the region before it
 
 
 def plan_regions(
-    duration_s: float, *, length_s: float = DEFAULT_LENGTH_S, min_tail_s: float = DEFAULT_MIN_TAIL_S
+    duration_s: float,
+    *,
+    length_s: float = DEFAULT_LENGTH_S,
+    min_tail_s: float = DEFAULT_MIN_TAIL_S,
+    downbeats: Sequence[float] = (),
 ) -> list[tuple[float, float]]:
     """Cut ``[0, duration_s)`` into consecutive ``(start_s, end_s)`` spans of ``length_s``.
 
     A last piece shorter than ``min_tail_s`` joins the span before it (so an 11 s file is one
-    11 s region, never 10 s + 1 s); a file shorter than ``length_s`` is one region.
+    11 s region, never 10 s + 1 s); a file shorter than ``length_s`` is one region. With
+    ``downbeats`` (the beat grid's bar lines), each cut moves to the bar line nearest its
+    place, so regions start on downbeats and are about ``length_s`` long (a cut with no bar
+    line within half a region of it stays where it was).
 
     Raises:
         ValueError: naming the value when ``duration_s`` or ``length_s`` is not a positive
@@ -32,6 +40,14 @@ def plan_regions(
         raise ValueError(f"cannot plan regions: min_tail_s={min_tail_s}; expected >= 0")
     n = max(1, math.ceil(duration_s / length_s - 1e-9))
     bounds = [i * length_s for i in range(n)] + [duration_s]
+    if downbeats:
+        bounds = [0.0]
+        bars = sorted(float(d) for d in downbeats if 0.0 < d < duration_s)
+        while duration_s - bounds[-1] > length_s:
+            target = bounds[-1] + length_s
+            near = [d for d in bars if abs(d - target) <= length_s / 2 and d > bounds[-1] + 1.0]
+            bounds.append(min(near, key=lambda d: abs(d - target)) if near else target)
+        bounds.append(duration_s)
     if len(bounds) > 2 and bounds[-1] - bounds[-2] < min_tail_s:
         del bounds[-2]
     return [(round(a, 6), round(b, 6)) for a, b in itertools.pairwise(bounds)]

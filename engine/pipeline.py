@@ -24,7 +24,9 @@ from engine.types import BeatGrid, Region, RegionAnnotation, TrackNarrative, Tra
 log = logging.getLogger(__name__)
 
 
-def plan_regions(duration_s: float, *, length_s: float, min_tail_s: float) -> list[Region]:
+def plan_regions(
+    duration_s: float, *, length_s: float, min_tail_s: float, downbeats: Sequence[float] = ()
+) -> list[Region]:
     """The default regions of a file (:func:`daw_bridge.regions.plan_regions`, as Regions).
 
     Raises:
@@ -33,7 +35,7 @@ def plan_regions(duration_s: float, *, length_s: float, min_tail_s: float) -> li
     from daw_bridge.regions import plan_regions as plan
 
     try:
-        spans = plan(duration_s, length_s=length_s, min_tail_s=min_tail_s)
+        spans = plan(duration_s, length_s=length_s, min_tail_s=min_tail_s, downbeats=downbeats)
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from None
     return [Region(a, b) for a, b in spans]
@@ -175,11 +177,24 @@ class Annotator:
                 f"{hdr.path}: duration {hdr.duration_s:.1f} s exceeds the limit of "
                 f"{self.preset.audio.max_duration_s:.1f} s"
             )
+        grid: BeatGrid | None = None
         if regions is None:
+            downbeats: tuple[float, ...] = ()
+            if self.preset.regions.snap == "bars":  # the grid first: the plan follows it
+                whole = audio.load(
+                    hdr.path,
+                    max_duration_s=self.preset.audio.max_duration_s,
+                    max_sr=self.preset.limits.max_sr,
+                    file=file,
+                )
+                grid = self._grid(audio.to_mono(whole.samples), whole.sr)
+                downbeats = grid.downbeats
+                del whole
             regions = plan_regions(
                 hdr.duration_s,
                 length_s=self.preset.regions.length_s,
                 min_tail_s=self.preset.regions.min_tail_s,
+                downbeats=downbeats,
             )
         for r in regions:
             if r.duration_s < self.preset.regions.min_length_s:
@@ -206,7 +221,7 @@ class Annotator:
             progress("analyze", analysed, analysed + len(regions) - len(results))
 
         batch = max(1, int(getattr(self.backend, "max_batch", 1)))
-        want_grid = narrate if beats is None else beats
+        want_grid = (narrate if beats is None else beats) and grid is None
         tiles: list[np.ndarray] | None = [] if want_grid else None
         tile_sr, tiled_to = 0, 0.0
         for i, r in enumerate(regions):
@@ -248,7 +263,7 @@ class Annotator:
         log.info("%s: %d regions, %d from cache", hdr.path, len(regions), len(regions) - analysed)
         raw = tuple(a for a in results if a is not None)
         assert len(raw) == len(regions)
-        grid = BeatGrid()
+        grid = grid or BeatGrid()
         if want_grid:
             if tiles is None or abs(tiled_to - hdr.duration_s) > 0.05:
                 whole = audio.load(

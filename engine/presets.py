@@ -15,7 +15,7 @@ import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from engine.errors import PresetError, check_range
 
@@ -43,6 +43,7 @@ class RegionSettings:
     length_s: float = 10.0  # default region length in seconds (SonicVerse chunks are 10 s)
     min_length_s: float = 0.25  # regions shorter than this are refused
     min_tail_s: float = 5.0  # a last region shorter than this joins the one before it
+    snap: Literal["none", "bars"] = "none"  # "bars": regions start on the beat grid's downbeats
 
     def __post_init__(self) -> None:
         check_range("regions.length_s", self.length_s, 1.0, 600.0)

@@ -205,3 +205,27 @@ def test_tags_write_the_grids_tempo(annotator: Annotator, tmp_path: Path) -> Non
     result = annotate(annotator, tmp_path, beat_song(126.0, 12), narrate=False, beats=True)
     assert result.grid.tempo_bpm == pytest.approx(126.0, rel=0.02)
     assert values_of(result)["bpm"] == str(round(result.grid.tempo_bpm))
+
+
+def test_regions_can_start_on_bar_lines(tmp_path: Path) -> None:
+    from daw_bridge.regions import plan_regions
+
+    bars = [0.3 + 2.2 * k for k in range(40)]
+    spans = plan_regions(60.0, length_s=10.0, min_tail_s=5.0, downbeats=bars)
+    assert spans[0][0] == 0.0 and spans[-1][1] == 60.0
+    assert all(any(abs(a - b) < 1e-6 for b in bars) for a, _ in spans[1:])
+    assert all(7.0 <= b - a <= 13.0 for a, b in spans[:-1])
+    assert plan_regions(60.0, length_s=10.0, min_tail_s=5.0) == [
+        (float(10 * k), float(10 * k + 10)) for k in range(6)
+    ]
+    preset = presets.load("lite")
+    preset = replace(
+        preset,
+        regions=replace(preset.regions, snap="bars"),
+        options=replace(preset.options, tag=False),
+    )
+    snapping = Annotator(preset, store=None, backend=LiteBackend(preset))
+    result = annotate(snapping, tmp_path, beat_song(96.0, 24))
+    downbeats = np.array(result.grid.downbeats)
+    assert len(result.regions) >= 4
+    assert all(near(r.start_s, downbeats, 1e-3) for r in result.regions[1:])
