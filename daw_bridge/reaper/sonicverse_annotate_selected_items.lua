@@ -1,14 +1,16 @@
 -- @description SonicVerse: annotate selected items (key, vocals, tempo, caption)
 -- @author SonicVerse
--- @version 0.2.0
+-- @version 0.3.0
 -- @changelog
---   Runs without a shell and without blocking REAPER; neutral render settings; configure action
+--   Numbers are written the same in every locale; renders are deleted after the analysis;
+--   renders at 48 kHz stereo whatever the last render used (restored afterwards); MIDI items
+--   are skipped; the item selection is left as the user made it; markers and regions are
+--   addressed by index, not by their (not unique) number; needs REAPER 7.0 or later
 -- @provides
 --   [nomain] sonicverse_common.lua
 --   [main] sonicverse_annotate_regions.lua
 --   [main] sonicverse_narrate_project.lua
 --   [main] sonicverse_configure.lua
--- @link https://github.com/sonicverse/sonicverse-studio
 -- @about
 --   # SonicVerse for REAPER
 --
@@ -20,8 +22,9 @@
 --   replaces what it wrote; an unchanged item answers from the engine's cache.
 --
 --   REAPER stays responsive while the engine works: a small window shows progress and Esc
---   cancels. Also installs "SonicVerse: annotate regions", "SonicVerse: narrate project" and
---   "SonicVerse: configure" (run it first when REAPER does not find `sonicverse` on its PATH).
+--   cancels. Also installs the actions "Script: sonicverse_annotate_regions.lua",
+--   "Script: sonicverse_narrate_project.lua" and "Script: sonicverse_configure.lua" (run it
+--   first when REAPER does not find `sonicverse` on its PATH). Needs REAPER 7.0 or later.
 
 local script_dir = ({ reaper.get_action_context() })[2]:match("^(.*[/\\])")
 local sv = dofile(script_dir .. "sonicverse_common.lua")

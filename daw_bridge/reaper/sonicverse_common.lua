@@ -231,7 +231,7 @@ function M.start(address, args, timeout_s)
   local command = M.setting("command", "sonicverse")
   if command:find("[/\\]") and not reaper.file_exists(command) then
     return nil, { ok = false, code = "exec",
-                  message = command .. " does not exist: run \"SonicVerse: configure\"" }
+                  message = command .. " does not exist: run \"Script: sonicverse_configure.lua\"" }
   end
   job_counter = job_counter + 1
   local base = string.format("%s/job_%d_%d", M.temp_dir(), math.floor(reaper.time_precise() * 1000),
@@ -253,7 +253,7 @@ function M.start(address, args, timeout_s)
   job.cmd = table.concat(parts, " ")
   if not reaper.ExecProcess(job.cmd, -2) then
     return nil, { ok = false, code = "exec",
-                  message = "could not run: " .. job.cmd .. "\nRun \"SonicVerse: configure\"." }
+                  message = "could not run: " .. job.cmd .. "\nRun \"Script: sonicverse_configure.lua\"." }
   end
   return job
 end
@@ -284,7 +284,7 @@ function M.poll(job)
     return { ok = false, code = "exec",
              message = "no reply from `sonicverse send` (" .. job.cmd .. ")\n"
                        .. "Is the engine running (sonicverse engine)? "
-                       .. "Is the command right (\"SonicVerse: configure\")?" }
+                       .. "Is the command right (\"Script: sonicverse_configure.lua\")?" }
   end
   return nil
 end
