@@ -131,6 +131,20 @@ function M.json_decode(s)
   return value
 end
 
+-- JSON text of a number, the same in every locale: REAPER and Ardour run in the user's locale,
+-- where string.format("%.17g", 1.5) writes "1,5". NaN and infinities have no JSON form: null.
+function M.json_number(v)
+  if v ~= v or v == math.huge or v == -math.huge then return "null" end
+  if math.type(v) == "integer" then return string.format("%d", v) end
+  local text = string.format("%.17g", v)
+  local point = string.format("%.1f", 0.5):match("^0(.+)5$")   -- this locale's separator
+  if point and point ~= "." then
+    local i, j = text:find(point, 1, true)
+    if i then text = text:sub(1, i - 1) .. "." .. text:sub(j + 1) end
+  end
+  return text
+end
+
 -- JSON text of a list of {start_s, end_s, name} spans (the `regions` argument of narrate).
 function M.json_spans(spans)
   local parts = {}
@@ -138,7 +152,8 @@ function M.json_spans(spans)
     local name = sp[3]:gsub('[%c"\\]', function(ch)
       return string.format("\\u%04x", ch:byte())
     end)
-    parts[#parts + 1] = string.format('[%.6f,%.6f,"%s"]', sp[1], sp[2], name)
+    parts[#parts + 1] = "[" .. M.json_number(sp[1]) .. "," .. M.json_number(sp[2]) .. ',"'
+                        .. name .. '"]'
   end
   return "[" .. table.concat(parts, ",") .. "]"
 end
@@ -161,7 +176,7 @@ function M.json_object(t)
   table.sort(names)
   for _, k in ipairs(names) do
     local v = t[k]
-    local text = type(v) == "number" and string.format("%.17g", v) or M.json_string(v)
+    local text = type(v) == "number" and M.json_number(v) or M.json_string(v)
     parts[#parts + 1] = M.json_string(k) .. ":" .. text
   end
   return "{" .. table.concat(parts, ",") .. "}"
