@@ -267,6 +267,7 @@ function M.start(address, args, timeout_s)
   if token ~= "" then parts[#parts + 1] = "--token"; parts[#parts + 1] = M.dquote(token) end
   job.cmd = table.concat(parts, " ")
   if not reaper.ExecProcess(job.cmd, -2) then
+    os.remove(job.args)
     return nil, { ok = false, code = "exec",
                   message = "could not run: " .. job.cmd .. "\nRun \"Script: sonicverse_configure.lua\"." }
   end
@@ -295,7 +296,7 @@ function M.poll(job)
     if okj then job.stage, job.done, job.total = p.progress, p.done, p.total end
   end
   if reaper.time_precise() > job.deadline then
-    os.remove(job.args)
+    for _, p in ipairs({ job.args, job.reply, job.progress, job.cancel }) do os.remove(p) end
     return { ok = false, code = "exec",
              message = "no reply from `sonicverse send` (" .. job.cmd .. ")\n"
                        .. "Is the engine running (sonicverse engine)? "
@@ -311,15 +312,24 @@ end
 
 -- Run `steps` one after the other from reaper.defer, so REAPER stays responsive. Each step is
 -- { label = text, prepare = function() -> address, args, timeout_s | nil, error reply,
---   apply = function(result) }. A small window shows progress; Esc or closing it cancels.
+--   apply = function(result), cleanup = optional function run once its request ended }.
+-- A prepare that answers nil, { code = "skip", message = ... } is passed over; the messages
+-- are shown together at the end. A small window shows progress; Esc or closing it cancels.
 -- `finish(failure)` runs at the end (failure: nil, or the first error reply).
 function M.run_steps(title, steps, finish)
-  local i, job, cancelled = 0, nil, false
+  local i, job, cancelled, skipped = 0, nil, false, {}
   gfx.init(title, 420, 70)
+  local function cleanup(step)
+    if step and step.cleanup then step.cleanup(); step.cleanup = nil end
+  end
   local function done(failure)
     gfx.quit()
+    cleanup(steps[i])
     if finish then finish(failure) end
-    if failure and failure.code ~= "cancelled" then M.fail(failure) end
+    if failure and failure.code ~= "cancelled" then M.fail(failure)
+    elseif #skipped > 0 then
+      reaper.ShowMessageBox(table.concat(skipped, "\n"), "SonicVerse", 0)
+    end
   end
   local function draw()
     gfx.set(0.15, 0.15, 0.15); gfx.rect(0, 0, gfx.w, gfx.h, 1)
@@ -343,6 +353,7 @@ function M.run_steps(title, steps, finish)
       local reply = M.poll(job)
       if reply then
         job = nil
+        cleanup(steps[i])
         if not reply.ok then return done(reply) end
         steps[i].apply(reply.result)
         if cancelled then return done({ ok = false, code = "cancelled" }) end
@@ -352,6 +363,12 @@ function M.run_steps(title, steps, finish)
       i = i + 1
       if i > #steps then return done(nil) end
       local address, args, timeout_s = steps[i].prepare()
+      while not address and args and args.code == "skip" do   -- e.g. a MIDI or deleted item
+        skipped[#skipped + 1] = args.message
+        i = i + 1
+        if i > #steps then return done(nil) end
+        address, args, timeout_s = steps[i].prepare()
+      end
       if not address then return done(args) end
       local err
       job, err = M.start(address, args, timeout_s)
@@ -370,9 +387,14 @@ end
 -- Saved, set for the analysis render, then restored. Post-processing would change what we
 -- measure: RENDER_NORMALIZE (normalise, limiter, fades, trim/pad silence) goes to 0,
 -- RENDER_FORMAT2 (a second format) to "", RENDER_DITHER to 0.
+-- RENDER_SRATE / RENDER_CHANNELS come from the user's last render (8 kHz mono happens): the
+-- analysis renders M.RENDER_SRATE stereo.
 local RENDER_KEYS_NUM = { "RENDER_SETTINGS", "RENDER_BOUNDSFLAG", "RENDER_STARTPOS",
                           "RENDER_ENDPOS", "RENDER_ADDTOPROJ", "RENDER_TAILFLAG",
-                          "RENDER_NORMALIZE", "RENDER_DITHER" }
+                          "RENDER_NORMALIZE", "RENDER_DITHER", "RENDER_SRATE",
+                          "RENDER_CHANNELS" }
+M.RENDER_SRATE = 48000
+M.MIN_REAPER = 7                    -- RENDER_NORMALIZE is in the SDK from REAPER 7.0
 local RENDER_KEYS_STR = { "RENDER_FILE", "RENDER_PATTERN", "RENDER_FORMAT", "RENDER_FORMAT2" }
 
 function M.save_render_settings()
@@ -401,6 +423,11 @@ end
 -- (RENDER_BOUNDSFLAG: 0 custom start_s/end_s, 4 selected items) to <temp>/<stem>.wav.
 -- Returns the rendered file's path (from RENDER_TARGETS) or nil, message.
 function M.render(stem, source, bounds, start_s, end_s)
+  local major = tonumber((reaper.GetAppVersion() or ""):match("^(%d+)"))
+  if not major or major < M.MIN_REAPER then
+    return nil, "SonicVerse needs REAPER " .. M.MIN_REAPER .. ".0 or later (this is "
+                .. tostring(reaper.GetAppVersion()) .. ")"
+  end
   local dir = M.temp_dir()
   local saved = M.save_render_settings()
   reaper.GetSetProjectInfo(0, "RENDER_SETTINGS", source, true)
@@ -411,6 +438,8 @@ function M.render(stem, source, bounds, start_s, end_s)
   reaper.GetSetProjectInfo(0, "RENDER_TAILFLAG", 0, true)
   reaper.GetSetProjectInfo(0, "RENDER_NORMALIZE", 0, true)
   reaper.GetSetProjectInfo(0, "RENDER_DITHER", 0, true)
+  reaper.GetSetProjectInfo(0, "RENDER_SRATE", M.RENDER_SRATE, true)
+  reaper.GetSetProjectInfo(0, "RENDER_CHANNELS", 2, true)
   reaper.GetSetProjectInfo_String(0, "RENDER_FILE", dir, true)
   reaper.GetSetProjectInfo_String(0, "RENDER_PATTERN", stem, true)
   reaper.GetSetProjectInfo_String(0, "RENDER_FORMAT", M.WAV24, true)
