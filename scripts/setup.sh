@@ -13,9 +13,10 @@ apt_pkgs=(libsndfile1 libportaudio2 libegl1 libgl1 libxkbcommon0 libxkbcommon-x1
 if [[ "${1:-}" == "--dev" ]]; then
   extras="all"
   # ardour: headless ardour7-lua runs the Ardour scripts end to end in the tests;
+  # locales: those tests and the Lua JSON tests run again in de_DE.UTF-8 (a decimal comma);
   # Java: METEOR in sonicverse evaluate
   apt_pkgs+=(fluidsynth fluid-soundfont-gm espeak-ng sox xvfb lua5.4 lame ffmpeg ardour
-            default-jre-headless)
+            default-jre-headless locales)
 fi
 
 missing=()
@@ -30,6 +31,16 @@ if ((${#missing[@]})); then
   echo "installing system packages: ${missing[*]}" >&2
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [[ "${1:-}" == "--dev" ]] && command -v locale-gen >/dev/null 2>&1 \
+   && ! locale -a 2>/dev/null | grep -qi '^de_DE\.utf-\?8$'; then
+  sudo=""
+  [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  echo "generating the de_DE.UTF-8 locale (decimal-comma tests)" >&2
+  $sudo sed -i 's/^# *\(de_DE\.UTF-8 UTF-8\)/\1/' /etc/locale.gen
+  grep -q '^de_DE\.UTF-8 UTF-8' /etc/locale.gen || echo 'de_DE.UTF-8 UTF-8' | $sudo tee -a /etc/locale.gen >/dev/null
+  $sudo locale-gen >/dev/null
 fi
 
 python=${PYTHON:-python3}

@@ -5,7 +5,9 @@ ardour {
   description = [[Asks the running SonicVerse engine (`sonicverse engine`) for the key, vocals
 and tempo of each selected audio region (every audio region when nothing is selected, or when
 run headless), appends "[SV <key> · <vocals> · <tempo>]" to its name and adds a range
-marker "SV: ..." over it. Running it again replaces both. Needs sonicverse_lib.lua beside it.]],
+marker "SV: ..." over it. Running it again replaces both. Ardour stays responsive (a progress
+dialog offers Cancel); each rename is one step in Edit > Undo (Ardour 7's Lua cannot put
+marker edits in the undo history). Needs sonicverse_lib.lua beside it.]],
 }
 
 function factory () return function ()
@@ -28,19 +30,24 @@ function factory () return function ()
   end
 
   local rate = Session:nominal_sample_rate()
-  for _, t in ipairs(targets) do
-    local ann, err = sv.annotate_region(t.region, t.track)
+  local dialog = sv.progress_dialog("SonicVerse: annotate regions")
+  local errors = {}
+  for i, t in ipairs(targets) do
+    local label = t.region:name()
+    local ann, err = sv.annotate_region(t.region, t.track, nil, nil,
+                                        sv.ticker(dialog, i, #targets, label))
     if ann then
       local text = sv.summary(ann)
-      t.region:set_name(sv.tag_name(t.region:name(), text))
+      sv.rename_region(t.region, sv.tag_name(t.region:name(), text))
       local pos = t.region:position():samples() / rate
       sv.mark(pos, pos + t.region:length():samples() / rate, text)
+    elseif err.code == "cancelled" then
+      break
     elseif err.code ~= "skip" then
-      local msg = string.format("SonicVerse: %s: %s", tostring(err.code), tostring(err.message))
-      if LuaDialog then LuaDialog.Message("SonicVerse", msg, LuaDialog.MessageType.Error,
-                                          LuaDialog.ButtonType.Close):run()
-      else print(msg) end
-      return
+      errors[#errors + 1] = string.format("%s: %s: %s", label, tostring(err.code),
+                                          tostring(err.message))
     end
   end
+  if dialog then dialog:done() end
+  sv.report("SonicVerse: annotate regions", errors)
 end end

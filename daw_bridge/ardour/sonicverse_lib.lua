@@ -1,8 +1,9 @@
 -- SonicVerse for Ardour (7 or later): shared code of the SonicVerse Ardour scripts (not an action itself).
 --
--- Ardour's Lua has no UDP socket, so the scripts run `sonicverse send <address> --args-file
--- <json>` (io.popen; names travel in the JSON file, never through the shell) and decode the one
--- ASCII JSON line it prints. Audio travels by reference: a region's own source file plus its
+-- Ardour's Lua has no UDP socket, so the scripts start `sonicverse send <address> --args-file
+-- <json> --output <reply>` detached through os.forkexec (no shell, so nothing to quote on any
+-- OS; names travel in the JSON file) and poll for the reply file while a progress dialog keeps
+-- Ardour's GUI running and offers Cancel. Audio travels by reference: a region's own source file plus its
 -- bounds in that file, so nothing is rendered. The engine's address comes from
 -- $SONICVERSE_HOST / $SONICVERSE_PORT / $SONICVERSE_TOKEN (read by `sonicverse send`), the
 -- command from $SONICVERSE_COMMAND (default "sonicverse").
@@ -111,6 +112,20 @@ function M.json_decode(s)
   return value
 end
 
+-- JSON text of a number, the same in every locale: REAPER and Ardour run in the user's locale,
+-- where string.format("%.17g", 1.5) writes "1,5". NaN and infinities have no JSON form: null.
+function M.json_number(v)
+  if v ~= v or v == math.huge or v == -math.huge then return "null" end
+  if math.type(v) == "integer" then return string.format("%d", v) end
+  local text = string.format("%.17g", v)
+  local point = string.format("%.1f", 0.5):match("^0(.+)5$")   -- this locale's separator
+  if point and point ~= "." then
+    local i, j = text:find(point, 1, true)
+    if i then text = text:sub(1, i - 1) .. "." .. text:sub(j + 1) end
+  end
+  return text
+end
+
 -- JSON text of a flat table of strings and numbers.
 local function json_string(s)
   return '"' .. tostring(s):gsub('[%c"\\]', function(ch)
@@ -124,37 +139,185 @@ function M.json_object(t)
   table.sort(names)
   for _, k in ipairs(names) do
     local v = t[k]
-    local text = type(v) == "number" and string.format("%.17g", v) or json_string(v)
+    local text = type(v) == "number" and M.json_number(v) or json_string(v)
     parts[#parts + 1] = json_string(k) .. ":" .. text
   end
   return "{" .. table.concat(parts, ",") .. "}"
 end
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+local WINDOWS = package.config:sub(1, 1) == "\\"
+local SEP = WINDOWS and "\\" or "/"
+
+-- Where the request, reply and progress files go: $TMPDIR, %TEMP% or %TMP% (os.tmpname() on
+-- Windows names a file in the root of the current drive, which users may not write).
+function M.temp_dir()
+  local dir = os.getenv("TMPDIR") or os.getenv("TEMP") or os.getenv("TMP")
+  if not dir or dir == "" then
+    dir = WINDOWS and ((os.getenv("LOCALAPPDATA") or "C:") .. "\\Temp") or "/tmp"
+  end
+  return (dir:gsub("[/\\]+$", ""))
 end
 
--- Run `sonicverse send address --args-file ...`; the decoded reply table.
-function M.send(address, args, timeout_s)
-  local args_file = os.tmpname()
-  local f = assert(io.open(args_file, "wb"))
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+-- The full path of `sonicverse` ($SONICVERSE_COMMAND, or found on $PATH): os.forkexec runs a
+-- program by its full path, without a shell. Returns the path or nil, a message.
+function M.command()
+  local name = os.getenv("SONICVERSE_COMMAND") or "sonicverse"
+  if name:find("[/\\]") then
+    if exists(name) then return name end
+    return nil, "SONICVERSE_COMMAND=" .. name .. " does not exist"
+  end
+  local exts = WINDOWS and { ".exe", ".cmd", ".bat", "" } or { "" }
+  for dir in (os.getenv("PATH") or ""):gmatch(WINDOWS and "[^;]+" or "[^:]+") do
+    for _, ext in ipairs(exts) do
+      local path = dir:gsub("[/\\]+$", "") .. SEP .. name .. ext
+      if exists(path) then return path end
+    end
+  end
+  return nil, name .. " is not on Ardour's PATH: start Ardour with "
+    .. "SONICVERSE_COMMAND=/full/path/to/sonicverse"
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
+local job_counter = 0
+
+-- Start `sonicverse send address --args-file ... --output ...` detached (os.forkexec: no
+-- shell, no wait, so nothing needs quoting on any OS). Returns a job for M.wait, or nil, an
+-- error reply.
+function M.start(address, args, timeout_s)
+  if not os.forkexec then
+    return nil, { ok = false, code = "exec", message = "os.forkexec is missing (Ardour 7's "
+                  .. "editor provides it to action scripts)" }
+  end
+  local command, err = M.command()
+  if not command then return nil, { ok = false, code = "exec", message = err } end
+  job_counter = job_counter + 1
+  local base = string.format("%s%ssonicverse_%d_%d_%d", M.temp_dir(), SEP, os.time(),
+                             math.random(1, 1000000000), job_counter)
+  local job = { args = base .. "_args.json", reply = base .. "_reply.json",
+                progress = base .. "_progress.json", cancel = base .. "_cancel",
+                timeout_s = timeout_s or 120, address = address }
+  local f, ferr = io.open(job.args, "wb")
+  if not f then return nil, { ok = false, code = "exec", message = tostring(ferr) } end
   f:write(M.json_object(args))
   f:close()
-  local command = os.getenv("SONICVERSE_COMMAND") or "sonicverse"
-  local cmd = table.concat({ shell_quote(command), "send", address, "--args-file",
-                             shell_quote(args_file), "--timeout", tostring(timeout_s or 120) },
-                           " ")
-  local h = io.popen(cmd .. " 2>&1")
-  local out = h and h:read("a") or ""
-  if h then h:close() end
-  os.remove(args_file)
-  local line = out:match("({.*})")
-  if not line then
-    return { ok = false, code = "exec", message = "no reply from `" .. cmd .. "`: " .. out }
+  os.forkexec(command, "send", address, "--args-file", job.args, "--output", job.reply,
+              "--progress-file", job.progress, "--cancel-file", job.cancel,
+              "--timeout", string.format("%d", math.ceil(job.timeout_s)))
+  job.started = os.time()
+  return job
+end
+
+-- Remove the job's files (request, reply, progress, cancel).
+function M.cleanup(job)
+  for _, p in ipairs({ job.args, job.reply, job.progress, job.cancel, job.reply .. ".part" }) do
+    os.remove(p)
   end
-  local okj, reply = pcall(M.json_decode, line)
-  if not okj then return { ok = false, code = "exec", message = tostring(reply) } end
-  return reply
+end
+
+-- One look at a running job: its decoded reply once it finished, else nil (job.stage, job.done
+-- and job.total follow the engine's progress). After timeout_s + 15 s without a reply: an
+-- 'exec' error.
+function M.poll(job)
+  local text = read_file(job.reply)
+  if text then
+    M.cleanup(job)
+    local okj, reply = pcall(M.json_decode, text:match("({.*})") or "")
+    if not okj then return { ok = false, code = "exec", message = tostring(reply) } end
+    return reply
+  end
+  local progress = read_file(job.progress)
+  if progress then
+    local okj, p = pcall(M.json_decode, progress:match("({.*})") or "")
+    if okj and type(p) == "table" then job.stage, job.done, job.total = p.progress, p.done, p.total end
+  end
+  if os.time() - job.started > job.timeout_s + 15 then
+    M.cleanup(job)
+    return { ok = false, code = "exec", message = "no reply from sonicverse send: is the engine "
+             .. "running (sonicverse engine)?" }
+  end
+  return nil
+end
+
+-- Ask a running job to stop; its reply becomes a 'cancelled' error.
+function M.cancel(job)
+  local f = io.open(job.cancel, "wb")
+  if f then f:close() end
+end
+
+-- Wait for `job` without freezing Ardour: every 50 ms `tick(job)` runs (the progress dialog:
+-- drawing it lets Ardour's GUI handle its events); when it returns true the job is cancelled.
+function M.wait(job, tick)
+  local cancelled = false
+  while true do
+    local reply = M.poll(job)
+    if reply then return reply end
+    if tick and tick(job) and not cancelled then
+      cancelled = true
+      M.cancel(job)
+    end
+    ARDOUR.LuaAPI.usleep(50000)
+  end
+end
+
+-- Run `sonicverse send` and wait for its reply (see M.start, M.wait).
+function M.send(address, args, timeout_s, tick)
+  local job, err = M.start(address, args, timeout_s)
+  if not job then return err end
+  return M.wait(job, tick)
+end
+
+-- A progress reporter for M.run: Ardour's progress dialog with a Cancel button (headless
+-- ardour7-lua has no dialogs: nil).
+function M.progress_dialog(title)
+  if not LuaDialog or not LuaDialog.ProgressWindow then return nil end
+  return LuaDialog.ProgressWindow(title, true)
+end
+
+-- The `tick` for M.wait while item `i` of `n` (`label`) runs: updates `dialog` and says whether
+-- its Cancel button was pressed.
+function M.ticker(dialog, i, n, label)
+  if not dialog then return nil end
+  return function(job)
+    local stage = job.stage and string.format(" · %s %s/%s", tostring(job.stage),
+                                              tostring(job.done), tostring(job.total)) or ""
+    return dialog:progress((i - 1) / n, string.format("%d/%d %s%s", i, n, label, stage))
+  end
+end
+
+-- Rename `region` as one undoable step.
+function M.rename_region(region, name)
+  Session:begin_reversible_command("SonicVerse: name region")
+  region:to_stateful():clear_changes()
+  region:set_name(name)
+  if Session:add_stateful_diff_command(region:to_statefuldestructible()):empty() then
+    Session:abort_reversible_command()
+  else
+    Session:commit_reversible_command(nil)
+  end
+end
+
+-- Show `lines` (the errors of a run) once, at the end: a dialog, or the log when headless.
+function M.report(title, lines)
+  if #lines == 0 then return end
+  local text = table.concat(lines, "\n")
+  if LuaDialog and LuaDialog.Message then
+    LuaDialog.Message(title, text, LuaDialog.MessageType.Warning, LuaDialog.ButtonType.Close):run()
+  else
+    print(title .. ": " .. text:gsub("\n", "\n  "))
+  end
 end
 
 function M.has(v)
@@ -184,7 +347,7 @@ end
 
 -- Annotate `region` (an ARDOUR.Region of an audio track) from its source file; returns the
 -- annotation or nil, an error reply.
-function M.annotate_region(region, track_name, from_s, to_s)
+function M.annotate_region(region, track_name, from_s, to_s, tick)
   local ar = region:to_audioregion()
   if ar:isnil() then return nil, { code = "skip", message = "not an audio region" } end
   local fs = ar:source(0):to_filesource()
@@ -198,7 +361,7 @@ function M.annotate_region(region, track_name, from_s, to_s)
   local reply = M.send(M.ANNOTATE, {
     path = fs:path(), start_s = start_s + (from_s - pos), end_s = start_s + (to_s - pos),
     track = track_name, name = M.tag_name(region:name(), nil),
-  })
+  }, 120, tick)
   if not reply.ok then return nil, reply end
   return reply.result
 end

@@ -52,7 +52,7 @@ local function main()
       end,
     }
   end
-  sv.run_steps("SonicVerse: annotate regions", steps)
+  sv.run_steps("SonicVerse: annotate regions", steps, function() os.remove(path) end)
 end
 
 main()

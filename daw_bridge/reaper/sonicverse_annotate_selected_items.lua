@@ -1,14 +1,16 @@
 -- @description SonicVerse: annotate selected items (key, vocals, tempo, caption)
 -- @author SonicVerse
--- @version 0.2.0
+-- @version 0.3.0
 -- @changelog
---   Runs without a shell and without blocking REAPER; neutral render settings; configure action
+--   Numbers are written the same in every locale; renders are deleted after the analysis;
+--   renders at 48 kHz stereo whatever the last render used (restored afterwards); MIDI items
+--   and items deleted during a run are skipped; the item selection is left as the user made
+--   it; needs REAPER 7.0 or later
 -- @provides
 --   [nomain] sonicverse_common.lua
 --   [main] sonicverse_annotate_regions.lua
 --   [main] sonicverse_narrate_project.lua
 --   [main] sonicverse_configure.lua
--- @link https://github.com/sonicverse/sonicverse-studio
 -- @about
 --   # SonicVerse for REAPER
 --
@@ -20,8 +22,9 @@
 --   replaces what it wrote; an unchanged item answers from the engine's cache.
 --
 --   REAPER stays responsive while the engine works: a small window shows progress and Esc
---   cancels. Also installs "SonicVerse: annotate regions", "SonicVerse: narrate project" and
---   "SonicVerse: configure" (run it first when REAPER does not find `sonicverse` on its PATH).
+--   cancels. Also installs the actions "Script: sonicverse_annotate_regions.lua",
+--   "Script: sonicverse_narrate_project.lua" and "Script: sonicverse_configure.lua" (run it
+--   first when REAPER does not find `sonicverse` on its PATH). Needs REAPER 7.0 or later.
 
 local script_dir = ({ reaper.get_action_context() })[2]:match("^(.*[/\\])")
 local sv = dofile(script_dir .. "sonicverse_common.lua")
@@ -41,24 +44,47 @@ local function item_notes(ann)
   return table.concat(lines, "\n")
 end
 
--- Render `item` alone; returns the request for it, or nil, an error reply.
-local function prepare_item(item)
-  local take = reaper.GetActiveTake(item)
+local function selected_items()
+  local out = {}
+  for i = 0, reaper.CountSelectedMediaItems(0) - 1 do out[#out + 1] = reaper.GetSelectedMediaItem(0, i) end
+  return out
+end
+
+local function select_only(items)
   reaper.SelectAllMediaItems(0, false)
-  reaper.SetMediaItemSelected(item, true)
+  for _, item in ipairs(items) do reaper.SetMediaItemSelected(item, true) end
+end
+
+-- Render `item` alone (the selection is put back as it was just before); returns the request
+-- for it and the rendered file, or nil, an error reply ({ code = "skip" }: pass over it).
+local function prepare_item(item, label)
+  if not reaper.ValidatePtr2(0, item, "MediaItem*") then
+    return nil, { ok = false, code = "skip", message = label .. ": deleted during the run" }
+  end
+  local take = reaper.GetActiveTake(item)
+  if not take then return nil, { ok = false, code = "skip", message = label .. ": no active take" } end
+  if reaper.TakeIsMIDI(take) then
+    return nil, { ok = false, code = "skip", message = label .. ": a MIDI item, not analysed" }
+  end
+  local before = selected_items()
+  select_only({ item })
   local guid = reaper.BR_GetMediaItemGUID and reaper.BR_GetMediaItemGUID(item)
     or select(2, reaper.GetSetMediaItemInfo_String(item, "GUID", "", false))
   local path, err = sv.render("sv_item_" .. guid:gsub("[^%w]", ""), 32, 4)
+  select_only(before)
+  reaper.UpdateArrange()
   if not path then return nil, { ok = false, code = "render", message = err } end
   local _, track_name = reaper.GetTrackName(reaper.GetMediaItem_Track(item))
   return sv.ANNOTATE, {
     path = path, start_s = 0, end_s = reaper.GetMediaItemInfo_Value(item, "D_LENGTH"),
     track = track_name, name = reaper.GetTakeName(take),
-  }
+  }, nil, path
 end
 
 local function apply_item(item, ann)
+  if not reaper.ValidatePtr2(0, item, "MediaItem*") then return end   -- deleted meanwhile
   local take = reaper.GetActiveTake(item)
+  if not take then return end
   reaper.Undo_BeginBlock()
   sv.clear_take_markers(take)
   local offset = reaper.GetMediaItemTakeInfo_Value(take, "D_STARTOFFS")
@@ -70,33 +96,24 @@ local function apply_item(item, ann)
 end
 
 local function main()
-  local items = {}
-  for i = 0, reaper.CountSelectedMediaItems(0) - 1 do
-    local item = reaper.GetSelectedMediaItem(0, i)
-    if reaper.GetActiveTake(item) then items[#items + 1] = item end
-  end
+  local items = selected_items()
   if #items == 0 then
     reaper.ShowMessageBox("Select one or more media items first.", "SonicVerse", 0)
     return
   end
-  local function restore_selection()
-    reaper.SelectAllMediaItems(0, false)
-    for _, item in ipairs(items) do reaper.SetMediaItemSelected(item, true) end
-    reaper.UpdateArrange()
-  end
   local steps = {}
-  for _, item in ipairs(items) do
-    steps[#steps + 1] = {
-      label = reaper.GetTakeName(reaper.GetActiveTake(item)),
-      prepare = function()
-        local address, args = prepare_item(item)
-        restore_selection()
-        return address, args
-      end,
-      apply = function(ann) apply_item(item, ann) end,
-    }
+  for n, item in ipairs(items) do
+    local take = reaper.GetActiveTake(item)
+    local label = take and reaper.GetTakeName(take) or ("item " .. n)
+    local step = { label = label, apply = function(ann) apply_item(item, ann) end }
+    step.prepare = function()
+      local address, args, timeout_s, path = prepare_item(item, label)
+      if path then step.cleanup = function() os.remove(path) end end
+      return address, args, timeout_s
+    end
+    steps[#steps + 1] = step
   end
-  sv.run_steps("SonicVerse: annotate selected items", steps, restore_selection)
+  sv.run_steps("SonicVerse: annotate selected items", steps)
 end
 
 main()

@@ -131,6 +131,20 @@ function M.json_decode(s)
   return value
 end
 
+-- JSON text of a number, the same in every locale: REAPER and Ardour run in the user's locale,
+-- where string.format("%.17g", 1.5) writes "1,5". NaN and infinities have no JSON form: null.
+function M.json_number(v)
+  if v ~= v or v == math.huge or v == -math.huge then return "null" end
+  if math.type(v) == "integer" then return string.format("%d", v) end
+  local text = string.format("%.17g", v)
+  local point = string.format("%.1f", 0.5):match("^0(.+)5$")   -- this locale's separator
+  if point and point ~= "." then
+    local i, j = text:find(point, 1, true)
+    if i then text = text:sub(1, i - 1) .. "." .. text:sub(j + 1) end
+  end
+  return text
+end
+
 -- JSON text of a list of {start_s, end_s, name} spans (the `regions` argument of narrate).
 function M.json_spans(spans)
   local parts = {}
@@ -138,7 +152,8 @@ function M.json_spans(spans)
     local name = sp[3]:gsub('[%c"\\]', function(ch)
       return string.format("\\u%04x", ch:byte())
     end)
-    parts[#parts + 1] = string.format('[%.6f,%.6f,"%s"]', sp[1], sp[2], name)
+    parts[#parts + 1] = "[" .. M.json_number(sp[1]) .. "," .. M.json_number(sp[2]) .. ',"'
+                        .. name .. '"]'
   end
   return "[" .. table.concat(parts, ",") .. "]"
 end
@@ -161,7 +176,7 @@ function M.json_object(t)
   table.sort(names)
   for _, k in ipairs(names) do
     local v = t[k]
-    local text = type(v) == "number" and string.format("%.17g", v) or M.json_string(v)
+    local text = type(v) == "number" and M.json_number(v) or M.json_string(v)
     parts[#parts + 1] = M.json_string(k) .. ":" .. text
   end
   return "{" .. table.concat(parts, ",") .. "}"
@@ -231,7 +246,7 @@ function M.start(address, args, timeout_s)
   local command = M.setting("command", "sonicverse")
   if command:find("[/\\]") and not reaper.file_exists(command) then
     return nil, { ok = false, code = "exec",
-                  message = command .. " does not exist: run \"SonicVerse: configure\"" }
+                  message = command .. " does not exist: run \"Script: sonicverse_configure.lua\"" }
   end
   job_counter = job_counter + 1
   local base = string.format("%s/job_%d_%d", M.temp_dir(), math.floor(reaper.time_precise() * 1000),
@@ -252,8 +267,9 @@ function M.start(address, args, timeout_s)
   if token ~= "" then parts[#parts + 1] = "--token"; parts[#parts + 1] = M.dquote(token) end
   job.cmd = table.concat(parts, " ")
   if not reaper.ExecProcess(job.cmd, -2) then
+    os.remove(job.args)
     return nil, { ok = false, code = "exec",
-                  message = "could not run: " .. job.cmd .. "\nRun \"SonicVerse: configure\"." }
+                  message = "could not run: " .. job.cmd .. "\nRun \"Script: sonicverse_configure.lua\"." }
   end
   return job
 end
@@ -280,11 +296,11 @@ function M.poll(job)
     if okj then job.stage, job.done, job.total = p.progress, p.done, p.total end
   end
   if reaper.time_precise() > job.deadline then
-    os.remove(job.args)
+    for _, p in ipairs({ job.args, job.reply, job.progress, job.cancel }) do os.remove(p) end
     return { ok = false, code = "exec",
              message = "no reply from `sonicverse send` (" .. job.cmd .. ")\n"
                        .. "Is the engine running (sonicverse engine)? "
-                       .. "Is the command right (\"SonicVerse: configure\")?" }
+                       .. "Is the command right (\"Script: sonicverse_configure.lua\")?" }
   end
   return nil
 end
@@ -296,15 +312,24 @@ end
 
 -- Run `steps` one after the other from reaper.defer, so REAPER stays responsive. Each step is
 -- { label = text, prepare = function() -> address, args, timeout_s | nil, error reply,
---   apply = function(result) }. A small window shows progress; Esc or closing it cancels.
+--   apply = function(result), cleanup = optional function run once its request ended }.
+-- A prepare that answers nil, { code = "skip", message = ... } is passed over; the messages
+-- are shown together at the end. A small window shows progress; Esc or closing it cancels.
 -- `finish(failure)` runs at the end (failure: nil, or the first error reply).
 function M.run_steps(title, steps, finish)
-  local i, job, cancelled = 0, nil, false
+  local i, job, cancelled, skipped = 0, nil, false, {}
   gfx.init(title, 420, 70)
+  local function cleanup(step)
+    if step and step.cleanup then step.cleanup(); step.cleanup = nil end
+  end
   local function done(failure)
     gfx.quit()
+    cleanup(steps[i])
     if finish then finish(failure) end
-    if failure and failure.code ~= "cancelled" then M.fail(failure) end
+    if failure and failure.code ~= "cancelled" then M.fail(failure)
+    elseif #skipped > 0 then
+      reaper.ShowMessageBox(table.concat(skipped, "\n"), "SonicVerse", 0)
+    end
   end
   local function draw()
     gfx.set(0.15, 0.15, 0.15); gfx.rect(0, 0, gfx.w, gfx.h, 1)
@@ -328,6 +353,7 @@ function M.run_steps(title, steps, finish)
       local reply = M.poll(job)
       if reply then
         job = nil
+        cleanup(steps[i])
         if not reply.ok then return done(reply) end
         steps[i].apply(reply.result)
         if cancelled then return done({ ok = false, code = "cancelled" }) end
@@ -337,6 +363,12 @@ function M.run_steps(title, steps, finish)
       i = i + 1
       if i > #steps then return done(nil) end
       local address, args, timeout_s = steps[i].prepare()
+      while not address and args and args.code == "skip" do   -- e.g. a MIDI or deleted item
+        skipped[#skipped + 1] = args.message
+        i = i + 1
+        if i > #steps then return done(nil) end
+        address, args, timeout_s = steps[i].prepare()
+      end
       if not address then return done(args) end
       local err
       job, err = M.start(address, args, timeout_s)
@@ -355,9 +387,14 @@ end
 -- Saved, set for the analysis render, then restored. Post-processing would change what we
 -- measure: RENDER_NORMALIZE (normalise, limiter, fades, trim/pad silence) goes to 0,
 -- RENDER_FORMAT2 (a second format) to "", RENDER_DITHER to 0.
+-- RENDER_SRATE / RENDER_CHANNELS come from the user's last render (8 kHz mono happens): the
+-- analysis renders M.RENDER_SRATE stereo.
 local RENDER_KEYS_NUM = { "RENDER_SETTINGS", "RENDER_BOUNDSFLAG", "RENDER_STARTPOS",
                           "RENDER_ENDPOS", "RENDER_ADDTOPROJ", "RENDER_TAILFLAG",
-                          "RENDER_NORMALIZE", "RENDER_DITHER" }
+                          "RENDER_NORMALIZE", "RENDER_DITHER", "RENDER_SRATE",
+                          "RENDER_CHANNELS" }
+M.RENDER_SRATE = 48000
+M.MIN_REAPER = 7                    -- RENDER_NORMALIZE is in the SDK from REAPER 7.0
 local RENDER_KEYS_STR = { "RENDER_FILE", "RENDER_PATTERN", "RENDER_FORMAT", "RENDER_FORMAT2" }
 
 function M.save_render_settings()
@@ -386,6 +423,11 @@ end
 -- (RENDER_BOUNDSFLAG: 0 custom start_s/end_s, 4 selected items) to <temp>/<stem>.wav.
 -- Returns the rendered file's path (from RENDER_TARGETS) or nil, message.
 function M.render(stem, source, bounds, start_s, end_s)
+  local major = tonumber((reaper.GetAppVersion() or ""):match("^(%d+)"))
+  if not major or major < M.MIN_REAPER then
+    return nil, "SonicVerse needs REAPER " .. M.MIN_REAPER .. ".0 or later (this is "
+                .. tostring(reaper.GetAppVersion()) .. ")"
+  end
   local dir = M.temp_dir()
   local saved = M.save_render_settings()
   reaper.GetSetProjectInfo(0, "RENDER_SETTINGS", source, true)
@@ -396,6 +438,8 @@ function M.render(stem, source, bounds, start_s, end_s)
   reaper.GetSetProjectInfo(0, "RENDER_TAILFLAG", 0, true)
   reaper.GetSetProjectInfo(0, "RENDER_NORMALIZE", 0, true)
   reaper.GetSetProjectInfo(0, "RENDER_DITHER", 0, true)
+  reaper.GetSetProjectInfo(0, "RENDER_SRATE", M.RENDER_SRATE, true)
+  reaper.GetSetProjectInfo(0, "RENDER_CHANNELS", 2, true)
   reaper.GetSetProjectInfo_String(0, "RENDER_FILE", dir, true)
   reaper.GetSetProjectInfo_String(0, "RENDER_PATTERN", stem, true)
   reaper.GetSetProjectInfo_String(0, "RENDER_FORMAT", M.WAV24, true)

@@ -59,7 +59,7 @@ local function main()
                              regions = #regions > 0 and sv.json_spans(regions) or "" }, 600
       end,
       apply = apply },
-  })
+  }, function() os.remove(path) end)
 end
 
 main()

@@ -5,9 +5,24 @@
 -- a Lua DSP "player" (ardour_player_<n>.lua, one per file, installed by the test in
 -- $XDG_CONFIG_HOME/ardour7/scripts) through Track:bounce_range; the bounced region is placed on
 -- the track's playlist. Environment: SV_SESSION (folder), SV_TRACKS ("name@seconds;..."),
--- SV_RANGES ("name@from-to;..."), SV_SCRIPTS (the scripts to run, ";"-separated).
+-- SV_RANGES ("name@from-to;..."), SV_SCRIPTS (the scripts to run, ";"-separated), SV_BREAK (a
+-- track whose audio file is deleted before the scripts run, so the engine answers an error).
+--
+-- Like Ardour's GUI (and unlike bare ardour7-lua), the scripts run in the user's locale
+-- (setlocale from LC_ALL / LANG) and have os.forkexec; here it is emulated with a detached
+-- /bin/sh child, as Ardour's own starts a program without waiting for it.
 
 io.stdout:setvbuf("no")
+os.setlocale("")
+print("LOCALE\t" .. string.format("%.1f", 0.5))
+if not os.forkexec then
+  local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+  function os.forkexec(...)
+    local argv = {}
+    for i, a in ipairs({ ... }) do argv[i] = q(a) end
+    os.execute(table.concat(argv, " ") .. " >/dev/null 2>&1 </dev/null &")
+  end
+end
 local backend = AudioEngine:set_backend("None (Dummy)", "", "")
 assert(backend and not backend:isnil(), "no dummy audio backend")
 assert(AudioEngine:start(false) == 0, "the audio engine did not start")
@@ -30,6 +45,9 @@ for name, at in os.getenv("SV_TRACKS"):gmatch("([^@;]+)@([%d.]+)") do
   track:remove_processor(player, nil, true)
   track:playlist():add_region(region, Temporal.timepos_t(math.floor(tonumber(at) * rate)),
                               1, false, 0, 0, false)
+  if os.getenv("SV_BREAK") == name then
+    os.remove(region:to_audioregion():source(0):to_filesource():path())
+  end
 end
 for name, from, to in os.getenv("SV_RANGES"):gmatch("([^@;]+)@([%d.]+)-([%d.]+)") do
   local a = Temporal.timepos_t(math.floor(tonumber(from) * rate))
@@ -52,6 +70,7 @@ for route in s:get_routes():iter() do
 end
 for l in s:locations():list():iter() do
   if l:is_range_marker() then
-    print(string.format("RANGE\t%.3f\t%s", l:start():samples() / rate, l:name()))
+    print(string.format("RANGE\t%d\t%s", math.floor(l:start():samples() / rate * 1000 + 0.5),
+                        l:name()))
   end
 end

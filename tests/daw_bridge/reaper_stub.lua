@@ -12,13 +12,23 @@
 -- markers and regions are numbered separately and enumerated by position; SetProjectMarker3
 -- ignores an empty name (SetProjectMarker4 flags&1 clears it); RENDER_NORMALIZE,
 -- RENDER_FORMAT2 and RENDER_FORMAT are honoured by the render and RENDER_TARGETS names its
--- output; only the 7-byte WAV config ("evaw" bits 0 1) is read as WAV.
+-- output; only the 7-byte WAV config ("evaw" bits 0 1) is read as WAV. A render of a selected
+-- item covers only the item's window of its source (D_STARTOFFS, D_LENGTH) at RENDER_SRATE and
+-- RENDER_CHANNELS; an existing render target is not overwritten (REAPER would ask); the
+-- RENDER_* keys the stub does not model are refused; ExecProcess fails (nil) for a program
+-- that does not exist; a deleted item fails ValidatePtr2 and any other use of it raises.
+-- Scene hooks: select_at_tick = { tick = n, names = {...} } (the user changes the selection
+-- during the run), delete_at_tick = { tick = n, name = ... }, app_version = "6.83".
 
 local scene = dofile(arg[1])
+if scene.locale then   -- REAPER runs its scripts in the user's locale
+  assert(os.setlocale(scene.locale, "numeric"), "locale " .. scene.locale .. " is not available")
+end
 local current_script
 local project = {
   info = { RENDER_SETTINGS = 0, RENDER_BOUNDSFLAG = 1, RENDER_STARTPOS = 0, RENDER_ENDPOS = 0,
-           RENDER_ADDTOPROJ = 1, RENDER_TAILFLAG = 0, RENDER_NORMALIZE = 0, RENDER_DITHER = 0 },
+           RENDER_ADDTOPROJ = 1, RENDER_TAILFLAG = 0, RENDER_NORMALIZE = 0, RENDER_DITHER = 0,
+           RENDER_SRATE = 44100, RENDER_CHANNELS = 2 },
   info_str = { RENDER_FILE = "/nowhere", RENDER_PATTERN = "$project",
                RENDER_FORMAT = "bDNwbSAAAAAAAAAA", RENDER_FORMAT2 = "" },
   notes = scene.project_notes or "",
@@ -50,7 +60,9 @@ end
 for i, it in ipairs(scene.items or {}) do
   it.selected = it.selected ~= false
   it.guid = string.format("{0000000%d-AAAA-BBBB-CCCC-DDDDDDDDDDDD}", i)
-  it.take = { name = it.name, markers = {}, startoffs = it.startoffs or 0 }
+  if not it.notake then
+    it.take = { name = it.name, markers = {}, startoffs = it.startoffs or 0, midi = it.midi }
+  end
   it.notes = it.notes or ""
 end
 
@@ -59,12 +71,24 @@ local function sh(cmd)
   assert(ok, "command failed: " .. cmd)
 end
 
+-- a number for sox's command line, whatever the scene's locale
+local function num(x) return (string.format("%.6f", x):gsub(",", ".")) end
+
 local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
 reaper = {}
 
 function reaper.get_action_context() return true, current_script, 0, 0, 0, 0, 0 end
 function reaper.GetOS() return "Linux" end
+function reaper.GetAppVersion() return scene.app_version or "7.27/linux-x86_64" end
+function reaper.ValidatePtr2(_, item, kind)
+  assert(kind == "MediaItem*", kind)
+  return type(item) == "table" and not item.deleted
+end
+local function alive(item)
+  assert(not item.deleted, "a deleted item was used (REAPER would crash)")
+  return item
+end
 function reaper.GetExtState(_, key) return (scene.ext or {})[key] or "" end
 function reaper.SetExtState() end
 function reaper.GetUserInputs() return false, "" end
@@ -101,6 +125,10 @@ function reaper.ExecProcess(cmd, timeout_ms)
   local argv = {}
   for i, w in ipairs(split_cmdline(cmd)) do argv[i] = q(w) end
   exec_log[#exec_log + 1] = cmd
+  local program = split_cmdline(cmd)[1] or ""
+  local found = program:find("/") and os.execute("test -x " .. q(program))
+    or (not program:find("/") and os.execute("command -v " .. q(program) .. " >/dev/null 2>&1"))
+  if not found then return nil end   -- REAPER could not start it
   local line = table.concat(argv, " ")
   if timeout_ms < 0 then
     os.execute(line .. " >/dev/null 2>&1 </dev/null &")
@@ -133,6 +161,19 @@ function gfx.drawstr() end
 function gfx.update() end
 function gfx.getchar()
   ticks = ticks + 1
+  local sel = scene.select_at_tick
+  if sel and ticks == sel.tick then
+    for _, it in ipairs(scene.items) do
+      it.selected = false
+      for _, name in ipairs(sel.names) do if it.name == name then it.selected = true end end
+    end
+  end
+  local del = scene.delete_at_tick
+  if del and ticks == del.tick then
+    for _, it in ipairs(scene.items) do
+      if it.name == del.name then it.deleted = true; it.selected = false end
+    end
+  end
   if scene.cancel_at_tick and ticks >= scene.cancel_at_tick then return 27 end
   return 0
 end
@@ -174,6 +215,7 @@ local function render_targets()
 end
 
 function reaper.GetSetProjectInfo(_, key, value, set)
+  assert(project.info[key] ~= nil, "GetSetProjectInfo: the stub does not model " .. key)
   if set then project.info[key] = value end
   return project.info[key]
 end
@@ -183,6 +225,7 @@ function reaper.GetSetProjectInfo_String(_, key, value, set)
     assert(not set, "RENDER_TARGETS is read-only")
     return true, table.concat(render_targets(), ";")
   end
+  assert(project.info_str[key] ~= nil, "GetSetProjectInfo_String: the stub does not model " .. key)
   if set then project.info_str[key] = value end
   return true, project.info_str[key]
 end
@@ -192,18 +235,30 @@ function reaper.Main_OnCommand(cmd)
   assert(project.info.RENDER_ADDTOPROJ == 0, "render would add files to the project")
   local targets = render_targets()
   local out = targets[1]
+  if reaper.file_exists(out) then   -- REAPER asks before overwriting; nothing is rendered here
+    print("RENDER_REFUSED\t" .. out)
+    return
+  end
+  local fmt = string.format("rate %d channels %d", project.info.RENDER_SRATE,
+                            project.info.RENDER_CHANNELS)
   if project.info.RENDER_SETTINGS == 32 then
     assert(project.info.RENDER_BOUNDSFLAG == 4)
     local n = 0
     for _, it in ipairs(scene.items) do
-      if it.selected then n = n + 1; sh("cp " .. q(it.source) .. " " .. q(out)) end
+      if it.selected then
+        n = n + 1
+        local offs, len = it.take.startoffs, it.length
+        sh(string.format("sox %s %s trim %s %s pad 0 %s trim 0 %s %s", q(it.source), q(out),
+                         num(offs), num(len), num(len), num(len), fmt))
+      end
     end
     assert(n == 1, "render of selected items expects one selected item, got " .. n)
   else
     assert(project.info.RENDER_SETTINGS == 0 and project.info.RENDER_BOUNDSFLAG == 0)
     local a, b = project.info.RENDER_STARTPOS, project.info.RENDER_ENDPOS
-    sh(string.format("sox %s %s trim %.6f =%.6f", q(scene.mix), q(out), a, b))
+    sh(string.format("sox %s %s trim %s =%s %s", q(scene.mix), q(out), num(a), num(b), fmt))
   end
+  print(string.format("RENDERED\t%d\t%d", project.info.RENDER_SRATE, project.info.RENDER_CHANNELS))
   if project.info.RENDER_NORMALIZE ~= 0 then   -- post-processing: normalise (and so on)
     sh(string.format("sox %s %s.norm.wav norm -0.1 && mv %s.norm.wav %s", q(out), q(out), q(out),
                      q(out)))
@@ -227,9 +282,10 @@ end
 function reaper.SelectAllMediaItems(_, sel)
   for _, it in ipairs(scene.items) do it.selected = sel end
 end
-function reaper.SetMediaItemSelected(item, sel) item.selected = sel end
-function reaper.GetActiveTake(item) return item.take end
-function reaper.GetMediaItem_Track(item) return item.track end
+function reaper.SetMediaItemSelected(item, sel) alive(item).selected = sel end
+function reaper.GetActiveTake(item) return alive(item).take end
+function reaper.TakeIsMIDI(take) return take.midi == true end
+function reaper.GetMediaItem_Track(item) return alive(item).track end
 function reaper.GetTrackName(track) return true, track end
 function reaper.GetTakeName(take) return take.name end
 function reaper.GetMediaItemInfo_Value(item, key)
@@ -315,7 +371,7 @@ end
 local function esc(s) return (tostring(s):gsub("\\", "\\\\"):gsub("\n", "\\n"):gsub("\t", "\\t")) end
 for _, it in ipairs(scene.items or {}) do
   print(string.format("ITEM\t%s\t%s\t%s", it.name, tostring(it.selected), esc(it.notes)))
-  for _, m in ipairs(it.take.markers) do
+  for _, m in ipairs(it.take and it.take.markers or {}) do
     print(string.format("TAKEMARKER\t%s\t%.3f\t%s", it.name, m.pos, esc(m.name)))
   end
 end

@@ -10,6 +10,7 @@ not installed (``apt-get install ardour``; ``scripts/setup.sh --dev`` installs i
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -60,9 +61,26 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.mark.skipif(ARDOUR_LUA is None, reason="headless Ardour (ardour7-lua) not installed")
-def test_ardour_session_comes_back_annotated(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+def _has_locale(name: str) -> bool:
+    proc = subprocess.run(["locale", "-a"], capture_output=True, text=True)
+    norm = name.lower().replace("utf-8", "utf8")
+    return norm in {x.lower() for x in proc.stdout.split()}
+
+
+needs_ardour = pytest.mark.skipif(
+    ARDOUR_LUA is None, reason="headless Ardour (ardour7-lua) not installed"
+)
+
+
+def run_session(tmp_path: Path, *, locale: str = "C.UTF-8", broken: str = "") -> list[str]:
+    """Build the session, run both scripts on it; the driver's output lines."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "TMPDIR": str(tmp_path / "tmp"),
+    }
+    (tmp_path / "tmp").mkdir()
     scripts_dir = tmp_path / "config" / "ardour7" / "scripts"
     scripts_dir.mkdir(parents=True)
     tracks = [("Keys", "C", "major", 0.0), ("Pad", "F#", "major", 10.0)]
@@ -104,11 +122,13 @@ def test_ardour_session_comes_back_annotated(tmp_path: Path) -> None:
         env |= {
             "SV_SESSION": str(tmp_path / "session"),
             "SV_TRACKS": ";".join(f"{t[0]}@{t[3]}" for t in tracks),
-            "SV_RANGES": "Verse@0-8;Chorus@10-18",
+            "SV_RANGES": "Verse@0.5-7.75;Chorus@10.25-18",  # fractions: a locale writes 0,5
+            "SV_BREAK": broken,
             "SV_SCRIPTS": ";".join(
                 str(ARDOUR_DIR / f"sonicverse_annotate_{k}.lua") for k in ("regions", "ranges")
             ),
             "SONICVERSE_ARDOUR_LIB": str(ARDOUR_DIR / "sonicverse_lib.lua"),
+            "LC_ALL": locale,
         }
         proc = subprocess.run(
             [ARDOUR_LUA, str(DRIVER)], env=env, capture_output=True, text=True, timeout=300
@@ -116,8 +136,19 @@ def test_ardour_session_comes_back_annotated(tmp_path: Path) -> None:
     finally:
         engine.terminate()
         engine.wait(timeout=30)
-    out = proc.stdout.splitlines()
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    left = list((tmp_path / "tmp").glob("sonicverse_*"))
+    assert not left, f"request or reply files left behind: {left}"
+    return proc.stdout.splitlines()
+
+
+@needs_ardour
+@pytest.mark.parametrize("locale", ["C.UTF-8", "de_DE.UTF-8"])
+def test_ardour_session_comes_back_annotated(tmp_path: Path, locale: str) -> None:
+    if not _has_locale(locale):
+        pytest.skip(f"locale {locale} is not generated here (locale-gen {locale})")
+    out = run_session(tmp_path, locale=locale)
+    assert f"LOCALE\t{'0,5' if locale.startswith('de') else '0.5'}" in out, out[:3]
     regions = sorted(x.split("\t")[1] for x in out if x.startswith("REGION"))
     assert len(regions) == 2, out
     assert regions[0].startswith("Keys") and "[SV C major" in regions[0], out
@@ -125,6 +156,64 @@ def test_ardour_session_comes_back_annotated(tmp_path: Path) -> None:
     ranges = [x.split("\t")[1:] for x in out if x.startswith("RANGE")]
     named = {r[1].split(" [SV ")[0]: r[1] for r in ranges if not r[1].startswith("SV:")}
     assert "[SV C major" in named["Verse"] and "[SV F# major" in named["Chorus"], out
-    ours = sorted((r[0], r[1]) for r in ranges if r[1].startswith("SV:"))
-    assert [r[0] for r in ours] == ["0.000", "10.000"], out
-    assert ours[0][1].startswith("SV: C major") and ours[1][1].startswith("SV: F# major"), out
+    ours = sorted((int(r[0]), r[1]) for r in ranges if r[1].startswith("SV:"))
+    assert [r[0] for r in ours] == [0, 500, 10000, 10250], out
+    keys = [r[1].split(" · ")[0] for r in ours]
+    assert keys == ["SV: C major", "SV: C major", "SV: F# major", "SV: F# major"], out
+    # each rename is one step in the session's undo history, with the names before and after
+    history = (tmp_path / "session" / "sv.history").read_text(encoding="utf-8")
+    steps = re.findall(r'<UndoTransaction[^>]*name="SonicVerse: name region"', history)
+    assert len(steps) == 2, history[:2000]
+    assert "[SV C major" in history and "[SV F# major" in history
+
+
+@needs_ardour
+def test_a_failing_region_is_reported_and_the_others_still_annotated(tmp_path: Path) -> None:
+    out = run_session(tmp_path, broken="Keys")
+    regions = sorted(x.split("\t")[1] for x in out if x.startswith("REGION"))
+    assert "[SV" not in regions[0] and "[SV F# major" in regions[1], out
+    ranges = {x.split("\t")[2].split(" [SV ")[0]: x for x in out if x.startswith("RANGE")}
+    assert "[SV" not in ranges["Verse"] and "[SV F# major" in ranges["Chorus"], out
+    report = [x for x in out if "SonicVerse: annotate ranges:" in x]
+    assert report and "Verse: audio_error" in "\n".join(out), out
+
+
+def test_no_blocking_or_shell_call_remains() -> None:
+    for path in ARDOUR_DIR.glob("*.lua"):
+        code = "\n".join(
+            line.split("--", 1)[0] for line in path.read_text(encoding="utf-8").splitlines()
+        )
+        for call in ("io.popen", "os.execute", "os.tmpname"):
+            assert call not in code, f"{path.name} calls {call}"
+
+
+WINDOWS_PROBE = r"""
+package.config = "\\\n;\n?\n!\n-\n"   -- what Lua reports on Windows
+local env = { TEMP = [[{tmp}\]], PATH = [[C:\nowhere;{bin}]] }
+os.getenv = function(k) return env[k] end
+local sv = dofile([[{lib}]])
+print(sv.temp_dir())
+print(sv.command())
+"""
+
+
+@pytest.mark.skipif(shutil.which("lua5.4") is None, reason="lua5.4 not installed")
+def test_on_windows_temp_files_go_to_temp_and_the_command_is_found_on_path(
+    tmp_path: Path,
+) -> None:
+    # the Windows PATH separator is ";" and pip installs sonicverse.exe; this machine's "\"
+    # is a plain character in a file name, which is enough to see the joined path
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (tmp_path / ("bin\\sonicverse.exe")).write_text("", encoding="utf-8")
+    probe = (
+        WINDOWS_PROBE.replace("{tmp}", str(tmp_path))
+        .replace("{bin}", str(bin_dir))
+        .replace("{lib}", str(ARDOUR_DIR / "sonicverse_lib.lua"))
+    )
+    proc = subprocess.run(
+        [shutil.which("lua5.4"), "-"], input=probe, capture_output=True, text=True, check=True
+    )
+    temp, command = proc.stdout.splitlines()
+    assert temp == str(tmp_path)
+    assert command == f"{bin_dir}\\sonicverse.exe"

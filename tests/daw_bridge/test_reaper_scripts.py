@@ -98,10 +98,15 @@ def run_scene(
     times: int = 1,
     command: str = SONICVERSE,
     messages: bool = False,
+    renders: bool = False,
+    app_version: str = "",
 ) -> list[str]:
-    """Run the scripts in the stub; the project's state one fact a line (EXEC lines left out)."""
+    """Run the scripts in the stub; the project's state one fact a line (EXEC lines left out,
+    and RENDERED lines unless ``renders``). Afterwards the scripts' temp folder must be empty."""
     scene_file = tmp_path / "scene.lua"
     ext = f'ext = {{ command = {_lua_str(command)}, port = "{port}", host = "127.0.0.1" }},'
+    if app_version:
+        ext += f" app_version = '{app_version}',"
     scene_file.write_text(f"return {{ {ext} {scene} }}\n", encoding="utf-8")
     paths = [str(REAPER_DIR / s) for s in scripts] * times
     # `sonicverse` is the venv's entry point: make it import this checkout's daw_bridge
@@ -115,7 +120,11 @@ def run_scene(
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    lines = [x for x in proc.stdout.splitlines() if not x.startswith("EXEC")]
+    skip = ("EXEC",) if renders else ("EXEC", "RENDERED")
+    lines = [x for x in proc.stdout.splitlines() if not x.startswith(skip)]
+    temp = tmp_path / "sonicverse"
+    left = sorted(p.name for p in temp.iterdir()) if temp.exists() else []
+    assert not left, f"left in the temp folder: {left}"
     if not messages:
         assert not [x for x in lines if x.startswith("MSG")], lines
     return lines
@@ -257,3 +266,91 @@ def test_reapack_index_offers_exactly_the_scripts_at_their_version() -> None:
     conf = (root / ".reapack-index.conf").read_text(encoding="utf-8")
     for folder in ("engine", "tests", "scripts", "daw_bridge/ableton", "daw_bridge/ardour"):
         assert f"--ignore {folder}\n" in conf
+
+
+def _item(path: Path, name: str, **extra: str) -> str:
+    more = "".join(f", {k} = {v}" for k, v in extra.items())
+    return f"{{ source = {_lua_str(str(path))}, length = 1.0, track = 'T', name = '{name}'{more} }}"
+
+
+@needs_lua
+def test_renders_at_48k_stereo_and_restores_the_users_rate_and_channels(
+    engine, tmp_path: Path
+) -> None:
+    a = _tones(tmp_path / "a.wav", [220.0])
+    scene = (
+        f"items = {{ {_item(a, 'x')} }}, render = {{ RENDER_SRATE = 8000, RENDER_CHANNELS = 1 }},"
+    )
+    lines = run_scene(tmp_path, engine.address[1], scene, MAIN.name, renders=True)
+    assert [x for x in lines if x.startswith("RENDERED")] == ["RENDERED\t48000\t2"], lines
+    info = dict(x.split("\t")[1:] for x in lines if x.startswith("INFO"))
+    assert (info["RENDER_SRATE"], info["RENDER_CHANNELS"]) == ("8000", "1")
+
+
+@needs_lua
+def test_midi_items_and_items_without_a_take_are_skipped_and_stay_selected(
+    engine, tmp_path: Path
+) -> None:
+    a = _tones(tmp_path / "a.wav", [220.0])
+    items = [_item(a, "audio"), _item(a, "midi", midi="true"), _item(a, "empty", notake="true")]
+    scene = f"items = {{ {', '.join(items)} }},"
+    lines = run_scene(tmp_path, engine.address[1], scene, MAIN.name, messages=True)
+    markers = [x.split("\t")[1] for x in lines if x.startswith("TAKEMARKER")]
+    assert markers == ["audio"], lines
+    msgs = [x for x in lines if x.startswith("MSG")]
+    assert len(msgs) == 1 and "midi: a MIDI item" in msgs[0] and "no active take" in msgs[0]
+    items_state = [x.split("\t")[1:3] for x in lines if x.startswith("ITEM")]
+    assert items_state == [["audio", "true"], ["midi", "true"], ["empty", "true"]]
+
+
+@needs_lua
+def test_a_selection_made_during_the_run_is_kept_and_deleted_items_are_passed_over(
+    engine, tmp_path: Path
+) -> None:
+    a = _tones(tmp_path / "a.wav", [220.0, 330.0])
+    items = [_item(a, n) for n in ("one", "two", "three")]
+    scene = (
+        f"items = {{ {', '.join(items)} }},"
+        "select_at_tick = { tick = 2, names = { 'three' } },"
+        "delete_at_tick = { tick = 2, name = 'two' },"
+    )
+    lines = run_scene(tmp_path, engine.address[1], scene, MAIN.name, messages=True)
+    state = {x.split("\t")[1]: x.split("\t")[2] for x in lines if x.startswith("ITEM")}
+    assert state == {"one": "false", "two": "false", "three": "true"}, lines
+    markers = [x.split("\t")[1] for x in lines if x.startswith("TAKEMARKER")]
+    assert markers == ["one", "three"], lines
+    assert any("two: deleted during the run" in x for x in lines if x.startswith("MSG")), lines
+
+
+@needs_lua
+def test_a_missing_program_is_reported_at_once(engine, tmp_path: Path) -> None:
+    a = _tones(tmp_path / "a.wav", [220.0])
+    scene = f"items = {{ {_item(a, 'x')} }},"
+    lines = run_scene(
+        tmp_path, engine.address[1], scene, MAIN.name, command="no-such-sonicverse", messages=True
+    )
+    assert any("could not run" in x for x in lines if x.startswith("MSG")), lines
+
+
+@needs_lua
+def test_reaper_6_is_told_the_minimum_version(engine, tmp_path: Path) -> None:
+    a = _tones(tmp_path / "a.wav", [220.0])
+    scene = f"items = {{ {_item(a, 'x')} }},"
+    lines = run_scene(
+        tmp_path, engine.address[1], scene, MAIN.name, app_version="6.83/x64", messages=True
+    )
+    assert any("needs REAPER 7.0 or later" in x for x in lines if x.startswith("MSG")), lines
+    assert not [x for x in lines if x.startswith("TAKEMARKER")]
+
+
+@needs_lua
+def test_numbers_reach_the_engine_intact_in_a_decimal_comma_locale(engine, tmp_path: Path) -> None:
+    mix = _tones(tmp_path / "mix.wav", [196.0, 247.0, 294.0])
+    scene = (
+        f"mix = {_lua_str(str(mix))}, length = 3.0,"
+        "regions = { { pos = 0.5, rgnend = 2.25, name = 'Verse' } },"
+        "locale = 'de_DE.UTF-8',"
+    )
+    lines = run_scene(tmp_path, engine.address[1], scene, "sonicverse_annotate_regions.lua")
+    region = next(x for x in lines if x.startswith("REGION"))
+    assert "Verse [SV " in region, lines
