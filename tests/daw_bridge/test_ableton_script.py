@@ -218,13 +218,30 @@ def test_selecting_a_clip_names_and_colours_it_once(
         c.song().view.select(clip)
         _tick_until(surface, lambda b=before: len(c.messages) >= b + 2 and not surface._pending)
     assert re.fullmatch(
-        r"Verse vox \[SV [A-G][#b]? (major|minor) · no vocals\]", clip.name
-    ) or re.fullmatch(r"Verse vox \[SV [A-G][#b]? (major|minor)\]", clip.name), clip.name
+        r"Verse vox \[SV [A-G][#b]? (major|minor)( · no vocals)?( · \d+ BPM)?\]", clip.name
+    ), clip.name
     assert "error" not in " ".join(c.messages)
     stored = engine.annotator.store.annotations_for(clip.file_path)
     assert [(a.start_s, a.end_s, a.name) for a in stored] == [(0.5, 3.5, "Verse vox")]
     surface.disconnect()
     assert not c.song().view.listeners
+
+
+def test_a_drum_loop_clip_is_named_with_its_tempo(
+    live_script: Any, engine: Any, tmp_path: Path
+) -> None:
+    from tests.synth import drum_loop
+
+    path = tmp_path / "loop.wav"
+    sf.write(path, drum_loop(120.0, 8.0, sr=22050), 22050)
+    c = CInstance()
+    surface = live_script.sonicverse.SonicVerse(c, settings={"port": engine.address[1]})
+    clip = Clip(str(path), name="Beat", start=0.0, end=8.0)
+    c.song().view.detail_clip = clip
+    surface.annotate_selected_clip()
+    _tick_until(surface, lambda: not surface._pending)
+    assert re.fullmatch(r"Beat \[SV .*\b(11[89]|12[01]) BPM\]", clip.name), clip.name
+    surface.disconnect()
 
 
 def test_warped_clip_markers_are_converted_to_seconds(live_script: Any) -> None:
@@ -289,6 +306,9 @@ def test_tag_name_and_summary(live_script: Any) -> None:
     assert sv.tag_name("Verse [SV C major]", None) == "Verse"
     ann = {"silent": False, "key": {"key": "F# minor"}, "vocals": {"label": "female"}}
     assert sv.summary(ann) == "F# minor · female vocals"
+    # the tempo, as the REAPER and Ardour labels carry it
+    assert sv.summary({**ann, "tempo_bpm": 123.6}) == "F# minor · female vocals · 124 BPM"
+    assert sv.summary({**ann, "tempo_bpm": None}) == "F# minor · female vocals"
     assert sv.summary({"silent": True}) == "silence"
 
 

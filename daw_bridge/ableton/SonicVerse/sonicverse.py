@@ -55,7 +55,7 @@ def tag_name(name, text):
 
 
 def summary(annotation):
-    """``"A minor · female vocals"`` from a RegionAnnotation dict."""
+    """``"A minor · female vocals · 124 BPM"`` from a RegionAnnotation dict."""
     if annotation.get("silent"):
         return "silence"
     bits = []
@@ -66,6 +66,9 @@ def summary(annotation):
     if vocals:
         label = vocals["label"]
         bits.append("no vocals" if label == "none" else label + " vocals")
+    tempo = annotation.get("tempo_bpm")
+    if isinstance(tempo, (int, float)):
+        bits.append(f"{tempo:.0f} BPM")
     return " · ".join(bits)
 
 
