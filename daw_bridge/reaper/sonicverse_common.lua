@@ -504,19 +504,37 @@ function M.clear_take_markers(take)
   end
 end
 
--- Rename project marker/region `number` (markers and regions are numbered separately).
--- SetProjectMarker3 ignores an empty name; SetProjectMarker4's flags&1 clears it.
-function M.rename_marker(number, isrgn, pos, rgnend, name, color)
-  return reaper.SetProjectMarker4(0, number, isrgn, pos, rgnend, name, color,
-                                  name == "" and 1 or 0)
+-- Project markers and regions are addressed by their index in EnumProjectMarkers3's order:
+-- their displayed numbers need not be unique (markers and regions are numbered separately,
+-- and REAPER lets two regions share a number), so the *ByNumber calls may hit the wrong one.
+
+-- The current index of the marker/region `m` ({ isrgn, pos, rgnend, number, name } as it was
+-- enumerated), or nil when it was deleted or changed meanwhile.
+function M.find_marker(m)
+  local _, num_markers, num_regions = reaper.CountProjectMarkers(0)
+  for idx = 0, num_markers + num_regions - 1 do
+    local _, isrgn, pos, rgnend, name, number = reaper.EnumProjectMarkers3(0, idx)
+    if isrgn == m.isrgn and number == m.number and name == m.name
+       and math.abs(pos - m.pos) < 1e-9 and (not isrgn or math.abs(rgnend - m.rgnend) < 1e-9) then
+      return idx
+    end
+  end
+  return nil
+end
+
+-- Rename the marker/region at index `idx`. SetProjectMarkerByIndex2's flags&1 clears the
+-- name (an empty name is otherwise ignored).
+function M.rename_marker(idx, isrgn, pos, rgnend, number, name, color)
+  return reaper.SetProjectMarkerByIndex2(0, idx, isrgn, pos, rgnend, number, name, color,
+                                         name == "" and 1 or 0)
 end
 
 function M.clear_project_markers()
   local _, num_markers, num_regions = reaper.CountProjectMarkers(0)
   for idx = num_markers + num_regions - 1, 0, -1 do
-    local _, isrgn, _, _, name, number = reaper.EnumProjectMarkers(idx)
+    local _, isrgn, _, _, name = reaper.EnumProjectMarkers3(0, idx)
     if not isrgn and name and name:sub(1, #M.TAG) == M.TAG then
-      reaper.DeleteProjectMarker(0, number, false)
+      reaper.DeleteProjectMarkerByIndex(0, idx)
     end
   end
 end

@@ -48,8 +48,10 @@ local function add_marker(isrgn, pos, rgnend, name, wantidx)
                                             name = name or "", number = number, color = 0 }
   return number
 end
-for _, r in ipairs(scene.regions or {}) do add_marker(true, r.pos, r.rgnend, r.name) end
-for _, m in ipairs(scene.markers or {}) do add_marker(false, m.pos, 0, m.name) end
+-- a scene may give `number`: REAPER does not keep the displayed numbers unique (renumbering,
+-- imported or pasted markers, a wantidx already taken)
+for _, r in ipairs(scene.regions or {}) do add_marker(true, r.pos, r.rgnend, r.name, r.number) end
+for _, m in ipairs(scene.markers or {}) do add_marker(false, m.pos, 0, m.name, m.number) end
 -- tempo/time signature markers, kept in time order as REAPER does (indices shift on insert)
 project.tempo = {}
 local function sort_tempo()
@@ -366,6 +368,22 @@ function reaper.SetProjectMarker4(_, number, isrgn, pos, rgnend, name, color, fl
     end
   end
   return false
+end
+-- By enumeration index (as EnumProjectMarkers3 counts): the one way to reach a marker whose
+-- number another shares. flags&1 clears the name, as in SetProjectMarker4.
+function reaper.SetProjectMarkerByIndex2(_, idx, isrgn, pos, rgnend, number, name, color, flags)
+  local mk = by_position()[idx + 1]
+  if not mk or mk.isrgn ~= isrgn then return false end
+  mk.pos, mk.rgnend, mk.number, mk.color = pos, rgnend, number, color
+  if name ~= "" then mk.name = name elseif flags & 1 == 1 then mk.name = "" end
+  return true
+end
+function reaper.DeleteProjectMarkerByIndex(_, idx)
+  local mk = by_position()[idx + 1]
+  if not mk then return false end
+  for i, m in ipairs(project.markers) do
+    if m == mk then table.remove(project.markers, i) return true end
+  end
 end
 function reaper.SetProjectMarker3(proj, number, isrgn, pos, rgnend, name, color)
   return reaper.SetProjectMarker4(proj, number, isrgn, pos, rgnend, name, color, 0)

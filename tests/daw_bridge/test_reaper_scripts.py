@@ -233,8 +233,8 @@ def test_rename_marker_can_clear_a_region_name(tmp_path: Path) -> None:
     script = tmp_path / "rename.lua"
     script.write_text(
         f"local sv = dofile({_lua_str(str(REAPER_DIR / 'sonicverse_common.lua'))})\n"
-        "sv.rename_marker(1, true, 1.0, 3.0, '', 0)\n"
-        "sv.rename_marker(1, false, 2.0, 0, 'kept', 0)\n",
+        "sv.rename_marker(0, true, 1.0, 3.0, 1, '', 0)\n"
+        "sv.rename_marker(1, false, 2.0, 0, 1, 'kept', 0)\n",
         encoding="utf-8",
     )
     scene = (
@@ -474,3 +474,23 @@ def test_set_project_tempo_from_a_real_analysis(engine, tmp_path: Path) -> None:
     assert len(tempo) == 1, lines
     time_s, bpm, sig = tempo[0]
     assert abs(bpm - 120.0) < 2.0 and sig == "4/4" and time_s < 2.5, tempo
+
+
+@needs_lua
+def test_regions_and_markers_sharing_a_number_are_each_written(engine, tmp_path: Path) -> None:
+    # REAPER does not keep region/marker numbers unique: address them by index, not number
+    mix = _tones(tmp_path / "mix.wav", [196.0, 247.0, 294.0, 392.0, 330.0, 262.0])
+    scene = (
+        f"mix = {_lua_str(str(mix))}, length = 6.0,"
+        "regions = { { pos = 1.0, rgnend = 3.0, name = 'Verse', number = 1 },"
+        "            { pos = 3.0, rgnend = 5.5, name = 'Chorus', number = 1 } },"
+        "markers = { { pos = 0.5, name = 'SV: old', number = 2 },"
+        "            { pos = 4.0, name = 'cue', number = 2 } },"
+    )
+    scripts = ("sonicverse_annotate_regions.lua", "sonicverse_narrate_project.lua")
+    lines = run_scene(tmp_path, engine.address[1], scene, *scripts)
+    regions = [x.split("\t")[3] for x in lines if x.startswith("REGION")]
+    assert [r.split(" [SV ")[0] for r in regions] == ["Verse", "Chorus"], lines
+    assert all(r.count("[SV ") == 1 for r in regions), lines
+    markers = [x.split("\t")[3] for x in lines if x.startswith("MARKER")]
+    assert "cue" in markers and "SV: old" not in markers, lines
