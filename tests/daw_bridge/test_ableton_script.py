@@ -91,6 +91,15 @@ def test_codec_rejects_garbage_with_its_own_error_only(data: bytes) -> None:
 class Track:
     def __init__(self, name: str) -> None:
         self.name = name
+        self.mixer_device = object()  # what a Track has and a ClipSlot or TakeLane lacks
+
+
+class TakeLane:
+    """Live 12: an arrangement clip on a take lane has the lane as its canonical_parent."""
+
+    def __init__(self, name: str, track: Track) -> None:
+        self.name = name
+        self.canonical_parent = track
 
 
 class ClipSlot:
@@ -121,6 +130,9 @@ class Clip:
         self.sample_rate = sr
         self.color_index = 0
         self.sample_length = sample_length
+        self.looping = False
+        self.loop_start = start
+        self.loop_end = end
         # Live: an arrangement clip's canonical_parent is its Track; a session clip's is its
         # ClipSlot (decompiled Live 11 scripts; AbletonOSC's clip handlers)
         self.is_arrangement_clip = arrangement
@@ -256,6 +268,24 @@ def test_arrangement_and_session_clips_name_their_track(live_script: Any) -> Non
     for arrangement in (False, True):
         clip = Clip("/x.wav", name="", start=0, end=1, arrangement=arrangement)
         assert live_script.sonicverse.track_name(clip) == "Vocals"
+
+
+def test_a_looped_clip_is_analysed_over_what_it_plays(live_script: Any) -> None:
+    # Live plays a looped clip from its start marker into the loop, then loop_start..loop_end
+    clip = Clip("/x.wav", name="", start=1.0, end=8.0)
+    clip.looping, clip.loop_start, clip.loop_end = True, 0.5, 3.0
+    assert live_script.sonicverse.clip_span_s(clip) == (0.5, 3.0)
+    clip.loop_start = 1.5  # the start marker before the loop: from the start marker
+    assert live_script.sonicverse.clip_span_s(clip) == (1.0, 3.0)
+    warped = Clip("/x.wav", name="", start=2.0, end=16.0, warping=True, bpm=120.0)
+    warped.looping, warped.loop_start, warped.loop_end = True, 4.0, 8.0  # beats
+    assert live_script.sonicverse.clip_span_s(warped) == (1.0, 4.0)
+
+
+def test_a_take_lane_clip_names_its_track_not_the_lane(live_script: Any) -> None:
+    clip = Clip("/x.wav", name="", start=0, end=1, arrangement=True)
+    clip.canonical_parent = TakeLane("Take 3", Track("Lead Vox"))
+    assert live_script.sonicverse.track_name(clip) == "Lead Vox"
 
 
 def test_clip_end_is_clamped_to_the_file(live_script: Any) -> None:
