@@ -11,7 +11,9 @@
 local M = {}
 
 M.TAG = "SV:"                       -- prefix of the range markers we own
+M.TEMPO_TAG = "SV: tempo"           -- the range marker over the bar the tempo starts
 M.ANNOTATE = "/sonicverse/region/annotate"
+M.NARRATE = "/sonicverse/track/narrate"
 
 local json_null = setmetatable({}, { __tostring = function() return "null" end })
 M.null = json_null
@@ -379,7 +381,8 @@ function M.mark(from_s, to_s, text)
   local doomed = {}
   for l in Session:locations():list():iter() do
     local at = l:start():samples() / rate
-    if M.ours(l) and at >= from_s - 1e-3 and at < math.max(to_s, from_s + 1e-3) then
+    if M.ours(l) and l:name():sub(1, #M.TEMPO_TAG) ~= M.TEMPO_TAG
+       and at >= from_s - 1e-3 and at < math.max(to_s, from_s + 1e-3) then
       doomed[#doomed + 1] = l
     end
   end
@@ -387,6 +390,63 @@ function M.mark(from_s, to_s, text)
   local loc = Session:locations():add_range(Temporal.timepos_t(math.floor(from_s * rate + 0.5)),
                                             Temporal.timepos_t(math.floor(to_s * rate + 0.5)))
   loc:set_name(M.TAG .. " " .. text)
+end
+
+-- The first downbeat of a narrate result's grid inside [from_s, to_s) of the file, the tempo
+-- there and the meter: at_s, bpm, meter; or nil when the grid has none there.
+function M.first_downbeat(result, from_s, to_s)
+  if type(result.tempo_bpm) ~= "number" or not M.has(result.meter) then return nil end
+  for _, b in ipairs(type(result.beats) == "table" and result.beats or {}) do
+    if b.position == 1 and b.time_s >= from_s - 1e-6 and b.time_s < to_s then
+      local bpm = result.tempo_bpm
+      for _, span in ipairs(type(result.tempi) == "table" and result.tempi or {}) do
+        if span.start_s <= b.time_s + 1e-6 and b.time_s < span.end_s then bpm = span.bpm end
+      end
+      return b.time_s, bpm, result.meter
+    end
+  end
+  return nil
+end
+
+-- Set the session's tempo map so that bar 1 of `meter` ("4/4", "3/4", "2/4", "6/8") at `bpm`
+-- beats a minute starts at `at_s` (session seconds). Ardour puts tempo changes on beats and
+-- meters on bars, so the time before `at_s` becomes a lead-in of whole beats (the tempo at 0
+-- set so that they end exactly at `at_s`; a short first bar holds the beats left over). Tempo
+-- is in quarter notes (a 6/8 beat is a dotted quarter). `old_s`: where an earlier run put its
+-- tempo; Ardour 7's Lua cannot remove a tempo, so that one is given the tempo around it.
+-- Returns the lead-in tempo (quarters a minute).
+function M.set_tempo_map(at_s, bpm, meter, old_s)
+  local rate = Session:nominal_sample_rate()
+  local num, den = meter:match("^(%d+)/(%d+)$")
+  num, den = tonumber(num), tonumber(den)
+  local quarters = bpm * (den == 8 and 1.5 or 1)        -- quarter notes a minute
+  local per_bar = num * 4 / den                          -- quarter notes a bar
+  local lead = math.floor(at_s * quarters / 60 + 0.5)    -- whole quarters before the bar
+  local function pos(s) return Temporal.timepos_t(math.floor(s * rate + 0.5)) end
+  local tm = Temporal.TempoMap.write_copy()
+  local lead_in = lead > 0 and lead * 60 / at_s or quarters
+  tm:set_tempo(Temporal.Tempo(lead_in, lead_in, 4), pos(0))
+  local pickup = lead % per_bar
+  if pickup > 0 then                                     -- a short first bar
+    tm:set_meter(Temporal.Meter(math.floor(pickup * den / 4), den), pos(0))
+    if lead > pickup then
+      tm:set_meter(Temporal.Meter(num, den), pos(pickup * 60 / lead_in))
+    end
+  else
+    tm:set_meter(Temporal.Meter(num, den), pos(0))
+  end
+  if old_s and math.abs(old_s - at_s) > 1e-3 then
+    local around = old_s < at_s and lead_in or quarters
+    tm:set_tempo(Temporal.Tempo(around, around, 4), pos(old_s))
+  end
+  if lead > 0 then
+    tm:set_tempo(Temporal.Tempo(quarters, quarters, 4), pos(at_s))
+    tm:set_meter(Temporal.Meter(num, den), pos(at_s))
+  end
+  Session:begin_reversible_command("SonicVerse: set tempo")
+  Temporal.TempoMap.update(tm)
+  if not Session:abort_empty_reversible_command() then Session:commit_reversible_command(nil) end
+  return lead_in
 end
 
 -- The audio regions of the session: { region, track_name } for each, by track then position.

@@ -17,8 +17,8 @@ local function project_regions()
   for idx = 0, num_markers + num_regions - 1 do
     local _, isrgn, pos, rgnend, name, number, color = reaper.EnumProjectMarkers3(0, idx)
     if isrgn and rgnend > pos and (not has_selection or (pos < sel_end and rgnend > sel_start)) then
-      regions[#regions + 1] = { pos = pos, rgnend = rgnend, name = name, number = number,
-                                color = color }
+      regions[#regions + 1] = { isrgn = true, pos = pos, rgnend = rgnend, name = name,
+                                number = number, color = color }
     end
   end
   return regions
@@ -44,8 +44,10 @@ local function main()
                               track = "Master", name = base }
       end,
       apply = function(ann)
+        local idx = sv.find_marker(r)
+        if not idx then return end   -- deleted or edited during the run: left as it is
         reaper.Undo_BeginBlock()
-        sv.rename_marker(r.number, true, r.pos, r.rgnend, sv.tag_name(base, sv.summary(ann)),
+        sv.rename_marker(idx, true, r.pos, r.rgnend, r.number, sv.tag_name(base, sv.summary(ann)),
                          r.color)
         reaper.UpdateTimeline()
         reaper.Undo_EndBlock("SonicVerse: annotate region", -1)

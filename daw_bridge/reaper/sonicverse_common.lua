@@ -504,21 +504,110 @@ function M.clear_take_markers(take)
   end
 end
 
--- Rename project marker/region `number` (markers and regions are numbered separately).
--- SetProjectMarker3 ignores an empty name; SetProjectMarker4's flags&1 clears it.
-function M.rename_marker(number, isrgn, pos, rgnend, name, color)
-  return reaper.SetProjectMarker4(0, number, isrgn, pos, rgnend, name, color,
-                                  name == "" and 1 or 0)
+-- Project markers and regions are addressed by their index in EnumProjectMarkers3's order:
+-- their displayed numbers need not be unique (markers and regions are numbered separately,
+-- and REAPER lets two regions share a number), so the *ByNumber calls may hit the wrong one.
+
+-- The current index of the marker/region `m` ({ isrgn, pos, rgnend, number, name } as it was
+-- enumerated), or nil when it was deleted or changed meanwhile.
+function M.find_marker(m)
+  local _, num_markers, num_regions = reaper.CountProjectMarkers(0)
+  for idx = 0, num_markers + num_regions - 1 do
+    local _, isrgn, pos, rgnend, name, number = reaper.EnumProjectMarkers3(0, idx)
+    if isrgn == m.isrgn and number == m.number and name == m.name
+       and math.abs(pos - m.pos) < 1e-9 and (not isrgn or math.abs(rgnend - m.rgnend) < 1e-9) then
+      return idx
+    end
+  end
+  return nil
+end
+
+-- Rename the marker/region at index `idx`. SetProjectMarkerByIndex2's flags&1 clears the
+-- name (an empty name is otherwise ignored).
+function M.rename_marker(idx, isrgn, pos, rgnend, number, name, color)
+  return reaper.SetProjectMarkerByIndex2(0, idx, isrgn, pos, rgnend, number, name, color,
+                                         name == "" and 1 or 0)
 end
 
 function M.clear_project_markers()
   local _, num_markers, num_regions = reaper.CountProjectMarkers(0)
   for idx = num_markers + num_regions - 1, 0, -1 do
-    local _, isrgn, _, _, name, number = reaper.EnumProjectMarkers(idx)
+    local _, isrgn, _, _, name = reaper.EnumProjectMarkers3(0, idx)
     if not isrgn and name and name:sub(1, #M.TAG) == M.TAG then
-      reaper.DeleteProjectMarker(0, number, false)
+      reaper.DeleteProjectMarkerByIndex(0, idx)
     end
   end
+end
+
+------------------------------------------------------------------------------------------
+-- The project tempo from the engine's beat grid
+------------------------------------------------------------------------------------------
+
+M.TEMPO_KEY = "tempo_markers"       -- ProjExtState: the tempo markers we wrote, "<s> <bpm>;..."
+
+-- REAPER counts tempo in quarter notes; the grid's beat in 6/8 is a dotted quarter.
+local QUARTERS_PER_BEAT = { ["6/8"] = 1.5 }
+
+-- The tempo markers a narrate result asks for: { time = s, bpm = quarter notes per minute,
+-- num, den (0, 0: keep the time signature) } at the first downbeat (with the meter), then at
+-- the start of each later tempo span. nil, a message when the grid has no downbeat.
+function M.tempo_markers(result)
+  local downbeat
+  for _, b in ipairs(type(result.beats) == "table" and result.beats or {}) do
+    if b.position == 1 then downbeat = b.time_s; break end
+  end
+  if not downbeat or type(result.tempo_bpm) ~= "number" then
+    return nil, "The engine found no beat in the project's mix: the tempo is left as it was."
+  end
+  local meter = M.has(result.meter) and result.meter or ""
+  local num, den = meter:match("^(%d+)/(%d+)$")
+  local scale = QUARTERS_PER_BEAT[meter] or 1
+  local spans = type(result.tempi) == "table" and result.tempi or {}
+  local bpm = result.tempo_bpm
+  for _, span in ipairs(spans) do
+    if span.start_s <= downbeat + 1e-6 and downbeat < span.end_s then bpm = span.bpm end
+  end
+  local out = { { time = downbeat, bpm = bpm * scale, num = tonumber(num) or 0,
+                  den = tonumber(den) or 0 } }
+  if #spans > 1 then
+    for _, span in ipairs(spans) do
+      if span.start_s > downbeat + 1e-3 then
+        out[#out + 1] = { time = span.start_s, bpm = span.bpm * scale, num = 0, den = 0 }
+      end
+    end
+  end
+  return out
+end
+
+local function recorded_tempo_markers()
+  local _, text = reaper.GetProjExtState(0, M.SECTION, M.TEMPO_KEY)
+  local out = {}
+  for t, bpm in (text or ""):gmatch("([^ ;]+) ([^ ;]+)") do
+    out[#out + 1] = { time = tonumber(t), bpm = tonumber(bpm) }
+  end
+  return out
+end
+
+-- Delete the tempo markers we wrote last time (told apart from the user's by their time and
+-- tempo, kept in the project's ExtState), write `markers` and remember them. Call it inside an
+-- undo block.
+function M.write_tempo_markers(markers)
+  local ours = recorded_tempo_markers()
+  for idx = reaper.CountTempoTimeSigMarkers(0) - 1, 0, -1 do
+    local _, time, _, _, bpm = reaper.GetTempoTimeSigMarker(0, idx)
+    for _, m in ipairs(ours) do
+      if m.time and m.bpm and math.abs(time - m.time) < 1e-3 and math.abs(bpm - m.bpm) < 1e-3 then
+        reaper.DeleteTempoTimeSigMarker(0, idx)
+        break
+      end
+    end
+  end
+  local record = {}
+  for _, m in ipairs(markers) do
+    reaper.SetTempoTimeSigMarker(0, -1, m.time, -1, -1, m.bpm, m.num, m.den, false)
+    record[#record + 1] = M.json_number(m.time) .. " " .. M.json_number(m.bpm)
+  end
+  reaper.SetProjExtState(0, M.SECTION, M.TEMPO_KEY, table.concat(record, ";"))
 end
 
 return M

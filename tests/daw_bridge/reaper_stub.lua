@@ -18,7 +18,10 @@
 -- RENDER_* keys the stub does not model are refused; ExecProcess fails (nil) for a program
 -- that does not exist; a deleted item fails ValidatePtr2 and any other use of it raises.
 -- Scene hooks: select_at_tick = { tick = n, names = {...} } (the user changes the selection
--- during the run), delete_at_tick = { tick = n, name = ... }, app_version = "6.83".
+-- during the run), delete_at_tick = { tick = n, name = ... }, app_version = "6.83",
+-- tempo_markers = { { time = s, bpm = n, num = 4, den = 4 } } (the user's), proj_ext = { key = v }
+-- (ExtState "SonicVerse" saved in the project). Tempo markers print as "TEMPO\t<s>\t<bpm>\t<n>/<d>";
+-- each outermost Undo_EndBlock as "UNDO\t<name>", an edit outside any undo block as "UNDOLESS".
 
 local scene = dofile(arg[1])
 if scene.locale then   -- REAPER runs its scripts in the user's locale
@@ -45,8 +48,22 @@ local function add_marker(isrgn, pos, rgnend, name, wantidx)
                                             name = name or "", number = number, color = 0 }
   return number
 end
-for _, r in ipairs(scene.regions or {}) do add_marker(true, r.pos, r.rgnend, r.name) end
-for _, m in ipairs(scene.markers or {}) do add_marker(false, m.pos, 0, m.name) end
+-- a scene may give `number`: REAPER does not keep the displayed numbers unique (renumbering,
+-- imported or pasted markers, a wantidx already taken)
+for _, r in ipairs(scene.regions or {}) do add_marker(true, r.pos, r.rgnend, r.name, r.number) end
+for _, m in ipairs(scene.markers or {}) do add_marker(false, m.pos, 0, m.name, m.number) end
+-- tempo/time signature markers, kept in time order as REAPER does (indices shift on insert)
+project.tempo = {}
+local function sort_tempo()
+  table.sort(project.tempo, function(a, b) return a.time < b.time end)
+end
+for _, t in ipairs(scene.tempo_markers or {}) do
+  project.tempo[#project.tempo + 1] = { time = t.time, bpm = t.bpm, num = t.num or 0,
+                                        den = t.den or 0 }
+end
+sort_tempo()
+project.extstate = {}
+for k, v in pairs(scene.proj_ext or {}) do project.extstate["SonicVerse/" .. k] = v end
 local function by_position()
   local sorted = {}
   for i, mk in ipairs(project.markers) do sorted[i] = mk end
@@ -93,8 +110,16 @@ function reaper.GetExtState(_, key) return (scene.ext or {})[key] or "" end
 function reaper.SetExtState() end
 function reaper.GetUserInputs() return false, "" end
 function reaper.ShowMessageBox(msg) print("MSG\t" .. msg:gsub("\n", " ")) return 1 end
-function reaper.Undo_BeginBlock() end
-function reaper.Undo_EndBlock() end
+local undo_depth = 0
+function reaper.Undo_BeginBlock() undo_depth = undo_depth + 1 end
+function reaper.Undo_EndBlock(name)
+  assert(undo_depth > 0, "Undo_EndBlock without Undo_BeginBlock")
+  undo_depth = undo_depth - 1
+  if undo_depth == 0 then print("UNDO\t" .. name) end
+end
+local function edited(what)   -- an edit outside an undo block is not one undo step
+  if undo_depth == 0 then print("UNDOLESS\t" .. what) end
+end
 function reaper.PreventUIRefresh() end
 function reaper.UpdateArrange() end
 function reaper.UpdateTimeline() end
@@ -344,6 +369,22 @@ function reaper.SetProjectMarker4(_, number, isrgn, pos, rgnend, name, color, fl
   end
   return false
 end
+-- By enumeration index (as EnumProjectMarkers3 counts): the one way to reach a marker whose
+-- number another shares. flags&1 clears the name, as in SetProjectMarker4.
+function reaper.SetProjectMarkerByIndex2(_, idx, isrgn, pos, rgnend, number, name, color, flags)
+  local mk = by_position()[idx + 1]
+  if not mk or mk.isrgn ~= isrgn then return false end
+  mk.pos, mk.rgnend, mk.number, mk.color = pos, rgnend, number, color
+  if name ~= "" then mk.name = name elseif flags & 1 == 1 then mk.name = "" end
+  return true
+end
+function reaper.DeleteProjectMarkerByIndex(_, idx)
+  local mk = by_position()[idx + 1]
+  if not mk then return false end
+  for i, m in ipairs(project.markers) do
+    if m == mk then table.remove(project.markers, i) return true end
+  end
+end
 function reaper.SetProjectMarker3(proj, number, isrgn, pos, rgnend, name, color)
   return reaper.SetProjectMarker4(proj, number, isrgn, pos, rgnend, name, color, 0)
 end
@@ -355,6 +396,46 @@ function reaper.DeleteProjectMarker(_, number, isrgn)
     if mk.number == number and mk.isrgn == isrgn then table.remove(project.markers, i) return true end
   end
   return false
+end
+
+function reaper.CountTempoTimeSigMarkers() return #project.tempo end
+function reaper.GetTempoTimeSigMarker(_, idx)
+  local t = project.tempo[idx + 1]
+  if not t then return false, -1, -1, -1, 0, 0, 0, false end
+  return true, t.time, 0, 0, t.bpm, t.num, t.den, false
+end
+-- ptidx -1 inserts; timepos must be given (measurepos/beatpos -1): the scripts place by time.
+-- timesig 0/0 keeps the previous time signature.
+function reaper.SetTempoTimeSigMarker(_, idx, timepos, measurepos, beatpos, bpm, num, den, linear)
+  assert(timepos >= 0 and measurepos == -1 and beatpos == -1, "place tempo markers by time")
+  assert(bpm > 0 and not linear, "bpm " .. tostring(bpm))
+  edited("tempo marker")
+  local t = { time = timepos, bpm = bpm, num = num, den = den }
+  if idx == -1 then project.tempo[#project.tempo + 1] = t
+  elseif project.tempo[idx + 1] then project.tempo[idx + 1] = t
+  else return false end
+  sort_tempo()
+  return true
+end
+function reaper.AddTempoTimeSigMarker(_, timepos, bpm, num, den, linear)
+  return reaper.SetTempoTimeSigMarker(0, -1, timepos, -1, -1, bpm, num, den, linear)
+end
+function reaper.DeleteTempoTimeSigMarker(_, idx)
+  if not project.tempo[idx + 1] then return false end
+  edited("tempo marker")
+  table.remove(project.tempo, idx + 1)
+  return true
+end
+-- Project ExtState is saved with the project: returns 1, value (0, "" when unset).
+function reaper.GetProjExtState(_, section, key)
+  local v = project.extstate[section .. "/" .. key]
+  if v == nil then return 0, "" end
+  return 1, v
+end
+function reaper.SetProjExtState(_, section, key, value)
+  edited("project extstate")
+  project.extstate[section .. "/" .. key] = value
+  return 1
 end
 
 for i = 2, #arg do
@@ -381,6 +462,9 @@ for _, mk in ipairs(by_position()) do
                       mk.rgnend, esc(mk.name)))
 end
 print("PROJNOTES\t" .. esc(project.notes))
+for _, t in ipairs(project.tempo) do
+  print(string.format("TEMPO\t%.3f\t%.2f\t%d/%d", t.time, t.bpm, t.num, t.den))
+end
 local info = {}
 for k, v in pairs(project.info) do info[#info + 1] = string.format("INFO\t%s\t%s", k, tostring(v)) end
 for k, v in pairs(project.info_str) do info[#info + 1] = string.format("INFO\t%s\t%s", k, v) end

@@ -91,6 +91,15 @@ def test_codec_rejects_garbage_with_its_own_error_only(data: bytes) -> None:
 class Track:
     def __init__(self, name: str) -> None:
         self.name = name
+        self.mixer_device = object()  # what a Track has and a ClipSlot or TakeLane lacks
+
+
+class TakeLane:
+    """Live 12: an arrangement clip on a take lane has the lane as its canonical_parent."""
+
+    def __init__(self, name: str, track: Track) -> None:
+        self.name = name
+        self.canonical_parent = track
 
 
 class ClipSlot:
@@ -121,6 +130,9 @@ class Clip:
         self.sample_rate = sr
         self.color_index = 0
         self.sample_length = sample_length
+        self.looping = False
+        self.loop_start = start
+        self.loop_end = end
         # Live: an arrangement clip's canonical_parent is its Track; a session clip's is its
         # ClipSlot (decompiled Live 11 scripts; AbletonOSC's clip handlers)
         self.is_arrangement_clip = arrangement
@@ -218,13 +230,30 @@ def test_selecting_a_clip_names_and_colours_it_once(
         c.song().view.select(clip)
         _tick_until(surface, lambda b=before: len(c.messages) >= b + 2 and not surface._pending)
     assert re.fullmatch(
-        r"Verse vox \[SV [A-G][#b]? (major|minor) · no vocals\]", clip.name
-    ) or re.fullmatch(r"Verse vox \[SV [A-G][#b]? (major|minor)\]", clip.name), clip.name
+        r"Verse vox \[SV [A-G][#b]? (major|minor)( · no vocals)?( · \d+ BPM)?\]", clip.name
+    ), clip.name
     assert "error" not in " ".join(c.messages)
     stored = engine.annotator.store.annotations_for(clip.file_path)
     assert [(a.start_s, a.end_s, a.name) for a in stored] == [(0.5, 3.5, "Verse vox")]
     surface.disconnect()
     assert not c.song().view.listeners
+
+
+def test_a_drum_loop_clip_is_named_with_its_tempo(
+    live_script: Any, engine: Any, tmp_path: Path
+) -> None:
+    from tests.synth import drum_loop
+
+    path = tmp_path / "loop.wav"
+    sf.write(path, drum_loop(120.0, 8.0, sr=22050), 22050)
+    c = CInstance()
+    surface = live_script.sonicverse.SonicVerse(c, settings={"port": engine.address[1]})
+    clip = Clip(str(path), name="Beat", start=0.0, end=8.0)
+    c.song().view.detail_clip = clip
+    surface.annotate_selected_clip()
+    _tick_until(surface, lambda: not surface._pending)
+    assert re.fullmatch(r"Beat \[SV .*\b(11[89]|12[01]) BPM\]", clip.name), clip.name
+    surface.disconnect()
 
 
 def test_warped_clip_markers_are_converted_to_seconds(live_script: Any) -> None:
@@ -239,6 +268,24 @@ def test_arrangement_and_session_clips_name_their_track(live_script: Any) -> Non
     for arrangement in (False, True):
         clip = Clip("/x.wav", name="", start=0, end=1, arrangement=arrangement)
         assert live_script.sonicverse.track_name(clip) == "Vocals"
+
+
+def test_a_looped_clip_is_analysed_over_what_it_plays(live_script: Any) -> None:
+    # Live plays a looped clip from its start marker into the loop, then loop_start..loop_end
+    clip = Clip("/x.wav", name="", start=1.0, end=8.0)
+    clip.looping, clip.loop_start, clip.loop_end = True, 0.5, 3.0
+    assert live_script.sonicverse.clip_span_s(clip) == (0.5, 3.0)
+    clip.loop_start = 1.5  # the start marker before the loop: from the start marker
+    assert live_script.sonicverse.clip_span_s(clip) == (1.0, 3.0)
+    warped = Clip("/x.wav", name="", start=2.0, end=16.0, warping=True, bpm=120.0)
+    warped.looping, warped.loop_start, warped.loop_end = True, 4.0, 8.0  # beats
+    assert live_script.sonicverse.clip_span_s(warped) == (1.0, 4.0)
+
+
+def test_a_take_lane_clip_names_its_track_not_the_lane(live_script: Any) -> None:
+    clip = Clip("/x.wav", name="", start=0, end=1, arrangement=True)
+    clip.canonical_parent = TakeLane("Take 3", Track("Lead Vox"))
+    assert live_script.sonicverse.track_name(clip) == "Lead Vox"
 
 
 def test_clip_end_is_clamped_to_the_file(live_script: Any) -> None:
@@ -289,6 +336,9 @@ def test_tag_name_and_summary(live_script: Any) -> None:
     assert sv.tag_name("Verse [SV C major]", None) == "Verse"
     ann = {"silent": False, "key": {"key": "F# minor"}, "vocals": {"label": "female"}}
     assert sv.summary(ann) == "F# minor · female vocals"
+    # the tempo, as the REAPER and Ardour labels carry it
+    assert sv.summary({**ann, "tempo_bpm": 123.6}) == "F# minor · female vocals · 124 BPM"
+    assert sv.summary({**ann, "tempo_bpm": None}) == "F# minor · female vocals"
     assert sv.summary({"silent": True}) == "silence"
 
 

@@ -18,10 +18,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.synth import progression
+from tests.synth import drum_loop, progression
 
 ROOT = Path(__file__).resolve().parents[2]
 ARDOUR_DIR = ROOT / "daw_bridge" / "ardour"
@@ -49,6 +50,7 @@ def test_the_scripts_are_actions_with_a_library() -> None:
         "sonicverse_lib.lua",
         "sonicverse_annotate_regions.lua",
         "sonicverse_annotate_ranges.lua",
+        "sonicverse_set_tempo.lua",
     }
     for name in names - {"sonicverse_lib.lua"}:
         text = (ARDOUR_DIR / name).read_text(encoding="utf-8")
@@ -72,8 +74,24 @@ needs_ardour = pytest.mark.skipif(
 )
 
 
-def run_session(tmp_path: Path, *, locale: str = "C.UTF-8", broken: str = "") -> list[str]:
-    """Build the session, run both scripts on it; the driver's output lines."""
+def _keys_and_pad() -> list[tuple[str, np.ndarray, float]]:
+    return [
+        ("Keys", progression("C", "major", sr=48000), 0.0),
+        ("Pad", progression("F#", "major", sr=48000), 10.0),
+    ]
+
+
+def run_session(
+    tmp_path: Path,
+    *,
+    locale: str = "C.UTF-8",
+    broken: str = "",
+    tracks: list[tuple[str, np.ndarray, float]] | None = None,
+    scripts: tuple[str, ...] = ("annotate_regions", "annotate_ranges"),
+) -> list[str]:
+    """Build the session from ``tracks`` ((name, 48 kHz audio, position in s); default: a C
+    major and an F# major cadence), run ``scripts`` (``sonicverse_<name>.lua``) on it; the
+    driver's output lines."""
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -83,10 +101,10 @@ def run_session(tmp_path: Path, *, locale: str = "C.UTF-8", broken: str = "") ->
     (tmp_path / "tmp").mkdir()
     scripts_dir = tmp_path / "config" / "ardour7" / "scripts"
     scripts_dir.mkdir(parents=True)
-    tracks = [("Keys", "C", "major", 0.0), ("Pad", "F#", "major", 10.0)]
-    for n, (_name, tonic, mode, _at) in enumerate(tracks, start=1):
-        audio = tmp_path / f"{tonic}_{mode}.wav"
-        sf.write(audio, progression(tonic, mode, sr=48000), 48000, subtype="FLOAT")
+    tracks = tracks or _keys_and_pad()
+    for n, (name, samples, _at) in enumerate(tracks, start=1):
+        audio = tmp_path / f"{name}.wav"
+        sf.write(audio, samples, 48000, subtype="FLOAT")
         (scripts_dir / f"ardour_player_{n}.lua").write_text(
             PLAYER.format(n=n, path=audio), encoding="utf-8"
         )
@@ -121,12 +139,10 @@ def run_session(tmp_path: Path, *, locale: str = "C.UTF-8", broken: str = "") ->
             assert time.monotonic() < deadline, "the engine did not answer"
         env |= {
             "SV_SESSION": str(tmp_path / "session"),
-            "SV_TRACKS": ";".join(f"{t[0]}@{t[3]}" for t in tracks),
+            "SV_TRACKS": ";".join(f"{t[0]}@{t[2]}" for t in tracks),
             "SV_RANGES": "Verse@0.5-7.75;Chorus@10.25-18",  # fractions: a locale writes 0,5
             "SV_BREAK": broken,
-            "SV_SCRIPTS": ";".join(
-                str(ARDOUR_DIR / f"sonicverse_annotate_{k}.lua") for k in ("regions", "ranges")
-            ),
+            "SV_SCRIPTS": ";".join(str(ARDOUR_DIR / f"sonicverse_{k}.lua") for k in scripts),
             "SONICVERSE_ARDOUR_LIB": str(ARDOUR_DIR / "sonicverse_lib.lua"),
             "LC_ALL": locale,
         }
@@ -217,3 +233,41 @@ def test_on_windows_temp_files_go_to_temp_and_the_command_is_found_on_path(
     temp, command = proc.stdout.splitlines()
     assert temp == str(tmp_path)
     assert command == f"{bin_dir}\\sonicverse.exe"
+
+
+def _tempo_map(session: Path) -> tuple[list[tuple[float, float, str]], list[tuple[float, str]]]:
+    """The saved session's tempo points (s, quarters a minute, bar|beat|tick) and meters (s,
+    "n/d")."""
+    import xml.etree.ElementTree as ET
+
+    tm = ET.parse(session / "sv.ardour").getroot().find(".//TempoMap")
+    sps = float(tm.get("superclocks-per-second"))
+    tempi = [
+        (int(t.get("sclock")) / sps, float(t.get("npm")), t.get("bbt")) for t in tm.iter("Tempo")
+    ]
+    meters = [
+        (int(m.get("sclock")) / sps, f"{m.get('divisions-per-bar')}/{m.get('note-value')}")
+        for m in tm.iter("Meter")
+    ]
+    return tempi, meters
+
+
+@needs_ardour
+@pytest.mark.parametrize("locale", ["C.UTF-8", "de_DE.UTF-8"])
+def test_set_tempo_puts_a_bar_at_the_first_downbeat(tmp_path: Path, locale: str) -> None:
+    if not _has_locale(locale):
+        pytest.skip(f"locale {locale} is not generated here (locale-gen {locale})")
+    loop = ("Drums", drum_loop(120.0, 12.0, sr=48000), 2.0)
+    out = run_session(tmp_path, locale=locale, tracks=[loop], scripts=("set_tempo", "set_tempo"))
+    tempi, meters = _tempo_map(tmp_path / "session")
+    ranges = [x.split("\t")[1:] for x in out if x.startswith("RANGE\t") and "\tSV:" in x]
+    assert len(ranges) == 1 and ranges[0][1] == "SV: tempo 120 BPM 4/4", out  # replaced
+    at_s = int(ranges[0][0]) / 1000
+    assert 2.0 <= at_s < 4.1, at_s  # the loop's first downbeat, in session time
+    # the analysed tempo from the downbeat, which is the first beat of a bar; before it a
+    # lead-in of whole beats
+    assert len(tempi) == 2 and tempi[0][0] == 0.0 and abs(tempi[1][0] - at_s) < 1e-3, tempi
+    assert abs(tempi[1][1] - 120.0) < 2.0 and tempi[1][2].endswith("|1|0"), tempi
+    lead_beats = at_s * tempi[0][1] / 60
+    assert abs(lead_beats - round(lead_beats)) < 1e-3 and round(lead_beats) >= 1, tempi
+    assert meters[-1][1] == "4/4" and abs(meters[-1][0] - at_s) < 1e-3, meters

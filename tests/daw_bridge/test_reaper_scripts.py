@@ -30,12 +30,13 @@ SONICVERSE = shutil.which("sonicverse") or str(Path(sys.executable).with_name("s
 ADDRESS = re.compile(r"/sonicverse/[A-Za-z0-9_]+/[A-Za-z0-9_]+")
 
 
-def test_there_are_the_three_scripts_and_their_library():
+def test_there_are_the_five_actions_and_their_library():
     assert {p.name for p in SCRIPTS} == {
         "sonicverse_common.lua",
         "sonicverse_annotate_selected_items.lua",
         "sonicverse_annotate_regions.lua",
         "sonicverse_narrate_project.lua",
+        "sonicverse_set_project_tempo.lua",
         "sonicverse_configure.lua",
     }
 
@@ -99,10 +100,13 @@ def run_scene(
     command: str = SONICVERSE,
     messages: bool = False,
     renders: bool = False,
+    undo: bool = False,
     app_version: str = "",
 ) -> list[str]:
     """Run the scripts in the stub; the project's state one fact a line (EXEC lines left out,
-    and RENDERED lines unless ``renders``). Afterwards the scripts' temp folder must be empty."""
+    RENDERED lines unless ``renders``, UNDO lines unless ``undo``). Afterwards the scripts'
+    temp folder must be empty, and no edit the stub watches may have happened outside an undo
+    block."""
     scene_file = tmp_path / "scene.lua"
     ext = f'ext = {{ command = {_lua_str(command)}, port = "{port}", host = "127.0.0.1" }},'
     if app_version:
@@ -120,7 +124,8 @@ def run_scene(
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    skip = ("EXEC",) if renders else ("EXEC", "RENDERED")
+    skip = ("EXEC",) + (() if renders else ("RENDERED",)) + (() if undo else ("UNDO\t",))
+    assert "UNDOLESS" not in proc.stdout, proc.stdout
     lines = [x for x in proc.stdout.splitlines() if not x.startswith(skip)]
     temp = tmp_path / "sonicverse"
     left = sorted(p.name for p in temp.iterdir()) if temp.exists() else []
@@ -228,8 +233,8 @@ def test_rename_marker_can_clear_a_region_name(tmp_path: Path) -> None:
     script = tmp_path / "rename.lua"
     script.write_text(
         f"local sv = dofile({_lua_str(str(REAPER_DIR / 'sonicverse_common.lua'))})\n"
-        "sv.rename_marker(1, true, 1.0, 3.0, '', 0)\n"
-        "sv.rename_marker(1, false, 2.0, 0, 'kept', 0)\n",
+        "sv.rename_marker(0, true, 1.0, 3.0, 1, '', 0)\n"
+        "sv.rename_marker(1, false, 2.0, 0, 1, 'kept', 0)\n",
         encoding="utf-8",
     )
     scene = (
@@ -354,3 +359,138 @@ def test_numbers_reach_the_engine_intact_in_a_decimal_comma_locale(engine, tmp_p
     lines = run_scene(tmp_path, engine.address[1], scene, "sonicverse_annotate_regions.lua")
     region = next(x for x in lines if x.startswith("REGION"))
     assert "Verse [SV " in region, lines
+
+
+TEMPO_SCRIPT = "sonicverse_set_project_tempo.lua"
+FAKE_SEND = """#!{python}
+# `sonicverse send` answering every request with the narrate result in {result}
+import json, os, sys
+out = sys.argv[sys.argv.index("--output") + 1]
+with open({result!r}, encoding="utf-8") as f:
+    result = json.load(f)
+with open(out + ".part", "w", encoding="utf-8") as f:
+    json.dump({{"ok": True, "id": "x", "address": sys.argv[2], "result": result}}, f)
+os.replace(out + ".part", out)
+"""
+
+
+def _fake_send(tmp_path: Path, result: dict) -> str:
+    """A stand-in for ``sonicverse send`` that answers ``result`` (a narrate result's grid)."""
+    import json
+
+    data = tmp_path / "result.json"
+    data.write_text(json.dumps(result), encoding="utf-8")
+    command = tmp_path / "fake-sonicverse"
+    command.write_text(FAKE_SEND.format(python=sys.executable, result=str(data)), encoding="utf-8")
+    command.chmod(0o755)
+    return str(command)
+
+
+def _grid(meter: str, tempi: list[tuple[float, float, float]], first: float) -> dict:
+    """A narrate result's grid: beats from ``first`` (a downbeat) through ``tempi``."""
+    per_bar = {"4/4": 4, "3/4": 3, "2/4": 2, "6/8": 2}[meter]
+    beats, t, n = [], first, 0
+    for start_s, end_s, bpm in tempi:
+        t = max(t, start_s)
+        while t < end_s:
+            beats.append({"time_s": round(t, 4), "position": n % per_bar + 1})
+            t, n = t + 60.0 / bpm, n + 1
+    return {
+        "tempo_bpm": tempi[0][2],
+        "meter": meter,
+        "beats": [{"time_s": 0.1, "position": per_bar}, *beats],  # a pickup beat first
+        "tempi": [{"start_s": a, "end_s": b, "bpm": c} for a, b, c in tempi],
+        "regions": [],
+        "narrative": {"text": "", "sections": [], "events": []},
+    }
+
+
+def _tempo(lines: list[str]) -> list[tuple[float, float, str]]:
+    out = []
+    for x in lines:
+        if x.startswith("TEMPO"):
+            _, t, bpm, sig = x.replace(",", ".").split("\t")
+            out.append((float(t), float(bpm), sig))
+    return out
+
+
+@needs_lua
+@pytest.mark.parametrize("locale", ["C", "de_DE.UTF-8"])
+def test_set_project_tempo_writes_the_grid_once_as_one_undo_step(tmp_path: Path, locale: str):
+    mix = _tones(tmp_path / "mix.wav", [220.0] * 8)
+    command = _fake_send(tmp_path, _grid("3/4", [(0.5, 4.0, 100.0), (4.0, 8.0, 132.0)], 0.5))
+    scene = (
+        f"mix = {_lua_str(str(mix))}, length = 8.0, locale = '{locale}',"
+        "tempo_markers = { { time = 0, bpm = 90, num = 4, den = 4 },"  # the user's own
+        "                  { time = 6.5, bpm = 140, num = 0, den = 0 } },"
+    )
+    once = run_scene(tmp_path, 0, scene, TEMPO_SCRIPT, command=command)
+    assert _tempo(once) == [
+        (0.0, 90.0, "4/4"),
+        (0.5, 100.0, "3/4"),  # the first downbeat, not the pickup at 0.1
+        (4.0, 132.0, "0/0"),  # the second tempo span: tempo only
+        (6.5, 140.0, "0/0"),
+    ], once
+    twice = run_scene(tmp_path, 0, scene, TEMPO_SCRIPT, command=command, times=2, undo=True)
+    assert _tempo(twice) == _tempo(once)  # the second run replaced what the first wrote
+    assert [x for x in twice if x.startswith("UNDO")] == ["UNDO\tSonicVerse: set project tempo"] * 2
+
+
+@needs_lua
+def test_set_project_tempo_replaces_what_an_earlier_analysis_wrote(tmp_path: Path) -> None:
+    mix = _tones(tmp_path / "mix.wav", [220.0] * 8)
+    # an earlier run wrote 120 BPM at 1 s (recorded in the project); the user added 120 at 5 s
+    scene = (
+        f"mix = {_lua_str(str(mix))}, length = 8.0, proj_ext = {{ tempo_markers = '1 120' }},"
+        "tempo_markers = { { time = 1.0, bpm = 120 }, { time = 5.0, bpm = 120 } },"
+    )
+    command = _fake_send(tmp_path, _grid("6/8", [(0.75, 8.0, 80.0)], 0.75))
+    lines = run_scene(tmp_path, 0, scene, TEMPO_SCRIPT, command=command)
+    # 80 dotted quarters a minute are 120 quarters
+    assert _tempo(lines) == [(0.75, 120.0, "6/8"), (5.0, 120.0, "0/0")], lines
+
+
+@needs_lua
+def test_set_project_tempo_without_beats_says_so_and_changes_nothing(tmp_path: Path) -> None:
+    mix = _tones(tmp_path / "mix.wav", [220.0] * 2)
+    silent = {**_grid("4/4", [(0.0, 1.0, 120.0)], 0.0), "tempo_bpm": None, "meter": None}
+    silent |= {"beats": [], "tempi": []}
+    command = _fake_send(tmp_path, silent)
+    scene = f"mix = {_lua_str(str(mix))}, length = 2.0,"
+    lines = run_scene(tmp_path, 0, scene, TEMPO_SCRIPT, command=command, messages=True)
+    assert not _tempo(lines)
+    assert any("no beat" in x for x in lines if x.startswith("MSG")), lines
+
+
+@needs_lua
+def test_set_project_tempo_from_a_real_analysis(engine, tmp_path: Path) -> None:
+    from tests.synth import drum_loop
+
+    mix = tmp_path / "loop.wav"
+    sf.write(mix, drum_loop(120.0, 12.0, sr=22050), 22050, subtype="PCM_16")
+    scene = f"mix = {_lua_str(str(mix))}, length = 12.0,"
+    lines = run_scene(tmp_path, engine.address[1], scene, TEMPO_SCRIPT, times=2)
+    tempo = _tempo(lines)
+    assert len(tempo) == 1, lines
+    time_s, bpm, sig = tempo[0]
+    assert abs(bpm - 120.0) < 2.0 and sig == "4/4" and time_s < 2.5, tempo
+
+
+@needs_lua
+def test_regions_and_markers_sharing_a_number_are_each_written(engine, tmp_path: Path) -> None:
+    # REAPER does not keep region/marker numbers unique: address them by index, not number
+    mix = _tones(tmp_path / "mix.wav", [196.0, 247.0, 294.0, 392.0, 330.0, 262.0])
+    scene = (
+        f"mix = {_lua_str(str(mix))}, length = 6.0,"
+        "regions = { { pos = 1.0, rgnend = 3.0, name = 'Verse', number = 1 },"
+        "            { pos = 3.0, rgnend = 5.5, name = 'Chorus', number = 1 } },"
+        "markers = { { pos = 0.5, name = 'SV: old', number = 2 },"
+        "            { pos = 4.0, name = 'cue', number = 2 } },"
+    )
+    scripts = ("sonicverse_annotate_regions.lua", "sonicverse_narrate_project.lua")
+    lines = run_scene(tmp_path, engine.address[1], scene, *scripts)
+    regions = [x.split("\t")[3] for x in lines if x.startswith("REGION")]
+    assert [r.split(" [SV ")[0] for r in regions] == ["Verse", "Chorus"], lines
+    assert all(r.count("[SV ") == 1 for r in regions), lines
+    markers = [x.split("\t")[3] for x in lines if x.startswith("MARKER")]
+    assert "cue" in markers and "SV: old" not in markers, lines

@@ -55,7 +55,7 @@ def tag_name(name, text):
 
 
 def summary(annotation):
-    """``"A minor · female vocals"`` from a RegionAnnotation dict."""
+    """``"A minor · female vocals · 124 BPM"`` from a RegionAnnotation dict."""
     if annotation.get("silent"):
         return "silence"
     bits = []
@@ -66,18 +66,25 @@ def summary(annotation):
     if vocals:
         label = vocals["label"]
         bits.append("no vocals" if label == "none" else label + " vocals")
+    tempo = annotation.get("tempo_bpm")
+    if isinstance(tempo, (int, float)):
+        bits.append(f"{tempo:.0f} BPM")
     return " · ".join(bits)
 
 
 def clip_span_s(clip):
     """The clip's ``[start, end)`` in seconds of its audio file.
 
-    Warped clips keep their markers in beats: they are converted through the clip's warp
-    map (``beat_to_sample_time``, Live 11+). Unwarped clips keep them in seconds. The end is
-    clamped to the file's length (``sample_length`` / ``sample_rate``; ``Clip.sample_rate``
-    needs Live 11.0.5 or later): a looped clip's end marker may lie past it.
+    A looped clip plays from its start marker into the loop and then ``loop_start`` ..
+    ``loop_end`` over and over: its span is ``min(start_marker, loop_start)`` .. ``loop_end``
+    (its end marker plays no part). Warped clips keep their markers in beats: they are
+    converted through the clip's warp map (``beat_to_sample_time``, Live 11+). Unwarped clips
+    keep them in seconds. The end is clamped to the file's length (``sample_length`` /
+    ``sample_rate``; ``Clip.sample_rate`` needs Live 11.0.5 or later).
     """
     start, end = clip.start_marker, clip.end_marker
+    if getattr(clip, "looping", False):
+        start, end = min(start, clip.loop_start), clip.loop_end
     rate = float(clip.sample_rate)
     if getattr(clip, "warping", False):
         start = clip.beat_to_sample_time(start) / rate
@@ -89,12 +96,13 @@ def clip_span_s(clip):
 
 
 def track_name(clip):
-    """The name of the clip's track: an arrangement clip's ``canonical_parent`` is the Track,
-    a session clip's is its ClipSlot (whose ``canonical_parent`` is the Track)."""
+    """The name of the clip's track. An arrangement clip's ``canonical_parent`` is the Track,
+    or in Live 12 a TakeLane of it; a session clip's is its ClipSlot. Each of those has the
+    Track as its own ``canonical_parent``; a Track is the parent with a ``mixer_device``."""
     parent = getattr(clip, "canonical_parent", None)
-    if parent is None:
-        return ""
-    if not getattr(clip, "is_arrangement_clip", False):
+    for _ in range(3):
+        if parent is None or hasattr(parent, "mixer_device"):
+            break
         parent = getattr(parent, "canonical_parent", None)
     return str(getattr(parent, "name", "") or "")
 
