@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from engine import __version__
 from engine.errors import EngineError
 from engine.progress import progress_bar
 
@@ -45,6 +46,9 @@ EXTERNAL: dict[str, tuple[str, str]] = {
 
 DELEGATED: frozenset[str] = frozenset({"ui"})
 
+NEEDS_EXTRA: dict[str, str] = {"dataset": "train", "train": "train"}
+"""Commands whose modules need an optional extra (checked before they are imported)."""
+
 KEY_COLOURS = (
     "red",
     "dark_orange",
@@ -65,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The top-level parser."""
     p = argparse.ArgumentParser(prog="sonicverse", description=__doc__)
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    p.add_argument("--version", action="version", version=f"sonicverse {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     a = sub.add_parser("annotate", help="annotate audio files: key, tempo, loudness, captions")
@@ -147,6 +152,14 @@ def run_external(command: str, argv: Sequence[str]) -> int:
     module_name, help_text = EXTERNAL[command]
     if module_name in DELEGATED:
         return subprocess.call([sys.executable, "-m", module_name, *argv])
+    if command in NEEDS_EXTRA:
+        from engine.extras import MissingExtra, require
+
+        try:
+            require(NEEDS_EXTRA[command], f"sonicverse {command}")
+        except MissingExtra as exc:
+            Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+            return 2
     module = importlib.import_module(module_name)
     parser = argparse.ArgumentParser(prog=f"sonicverse {command}", description=help_text)
     module.add_arguments(parser)

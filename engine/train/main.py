@@ -178,8 +178,11 @@ def run(args: argparse.Namespace) -> int:
 
     from engine.train.config import load
 
+    from engine.extras import require
+
     err = Console(stderr=True)
     try:
+        require("train", "sonicverse train")
         cfg = load(
             args.config, stage=args.stage, steps=args.steps, out=args.out, device=args.device
         )

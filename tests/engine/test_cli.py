@@ -198,3 +198,13 @@ def test_console_script_writes_everything_before_its_fast_exit(
         timeout=120,
     )
     assert bad.returncode == 1 and "missing.wav" in bad.stderr
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import tomllib
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]
+    assert capsys.readouterr().out.strip() == f"sonicverse {project['version']}"
