@@ -176,9 +176,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from engine.train.config import load
-
     from engine.extras import require
+    from engine.train.config import load
 
     err = Console(stderr=True)
     try:
