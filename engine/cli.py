@@ -22,7 +22,7 @@ from engine.errors import EngineError
 from engine.progress import progress_bar
 
 if TYPE_CHECKING:
-    from engine.types import TrackResult
+    from engine.types import RegionAnnotation, TrackResult
 
 log = logging.getLogger(__name__)
 
@@ -252,33 +252,72 @@ def _key_colour(key: str | None) -> str:
     return KEY_COLOURS[(key_index(key) % 12 * 7) % 12]
 
 
+COMPACT_BELOW = 100
+"""Terminals narrower than this many columns get the compact layout (captions on their own line)."""
+
+
 def print_result(result: TrackResult, out: Console) -> None:
     """The terminal view: a region table, a key/vocals timeline strip and the narrative.
 
     ``key`` is the track's decoded key for the region (what the narrative says); ``region
-    alone`` is the region's own estimate and its confidence.
+    alone`` is the region's own estimate and its confidence. Under :data:`COMPACT_BELOW`
+    columns each region is one line of figures with its caption on the line below, wrapped
+    at words across the terminal's width.
     """
     from engine.narrative import timestamp
 
-    table = Table(title=f"{Path(result.source).name}  ({timestamp(result.duration_s)})")
-    for col in ("region", "key", "conf", "region alone", "vocals", "tempo", "LUFS", "caption"):
-        table.add_column(col, overflow="fold")
-    for a in result.regions:
-        key = a.key.key if a.key else ("—" if a.silent else "no clear key")
-        own = a.region_key
-        table.add_row(
-            f"{timestamp(a.start_s)}-{timestamp(a.end_s)}" + (f" {a.name}" if a.name else ""),
-            Text(key, style=_key_colour(a.key.key if a.key else None)),
-            f"{a.key.confidence:.2f}" if a.key else "",
-            f"{own.key} {own.confidence:.2f}" if own is not None else "",
-            a.vocals.label if a.vocals else "",
-            f"{a.tempo_bpm:.1f}" if a.tempo_bpm else "",
-            f"{a.loudness_lufs:.1f}" if a.loudness_lufs is not None else "",
-            a.caption,
-        )
-    out.print(table)
+    title = f"{Path(result.source).name}  ({timestamp(result.duration_s)})"
+    if out.width < COMPACT_BELOW:
+        _print_compact(result, out, title)
+    else:
+        table = Table(title=title)
+        for col in ("region", "key", "conf", "region alone", "vocals", "tempo", "LUFS"):
+            table.add_column(col, overflow="fold", no_wrap=col in ("region", "key"))
+        table.add_column("caption", overflow="fold", min_width=30, ratio=1)
+        for a in result.regions:
+            table.add_row(*_cells(a), a.caption)
+        out.print(table)
     out.print(timeline(result, width=min(out.width, 100) - 8))
     out.print(f"[bold]Narrative:[/] {result.narrative.text}", highlight=False)
+
+
+def _cells(a: RegionAnnotation) -> tuple[str | Text, ...]:
+    """A region's figures: span, track key, its confidence, the region's own key, vocals,
+    tempo, loudness."""
+    from engine.narrative import timestamp
+
+    key = a.key.key if a.key else ("—" if a.silent else "no clear key")
+    own = a.region_key
+    return (
+        f"{timestamp(a.start_s)}-{timestamp(a.end_s)}" + (f" {a.name}" if a.name else ""),
+        Text(key, style=_key_colour(a.key.key if a.key else None)),
+        f"{a.key.confidence:.2f}" if a.key else "",
+        f"{own.key} {own.confidence:.2f}" if own is not None else "",
+        a.vocals.label if a.vocals else "",
+        f"{a.tempo_bpm:.1f}" if a.tempo_bpm else "",
+        f"{a.loudness_lufs:.1f}" if a.loudness_lufs is not None else "",
+    )
+
+
+def _print_compact(result: TrackResult, out: Console, title: str) -> None:
+    """One line of figures per region, its caption indented on the next line."""
+    from rich.padding import Padding
+
+    out.print(Text(title, style="italic"))
+    out.print(
+        Text("region     key (conf) · alone · vocals · BPM · LUFS", style="bold"), no_wrap=True
+    )
+    for a in result.regions:
+        span, key, conf, own, vocals, tempo, lufs = _cells(a)
+        line = Text(f"{span:<10} ")
+        line.append_text(key if isinstance(key, Text) else Text(key))
+        parts = [f" ({conf})" if conf else "", f" · alone {own}" if own else ""]
+        parts += [f" · {vocals}" if vocals else "", f" · {tempo} BPM" if tempo else ""]
+        parts += [f" · {lufs} LUFS" if lufs else ""]
+        line.append("".join(str(x) for x in parts))
+        out.print(line, overflow="fold")
+        if a.caption:
+            out.print(Padding(Text(a.caption, style="dim"), (0, 0, 0, 4)))
 
 
 def timeline(result: TrackResult, *, width: int) -> Text:
