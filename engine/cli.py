@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -140,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _TORN_DOWN = True  # the annotator is closed, the store too; stdout is all written
         return code
     except EngineError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         err.print("interrupted", highlight=False)
@@ -158,7 +159,9 @@ def run_external(command: str, argv: Sequence[str]) -> int:
         try:
             require(NEEDS_EXTRA[command], f"sonicverse {command}")
         except MissingExtra as exc:
-            Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+            Console(stderr=True).print(
+                f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+            )
             return 2
     module = importlib.import_module(module_name)
     parser = argparse.ArgumentParser(prog=f"sonicverse {command}", description=help_text)
@@ -213,7 +216,9 @@ def cmd_annotate(args: argparse.Namespace, out: Console, err: Console) -> int:
                     )
                 except EngineError as exc:
                     failures += 1
-                    err.print(f"[bold red]error:[/] {exc}", highlight=False)
+                    err.print(
+                        f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+                    )
                     continue
                 finally:
                     progress.advance(files_task)

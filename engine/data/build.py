@@ -194,6 +194,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``sonicverse dataset build``."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     err = Console(stderr=True)
@@ -219,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
                 progress=report,
             )
     except EngineError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
     err.print(f"wrote {len(index['shards'])} shard(s) to {args.out}", highlight=False)
     return 0

@@ -174,6 +174,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``sonicverse train``: 0 on success, 2 on an error a user can fix."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from engine.extras import require
@@ -195,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
             task = bar.add_task("train", total=cfg.steps)
             result = fit(cfg, progress=lambda s, d, t: bar.update(task, completed=d, total=t))
     except EngineError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
     if result.model_dir is not None:
         err.print(f"model: {result.model_dir}\npreset: {result.preset}", highlight=False)
