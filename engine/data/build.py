@@ -201,13 +201,15 @@ def run(args: argparse.Namespace) -> int:
     bar = Progress(
         "{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err
     )
+
+    def report(stage: str, done: int, total: int) -> None:
+        if not bar.task_ids:  # the bar appears with the first progress, never before an error
+            bar.start()
+            bar.add_task(stage, total=total)
+        bar.update(bar.task_ids[0], description=stage, completed=done, total=total)
+
     try:
-        with bar:
-            task = bar.add_task("chunks", total=None)
-
-            def report(stage: str, done: int, total: int) -> None:
-                bar.update(task, description=stage, completed=done, total=total)
-
+        try:
             index = build(
                 args.manifest,
                 args.out,
@@ -219,6 +221,8 @@ def run(args: argparse.Namespace) -> int:
                 device=args.device,
                 progress=report,
             )
+        finally:
+            bar.stop()
     except EngineError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
