@@ -14,14 +14,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from engine import __version__
 from engine.errors import EngineError
 from engine.progress import progress_bar
 
 if TYPE_CHECKING:
-    from engine.types import TrackResult
+    from engine.types import RegionAnnotation, TrackResult
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,9 @@ EXTERNAL: dict[str, tuple[str, str]] = {
 
 DELEGATED: frozenset[str] = frozenset({"ui"})
 
+NEEDS_EXTRA: dict[str, str] = {"dataset": "train", "train": "train"}
+"""Commands whose modules need an optional extra (checked before they are imported)."""
+
 KEY_COLOURS = (
     "red",
     "dark_orange",
@@ -65,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The top-level parser."""
     p = argparse.ArgumentParser(prog="sonicverse", description=__doc__)
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    p.add_argument("--version", action="version", version=f"sonicverse {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     a = sub.add_parser("annotate", help="annotate audio files: key, tempo, loudness, captions")
@@ -140,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _TORN_DOWN = True  # the annotator is closed, the store too; stdout is all written
         return code
     except EngineError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         err.print("interrupted", highlight=False)
@@ -152,6 +158,16 @@ def run_external(command: str, argv: Sequence[str]) -> int:
     module_name, help_text = EXTERNAL[command]
     if module_name in DELEGATED:
         return subprocess.call([sys.executable, "-m", module_name, *argv])
+    if command in NEEDS_EXTRA:
+        from engine.extras import MissingExtra, require
+
+        try:
+            require(NEEDS_EXTRA[command], f"sonicverse {command}")
+        except MissingExtra as exc:
+            Console(stderr=True).print(
+                f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+            )
+            return 2
     module = importlib.import_module(module_name)
     parser = argparse.ArgumentParser(prog=f"sonicverse {command}", description=help_text)
     module.add_arguments(parser)
@@ -205,7 +221,9 @@ def cmd_annotate(args: argparse.Namespace, out: Console, err: Console) -> int:
                     )
                 except EngineError as exc:
                     failures += 1
-                    err.print(f"[bold red]error:[/] {exc}", highlight=False)
+                    err.print(
+                        f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+                    )
                     continue
                 finally:
                     progress.advance(files_task)
@@ -248,33 +266,72 @@ def _key_colour(key: str | None) -> str:
     return KEY_COLOURS[(key_index(key) % 12 * 7) % 12]
 
 
+COMPACT_BELOW = 100
+"""Terminals narrower than this many columns get the compact layout (captions on their own line)."""
+
+
 def print_result(result: TrackResult, out: Console) -> None:
     """The terminal view: a region table, a key/vocals timeline strip and the narrative.
 
     ``key`` is the track's decoded key for the region (what the narrative says); ``region
-    alone`` is the region's own estimate and its confidence.
+    alone`` is the region's own estimate and its confidence. Under :data:`COMPACT_BELOW`
+    columns each region is one line of figures with its caption on the line below, wrapped
+    at words across the terminal's width.
     """
     from engine.narrative import timestamp
 
-    table = Table(title=f"{Path(result.source).name}  ({timestamp(result.duration_s)})")
-    for col in ("region", "key", "conf", "region alone", "vocals", "tempo", "LUFS", "caption"):
-        table.add_column(col, overflow="fold")
-    for a in result.regions:
-        key = a.key.key if a.key else ("—" if a.silent else "no clear key")
-        own = a.region_key
-        table.add_row(
-            f"{timestamp(a.start_s)}-{timestamp(a.end_s)}" + (f" {a.name}" if a.name else ""),
-            Text(key, style=_key_colour(a.key.key if a.key else None)),
-            f"{a.key.confidence:.2f}" if a.key else "",
-            f"{own.key} {own.confidence:.2f}" if own is not None else "",
-            a.vocals.label if a.vocals else "",
-            f"{a.tempo_bpm:.1f}" if a.tempo_bpm else "",
-            f"{a.loudness_lufs:.1f}" if a.loudness_lufs is not None else "",
-            a.caption,
-        )
-    out.print(table)
+    title = f"{Path(result.source).name}  ({timestamp(result.duration_s)})"
+    if out.width < COMPACT_BELOW:
+        _print_compact(result, out, title)
+    else:
+        table = Table(title=title)
+        for col in ("region", "key", "conf", "region alone", "vocals", "tempo", "LUFS"):
+            table.add_column(col, overflow="fold", no_wrap=col in ("region", "key"))
+        table.add_column("caption", overflow="fold", min_width=30, ratio=1)
+        for a in result.regions:
+            table.add_row(*_cells(a), a.caption)
+        out.print(table)
     out.print(timeline(result, width=min(out.width, 100) - 8))
     out.print(f"[bold]Narrative:[/] {result.narrative.text}", highlight=False)
+
+
+def _cells(a: RegionAnnotation) -> tuple[str | Text, ...]:
+    """A region's figures: span, track key, its confidence, the region's own key, vocals,
+    tempo, loudness."""
+    from engine.narrative import timestamp
+
+    key = a.key.key if a.key else ("—" if a.silent else "no clear key")
+    own = a.region_key
+    return (
+        f"{timestamp(a.start_s)}-{timestamp(a.end_s)}" + (f" {a.name}" if a.name else ""),
+        Text(key, style=_key_colour(a.key.key if a.key else None)),
+        f"{a.key.confidence:.2f}" if a.key else "",
+        f"{own.key} {own.confidence:.2f}" if own is not None else "",
+        a.vocals.label if a.vocals else "",
+        f"{a.tempo_bpm:.1f}" if a.tempo_bpm else "",
+        f"{a.loudness_lufs:.1f}" if a.loudness_lufs is not None else "",
+    )
+
+
+def _print_compact(result: TrackResult, out: Console, title: str) -> None:
+    """One line of figures per region, its caption indented on the next line."""
+    from rich.padding import Padding
+
+    out.print(Text(title, style="italic"))
+    out.print(
+        Text("region     key (conf) · alone · vocals · BPM · LUFS", style="bold"), no_wrap=True
+    )
+    for a in result.regions:
+        span, key, conf, own, vocals, tempo, lufs = _cells(a)
+        line = Text(f"{span:<10} ")
+        line.append_text(key if isinstance(key, Text) else Text(key))
+        parts = [f" ({conf})" if conf else "", f" · alone {own}" if own else ""]
+        parts += [f" · {vocals}" if vocals else "", f" · {tempo} BPM" if tempo else ""]
+        parts += [f" · {lufs} LUFS" if lufs else ""]
+        line.append("".join(str(x) for x in parts))
+        out.print(line, overflow="fold")
+        if a.caption:
+            out.print(Padding(Text(a.caption, style="dim"), (0, 0, 0, 4)))
 
 
 def timeline(result: TrackResult, *, width: int) -> Text:

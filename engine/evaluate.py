@@ -4,6 +4,10 @@ Each row is annotated through :class:`engine.pipeline.Annotator` with the defaul
 annotations already there are reused and a rerun is cheap. A row's regions are summarised
 into one prediction (:func:`summarise`), each metric group uses the rows that carry what it
 needs, and the report (``report.json``, ``report.md``, PNG plots) says how many that was.
+A row with more than one region is scored on its narrative (``--score narrative``, the
+default) or on its regions' captions joined in order (``--score caption``). Every row that
+was skipped (it does not parse) or failed (it could not be annotated) is reported with its
+row number and the reason, and makes the exit status 1.
 """
 
 from __future__ import annotations
@@ -32,6 +36,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+SCORE_TEXTS = ("narrative", "caption")
+"""What a row with more than one region is scored on: its narrative, or its regions' captions
+joined in order (a one-region row is always scored on its caption)."""
+
 VOCAL_SHARE = 0.25
 """A row has vocals when at least this share of its sounding regions report a voice."""
 
@@ -52,7 +60,8 @@ class RowPrediction:
         tempo_bpm: the median of the regions' tempi.
         vocals: ``"none"`` unless :data:`VOCAL_SHARE` of the regions hear a voice, then the
             more frequent of male/female; None when the backend detects no vocals.
-        caption: the region's caption for a one-region row, else the narrative.
+        caption: the region's caption for a one-region row; else the narrative, or with
+            ``score="caption"`` the regions' captions joined in order.
         tag_scores: per tag group, each tag's mean score over the regions (0 where absent).
         tags: per tag group, the tags reported in :data:`TAG_SHARE` of the regions.
         events: the narrative's changes ``(kind, time_s)``.
@@ -69,7 +78,22 @@ class RowPrediction:
     events: list[tuple[str, float]] = field(default_factory=list)
 
 
-def summarise(row_id: str, result: TrackResult) -> RowPrediction:
+@dataclass(frozen=True)
+class RowProblem:
+    """A manifest row left out of the scores.
+
+    Attributes:
+        row: its 1-based row number in the manifest (None for a row not read from a file).
+        reason: why, as the log says it.
+        id: its id (None when the row did not parse).
+    """
+
+    row: int | None
+    reason: str
+    id: str | None = None
+
+
+def summarise(row_id: str, result: TrackResult, *, score: str = "narrative") -> RowPrediction:
     """One prediction from a row's annotated regions (see :class:`RowPrediction`)."""
     sounding = [a for a in result.regions if not a.silent] or list(result.regions)
     weight: dict[str, float] = defaultdict(float)
@@ -86,7 +110,12 @@ def summarise(row_id: str, result: TrackResult) -> RowPrediction:
             )
         )
     tempi = [a.tempo_bpm for a in sounding if a.tempo_bpm]
-    caption = result.regions[0].caption if len(result.regions) == 1 else result.narrative.text
+    if len(result.regions) == 1:
+        caption = result.regions[0].caption
+    elif score == "caption":
+        caption = " ".join(a.caption for a in result.regions if a.caption)
+    else:
+        caption = result.narrative.text
     tag_scores: dict[str, dict[str, float]] = {}
     tags: dict[str, list[str]] = {}
     for group in ("instruments", "genres", "moods"):
@@ -145,13 +174,15 @@ def annotate_rows(
     annotator: Annotator,
     *,
     use_cache: bool = True,
+    score: str = "narrative",
     progress: Progress = no_progress,
-) -> tuple[dict[str, RowPrediction], list[tuple[str, str]]]:
-    """Predictions per row id, and ``(id, error)`` for each row that could not be annotated."""
+) -> tuple[dict[str, RowPrediction], list[RowProblem]]:
+    """Predictions per row id, and a :class:`RowProblem` for each row that could not be
+    annotated."""
     from engine import audio
 
     preds: dict[str, RowPrediction] = {}
-    failed: list[tuple[str, str]] = []
+    failed: list[RowProblem] = []
     for i, row in enumerate(rows):
         progress("rows", i, len(rows))
         try:
@@ -163,10 +194,10 @@ def annotate_rows(
             )
             result = annotator.annotate(row.audio, regions, lyrics=row.lyrics, use_cache=use_cache)
         except EngineError as exc:
-            log.warning("row %s (%s) not annotated: %s", row.id, row.audio, exc)
-            failed.append((row.id, str(exc)))
+            log.warning("row %s (id %r) failed: %s", row.line, row.id, exc)
+            failed.append(RowProblem(row.line, str(exc), row.id))
             continue
-        preds[row.id] = summarise(row.id, result)
+        preds[row.id] = summarise(row.id, result, score=score)
     progress("rows", len(rows), len(rows))
     return preds, failed
 
@@ -300,7 +331,7 @@ def _text_model_sections(
 def build_report(
     manifest: Manifest,
     preds: dict[str, RowPrediction],
-    failed: Sequence[tuple[str, str]],
+    failed: Sequence[RowProblem],
     sections: dict[str, dict[str, Any]],
     *,
     preset: str,
@@ -318,7 +349,7 @@ def build_report(
             "read": len(manifest.rows),
             "skipped": [{"row": n, "reason": why} for n, why in manifest.skipped],
             "annotated": len(preds),
-            "failed": [{"id": i, "error": e} for i, e in failed],
+            "failed": [asdict(f) for f in failed],
         },
         "sections": sections,
         "predictions": [asdict(p) for p in preds.values()],
@@ -346,6 +377,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="fmeasure",
         help="ROUGE F-measure (standard) or recall (ALCAP)",
     )
+    parser.add_argument(
+        "--score",
+        choices=SCORE_TEXTS,
+        default="narrative",
+        help="what a row with more than one region is scored on: its narrative (default) or "
+        "its regions' captions joined in order",
+    )
     parser.add_argument("--no-cache", action="store_true", help="ignore cached annotations")
     parser.add_argument("--store", help="annotation store (SQLite file); default: user data dir")
     parser.add_argument("--device", help="device for neural presets (cuda, cpu)")
@@ -353,15 +391,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``sonicverse evaluate``; 0 when every row was annotated, 1 otherwise, 2 on errors
-    that stop the run (bad manifest, preset or earlier report)."""
+    """Run ``sonicverse evaluate``: 0 when every row was read and annotated, 1 when any row was
+    skipped or failed, 2 on errors that stop the run (unreadable manifest, bad preset, earlier
+    report or ``--out``)."""
     from rich.console import Console
+    from rich.markup import escape
 
     err = Console(stderr=True)
     try:
         return _run(args, Console(), err)
     except (EngineError, ValueError, OSError) as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
 
 
@@ -373,12 +413,11 @@ def _run(args: argparse.Namespace, out: Any, err: Any) -> int:
     from engine.progress import progress_bar
     from engine.store import Store
 
+    out_dir = check_out(args.out)
     earlier = rep.read_report(args.compare) if args.compare else None
     manifest = read_manifest(args.manifest)
-    if manifest.skipped:
-        err.print(
-            f"{len(manifest.skipped)} manifest rows skipped (see the log above)", highlight=False
-        )
+    for number, why in manifest.skipped:
+        err.print(f"row {number} skipped: {why}", highlight=False)
     preset = presets.load(args.preset)
     annotator = Annotator(preset, store=Store(args.store), device=args.device)
     bar = progress_bar(err)
@@ -390,11 +429,20 @@ def _run(args: argparse.Namespace, out: Any, err: Any) -> int:
                 bar.update(task, description=stage, completed=done, total=total)
 
             preds, failed = annotate_rows(
-                manifest.rows, annotator, use_cache=not args.no_cache, progress=report
+                manifest.rows,
+                annotator,
+                use_cache=not args.no_cache,
+                score=args.score,
+                progress=report,
             )
     finally:
         annotator.close()
-    options = {"bleu": args.bleu, "rouge": args.rouge, "text_model": args.text_model}
+    options = {
+        "bleu": args.bleu,
+        "rouge": args.rouge,
+        "text_model": args.text_model,
+        "score": args.score,
+    }
     sections = score(
         manifest.rows,
         preds,
@@ -403,14 +451,40 @@ def _run(args: argparse.Namespace, out: Any, err: Any) -> int:
         rouge_variant=args.rouge,
     )
     result = build_report(manifest, preds, failed, sections, preset=preset.name, options=options)
-    out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
     rep.write_json(result, out_dir / "report.json")
     (out_dir / "report.md").write_text(rep.markdown(result, earlier=earlier), encoding="utf-8")
     plots = [] if args.no_plots else rep.plot(result, out_dir)
     print_summary(result, out, earlier=earlier)
+    for f in failed:
+        err.print(f"row {f.row} (id {f.id!r}) failed: {f.reason}", highlight=False)
     err.print(f"wrote {out_dir / 'report.json'}, report.md and {len(plots)} plots", highlight=False)
-    return 1 if failed else 0
+    if failed or manifest.skipped:
+        err.print(
+            f"{len(manifest.skipped)} rows skipped, {len(failed)} failed: exit status 1",
+            highlight=False,
+        )
+        return 1
+    return 0
+
+
+def check_out(out: str) -> Path:
+    """The report folder, created and checked writable before any work.
+
+    Raises:
+        EngineError: ``out`` is an existing file, or the folder cannot be created or written.
+    """
+    import os
+
+    p = Path(out)
+    if p.exists() and not p.is_dir():
+        raise EngineError(f"--out {p}: exists and is not a folder; name a folder for the report")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EngineError(f"--out {p}: cannot create the report folder ({exc})") from None
+    if not os.access(p, os.W_OK):
+        raise EngineError(f"--out {p}: the report folder is not writable")
+    return p
 
 
 def print_summary(result: dict[str, Any], out: Any, *, earlier: dict[str, Any] | None) -> None:
@@ -436,4 +510,13 @@ def print_summary(result: dict[str, Any], out: Any, *, earlier: dict[str, Any] |
     out.print(table)
 
 
-__all__ = ["RowPrediction", "add_arguments", "annotate_rows", "run", "score", "summarise"]
+__all__ = [
+    "RowPrediction",
+    "RowProblem",
+    "add_arguments",
+    "annotate_rows",
+    "check_out",
+    "run",
+    "score",
+    "summarise",
+]

@@ -211,6 +211,9 @@ class Tagger:
                         f"{weights} by scripts/export_musicnn_onnx.py)"
                     )
             if net is None:
+                from engine.extras import require
+
+                require("neural", f"the tagger's torch runtime ({name})", ("torch", "safetensors"))
                 from engine.models.musicnn import Musicnn
 
                 use_torch_threads(settings.threads)

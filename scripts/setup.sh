@@ -1,17 +1,27 @@
 #!/usr/bin/env bash
 # Set up SonicVerse in ./.venv: system packages (Debian/Ubuntu, when root or sudo is available),
-# a virtualenv with the CPU build of torch pinned, and the package with its extras.
-#   scripts/setup.sh           engine + lite backend + UI + microphone
-#   scripts/setup.sh --dev     everything, including test and benchmark tools
+# a virtualenv, and the package with its extras.
+#   scripts/setup.sh           engine + lite backend + UI + microphone (no torch: numpy, scipy,
+#                              ONNX Runtime)
+#   scripts/setup.sh --neural  + the sonicverse backend and training (torch pinned, transformers,
+#                              peft, accelerate, bitsandbytes)
+#   scripts/setup.sh --dev     everything, including test, docs and benchmark tools
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras="engine,neural,ui,mic"
+TORCH="torch==2.13.0"  # pinned: an unpinned torch pulls several GB of CUDA wheels
+extras="engine,ui,mic"
+torch=""
 apt_pkgs=(libsndfile1 libportaudio2 libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1
           libdbus-1-3 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0
           libxcb-randr0 libxcb-render-util0 libxcb-image0)
+case "${1:-}" in
+  "") ;;
+  --neural) extras="engine,neural,train,ui,mic"; torch=$TORCH ;;
+  --dev) extras="all"; torch=$TORCH ;;
+  *) echo "usage: scripts/setup.sh [--neural | --dev]" >&2; exit 2 ;;
+esac
 if [[ "${1:-}" == "--dev" ]]; then
-  extras="all"
   # ardour: headless ardour7-lua runs the Ardour scripts end to end in the tests;
   # locales: those tests and the Lua JSON tests run again in de_DE.UTF-8 (a decimal comma);
   # Java: METEOR in sonicverse evaluate
@@ -48,7 +58,6 @@ python=${PYTHON:-python3}
   || { echo "SonicVerse needs Python >= 3.11 (set PYTHON=...)" >&2; exit 1; }
 [[ -x .venv/bin/python ]] || "$python" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-# pinned: an unpinned torch pulls several GB of CUDA wheels
-.venv/bin/python -m pip install -q "torch==2.13.0"
+[[ -z "$torch" ]] || .venv/bin/python -m pip install -q "$torch"
 .venv/bin/python -m pip install -q -e ".[${extras}]"
 echo "ready: .venv (extras: ${extras})" >&2

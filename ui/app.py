@@ -128,6 +128,7 @@ class MainWindow(QMainWindow):
         self.audio_path = ""
         self.overview: Overview | None = None
         self.narrative: dict[str, Any] | None = None
+        self._narrating = False  # a narrate request is on its way
         self.session_path = ""
         self._jobs: list[_Job] = []
         self._autostart = start_engine
@@ -402,6 +403,7 @@ class MainWindow(QMainWindow):
             self.status.showMessage("open a file with regions first", 4000)
             return
         self.narrative_view.setPlainText("narrating…")
+        self._narrating = True
         self.tabs.setCurrentIndex(0)
         self.link.narrate(self.audio_path, [(r.start_s, r.end_s, r.name) for r in self.model.rows])
 
@@ -468,7 +470,9 @@ class MainWindow(QMainWindow):
         row = self.model.get(region_id)
         if row is None or row.revision != revision:
             return  # deleted or moved since: a newer request is on its way
-        self.model.update(region_id, state="done", annotation=annotation, error="")
+        self.model.update(region_id, state="done", annotation=annotation, own=annotation, error="")
+        if all(r.state == "done" for r in self.model.rows) and not self._narrating:
+            self.narrate()  # the track's view, so the table tells what the narrative tells
 
     def _on_region_failed(self, region_id: str, revision: int, message: str) -> None:
         row = self.model.get(region_id)
@@ -477,16 +481,18 @@ class MainWindow(QMainWindow):
         self.model.update(region_id, state="error", error=message)
 
     def _on_narrative(self, result: dict) -> None:
+        self._narrating = False
         by_span = {(round(r["start_s"], 3), round(r["end_s"], 3)): r for r in result["regions"]}
         for row in self.model.rows:
             ann = by_span.get((round(row.start_s, 3), round(row.end_s, 3)))
-            if ann is not None and row.annotation is None:
+            if ann is not None:  # the track's view replaces the region's own in the table
                 self.model.update(row.id, state="done", annotation=ann, error="")
         self.narrative = result["narrative"]
         self._show_narrative()
         self.status.clearMessage()
 
     def _on_narrative_failed(self, message: str) -> None:
+        self._narrating = False
         self.narrative_view.show_failure(message)
 
     def _show_narrative(self) -> None:

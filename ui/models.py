@@ -1,8 +1,10 @@
 """The panel's document: regions of one file and what the engine said about them.
 
 :class:`RegionTableModel` is the single source of truth; the waveform view and the table both
-read it. Each region carries a ``revision`` that grows whenever it is moved, so a reply to a
-request sent before the move is recognised as stale and dropped.
+read it. A region shows the track's view (the key, tempo and vocals decoded over the whole
+track, what the narrative and the CLI say) once the narrative arrives, and its own estimate
+beside it in the ``alone`` column. Each region carries a ``revision`` that grows whenever it
+is moved, so a reply to a request sent before the move is recognised as stale and dropped.
 """
 
 from __future__ import annotations
@@ -32,7 +34,10 @@ class RegionRow:
         id: stable identity (survives moves and session round trips).
         revision: grows with every edit of the bounds; replies carry the revision they asked for.
         state: one of :data:`STATES`.
-        annotation: the engine's ``RegionAnnotation.to_dict()``, None until it arrives.
+        annotation: the engine's ``RegionAnnotation.to_dict()`` shown in the table: the
+            track's view from the narrative, or the region's own until the narrative arrives;
+            None until either does.
+        own: the region annotated alone (``region/annotate``), None until it arrives.
         error: the error message for this region ("" when none).
         progress: ``(done, total)`` of the running request.
     """
@@ -44,6 +49,7 @@ class RegionRow:
     revision: int = 0
     state: str = "new"
     annotation: dict[str, Any] | None = None
+    own: dict[str, Any] | None = None
     error: str = ""
     progress: tuple[int, int] = (0, 0)
 
@@ -55,6 +61,7 @@ class RegionRow:
             "end_s": self.end_s,
             "name": self.name,
             "annotation": self.annotation,
+            "own": self.own,
             "error": self.error,
         }
 
@@ -69,6 +76,7 @@ class RegionRow:
             name=str(d.get("name", "")),
             id=str(d.get("id") or uuid.uuid4().hex[:10]),
             annotation=annotation,
+            own=d.get("own"),
             error=error,
             state="done" if annotation else "error" if error else "new",
         )
@@ -79,6 +87,7 @@ COLUMNS: tuple[str, ...] = (
     "end",
     "key",
     "conf.",
+    "alone",
     "vocals",
     "tags",
     "tempo",
@@ -97,6 +106,24 @@ def row_key(row: RegionRow) -> str | None:
     """The row's key name, None when not annotated, silent or keyless."""
     a = row.annotation
     return a["key"]["key"] if a and a.get("key") else None
+
+
+def row_alone(row: RegionRow) -> str:
+    """What the region alone suggests: its own key and confidence, and its own vocals."""
+    own = row.own
+    key = own.get("key") if own else (row.annotation or {}).get("region_key")
+    parts = [f"{key['key']} {key['confidence']:.2f}"] if key else []
+    if own and own.get("vocals"):
+        v = own["vocals"]
+        p = dict(zip(("none", "male", "female"), v.get("probabilities", ()), strict=False))
+        parts.append(f"{v['label']} {p[v['label']]:.2f}" if v["label"] in p else v["label"])
+    return " · ".join(parts)
+
+
+ALONE_TIP = (
+    "what this region alone suggests; key, vocals and tempo are the track's view, "
+    "as the narrative tells it"
+)
 
 
 def row_tags(a: dict[str, Any]) -> str:
@@ -127,6 +154,8 @@ class RegionTableModel(QAbstractTableModel):
         return 0 if parent.isValid() else len(COLUMNS)
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> Any:
+        if role == Qt.ItemDataRole.ToolTipRole and orientation == Qt.Orientation.Horizontal:
+            return ALONE_TIP if COLUMNS[section] == "alone" else None
         if role != Qt.ItemDataRole.DisplayRole:
             return None
         if orientation == Qt.Orientation.Horizontal:
@@ -141,6 +170,8 @@ class RegionTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return self._text(row, col)
         if role == Qt.ItemDataRole.ToolTipRole:
+            if col == "alone":
+                return ALONE_TIP
             if row.error:
                 return row.error
             return row.annotation.get("caption") if row.annotation else None
@@ -180,6 +211,8 @@ class RegionTableModel(QAbstractTableModel):
             return "silence" if silent else (a["key"]["key"] if a.get("key") else "—")
         if col == "conf.":
             return f"{a['key']['confidence']:.2f}" if a.get("key") else ""
+        if col == "alone":
+            return row_alone(row)
         if col == "vocals":
             return a["vocals"]["label"] if a.get("vocals") else "—"
         if col == "tags":
@@ -236,7 +269,8 @@ class RegionTableModel(QAbstractTableModel):
             return None
         row.start_s, row.end_s = min(start_s, end_s), max(start_s, end_s)
         row.revision += 1
-        row.annotation, row.error, row.state, row.progress = None, "", "new", (0, 0)
+        row.annotation, row.own, row.error = None, None, ""
+        row.state, row.progress = "new", (0, 0)
         self.beginResetModel()
         self.rows.sort(key=lambda r: r.start_s)
         self.endResetModel()

@@ -22,10 +22,22 @@ BACKENDS: dict[str, str] = {
 }
 
 
+EXTRA: dict[str, str] = {"sonicverse": "neural"}
+"""Backend -> the optional extra its models need (``lite`` needs none)."""
+
+
 def _module(name: str) -> ModuleType:
     if name not in BACKENDS:
         raise PresetError(f"unknown backend {name!r}; valid backends: {', '.join(BACKENDS)}")
     return importlib.import_module(BACKENDS[name])
+
+
+def require_extra(name: str) -> None:
+    """Raise :class:`~engine.extras.MissingExtra` when backend ``name``'s extra is missing."""
+    if name in EXTRA:
+        from engine.extras import require
+
+        require(EXTRA[name], f"the {name} backend")
 
 
 def options_class(name: str) -> type[Any]:
@@ -42,6 +54,7 @@ def create(preset: Preset, *, device: str | None = None) -> Backend:
     """
     from engine.tuning import keep_freed_memory
 
+    require_extra(preset.backend)
     keep_freed_memory()
     backend: Backend = _module(preset.backend).create(preset, device=device)
     return backend

@@ -194,19 +194,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``sonicverse dataset build``."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     err = Console(stderr=True)
     bar = Progress(
         "{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err
     )
+
+    def report(stage: str, done: int, total: int) -> None:
+        if not bar.task_ids:  # the bar appears with the first progress, never before an error
+            bar.start()
+            bar.add_task(stage, total=total)
+        bar.update(bar.task_ids[0], description=stage, completed=done, total=total)
+
     try:
-        with bar:
-            task = bar.add_task("chunks", total=None)
-
-            def report(stage: str, done: int, total: int) -> None:
-                bar.update(task, description=stage, completed=done, total=total)
-
+        try:
             index = build(
                 args.manifest,
                 args.out,
@@ -218,8 +221,10 @@ def run(args: argparse.Namespace) -> int:
                 device=args.device,
                 progress=report,
             )
+        finally:
+            bar.stop()
     except EngineError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
     err.print(f"wrote {len(index['shards'])} shard(s) to {args.out}", highlight=False)
     return 0

@@ -2,8 +2,11 @@
 row.
 
 A chunk inherits its row's captions and lyrics; its ``song`` is the row's id (the audio-lyrics
-alignment counts every chunk of a song once per batch). A span shorter than a chunk gives one
-chunk when it lasts at least ``min_chunk_s``; a shorter tail is dropped.
+alignment counts every chunk of a song once per batch). A span is cut as serving cuts a file
+(:func:`daw_bridge.regions.plan_regions`): a last piece shorter than ``min_tail_s`` (half a
+chunk: 5 s of 10 s, the presets' ``regions.min_tail_s``) joins the chunk before it, so the
+model trains on the spans it will be asked about. A span shorter than a chunk gives one chunk
+when it lasts at least ``min_chunk_s``.
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ def chunk_rows(
     *,
     chunk_s: float = CHUNK_S,
     min_chunk_s: float = 1.0,
+    min_tail_s: float | None = None,
     require_captions: bool = True,
 ) -> list[Chunk]:
     """Cut every row's span into ``chunk_s`` pieces.
@@ -81,15 +85,19 @@ def chunk_rows(
     Args:
         rows: manifest rows, in order.
         chunk_s: chunk length, seconds.
-        min_chunk_s: shorter pieces are dropped (a whole span shorter than this gives none).
+        min_chunk_s: a whole span shorter than this gives no chunk.
+        min_tail_s: a last piece shorter than this joins the chunk before it (default: half
+            a chunk, as serving joins a short last region).
         require_captions: a row without a caption is an error (the caption loss needs one).
 
     Raises:
         MissingAudioError: naming the row, when its audio is missing or unreadable.
         MissingCaptionError: naming the row, when ``require_captions`` and it has no caption.
     """
+    from daw_bridge.regions import plan_regions
     from engine.audio import info
 
+    tail = chunk_s / 2 if min_tail_s is None else min_tail_s
     out: list[Chunk] = []
     for number, row in enumerate(rows, start=1):
         if require_captions and not any(c.strip() for c in row.captions):
@@ -107,9 +115,9 @@ def chunk_rows(
             log.warning(
                 "%s: span %.2f-%.2f s is shorter than a chunk", where(row, number), start, end
             )
-        t, k = start, 0
-        while end - t >= min_chunk_s - 1e-9:
-            stop = min(t + chunk_s, end)
-            out.append(Chunk(f"{row.id}#{k}", row, number, round(t, 6), round(stop, 6)))
-            t, k = stop, k + 1
+            continue
+        for k, (a, b) in enumerate(plan_regions(end - start, length_s=chunk_s, min_tail_s=tail)):
+            out.append(
+                Chunk(f"{row.id}#{k}", row, number, round(start + a, 6), round(start + b, 6))
+            )
     return out

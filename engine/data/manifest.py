@@ -88,6 +88,8 @@ class ManifestRow:
         captions: reference captions (any number).
         lyrics: the lyrics, empty when unknown or instrumental.
         labels: the feature labels.
+        line: the 1-based row number in the manifest file it was read from (None when the
+            row was not read from a file); not part of the row's JSON.
     """
 
     id: str
@@ -97,6 +99,7 @@ class ManifestRow:
     captions: tuple[str, ...] = ()
     lyrics: str = ""
     labels: Labels = field(default_factory=Labels)
+    line: int | None = field(default=None, compare=False)
 
     def to_dict(self, *, relative_to: Path | None = None) -> dict[str, Any]:
         """JSON-ready dict; ``audio`` relative to ``relative_to`` when given, absent fields
@@ -172,6 +175,7 @@ def parse_row(obj: Any, *, base: Path, number: int) -> ManifestRow:
         captions=captions,
         lyrics=lyrics,
         labels=parse_labels(obj.get("labels", {})),
+        line=number,
     )
 
 

@@ -1,9 +1,9 @@
 """Caption metrics, all offline: BLEU-1..4, METEOR, ROUGE-L, CIDEr-D (and the papers' variants).
 
 - BLEU-n and CIDEr-D: pycocoevalcap (the COCO caption code SonicVerse reports), on text
-  lowercased and split into words (punctuation dropped) by :func:`tokenize`, instead of the
-  Stanford PTB tokenizer jar. pycocoevalcap's ``Cider`` is CIDEr-D (length penalty, clipping,
-  x10), so it is named so.
+  lowercased and tokenized by :func:`tokenize` as the Stanford PTB tokenizer jar would
+  (words of every script and symbols such as ``#`` kept, punctuation dropped), without Java.
+  pycocoevalcap's ``Cider`` is CIDEr-D (length penalty, clipping, x10), so it is named so.
 - METEOR: pycocoevalcap's METEOR 1.5 jar, which needs a Java runtime (``java`` on PATH);
   without one the metric is skipped with a message.
 - ROUGE-L (and ROUGE-1/2): rouge-score with its Porter stemmer, best reference per row.
@@ -26,12 +26,50 @@ log = logging.getLogger(__name__)
 BleuLevel = Literal["corpus", "sentence"]
 RougeVariant = Literal["fmeasure", "recall"]
 
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_TOKEN = re.compile(r"[^\W_]+(?:['’][^\W_]+)?#?|[^\w\s]")
+"""A word of any script (with an apostrophe part, and a trailing ``#`` as in ``c#``), or any
+other single symbol."""
+
+PTB_PUNCTUATION = frozenset(
+    [
+        "''",
+        "'",
+        "``",
+        "`",
+        ".",
+        "?",
+        "!",
+        ",",
+        ":",
+        "-",
+        "--",
+        "...",
+        ";",
+        "(",
+        ")",
+        "[",
+        "]",
+        "{",
+        "}",
+        '"',
+        "’",
+        "‘",
+        "“",
+        "”",
+        "—",
+        "–",
+        "…",
+    ]
+)
+"""The tokens the PTB tokenizer step of pycocoevalcap drops (its list, with the brackets and
+quotes it maps to ``-LRB-``, ``''`` and the like, and their Unicode forms)."""
 
 
 def tokenize(text: str) -> str:
-    """Lowercase words joined by single spaces, punctuation dropped."""
-    return " ".join(_WORD.findall(text.lower()))
+    """Lowercase tokens joined by single spaces, as pycocoevalcap's PTB tokenizer step gives
+    them: words of every script stay whole (``très``, ``日本語``), ``#`` and other symbols
+    (``c#``, ``&``, ``%``) stay, sentence punctuation is dropped."""
+    return " ".join(t for t in _TOKEN.findall(text.lower()) if t not in PTB_PUNCTUATION)
 
 
 def _check(references: Sequence[Sequence[str]], predictions: Sequence[str]) -> None:

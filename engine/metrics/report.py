@@ -71,9 +71,29 @@ def markdown(report: Mapping[str, Any], *, earlier: Mapping[str, Any] | None = N
         f"# Evaluation of preset `{report['preset']}`",
         "",
         f"Manifest `{report['manifest']}`: {report['rows']['read']} rows read, "
-        f"{len(report['rows']['skipped'])} skipped, {report['rows']['annotated']} annotated.",
+        f"{len(report['rows']['skipped'])} skipped, {report['rows']['annotated']} annotated, "
+        f"{len(report['rows'].get('failed', []))} failed.",
         "",
     ]
+    score = report.get("options", {}).get("score")
+    if score:
+        lines += [
+            f"Rows with more than one region are scored on their {score} "
+            + (
+                "(`--score narrative`)."
+                if score == "narrative"
+                else "(`--score caption`: the regions' captions joined in order)."
+            ),
+            "",
+        ]
+    problems = [("skipped", p) for p in report["rows"]["skipped"]]
+    problems += [("failed", p) for p in report["rows"].get("failed", [])]
+    if problems:
+        lines += ["| row | id | what | reason |", "|---|---|---|---|"]
+        for what, p in problems:
+            reason = str(p.get("reason", p.get("error", ""))).replace("|", "\\|")
+            lines.append(f"| {p.get('row')} | {p.get('id') or ''} | {what} | {reason} |")
+        lines.append("")
     before = flat_metrics(earlier) if earlier is not None else {}
     head = "| section | metric | value | rows |" + (" change |" if earlier is not None else "")
     lines += [head, "|---" * (5 if earlier is not None else 4) + "|"]

@@ -11,8 +11,11 @@ A model folder holds what the ``sonicverse`` backend's loader reads, safetensors
 - ``aligner.safetensors``: the audio-lyrics alignment maps (not needed to serve).
 
 A checkpoint folder ``checkpoint-<step>/`` adds ``optimizer.safetensors`` (AdamW's moments,
-flattened), ``trainer_state.json`` (step, data position, scheduler, optimizer groups) and the
-RNG state, so a resumed run continues exactly where it stopped.
+flattened, and the RNG state), ``trainer_state.json`` (step, data position, scheduler,
+optimizer groups) and ``exact_weights.safetensors`` (the heads' hidden weights as trained: the
+release's layout stores them divided by ``pad_frames``, which rounds), so a resumed run
+continues exactly where it stopped. :func:`check_resume` refuses a checkpoint that does not fit
+the config before anything is loaded.
 """
 
 from __future__ import annotations
@@ -29,8 +32,25 @@ import torch
 
 from engine.models.checkpoint import SONICVERSE_TASKS
 from engine.models.heads import MultiTaskProjector
+from engine.train.config import TrainConfigError
 
 log = logging.getLogger(__name__)
+
+RESUME_KEYS = (
+    "stage",
+    "lr",
+    "batch_size",
+    "grad_accum",
+    "weight_decay",
+    "warmup_steps",
+    "schedule",
+    "seed",
+    "holdout",
+)
+"""Train config keys a resumed run must share with the checkpoint: the optimizer, scheduler and
+data order it restores were made with them."""
+
+EXACT = "exact_weights.safetensors"
 
 RELEASE_PREFIX = "base_model.model.model.audio_mert_lmm_projector."
 """Where the release's ``non_lora_trainables`` keep the projector."""
@@ -103,8 +123,50 @@ def save_model(folder: Path, model: Any, *, label_sets: dict[str, Any], config: 
     return folder
 
 
+def check_resume(folder: Path, model: Any, config: Any) -> None:
+    """Refuse to resume from ``folder`` when it does not fit ``model`` and ``config``.
+
+    Raises:
+        TrainConfigError: one line naming the folder and every mismatch: the heads' sizes
+            (another model size), or a changed :data:`RESUME_KEYS` value.
+    """
+    meta_path = folder / "sonicverse_heads.json"
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise TrainConfigError(f"cannot resume from {folder}: {exc}") from None
+    trained = meta.get("train_config", {})
+    changed = [
+        f"{k}={trained[k]!r} there, {getattr(config, k)!r} here"
+        for k in RESUME_KEYS
+        if k in trained and trained[k] != getattr(config, k)
+    ]
+    if changed:
+        raise TrainConfigError(
+            f"cannot resume from {folder} with a changed {', '.join(changed)}: the optimizer, "
+            "scheduler and data order it restores were made with the old values; put them back, "
+            'or start afresh (another out folder, or resume = "")'
+        )
+    saved, now = meta.get("heads", {}), model.projector.config.to_dict()
+    sizes = [
+        f"{k}={saved[k]!r} there, {now[k]!r} here"
+        for k in sorted(now)
+        if k in saved and saved[k] != now[k] and k != "label_sets"
+    ]
+    if sizes:
+        raise TrainConfigError(
+            f"cannot resume from {folder}: its model has another size ({'; '.join(sizes)}); "
+            'use another out folder, or resume = "" to start afresh'
+        )
+
+
 def load_model_weights(folder: Path, model: Any) -> None:
-    """Load a model folder written by :func:`save_model` into ``model`` (to resume)."""
+    """Load a model folder written by :func:`save_model` into ``model`` (to resume); the
+    checkpoint's exact weights, when there, replace the release layout's rounded ones.
+
+    Raises:
+        TrainConfigError: the weights do not fit the model (named with the folder).
+    """
     from safetensors.torch import load_file
 
     from engine.models.checkpoint import import_sonicverse_heads
@@ -115,13 +177,33 @@ def load_model_weights(folder: Path, model: Any) -> None:
         pad_frames=int(c.pad_frames or 1),
         with_tokens=c.llm_dim is not None,
     )
-    model.projector.load_state_dict(state, strict=True)
+    if (folder / EXACT).is_file():
+        state.update(load_file(str(folder / EXACT)))
+    try:
+        model.projector.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1].strip()
+        raise TrainConfigError(
+            f"cannot resume from {folder}: its weights do not fit this model ({first})"
+        ) from None
     model.aligner.load_state_dict(load_file(str(folder / "aligner.safetensors")))
     adapter = folder / "adapter_model.safetensors"
     if adapter.is_file() and model.llm is not None:
         from peft import set_peft_model_state_dict
 
         set_peft_model_state_dict(model.llm, load_file(str(adapter)))
+
+
+def save_exact(folder: Path, projector: MultiTaskProjector) -> None:
+    """The weights the release layout rounds (the heads' hidden weights), as trained."""
+    from safetensors.torch import save_file
+
+    exact = {
+        k: v.detach().cpu().contiguous()
+        for k, v in projector.state_dict().items()
+        if k.startswith("heads.") and k.endswith(".hidden.weight")
+    }
+    save_file(exact, str(folder / EXACT))
 
 
 def save_state(

@@ -171,6 +171,7 @@ def train(
         else (Path(cfg.resume) if cfg.resume else None)
     )
     if resume_from is not None:
+        ck.check_resume(resume_from, inner, cfg)
         ck.load_model_weights(resume_from, inner)
         state = ck.load_state(
             resume_from,
@@ -187,7 +188,7 @@ def train(
         g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
         return [train_idx[i] for i in torch.randperm(len(train_idx), generator=g).tolist()]
 
-    logger = _Logger(out, enabled=acc.is_main_process, resumed=resume_from is not None)
+    logger = _Logger(out, enabled=acc.is_main_process, resumed_at=step if resume_from else None)
     history: list[dict[str, float]] = []
     sums: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -231,6 +232,7 @@ def train(
                     folder = ck.save_model(
                         out / f"checkpoint-{step}", inner, label_sets=LABEL_SETS, config=cfg
                     )
+                    ck.save_exact(folder, inner.projector)
                     ck.save_state(
                         folder,
                         optimizer=optimizer.optimizer
@@ -312,23 +314,35 @@ def retrieval(model: TrainModel, features: torch.Tensor, lyrics: list[str]) -> d
 
 
 class _Logger:
-    """``log.csv`` (appended on resume) and TensorBoard when installed."""
+    """``log.csv`` and TensorBoard when installed.
 
-    def __init__(self, out: Path, *, enabled: bool, resumed: bool) -> None:
+    On resume at step ``resumed_at`` the rows after that step (logged after the checkpoint, by
+    the run that stopped) are dropped, so every step appears once.
+    """
+
+    def __init__(self, out: Path, *, enabled: bool, resumed_at: int | None) -> None:
         self.enabled = enabled
         self.path = out / "log.csv"
         self.fields: list[str] | None = None
         self.tb: Any = None
         if not enabled:
             return
-        if not resumed and self.path.exists():
+        if resumed_at is None and self.path.exists():
             self.path.unlink()
+        elif resumed_at is not None and self.path.exists():
+            self._truncate(resumed_at)
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             log.info("tensorboard is not installed; logging to %s only", self.path)
         else:
             self.tb = SummaryWriter(str(out / "tb"))
+
+    def _truncate(self, step: int) -> None:
+        with self.path.open(newline="", encoding="utf-8") as f:
+            lines = f.read().splitlines(keepends=True)
+        kept = lines[:1] + [ln for ln in lines[1:] if float(ln.split(",", 1)[0]) <= step]
+        self.path.write_text("".join(kept), encoding="utf-8")
 
     def write(self, row: dict[str, float]) -> None:
         if not self.enabled:

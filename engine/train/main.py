@@ -174,26 +174,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``sonicverse train``: 0 on success, 2 on an error a user can fix."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+    from engine.extras import require
     from engine.train.config import load
 
     err = Console(stderr=True)
     try:
+        require("train", "sonicverse train")
         cfg = load(
             args.config, stage=args.stage, steps=args.steps, out=args.out, device=args.device
         )
-        with Progress(
+        bar = Progress(
             "{task.description}",
             BarColumn(),
             MofNCompleteColumn(),
             TimeRemainingColumn(),
             console=err,
-        ) as bar:
-            task = bar.add_task("train", total=cfg.steps)
-            result = fit(cfg, progress=lambda s, d, t: bar.update(task, completed=d, total=t))
+        )
+
+        def report(stage: str, done: int, total: int) -> None:
+            if not bar.task_ids:  # the bar appears with the first step, never before an error
+                bar.start()
+                bar.add_task("train", total=total)
+            bar.update(bar.task_ids[0], completed=done, total=total)
+
+        try:
+            result = fit(cfg, progress=report)
+        finally:
+            bar.stop()
     except EngineError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
     if result.model_dir is not None:
         err.print(f"model: {result.model_dir}\npreset: {result.preset}", highlight=False)

@@ -198,3 +198,36 @@ def test_console_script_writes_everything_before_its_fast_exit(
         timeout=120,
     )
     assert bad.returncode == 1 and "missing.wav" in bad.stderr
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import tomllib
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]
+    assert capsys.readouterr().out.strip() == f"sonicverse {project['version']}"
+
+
+@pytest.mark.parametrize("columns", [60, 80, 99, 100, 140])
+def test_table_fits_the_terminal_and_keeps_captions_whole(
+    song_path: Path,
+    untagged: str,
+    columns: int,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["annotate", str(song_path), "--preset", untagged, "--format", "json"]) == 0
+    captions = [r["caption"] for r in json.loads(capsys.readouterr().out)["regions"]]
+    monkeypatch.setenv("COLUMNS", str(columns))
+    assert main(["annotate", str(song_path), "--preset", untagged]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= columns
+    flat = " ".join(" ".join(line.replace("│", " ").split()) for line in lines)
+    for caption in captions:
+        words = caption.split()
+        # the caption's first words share a line: never one word per line
+        assert any(" ".join(words[:2]) in line for line in lines), (caption, lines)
+        if columns < cli.COMPACT_BELOW:
+            assert " ".join(words) in flat  # whole, in reading order, on its own lines

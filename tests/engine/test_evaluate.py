@@ -61,8 +61,9 @@ def test_evaluate_end_to_end(
 ) -> None:
     out = tmp_path / "report"
     argv = ["evaluate", str(manifest), "--preset", untagged_presets, "--out", str(out)]
-    assert main(argv) == 0
+    assert main(argv) == 1  # row 4 does not parse
     report = json.loads((out / "report.json").read_text())
+    assert report["options"]["score"] == "narrative"
     assert report["format"] == "sonicverse-evaluation" and report["version"] == 1
     assert report["rows"]["read"] == 3 and report["rows"]["annotated"] == 3
     assert [s["row"] for s in report["rows"]["skipped"]] == [4]
@@ -84,7 +85,7 @@ def test_evaluate_end_to_end(
 
     # a rerun reuses the store and reports the changes beside the first report
     again = tmp_path / "again"
-    assert main([*argv[:-1], str(again), "--compare", str(out / "report.json")]) == 0
+    assert main([*argv[:-1], str(again), "--compare", str(out / "report.json")]) == 1
     md = (again / "report.md").read_text()
     assert "change |" in md and "+0.000" in md
 
@@ -94,7 +95,7 @@ def test_evaluate_with_a_missing_text_model_skips(
 ) -> None:
     out = tmp_path / "r"
     argv = ["evaluate", str(manifest), "--preset", untagged_presets, "--out", str(out)]
-    assert main([*argv, "--text-model", str(tmp_path / "nowhere"), "--no-plots"]) == 0
+    assert main([*argv, "--text-model", str(tmp_path / "nowhere"), "--no-plots"]) == 1
     sections = json.loads((out / "report.json").read_text())["sections"]
     assert "does not exist" in sections["BERTScore"]["skipped"]
     assert not list(out.glob("*.png"))
@@ -108,6 +109,59 @@ def test_evaluate_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     argv = ["evaluate", str(tmp_path / "m.jsonl"), "--compare", str(tmp_path / "old.json")]
     assert main(argv) == 2
     assert "expected 'sonicverse-evaluation'" in capsys.readouterr().err
+
+
+def test_failed_and_skipped_rows_are_reported_by_row_number(
+    manifest: Path, untagged_presets: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = manifest.read_text().splitlines()
+    bad = manifest.parent / "bad.jsonl"  # beside the audio its rows name
+    gone = json.dumps({"id": "gone", "audio": str(tmp_path / "no-such.wav")})
+    bad.write_text("\n".join([lines[0], gone, lines[3]]) + "\n")
+    out = tmp_path / "r"
+    argv = ["evaluate", str(bad), "--preset", untagged_presets, "--out", str(out), "--no-plots"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "row 2 (id 'gone') failed" in err and "row 3 skipped" in err
+    rows = json.loads((out / "report.json").read_text())["rows"]
+    assert [(f["row"], f["id"]) for f in rows["failed"]] == [(2, "gone")]
+    assert "no-such.wav" in rows["failed"][0]["reason"]
+    assert [s["row"] for s in rows["skipped"]] == [3]
+    md = (out / "report.md").read_text()
+    assert "| 2 | gone | failed |" in md and "| 3 |  | skipped |" in md
+
+
+def test_a_manifest_of_only_bad_rows_exits_1(tmp_path: Path) -> None:
+    (tmp_path / "m.jsonl").write_text('{"labels": {}}\nnot json\n')
+    argv = ["evaluate", str(tmp_path / "m.jsonl"), "--out", str(tmp_path / "r"), "--no-plots"]
+    assert main(argv) == 1
+    assert len(json.loads((tmp_path / "r" / "report.json").read_text())["rows"]["skipped"]) == 2
+
+
+def test_out_is_checked_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "file").write_text("")
+    # the manifest does not exist either: --out is what is refused, first
+    argv = ["evaluate", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "file")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and "not a folder" in err
+
+
+@pytest.mark.parametrize("score", ["caption", "narrative"])
+def test_score_chooses_what_multi_region_rows_are_scored_on(
+    manifest: Path, untagged_presets: str, tmp_path: Path, score: str
+) -> None:
+    out = tmp_path / score
+    argv = ["evaluate", str(manifest), "--preset", untagged_presets, "--out", str(out)]
+    main([*argv, "--score", score, "--no-plots"])
+    report = json.loads((out / "report.json").read_text())
+    assert report["options"]["score"] == score
+    assert f"scored on their {score}" in (out / "report.md").read_text()
+    text = report["predictions"][0]["caption"]
+    # the 20 s songs are two 10 s regions: template captions are sentences; narratives are timed
+    assert text.startswith("0:00") == (score == "narrative")
+    if score == "caption":
+        assert text.count("BPM") == 2
 
 
 def test_manifest_import_command(tmp_path: Path) -> None:

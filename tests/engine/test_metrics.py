@@ -318,3 +318,10 @@ def test_import_musicbench_and_song_describer(tmp_path: Path) -> None:
         ),
         ManifestRow(id="9", audio=str(tmp_path / "00/9.mp3"), captions=("Synth pop.",)),
     ]
+
+
+def test_tokenizer_keeps_sharps_and_every_script() -> None:
+    text = "A C# minor ballad — très calme, 日本語の歌! 100% rock & roll (live)."
+    words = "a c# minor ballad très calme 日本語の歌 100 % rock & roll live"
+    assert captions.tokenize(text) == words
+    assert captions.tokenize("Ελληνικά: Ѐ-flat?") == "ελληνικά ѐ flat"

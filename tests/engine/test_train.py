@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -208,18 +209,64 @@ def test_lora_loss_falls_and_checkpoint_is_served(dataset: Path, tmp_path: Path)
 
 
 def test_resume_gives_the_same_weights(dataset: Path, tmp_path: Path) -> None:
-    kw = {"stage": "lora", "steps": 6, "batch_size": 4, "lr": 3e-3, "save_every": 3}
-    whole = fit(config(dataset, tmp_path / "a", **kw))
-    cut = config(dataset, tmp_path / "b", **{**kw, "resume": "auto"})
+    kw = {"stage": "lora", "steps": 6, "batch_size": 4, "lr": 3e-3, "save_every": 2}
+    whole = fit(config(dataset, tmp_path / "a", **kw, log_every=1))
+    cut = config(dataset, tmp_path / "b", **{**kw, "resume": "auto", "log_every": 1})
     first = fit(cut, stop_after=3)
-    assert first.model_dir is None and (tmp_path / "b" / "checkpoint-3").is_dir()
+    assert first.model_dir is None and (tmp_path / "b" / "checkpoint-2").is_dir()
+    # killed after logging step 3 but before its checkpoint: resume at step 2
+    shutil.rmtree(tmp_path / "b" / "checkpoint-3")
     resumed = fit(cut)
     assert resumed.steps == 6
     want = dict(whole.model.trainable())
     got = dict(resumed.model.trainable())
     assert set(want) == set(got) and any("lora_" in k for k in want)
     diffs = {k: float((got[k] - v).detach().abs().max()) for k, v in want.items()}
-    assert max(diffs.values()) < 1e-6, diffs
+    assert max(diffs.values()) == 0.0, {k: d for k, d in diffs.items() if d}
+    steps = [line.split(",")[0] for line in (tmp_path / "b" / "log.csv").read_text().split()[1:]]
+    assert steps == ["1.0", "2.0", "3.0", "4.0", "5.0", "6.0"]  # step 3 once, not twice
+
+
+def _train_cli(tmp_path: Path, dataset: Path, **kw: object) -> list[str]:
+    from engine.cli import main
+
+    table = {"data": str(dataset), "out": str(tmp_path / "run"), **TINY, "resume": "auto", **kw}
+    toml = tmp_path / "train.toml"
+    toml.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in table.items()))
+    return [str(main(["train", "--config", str(toml)]))]
+
+
+def test_rerun_with_another_model_size_or_lr_is_one_line(
+    dataset: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    base = {"stage": "heads", "steps": 4, "save_every": 2, "batch_size": 4}
+    fit(config(dataset, tmp_path / "run", **base, resume="auto"), stop_after=2)
+    capfd.readouterr()
+    for change, named in (
+        ({"backbone_dim": 32}, "backbone_dim=64 there, 32 here"),
+        ({"lr": 0.01}, "lr=0.001 there, 0.01 here"),
+        ({"batch_size": 2}, "batch_size=4 there, 2 here"),
+        ({"stage": "projector"}, "stage='heads' there, 'projector' here"),
+    ):
+        assert _train_cli(tmp_path, dataset, **{**base, **change}) == ["2"]
+        err = capfd.readouterr().err
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert len(lines) == 1, err  # no traceback, no empty progress bar, not wrapped
+        assert str(tmp_path / "run" / "checkpoint-2") in lines[0] and named in lines[0], err
+    assert _train_cli(tmp_path, dataset, **base) == ["0"]  # the same config resumes
+
+
+def test_chunks_join_a_short_tail_as_serving_does(tmp_path: Path) -> None:
+    from engine.data.chunks import chunk_rows
+    from engine.data.manifest import ManifestRow
+    from engine.pipeline import plan_regions
+
+    sf.write(tmp_path / "a.wav", np.zeros(23 * 8000, np.float32), 8000)
+    row = ManifestRow(id="a", audio=str(tmp_path / "a.wav"), captions=("x",))
+    spans = [(c.start_s, c.end_s) for c in chunk_rows([row], chunk_s=10.0)]
+    assert spans == [(0.0, 10.0), (10.0, 23.0)]  # no 3 s chunk
+    served = plan_regions(23.0, length_s=10.0, min_tail_s=5.0)
+    assert spans == [(r.start_s, r.end_s) for r in served]
 
 
 def test_export_import_round_trip() -> None:

@@ -104,6 +104,7 @@ def test_table_model_rows_edits_and_errors(qtbot):
         "0:05.0",
         "A minor",
         "0.80",
+        "",  # alone: nothing from the region by itself yet
         "female",
         "piano",
         "120",
