@@ -115,6 +115,8 @@ def _acf(x: np.ndarray, max_lag: int) -> np.ndarray:
 
 
 COMB_WEIGHTS = (1.0, 0.5, 0.25)  # the beat's period, its double and its quadruple (the bar)
+FASTER_LEVEL = 0.5  # a slow main level (below FASTER_BELOW_BPM) whose half period is this
+FASTER_BELOW_BPM = 85.0  # periodic, relative to its own, is a halved fast beat (train renders)
 
 
 def _window_scores(seg: np.ndarray, *, fps: float, grid: np.ndarray) -> tuple[np.ndarray, float]:
@@ -151,6 +153,14 @@ def _local_periods(
     prior = -0.5 * (np.log2(grid / prior_bpm) / LEVEL_PRIOR_OCTAVES) ** 2
     # the track's level: the summed evidence with the prior; windows stay near it
     main = int(np.argmax(np.log(ev.mean(axis=0) + 1e-3) + prior))
+    # a main period whose half is almost as periodic is a pair of beats: take the faster level
+    whole = np.maximum(_acf(env, min(env.size - 1, int(4 * 60.0 * fps / grid[0]))), 0.0)
+    lags = np.arange(whole.size)
+    double = int(np.argmin(np.abs(grid - 2 * grid[main])))
+    if abs(grid[double] / grid[main] - 2) < 0.05 and grid[main] < FASTER_BELOW_BPM:
+        p = 60.0 * fps / grid[main]
+        if np.interp(p / 2, lags, whole) >= FASTER_LEVEL * np.interp(p, lags, whole):
+            main = double
     level = -0.5 * (np.log2(grid / grid[main]) / 0.35) ** 2
     emit = np.log(ev + 0.02) + level
     steps = np.arange(grid.size)
