@@ -339,10 +339,16 @@ class EngineClient:
         track: str = "",
         name: str = "",
         lyrics: str = "",
+        channels: Sequence[str] = (),
         timeout_s: float | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> dict[str, Any]:
-        """``/sonicverse/region/annotate``: a ``RegionAnnotation.to_dict()``."""
+        """``/sonicverse/region/annotate``: a ``RegionAnnotation.to_dict()``.
+
+        Args:
+            channels: the region's other channel files when a DAW keeps one file a channel
+                (a stereo Ardour region's right channel); analysed with ``path`` as one signal.
+        """
         result: dict[str, Any] = self.request(
             protocol.ANNOTATE,
             {
@@ -352,6 +358,7 @@ class EngineClient:
                 "track": track,
                 "name": name,
                 "lyrics": lyrics,
+                "channels": json.dumps([str(p) for p in channels]) if channels else "",
             },
             timeout_s=timeout_s,
             on_progress=on_progress,

@@ -42,6 +42,9 @@ CHUNK_BYTES = 7168
 MAX_ID_CHARS = 128
 """Longest request id the engine accepts."""
 
+MAX_CHANNEL_FILES = 31
+"""Most files the ``channels`` of ``/sonicverse/region/annotate`` may name besides ``path``."""
+
 MAX_MESSAGE_CHARS = 2000
 """Error messages are cut to this length so every error reply fits one datagram."""
 
@@ -76,12 +79,15 @@ class Arg:
             float64 are accepted where float32 is declared).
         doc: what it means, with units.
         default: value used when a *trailing* argument is left off; None = required.
+        json: a string holding JSON text (``sonicverse send --args-file`` also takes the JSON
+            value itself).
     """
 
     name: str
     type: OscType
     doc: str
     default: str | int | float | None = None
+    json: bool = False
 
     @property
     def required(self) -> bool:
@@ -192,8 +198,20 @@ REQUESTS: dict[str, Message] = {
                 Arg("track", "s", "DAW track name", ""),
                 Arg("name", "s", "DAW region / item / clip name", ""),
                 Arg("lyrics", "s", "lyrics sung in the region, if known", ""),
+                Arg(
+                    "channels",
+                    "s",
+                    "JSON array of the absolute paths of the region's other channel files "
+                    f"(0 to {MAX_CHANNEL_FILES}), each with path's sample rate and length, e.g. "
+                    "a stereo Ardour region's right channel; their channels follow path's, "
+                    '"" or "[]" = none',
+                    "",
+                    json=True,
+                ),
             ),
             "Annotate one region of a file (key, vocals, tags, tempo, loudness, caption). "
+            "With channels, the region is decoded from every file over the same span and "
+            "analysed as one signal. "
             "An unchanged region answers from the annotation store; a region of a file "
             "unchanged since it was last asked for answers at once, without 'accepted'.",
             queued=True,
@@ -211,6 +229,7 @@ REQUESTS: dict[str, Message] = {
                     'JSON array of [start_s, end_s, name] spans in the file; "" = the whole '
                     "file cut into the preset's region length",
                     "",
+                    json=True,
                 ),
             ),
             "Annotate a track's regions (or the whole file) and write a timestamped narrative.",

@@ -15,9 +15,12 @@ Exit status: 0 result, 1 error reply, 2 bad command line, 3 busy, 4 no reply in 
 Arguments are ``name=value`` pairs named as in :mod:`daw_bridge.protocol` (the header's
 ``id``, ``reply_port`` and ``token`` are filled in), or a JSON object in a file
 (``--args-file``): a program that starts us without a shell (``reaper.ExecProcess``) passes
-names with quotes or apostrophes that way. For callers that cannot wait on a child process,
-``--output`` writes the reply to a file (renamed into place when complete), ``--progress-file``
-keeps the latest progress there, and creating the ``--cancel-file`` cancels the request.
+names with quotes or apostrophes that way. An argument that is JSON text (``channels``,
+``regions``) takes a JSON array either way: ``channels='["/s/Keys%R.wav"]'``, or the array
+itself in the file (``{"channels": ["/s/Keys%R.wav"]}``). For callers that cannot wait on a
+child process, ``--output`` writes the reply to a file (renamed into place when complete),
+``--progress-file`` keeps the latest progress there, and creating the ``--cancel-file`` cancels
+the request.
 """
 
 from __future__ import annotations
@@ -125,6 +128,9 @@ def parse_pairs(message: protocol.Message, pairs: list[str]) -> dict[str, Any]:
 def load_args_file(message: protocol.Message, path: Path) -> dict[str, Any]:
     """The arguments in the JSON object at ``path``, typed as :func:`parse_pairs` types them.
 
+    The JSON value given for an argument that is JSON text (``channels``, ``regions``) is sent
+    as that text.
+
     Raises:
         ProtocolError: an unreadable file, not a JSON object, or an unknown or bad argument.
     """
@@ -137,12 +143,17 @@ def load_args_file(message: protocol.Message, path: Path) -> dict[str, Any]:
             "bad_arguments",
             f"--args-file {path}: expected a JSON object, got {type(data).__name__}",
         )
+    json_text = {a.name for a in message.body if a.json}
     pairs = []
     for name, value in data.items():
+        if name in json_text and isinstance(value, list):
+            value = json.dumps(value, ensure_ascii=False)
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise protocol.ProtocolError(
                 "bad_arguments",
-                f"--args-file {path}: {name!r} must be a string or a number, got {value!r}",
+                f"--args-file {path}: {name!r} must be a string or a number"
+                + (" or a JSON array" if name in json_text else "")
+                + f", got {value!r}",
             )
         pairs.append(f"{name}={value}")
     return parse_pairs(message, pairs)

@@ -214,6 +214,54 @@ def load(
     return Audio(samples=samples, sr=sr, path=hdr.path, start_s=start / hdr.sr)
 
 
+def check_alike(main: AudioInfo, other: AudioInfo) -> None:
+    """Refuse a channel file that cannot join ``main``'s: another sample rate or length.
+
+    A DAW keeps a multichannel region as one file a channel (Ardour does); the files of one
+    region share their rate and length.
+
+    Raises:
+        AudioError: naming ``other``, what differed, its value and ``main``'s.
+    """
+    if other.sr != main.sr:
+        raise AudioError(
+            f"{other.path}: sample rate {other.sr} Hz differs from {main.path}'s {main.sr} Hz; "
+            "a region's channel files must share one sample rate"
+        )
+    if other.frames != main.frames:
+        raise AudioError(
+            f"{other.path}: length {other.frames} frames ({other.duration_s:.3f} s) differs from "
+            f"{main.path}'s {main.frames} frames ({main.duration_s:.3f} s); a region's channel "
+            "files must have one length"
+        )
+
+
+def join_channels(clips: list[Audio]) -> Audio:
+    """One region from its channel files' clips (decoded over one span): their channels in order.
+
+    The result is what one interleaved file of those channels decodes to, so it is analysed,
+    measured (loudness sums the channels) and cached as that file would be; the analysers that
+    take mono average the channels (:func:`to_mono`).
+
+    Args:
+        clips: ``[channels_i, frames]`` each, at one rate; the first names the result.
+
+    Raises:
+        AudioError: the clips differ in rate or frames.
+    """
+    first = clips[0]
+    for c in clips[1:]:
+        if c.sr != first.sr or c.samples.shape[-1] != first.samples.shape[-1]:
+            raise AudioError(
+                f"{c.path}: decoded {c.samples.shape[-1]} frames at {c.sr} Hz over the region, "
+                f"{first.path} {first.samples.shape[-1]} at {first.sr} Hz; expected the same"
+            )
+    if len(clips) == 1:
+        return first
+    samples = np.concatenate([c.samples for c in clips], axis=0)
+    return Audio(samples=samples, sr=first.sr, path=first.path, start_s=first.start_s)
+
+
 def _open(hdr: AudioInfo, file: BinaryIO | None) -> Any:
     """The decoder for a file: libsndfile, or libav for MP3s libsndfile cannot read through."""
     import soundfile as sf

@@ -153,6 +153,8 @@ class Annotator:
         cancelled: Callable[[], bool] = lambda: False,
         file: BinaryIO | None = None,
         beats: bool | None = None,
+        channels: Sequence[str] = (),
+        channel_files: Sequence[BinaryIO] | None = None,
     ) -> TrackResult:
         """Annotate regions of a file (all of it, cut by the preset, when ``regions`` is None).
 
@@ -164,14 +166,43 @@ class Annotator:
             beats: compute the track's beat grid (its tempo becomes the regions' and the
                 narrative's); None: when narrating. From the regions' own samples when they
                 tile the file, else from one more decode of the whole file.
+            channels: the other files of a multichannel recording kept as one file a channel
+                (a stereo Ardour region's right channel), each with ``path``'s rate and
+                length: every span is decoded from each file and their channels joined, in
+                order, after ``path``'s (:func:`engine.audio.join_channels`).
+            channel_files: those files already opened (and checked) by the caller, in order.
 
         Raises:
-            AudioError: unreadable file, region outside it, bad samples.
+            AudioError: unreadable file, region outside it, bad samples; a channel file whose
+                sample rate or length differs from ``path``'s.
             InvalidRequest: a region shorter than the preset's minimum, or a request over one
                 of the preset's ``limits`` (naming the limit and the value).
             Cancelled: ``cancelled()`` became true between two regions.
         """
         hdr = audio.info(path, file=file)
+        opened = list(channel_files) if channel_files is not None else [None] * len(channels)
+        sources: list[tuple[str, BinaryIO | None]] = [(hdr.path, file)]
+        for other_path, other_file in zip(channels, opened, strict=True):
+            other = audio.info(other_path, file=other_file)
+            audio.check_alike(hdr, other)
+            sources.append((other.path, other_file))
+            hdr = replace(hdr, channels=hdr.channels + other.channels)
+
+        def load(start_s: float = 0.0, end_s: float | None = None) -> audio.Audio:
+            return audio.join_channels(
+                [
+                    audio.load(
+                        p,
+                        start_s=start_s,
+                        end_s=end_s,
+                        max_duration_s=self.preset.audio.max_duration_s,
+                        max_sr=self.preset.limits.max_sr,
+                        file=f,
+                    )
+                    for p, f in sources
+                ]
+            )
+
         if hdr.duration_s > self.preset.audio.max_duration_s:
             raise AudioError(
                 f"{hdr.path}: duration {hdr.duration_s:.1f} s exceeds the limit of "
@@ -181,12 +212,7 @@ class Annotator:
         if regions is None:
             downbeats: tuple[float, ...] = ()
             if self.preset.regions.snap == "bars":  # the grid first: the plan follows it
-                whole = audio.load(
-                    hdr.path,
-                    max_duration_s=self.preset.audio.max_duration_s,
-                    max_sr=self.preset.limits.max_sr,
-                    file=file,
-                )
+                whole = load()
                 grid = self._grid(audio.to_mono(whole.samples), whole.sr)
                 downbeats = grid.downbeats
                 del whole
@@ -231,14 +257,7 @@ class Annotator:
                 self.preset.limits.max_region_samples
             ):
                 flush()
-            clip = audio.load(
-                hdr.path,
-                start_s=r.start_s,
-                end_s=r.end_s,
-                max_duration_s=self.preset.audio.max_duration_s,
-                max_sr=self.preset.limits.max_sr,
-                file=file,
-            )
+            clip = load(r.start_s, r.end_s)
             if tiles is not None:  # the regions so far tile the file: keep them for the grid
                 if abs(r.start_s - tiled_to) < 1e-3 and clip.sr == (tile_sr or clip.sr):
                     tiles.append(audio.to_mono(clip.samples))
@@ -266,12 +285,7 @@ class Annotator:
         grid = grid or BeatGrid()
         if want_grid:
             if tiles is None or abs(tiled_to - hdr.duration_s) > 0.05:
-                whole = audio.load(
-                    hdr.path,
-                    max_duration_s=self.preset.audio.max_duration_s,
-                    max_sr=self.preset.limits.max_sr,
-                    file=file,
-                )
+                whole = load()
                 tiles, tile_sr = [audio.to_mono(whole.samples)], whole.sr
             grid = self._grid(np.concatenate(tiles), tile_sr)
             progress("beats", 1, 1)

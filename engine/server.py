@@ -138,6 +138,7 @@ class Job:
         digest: a hash of the request as received (address and every argument): a re-sent
             id is replayed only for an identical request.
         file: the audio file, opened once by the network thread (closed when it finishes).
+        channel_files: the region's other channel files (``channels``), opened likewise.
     """
 
     id: str
@@ -148,12 +149,15 @@ class Job:
     memo_key: tuple[Any, ...] | None = None
     digest: str = ""
     file: BinaryIO | None = None
+    channel_files: list[BinaryIO] = field(default_factory=list)
 
     def close_file(self) -> None:
-        """Close the opened audio file, if any."""
+        """Close the opened audio files, if any."""
         if self.file is not None:
             self.file.close()
             self.file = None
+        while self.channel_files:
+            self.channel_files.pop().close()
 
 
 class _UDPServer(BlockingOSCUDPServer):
@@ -372,8 +376,8 @@ class EngineServer:
             raise ProtocolError("unauthorized", "missing or wrong token")
 
     def _validate(self, job: Job) -> None:
-        """Cheap checks before queueing: the file (opened here, once), the region bounds, the
-        regions JSON."""
+        """Cheap checks before queueing: the file and the channel files (opened here, once,
+        each checked as ``path`` is), the region bounds, the regions and channels JSON."""
         if job.message.path == protocol.ANNOTATIONS:
             path = job.args["path"]
             if self._roots and not self._inside_roots(os.path.realpath(path)):
@@ -382,13 +386,23 @@ class EngineServer:
             return
         if job.message.path == protocol.NARRATE:
             job.args["regions"] = parse_regions(job.args["regions"])
+        channels: list[str] = []
         if job.message.path == protocol.ANNOTATE:
             start, end = job.args["start_s"], job.args["end_s"]
             if start < 0 or end <= start:
                 raise InvalidRequest(f"region [{start}, {end}) s: expected 0 <= start_s < end_s")
+            channels = parse_channels(job.args["channels"])
         job.file, st = self.open_path(job.args["path"])
         job.args["path"] = _absolute(job.args["path"])
+        identities = []
+        for path in channels:
+            f, cst = self.open_path(path)
+            job.channel_files.append(f)
+            identities.append(
+                (cst.st_dev, cst.st_ino, cst.st_size, cst.st_mtime_ns, cst.st_ctime_ns)
+            )
         if job.message.path == protocol.ANNOTATE:
+            job.args["channels"] = [_absolute(p) for p in channels]
             a = job.args
             job.memo_key = (
                 st.st_dev,
@@ -401,6 +415,7 @@ class EngineServer:
                 a["end_s"],
                 a["name"],
                 a["lyrics"],
+                *zip(a["channels"], identities, strict=True),
             )
 
     def check_path(self, path: str) -> Path:
@@ -715,6 +730,34 @@ def parse_regions(text: str) -> list[Any] | None:
             )
         regions.append(Region(float(item[0]), float(item[1]), item[2] if len(item) == 3 else ""))
     return regions
+
+
+def parse_channels(text: str) -> list[str]:
+    """Parse the ``channels`` argument of ``/sonicverse/region/annotate``.
+
+    Args:
+        text: ``""`` or a JSON array of at most :data:`~daw_bridge.protocol.MAX_CHANNEL_FILES`
+            paths (the files themselves are checked as ``path`` is, by the caller).
+
+    Returns:
+        The paths, in order (empty for ``""`` or ``"[]"``).
+
+    Raises:
+        InvalidRequest: not JSON, not an array of strings, or too many.
+    """
+    if not text.strip():
+        return []
+    try:
+        items = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidRequest(f"channels={text[:80]!r}: not JSON ({exc})") from None
+    if not isinstance(items, list) or not all(isinstance(p, str) for p in items):
+        raise InvalidRequest(f"channels={text[:80]!r}: expected a JSON array of file paths")
+    if len(items) > protocol.MAX_CHANNEL_FILES:
+        raise InvalidRequest(
+            f"channels: {len(items)} files, expected at most {protocol.MAX_CHANNEL_FILES}"
+        )
+    return items
 
 
 def _is_seconds(x: Any) -> bool:

@@ -4,7 +4,8 @@
 -- <json> --output <reply>` detached through os.forkexec (no shell, so nothing to quote on any
 -- OS; names travel in the JSON file) and poll for the reply file while a progress dialog keeps
 -- Ardour's GUI running and offers Cancel. Audio travels by reference: a region's own source file plus its
--- bounds in that file, so nothing is rendered. The engine's address comes from
+-- bounds in that file, so nothing is rendered; Ardour keeps one file a channel, so a stereo
+-- region sends its left channel's file as `path` and the others as `channels`. The engine's address comes from
 -- $SONICVERSE_HOST / $SONICVERSE_PORT / $SONICVERSE_TOKEN (read by `sonicverse send`), the
 -- command from $SONICVERSE_COMMAND (default "sonicverse").
 
@@ -128,7 +129,7 @@ function M.json_number(v)
   return text
 end
 
--- JSON text of a flat table of strings and numbers.
+-- JSON text of a flat table of strings, numbers and lists of strings.
 local function json_string(s)
   return '"' .. tostring(s):gsub('[%c"\\]', function(ch)
     return string.format("\\u%04x", ch:byte())
@@ -141,7 +142,13 @@ function M.json_object(t)
   table.sort(names)
   for _, k in ipairs(names) do
     local v = t[k]
-    local text = type(v) == "number" and M.json_number(v) or json_string(v)
+    local text
+    if type(v) == "number" then text = M.json_number(v)
+    elseif type(v) == "table" then
+      local items = {}
+      for i, item in ipairs(v) do items[i] = json_string(item) end
+      text = "[" .. table.concat(items, ",") .. "]"
+    else text = json_string(v) end
     parts[#parts + 1] = json_string(k) .. ":" .. text
   end
   return "{" .. table.concat(parts, ",") .. "}"
@@ -347,23 +354,38 @@ function M.tag_name(name, text)
   return (base ~= "" and (base .. " ") or "") .. "[SV " .. text .. "]"
 end
 
--- Annotate `region` (an ARDOUR.Region of an audio track) from its source file; returns the
--- annotation or nil, an error reply.
+-- The source files of an audio region, one a channel (Ardour keeps a stereo region as two mono
+-- files): a list of paths, or nil, a 'skip' error when a channel has no file behind it.
+function M.channel_paths(ar)
+  local paths = {}
+  for i = 0, ar:n_channels() - 1 do
+    local fs = ar:source(i):to_filesource()
+    if fs:isnil() then return nil, { code = "skip", message = "no file behind the region" } end
+    paths[#paths + 1] = fs:path()
+  end
+  if #paths == 0 then return nil, { code = "skip", message = "no file behind the region" } end
+  return paths
+end
+
+-- Annotate `region` (an ARDOUR.Region of an audio track) from its source files, every channel's;
+-- returns the annotation or nil, an error reply.
 function M.annotate_region(region, track_name, from_s, to_s, tick)
   local ar = region:to_audioregion()
   if ar:isnil() then return nil, { code = "skip", message = "not an audio region" } end
-  local fs = ar:source(0):to_filesource()
-  if fs:isnil() then return nil, { code = "skip", message = "no file behind the region" } end
+  local paths, skip = M.channel_paths(ar)
+  if not paths then return nil, skip end
   local rate = Session:nominal_sample_rate()
   local pos = region:position():samples() / rate
   local start_s = region:start():samples() / rate
   local len_s = region:length():samples() / rate
   from_s = math.max(from_s or pos, pos)
   to_s = math.min(to_s or (pos + len_s), pos + len_s)
-  local reply = M.send(M.ANNOTATE, {
-    path = fs:path(), start_s = start_s + (from_s - pos), end_s = start_s + (to_s - pos),
+  local args = {
+    path = paths[1], start_s = start_s + (from_s - pos), end_s = start_s + (to_s - pos),
     track = track_name, name = M.tag_name(region:name(), nil),
-  }, 120, tick)
+  }
+  if #paths > 1 then args.channels = { table.unpack(paths, 2) } end
+  local reply = M.send(M.ANNOTATE, args, 120, tick)
   if not reply.ok then return nil, reply end
   return reply.result
 end

@@ -25,10 +25,13 @@ def annotate(server: EngineServer, job: Job) -> dict[str, Any]:
         progress=server.progress(job),
         cancelled=job.cancel.is_set,
         file=job.file,
+        channels=a["channels"],
+        channel_files=job.channel_files,
     )
     log.debug(
-        "annotated %s [%.2f, %.2f) (track %r, region %r)",
+        "annotated %s (+%d channel files) [%.2f, %.2f) (track %r, region %r)",
         a["path"],
+        len(a["channels"]),
         region.start_s,
         region.end_s,
         a["track"],

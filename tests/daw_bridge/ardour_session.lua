@@ -6,7 +6,8 @@
 -- $XDG_CONFIG_HOME/ardour7/scripts) through Track:bounce_range; the bounced region is placed on
 -- the track's playlist. Environment: SV_SESSION (folder), SV_TRACKS ("name@seconds;..."),
 -- SV_RANGES ("name@from-to;..."), SV_SCRIPTS (the scripts to run, ";"-separated), SV_BREAK (a
--- track whose audio file is deleted before the scripts run, so the engine answers an error).
+-- track whose audio file is deleted before the scripts run, so the engine answers an error),
+-- SV_STEREO (";"-separated tracks made stereo: their regions have one source file a channel).
 --
 -- Like Ardour's GUI (and unlike bare ardour7-lua), the scripts run in the user's locale
 -- (setlocale from LC_ALL / LANG) and have os.forkexec; here it is emulated with a detached
@@ -30,10 +31,13 @@ local dir = os.getenv("SV_SESSION")
 local s = assert(create_session(dir, "sv", 48000), "could not create a session in " .. dir)
 local rate = s:nominal_sample_rate()
 
+local stereo = {}
+for name in (os.getenv("SV_STEREO") or ""):gmatch("[^;]+") do stereo[name] = true end
 local n = 0
 for name, at in os.getenv("SV_TRACKS"):gmatch("([^@;]+)@([%d.]+)") do
   n = n + 1
-  local track = s:new_audio_track(1, 1, nil, 1, name, ARDOUR.PresentationInfo.max_order,
+  local chans = stereo[name] and 2 or 1
+  local track = s:new_audio_track(chans, chans, nil, 1, name, ARDOUR.PresentationInfo.max_order,
                                   ARDOUR.TrackMode.Normal, true):front()
   local player = ARDOUR.LuaAPI.new_luaproc(s, "SV player " .. n)
   assert(not player:isnil(), "player " .. n .. " not found")
@@ -42,6 +46,7 @@ for name, at in os.getenv("SV_TRACKS"):gmatch("([^@;]+)@([%d.]+)") do
   local region = track:bounce_range(0, math.floor(seconds * rate), ARDOUR.InterThreadInfo(),
                                     player, true, name, false)
   assert(not region:isnil(), "bounce of " .. name .. " failed")
+  print(string.format("CHANNELS\t%s\t%d", name, region:to_audioregion():n_channels()))
   track:remove_processor(player, nil, true)
   track:playlist():add_region(region, Temporal.timepos_t(math.floor(tonumber(at) * rate)),
                               1, false, 0, 0, false)

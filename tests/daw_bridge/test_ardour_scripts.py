@@ -9,6 +9,7 @@ not installed (``apt-get install ardour``; ``scripts/setup.sh --dev`` installs i
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -38,7 +39,7 @@ function dsp_ioconfig () return {{ {{ audio_in = -1, audio_out = -1 }} }} end
 local rl, pos
 function dsp_init (rate) rl = ARDOUR.Readable.load (Session, [==[{path}]==]); pos = 0 end
 function dsp_run (ins, outs, n_samples)
-  for c = 1, #outs do rl:at (0):read (outs[c], pos, n_samples, 0) end
+  for c = 1, #outs do rl:at (math.min (c, rl:size ()) - 1):read (outs[c], pos, n_samples, 0) end
   pos = pos + n_samples
 end
 """
@@ -91,7 +92,8 @@ def run_session(
 ) -> list[str]:
     """Build the session from ``tracks`` ((name, 48 kHz audio, position in s); default: a C
     major and an F# major cadence), run ``scripts`` (``sonicverse_<name>.lua``) on it; the
-    driver's output lines."""
+    driver's output lines. A track whose audio is ``[2, frames]`` is a stereo track: its region
+    has one source file a channel, as Ardour records and imports stereo."""
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -104,7 +106,7 @@ def run_session(
     tracks = tracks or _keys_and_pad()
     for n, (name, samples, _at) in enumerate(tracks, start=1):
         audio = tmp_path / f"{name}.wav"
-        sf.write(audio, samples, 48000, subtype="FLOAT")
+        sf.write(audio, samples.T, 48000, subtype="FLOAT")
         (scripts_dir / f"ardour_player_{n}.lua").write_text(
             PLAYER.format(n=n, path=audio), encoding="utf-8"
         )
@@ -142,6 +144,7 @@ def run_session(
             "SV_TRACKS": ";".join(f"{t[0]}@{t[2]}" for t in tracks),
             "SV_RANGES": "Verse@0.5-7.75;Chorus@10.25-18",  # fractions: a locale writes 0,5
             "SV_BREAK": broken,
+            "SV_STEREO": ";".join(t[0] for t in tracks if t[1].ndim == 2),
             "SV_SCRIPTS": ";".join(str(ARDOUR_DIR / f"sonicverse_{k}.lua") for k in scripts),
             "SONICVERSE_ARDOUR_LIB": str(ARDOUR_DIR / "sonicverse_lib.lua"),
             "LC_ALL": locale,
@@ -181,6 +184,25 @@ def test_ardour_session_comes_back_annotated(tmp_path: Path, locale: str) -> Non
     steps = re.findall(r'<UndoTransaction[^>]*name="SonicVerse: name region"', history)
     assert len(steps) == 2, history[:2000]
     assert "[SV C major" in history and "[SV F# major" in history
+
+
+@needs_ardour
+@pytest.mark.parametrize("locale", ["C.UTF-8", "de_DE.UTF-8"])
+def test_a_stereo_region_is_analysed_from_every_channel(tmp_path: Path, locale: str) -> None:
+    # left silent, the cadence on the right only: the left channel's file alone is silence
+    if not _has_locale(locale):
+        pytest.skip(f"locale {locale} is not generated here (locale-gen {locale})")
+    right = progression("C", "major", sr=48000)
+    keys = np.stack([np.zeros_like(right), right])
+    pad = progression("F#", "major", sr=48000)
+    out = run_session(tmp_path, locale=locale, tracks=[("Keys", keys, 0.0), ("Pad", pad, 10.0)])
+    assert "CHANNELS\tKeys\t2" in out and "CHANNELS\tPad\t1" in out, out
+    regions = sorted(x.split("\t")[1] for x in out if x.startswith("REGION"))
+    assert regions[0].startswith("Keys") and "[SV C major" in regions[0], out
+    assert regions[1].startswith("Pad") and "[SV F# major" in regions[1], out
+    ranges = [x.split("\t")[1:] for x in out if x.startswith("RANGE")]
+    named = {r[1].split(" [SV ")[0]: r[1] for r in ranges if not r[1].startswith("SV:")}
+    assert "[SV C major" in named["Verse"] and "[SV F# major" in named["Chorus"], out
 
 
 @needs_ardour
@@ -233,6 +255,23 @@ def test_on_windows_temp_files_go_to_temp_and_the_command_is_found_on_path(
     temp, command = proc.stdout.splitlines()
     assert temp == str(tmp_path)
     assert command == f"{bin_dir}\\sonicverse.exe"
+
+
+@pytest.mark.skipif(shutil.which("lua5.4") is None, reason="lua5.4 not installed")
+def test_the_request_json_carries_the_channel_files_as_an_array() -> None:
+    probe = (
+        f"local sv = dofile([[{ARDOUR_DIR / 'sonicverse_lib.lua'}]])\n"
+        'print(sv.json_object({ path = "/s/K%L.wav", start_s = 0.5,'
+        ' channels = { "/s/K%R.wav", \'a "b"\' } }))'
+    )
+    proc = subprocess.run(
+        [shutil.which("lua5.4"), "-"], input=probe, capture_output=True, text=True, check=True
+    )
+    assert json.loads(proc.stdout) == {
+        "path": "/s/K%L.wav",
+        "start_s": 0.5,
+        "channels": ["/s/K%R.wav", 'a "b"'],
+    }
 
 
 def _tempo_map(session: Path) -> tuple[list[tuple[float, float, str]], list[tuple[float, str]]]:

@@ -193,7 +193,7 @@ def test_send_prints_one_json_line_and_exits_by_outcome(fake: Any) -> None:
         ["region/annotate", "path=/a b.wav", "start_s=1", "end_s=2.5", "name=Verse", *port]
     )
     assert status == 0 and reply["ok"] is True
-    assert reply["result"] == {"args": ["/a b.wav", 1.0, 2.5, "", "Verse", ""]}
+    assert reply["result"] == {"args": ["/a b.wav", 1.0, 2.5, "", "Verse", "", ""]}
     status, reply = _run_send(["job/cancel", "target=x", *port])
     assert (status, reply["code"], reply["message"]) == (send.EXIT_ERROR, "invalid_request", "nope")
     status, reply = _run_send(["region/annotate", "start_s=one", *port])
@@ -248,10 +248,31 @@ def test_send_reads_args_file_and_writes_output_file(fake: Any, tmp_path: Any) -
         status = send.run(parser.parse_args([*argv, "--port", str(engine.port)]))
     assert status == 0 and out.getvalue() == ""
     reply = json.loads(reply_file.read_text(encoding="ascii"))
-    assert reply["result"]["args"] == ["/it's here.wav", 0.5, 2.0, "", 'Mike\'s "Gtr"', ""]
+    assert reply["result"]["args"] == ["/it's here.wav", 0.5, 2.0, "", 'Mike\'s "Gtr"', "", ""]
     args.write_text("[1, 2]", encoding="utf-8")
     status, reply = _run_send(["region/annotate", "--args-file", str(args)])
     assert status == send.EXIT_USAGE and "expected a JSON object" in reply["message"]
+
+
+def test_send_passes_channels_through_as_json_text(fake: Any, tmp_path: Any) -> None:
+    # a stereo Ardour region: the right channel's file travels beside path
+    engine = fake(_echo_args)
+    right = ["/s/Keys%R.wav", '/s/Öl\'s "R".wav']
+    args = tmp_path / "args.json"
+    args.write_text(
+        json.dumps({"path": "/s/Keys%L.wav", "start_s": 0, "end_s": 2, "channels": right}),
+        encoding="utf-8",
+    )
+    options = ["--args-file", str(args), "--port", str(engine.port)]
+    status, reply = _run_send(["region/annotate", *options])
+    assert status == 0 and json.loads(reply["result"]["args"][6]) == right
+    status, reply = _run_send(["region/annotate", f"channels={json.dumps(right[:1])}", *options])
+    assert status == 0 and json.loads(reply["result"]["args"][6]) == right[:1]
+    args.write_text(
+        json.dumps({"path": "/a.wav", "start_s": 0, "end_s": 2, "name": ["x"]}), "utf-8"
+    )
+    status, reply = _run_send(["region/annotate", "--args-file", str(args)])
+    assert status == send.EXIT_USAGE and "'name' must be a string or a number," in reply["message"]
 
 
 def test_send_cancels_when_the_cancel_file_appears(fake: Any, tmp_path: Any) -> None:

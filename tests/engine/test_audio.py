@@ -228,3 +228,39 @@ def test_really_truncated_mp3_is_refused(tmp_path: Path, encoding: str) -> None:
     cut.write_bytes(data[: len(data) * 6 // 10])
     with pytest.raises(AudioError, match="truncated"):
         audio.load(cut)
+
+
+def _mono_file(path: Path, y: np.ndarray, *, sr: int = 22050) -> Path:
+    sf.write(path, y, sr, subtype="FLOAT")
+    return path
+
+
+def test_channel_files_join_into_one_region_holding_both(tmp_path: Path) -> None:
+    # Ardour keeps a stereo region as one mono file a channel: A4 on the left, E5 on the right
+    sr = 22050
+    left = _mono_file(tmp_path / "Keys%L.wav", tone(440.0, 2.0, sr=sr, harmonics=1))
+    right = _mono_file(tmp_path / "Keys%R.wav", tone(659.25, 2.0, sr=sr, harmonics=1))
+    clips = [audio.load(p, start_s=0.5, end_s=1.5) for p in (left, right)]
+    joined = audio.join_channels(clips)
+    assert joined.samples.shape == (2, sr) and joined.sr == sr and joined.start_s == 0.5
+    assert joined.path == str(left)
+    np.testing.assert_array_equal(joined.samples[1], clips[1].samples[0])
+    spectrum = np.abs(np.fft.rfft(audio.to_mono(joined.samples)))
+    peaks = sorted(np.argsort(spectrum)[-2:])  # 1 Hz bins: 1 s at sr
+    assert [round(p) for p in peaks] == [440, 659], peaks
+    # what one interleaved stereo file of the two channels decodes to
+    stereo = tmp_path / "stereo.wav"
+    sf.write(stereo, joined.samples.T, sr, subtype="FLOAT")
+    np.testing.assert_array_equal(audio.load(stereo).samples, joined.samples)
+
+
+def test_channel_files_of_another_rate_or_length_are_refused(tmp_path: Path) -> None:
+    y = tone(440.0, 2.0)
+    main = audio.info(_mono_file(tmp_path / "L.wav", y))
+    audio.check_alike(main, audio.info(_mono_file(tmp_path / "R.wav", y)))
+    rate = audio.info(_mono_file(tmp_path / "R48.wav", y, sr=48000))
+    with pytest.raises(AudioError, match=r"R48\.wav: sample rate 48000 Hz differs from .*22050"):
+        audio.check_alike(main, rate)
+    short = audio.info(_mono_file(tmp_path / "Rshort.wav", y[:-100]))
+    with pytest.raises(AudioError, match=r"Rshort\.wav: length 44000 frames .* 44100 frames"):
+        audio.check_alike(main, short)

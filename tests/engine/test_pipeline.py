@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from engine import backends, presets
 from engine.backends.base import Backend
@@ -149,3 +150,29 @@ def test_lite_tags_on_its_worker_thread_as_the_tagger_does(backend: Backend) -> 
     for ann, t in zip((anns[0], anns[3]), direct, strict=True):
         assert ann.vocals == t.vocals
         assert (ann.instruments, ann.genres, ann.moods) == (t.instruments, t.genres, t.moods)
+
+
+def test_a_region_kept_as_one_file_a_channel_is_analysed_from_every_file(
+    annotator: Annotator, tmp_path: Path
+) -> None:
+    # left silent, a C major cadence on the right: the left file alone is silence
+    right = progression("C", "major")
+    silent = tmp_path / "Keys%L.wav"
+    loud = tmp_path / "Keys%R.wav"
+    sf.write(silent, np.zeros_like(right), 22050, subtype="FLOAT")
+    sf.write(loud, right, 22050, subtype="FLOAT")
+    region = [Region(0.0, 8.0)]
+    alone = annotator.annotate(str(silent), region, narrate=False).regions[0]
+    assert alone.silent
+    both = annotator.annotate(str(silent), region, narrate=False, channels=[str(loud)])
+    ann = both.regions[0]
+    assert not ann.silent and ann.key is not None and ann.key.key == "C major"
+    assert both.source == str(silent)
+    # the cache key follows the joined samples: the same two channels in one interleaved
+    # file are a cache hit, and the same annotation
+    stereo = tmp_path / "stereo.wav"
+    sf.write(stereo, np.stack([np.zeros_like(right), right], axis=1), 22050, subtype="FLOAT")
+    stored = annotator.store.count() if annotator.store else 0
+    again = annotator.annotate(str(stereo), region, narrate=False).regions[0]
+    assert again == ann
+    assert annotator.store is not None and annotator.store.count() == stored

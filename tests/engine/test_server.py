@@ -346,6 +346,55 @@ def test_every_bad_request_gets_an_error_and_the_engine_keeps_serving(
     assert client.annotate_region(str(audio), 0.0, 2.0)["end_s"] == 2.0
 
 
+def test_a_region_kept_as_one_file_a_channel_is_analysed_from_every_file(
+    engine: Any, raw: RawOsc, tmp_path: Path
+) -> None:
+    # a stereo Ardour region: left channel silent, right channel music
+    _, client = engine
+    music = np.concatenate([0.3 * np.sin(2 * np.pi * f * np.arange(SR) / SR) for f in (220, 330)])
+    left, right = tmp_path / "Keys%L.wav", tmp_path / "Keys%R.wav"
+    sf.write(left, np.zeros_like(music, dtype=np.float32), SR)
+    sf.write(right, music.astype(np.float32), SR)
+    assert client.annotate_region(str(left), 0.0, 2.0)["silent"] is True
+    both = client.annotate_region(str(left), 0.0, 2.0, channels=[str(right)])
+    assert both["silent"] is False and both["peak_dbfs"] > -20
+    # the same request again is answered from memory; another channel file is not
+    raw.send(protocol.ANNOTATE, "c1", 0, "", str(left), 0.0, 2.0, "", "", "", f'["{right}"]')
+    assert [m.address for m in raw.replies()] == [protocol.RESULT]
+    raw.send(protocol.ANNOTATE, "c2", 0, "", str(left), 0.0, 2.0, "", "", "", f'["{left}"]')
+    assert json.loads(raw.final().params[3])["silent"] is True
+
+
+def test_channel_files_are_checked_as_path_is_and_must_match_it(
+    engine: Any, raw: RawOsc, tmp_path: Path
+) -> None:
+    _, client = engine
+    left = tones(tmp_path / "L.wav", [220.0, 330.0])
+    y = sf.read(left, dtype="float32")[0]
+    rate = tmp_path / "R44.wav"
+    sf.write(rate, y, 44100)
+    short = tmp_path / "Rshort.wav"
+    sf.write(short, y[:-SR], SR)
+    text = tmp_path / "notes.txt"
+    text.write_text("not audio")
+    a = (protocol.ANNOTATE, 0, "", str(left), 0.0, 1.0, "", "", "")
+    cases = [
+        (f'["{tmp_path / "missing.wav"}"]', "audio_error", "missing.wav: no such file"),
+        (f'["{text}"]', "audio_error", "unsupported file type"),
+        ('["relative.wav"]', "audio_error", "absolute path"),
+        ("[1]", "invalid_request", "expected a JSON array of file paths"),
+        ("{", "invalid_request", "not JSON"),
+        (json.dumps([str(left)] * 32), "invalid_request", "expected at most 31"),
+        (f'["{rate}"]', "audio_error", "R44.wav: sample rate 44100 Hz differs from"),
+        (f'["{short}"]', "audio_error", "Rshort.wav: length 66150 frames (3.000 s) differs from"),
+    ]
+    for i, (channels, code, needle) in enumerate(cases):
+        rid, got_code, message = _error_of(raw, a[0], f"ch{i}", *a[1:], channels)
+        assert (rid, got_code) == (f"ch{i}", code), message
+        assert needle in message, message
+    assert client.annotate_region(str(left), 0.0, 2.0, channels=[str(left)])["end_s"] == 2.0
+
+
 def test_token_roots_and_reply_port(annotator: Any, audio: Path, tmp_path: Path) -> None:
     inside = tmp_path / "bounces"
     inside.mkdir()
@@ -371,6 +420,21 @@ def test_token_roots_and_reply_port(annotator: Any, audio: Path, tmp_path: Path)
         port = listener.sock.getsockname()[1]
         raw.send(protocol.PING, "t4", port, "s3cret")
         assert listener.final().params[0] == "t4"
+        rid, code, msg = _error_of(
+            raw,
+            protocol.ANNOTATE,
+            "t5",
+            0,
+            "s3cret",
+            str(audio),
+            0.0,
+            1.0,
+            "",
+            "",
+            "",
+            json.dumps([str(outside)]),
+        )
+        assert code == "forbidden_path" and "outside.wav: outside the engine's roots" in msg
         with EngineClient(*server.address, token="s3cret") as client:
             assert client.annotate_region(str(audio), 0.0, 1.0)["end_s"] == 1.0
     finally:

@@ -19,7 +19,18 @@ PORT = 9000
 
 # Addresses and argument order, as declared in daw_bridge/protocol.py (a test checks them).
 ANNOTATE = "/sonicverse/region/annotate"
-ANNOTATE_ARGS = ("id", "reply_port", "token", "path", "start_s", "end_s", "track", "name", "lyrics")
+ANNOTATE_ARGS = (
+    "id",
+    "reply_port",
+    "token",
+    "path",
+    "start_s",
+    "end_s",
+    "track",
+    "name",
+    "lyrics",
+    "channels",
+)
 ACCEPTED = "/sonicverse/reply/accepted"
 PROGRESS = "/sonicverse/reply/progress"
 RESULT = "/sonicverse/reply/result"
@@ -210,6 +221,7 @@ class SonicVerse:
             "track": track,
             "name": tag_name(clip.name, None),
             "lyrics": "",
+            "channels": "",  # a Live clip is one file, all its channels interleaved
         }
         dgram = osc.encode(ANNOTATE, [values[a] for a in ANNOTATE_ARGS])
         self._pending[rid] = _Pending(rid, dgram, clip, self._clock())
