@@ -115,7 +115,13 @@ def _setup_logging(verbosity: int) -> None:
     logging.basicConfig(
         level=level,
         format="%(message)s",
-        handlers=[RichHandler(console=Console(stderr=True), show_path=False)],
+        # a log that is not a terminal (a file, a DAW's pipe) gets whole lines, never wrapped
+        handlers=[
+            RichHandler(
+                console=Console(stderr=True, soft_wrap=not sys.stderr.isatty()),
+                show_path=False,
+            )
+        ],
     )
 
 

@@ -315,6 +315,7 @@ def _files(source: Path) -> list[Path]:
 def run(args: argparse.Namespace) -> int:
     """Tag every file; 0 when all went well, 1 when any file failed, 2 on bad arguments."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     out, err = Console(), Console(stderr=True)
@@ -330,7 +331,7 @@ def run(args: argparse.Namespace) -> int:
 
         annotator = Annotator(presets.load(args.preset), store=Store(args.store))
     except EngineError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
     table = Table("file", "tag", "now", "new", "action", title="dry run" if args.dry_run else None)
     failures = 0
@@ -343,7 +344,9 @@ def run(args: argparse.Namespace) -> int:
                 changes = do(f, values, fields=fields, overwrite=args.overwrite)
             except EngineError as exc:
                 failures += 1
-                err.print(f"[bold red]failed:[/] {exc}", highlight=False)
+                err.print(
+                    f"[bold red]failed:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+                )
                 continue
             for c in changes:
                 action = "would write" if (args.dry_run and c.action == "write") else c.action

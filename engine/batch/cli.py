@@ -7,6 +7,7 @@ import logging
 import os
 
 from rich.console import Console
+from rich.markup import escape
 
 from engine.batch.worker import SIDECARS
 from engine.errors import EngineError, InvalidRequest
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         return _run(args, err)
     except EngineError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
 
 
@@ -107,7 +108,11 @@ def _run(args: argparse.Namespace, err: Console) -> int:
         )
     for job, error in result.errors:
         where = "" if error.startswith(job.split("#")[0]) else f"{job}: "
-        err.print(f"[bold red]failed:[/] {where}{error}", highlight=False)
+        err.print(
+            f"[bold red]failed:[/] {escape(where)}{escape(str(error))}",
+            highlight=False,
+            soft_wrap=True,
+        )
     err.print(
         f"{result.done} done, {result.skipped} skipped (finished before), {result.failed} failed"
         f"{' (interrupted)' if result.interrupted else ''}; table: {result.table}"

@@ -143,3 +143,17 @@ def test_cli_tag_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
         tags = read_tags(lib / f"a{suffix}")
         assert tags["key"] == "8A" and tags["comment"].startswith("SonicVerse: A minor")
     assert main([*argv, "--write", "key,tempo"]) == 2
+
+
+def test_errors_keep_square_brackets_and_whole_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "mix [take 2] with a long name that goes on and on and on past eighty.flac").write_bytes(
+        b"fLaC not really"
+    )
+    assert main(["tag", str(lib), "--dry-run", "--write", "bpm"]) == 1
+    err = capsys.readouterr().err
+    line = next(x for x in err.splitlines() if "failed:" in x)
+    assert "[take 2]" in line and "eighty.flac" in line  # one line, brackets kept
