@@ -461,6 +461,19 @@ end
 ------------------------------------------------------------------------------------------
 
 -- True for a JSON value that is neither missing nor null.
+-- The whole project rendered for the engine: its path and the project's length, or nil after
+-- telling the user why (an empty project, a failed render).
+function M.render_project(stem)
+  local length = reaper.GetProjectLength(0)
+  if length <= 0 then
+    reaper.ShowMessageBox("The project is empty.", "SonicVerse", 0)
+    return nil
+  end
+  local path, err = M.render(stem, 0, 0, 0, length)
+  if not path then M.fail({ code = "render", message = err }); return nil end
+  return path, length
+end
+
 function M.has(v)
   return v ~= nil and v ~= json_null
 end

@@ -44,13 +44,8 @@ local function apply(result)
 end
 
 local function main()
-  local length = reaper.GetProjectLength(0)
-  if length <= 0 then
-    reaper.ShowMessageBox("The project is empty.", "SonicVerse", 0)
-    return
-  end
-  local path, err = sv.render("sv_project", 0, 0, 0, length)
-  if not path then sv.fail({ code = "render", message = err }); return end
+  local path, length = sv.render_project("sv_project")
+  if not path then return end
   local regions = spans(length)
   sv.run_steps("SonicVerse: narrate project", {
     { label = "narrative",

@@ -13,13 +13,8 @@ local script_dir = ({ reaper.get_action_context() })[2]:match("^(.*[/\\])")
 local sv = dofile(script_dir .. "sonicverse_common.lua")
 
 local function main()
-  local length = reaper.GetProjectLength(0)
-  if length <= 0 then
-    reaper.ShowMessageBox("The project is empty.", "SonicVerse", 0)
-    return
-  end
-  local path, err = sv.render("sv_tempo", 0, 0, 0, length)
-  if not path then sv.fail({ code = "render", message = err }); return end
+  local path = sv.render_project("sv_tempo")
+  if not path then return end
   sv.run_steps("SonicVerse: set project tempo", {
     { label = "beat grid",
       prepare = function() return sv.NARRATE, { path = path, track = "Master" }, 600 end,

@@ -30,6 +30,7 @@ import numpy as np
 from scipy.ndimage import median_filter
 
 from engine.analysis.tempo import N_FFT, onset_envelope
+from engine.track import viterbi
 from engine.types import Beat, BeatGrid, TempoSpan
 
 GRID_SR = 11025  # the grid's analysis rate
@@ -165,26 +166,11 @@ def _local_periods(
     emit = np.log(ev + 0.02) + level
     steps = np.arange(grid.size)
     trans = np.where(np.abs(steps[:, None] - steps[None, :]) <= DRIFT_STEPS, 0.0, -CHANGE_PENALTY)
-    path = _viterbi(emit, trans)
+    path = viterbi(emit, trans)
     centres = np.array(starts) + min(win, env.size) / 2
     bpm = grid[path]
     frame_bpm = np.interp(np.arange(env.size), centres, bpm)
     return 60.0 * fps / frame_bpm
-
-
-def _viterbi(emit: np.ndarray, trans: np.ndarray) -> np.ndarray:
-    n, k = emit.shape
-    score = emit[0].copy()
-    back = np.zeros((n, k), dtype=np.int64)
-    for t in range(1, n):
-        cand = score[:, None] + trans
-        back[t] = np.argmax(cand, axis=0)
-        score = cand[back[t], np.arange(k)] + emit[t]
-    path = np.zeros(n, dtype=np.int64)
-    path[-1] = int(np.argmax(score))
-    for t in range(n - 1, 0, -1):
-        path[t - 1] = back[t, path[t]]
-    return path
 
 
 def _track(env: np.ndarray, periods: np.ndarray) -> np.ndarray:
