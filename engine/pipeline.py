@@ -10,7 +10,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -22,6 +22,16 @@ from engine.store import Store, narrative_key, region_key
 from engine.types import BeatGrid, Region, RegionAnnotation, TrackNarrative, TrackResult
 
 log = logging.getLogger(__name__)
+
+
+def _grid_stream(sr: int) -> Any:
+    """A resampler from ``sr`` to the grid's rate that keeps its state between regions, so
+    consecutive regions resample as one signal (no filter edges at region boundaries)."""
+    import soxr
+
+    from engine.analysis.beats import GRID_SR
+
+    return soxr.ResampleStream(sr, GRID_SR, 1, dtype="float32", quality="LQ")
 
 
 def plan_regions(
@@ -188,7 +198,9 @@ class Annotator:
             sources.append((other.path, other_file))
             hdr = replace(hdr, channels=hdr.channels + other.channels)
 
-        def load(start_s: float = 0.0, end_s: float | None = None) -> audio.Audio:
+        def load(
+            start_s: float = 0.0, end_s: float | None = None, *, max_sr: int | None = None
+        ) -> audio.Audio:
             return audio.join_channels(
                 [
                     audio.load(
@@ -196,12 +208,19 @@ class Annotator:
                         start_s=start_s,
                         end_s=end_s,
                         max_duration_s=self.preset.audio.max_duration_s,
-                        max_sr=self.preset.limits.max_sr,
+                        max_sr=max_sr or self.preset.limits.max_sr,
                         file=f,
                     )
                     for p, f in sources
                 ]
             )
+
+        def whole_mono() -> np.ndarray:
+            """The whole file, mono at the grid's rate (an hour is 160 MB, not 1.4 GB)."""
+            from engine.analysis.beats import GRID_SR
+
+            w = load(max_sr=GRID_SR)
+            return audio.resample(audio.to_mono(w.samples), sr=w.sr, target_sr=GRID_SR)
 
         if hdr.duration_s > self.preset.audio.max_duration_s:
             raise AudioError(
@@ -212,10 +231,8 @@ class Annotator:
         if regions is None:
             downbeats: tuple[float, ...] = ()
             if self.preset.regions.snap == "bars":  # the grid first: the plan follows it
-                whole = load()
-                grid = self._grid(audio.to_mono(whole.samples), whole.sr)
+                grid = self._grid(whole_mono())
                 downbeats = grid.downbeats
-                del whole
             regions = plan_regions(
                 hdr.duration_s,
                 length_s=self.preset.regions.length_s,
@@ -248,7 +265,9 @@ class Annotator:
 
         batch = max(1, int(getattr(self.backend, "max_batch", 1)))
         want_grid = (narrate if beats is None else beats) and grid is None
+        # while the regions tile the file, their samples feed the grid, resampled as one stream
         tiles: list[np.ndarray] | None = [] if want_grid else None
+        stream: Any = None
         tile_sr, tiled_to = 0, 0.0
         for i, r in enumerate(regions):
             if cancelled():
@@ -258,9 +277,11 @@ class Annotator:
             ):
                 flush()
             clip = load(r.start_s, r.end_s)
-            if tiles is not None:  # the regions so far tile the file: keep them for the grid
+            if tiles is not None:
                 if abs(r.start_s - tiled_to) < 1e-3 and clip.sr == (tile_sr or clip.sr):
-                    tiles.append(audio.to_mono(clip.samples))
+                    if stream is None:
+                        stream = _grid_stream(clip.sr)
+                    tiles.append(stream.resample_chunk(audio.to_mono(clip.samples)))
                     tile_sr, tiled_to = clip.sr, r.end_s
                 else:
                     tiles = None
@@ -284,10 +305,11 @@ class Annotator:
         assert len(raw) == len(regions)
         grid = grid or BeatGrid()
         if want_grid:
-            if tiles is None or abs(tiled_to - hdr.duration_s) > 0.05:
-                whole = load()
-                tiles, tile_sr = [audio.to_mono(whole.samples)], whole.sr
-            grid = self._grid(np.concatenate(tiles), tile_sr)
+            if tiles is None or stream is None or abs(tiled_to - hdr.duration_s) > 0.05:
+                tiles = [whole_mono()]
+            else:
+                tiles.append(stream.resample_chunk(np.zeros(0, np.float32), last=True))
+            grid = self._grid(np.concatenate(tiles))
             progress("beats", 1, 1)
         done = resolve_track(raw, preset=self.preset, grid=grid)
         narrative = (
@@ -305,12 +327,12 @@ class Annotator:
         )
         return TrackResult(hdr.path, hdr.duration_s, done, narrative, self.preset.name, grid=grid)
 
-    def _grid(self, y: np.ndarray, sr: int) -> BeatGrid:
-        """The beat grid of a track's mono samples, in the preset's tempo range."""
-        from engine.analysis.beats import track_beats
+    def _grid(self, y: np.ndarray) -> BeatGrid:
+        """The beat grid of a track's mono samples at the grid's rate, in the preset's range."""
+        from engine.analysis.beats import GRID_SR, track_beats
 
         a = self.preset.analysis
-        return track_beats(y, sr=sr, min_bpm=a.tempo_min_bpm, max_bpm=a.tempo_max_bpm)
+        return track_beats(y, sr=GRID_SR, min_bpm=a.tempo_min_bpm, max_bpm=a.tempo_max_bpm)
 
     def narrate(self, path: str, annotations: Sequence[RegionAnnotation]) -> TrackNarrative:
         """A narrative over annotations of ``path`` (e.g. regions annotated earlier)."""

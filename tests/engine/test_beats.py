@@ -229,3 +229,18 @@ def test_regions_can_start_on_bar_lines(tmp_path: Path) -> None:
     downbeats = np.array(result.grid.downbeats)
     assert len(result.regions) >= 4
     assert all(near(r.start_s, downbeats, 1e-3) for r in result.regions[1:])
+
+
+def test_the_grid_is_the_same_from_the_regions_or_from_the_whole_file(
+    annotator: Annotator, tmp_path: Path
+) -> None:
+    from engine.types import Region
+
+    y = beat_song(104.0, 20)  # about 46 s
+    tiled = annotate(annotator, tmp_path, y)  # the default plan tiles the file
+    some = annotate(annotator, tmp_path, y, regions=[Region(5.0, 15.0), Region(20.0, 30.0)])
+    assert tiled.grid.tempo_bpm == pytest.approx(104.0, rel=0.01)
+    assert some.grid.tempo_bpm == pytest.approx(tiled.grid.tempo_bpm, rel=0.005)
+    a = np.array([b.time_s for b in tiled.grid.beats])
+    b = np.array([b.time_s for b in some.grid.beats])
+    assert abs(a.size - b.size) <= 1 and hit_rate(b, a) > 0.97
