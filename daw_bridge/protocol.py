@@ -43,7 +43,7 @@ MAX_ID_CHARS = 128
 """Longest request id the engine accepts."""
 
 MAX_CHANNEL_FILES = 31
-"""Most files the ``channels`` of ``/sonicverse/region/annotate`` may name besides ``path``."""
+"""Most files the ``channels`` of a region or track request may name besides ``path``."""
 
 MAX_MESSAGE_CHARS = 2000
 """Error messages are cut to this length so every error reply fits one datagram."""
@@ -231,8 +231,18 @@ REQUESTS: dict[str, Message] = {
                     "",
                     json=True,
                 ),
+                Arg(
+                    "channels",
+                    "s",
+                    "JSON array of the absolute paths of the track's other channel files "
+                    f"(0 to {MAX_CHANNEL_FILES}), each with path's sample rate and length; "
+                    '"" or "[]" = none',
+                    "",
+                    json=True,
+                ),
             ),
-            "Annotate a track's regions (or the whole file) and write a timestamped narrative.",
+            "Annotate a track's regions (or the whole file) and write a timestamped narrative; "
+            "with channels, from every channel file as one signal.",
             queued=True,
             result="TrackResult.to_dict(): regions + narrative (TrackNarrative.to_dict())",
         ),

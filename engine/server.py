@@ -384,9 +384,10 @@ class EngineServer:
                 raise self._forbidden(path)
             job.args["path"] = _absolute(path)
             return
+        channels: list[str] = []
         if job.message.path == protocol.NARRATE:
             job.args["regions"] = parse_regions(job.args["regions"])
-        channels: list[str] = []
+            channels = parse_channels(job.args["channels"])
         if job.message.path == protocol.ANNOTATE:
             start, end = job.args["start_s"], job.args["end_s"]
             if start < 0 or end <= start:
@@ -401,8 +402,9 @@ class EngineServer:
             identities.append(
                 (cst.st_dev, cst.st_ino, cst.st_size, cst.st_mtime_ns, cst.st_ctime_ns)
             )
-        if job.message.path == protocol.ANNOTATE:
+        if job.message.path in (protocol.ANNOTATE, protocol.NARRATE):
             job.args["channels"] = [_absolute(p) for p in channels]
+        if job.message.path == protocol.ANNOTATE:
             a = job.args
             job.memo_key = (
                 st.st_dev,
@@ -733,7 +735,7 @@ def parse_regions(text: str) -> list[Any] | None:
 
 
 def parse_channels(text: str) -> list[str]:
-    """Parse the ``channels`` argument of ``/sonicverse/region/annotate``.
+    """Parse the ``channels`` argument of ``region/annotate`` and ``track/narrate``.
 
     Args:
         text: ``""`` or a JSON array of at most :data:`~daw_bridge.protocol.MAX_CHANNEL_FILES`

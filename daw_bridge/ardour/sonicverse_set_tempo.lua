@@ -31,15 +31,17 @@ function factory () return function ()
     if not target then target, track = r.region, r.track end
   end
   if not target then return sv.report(title, { "no audio region in the session" }) end
-  local fs = target:to_audioregion():source(0):to_filesource()
-  if fs:isnil() then return sv.report(title, { target:name() .. ": no file behind the region" }) end
+  local paths = sv.channel_paths(target:to_audioregion())
+  if not paths then return sv.report(title, { target:name() .. ": no file behind the region" }) end
 
   local rate = Session:nominal_sample_rate()
   local pos = target:position():samples() / rate
   local start_s = target:start():samples() / rate
   local len_s = target:length():samples() / rate
   local dialog = sv.progress_dialog(title)
-  local reply = sv.send(sv.NARRATE, { path = fs:path(), track = track }, 600,
+  local args = { path = paths[1], track = track }
+  if #paths > 1 then args.channels = { table.unpack(paths, 2) } end  -- a stereo region: both
+  local reply = sv.send(sv.NARRATE, args, 600,
                         sv.ticker(dialog, 1, 1, target:name()))
   if dialog then dialog:done() end
   if not reply.ok then

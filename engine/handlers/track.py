@@ -12,7 +12,8 @@ log = logging.getLogger(__name__)
 
 
 def narrate(server: EngineServer, job: Job) -> dict[str, Any]:
-    """``track/narrate``: the track's regions (or the default plan) and its narrative."""
+    """``track/narrate``: the track's regions (or the default plan), its beat grid and its
+    narrative, from every channel file when the track is kept as one file a channel."""
     a = job.args
     result = server.annotator.annotate(
         a["path"],
@@ -21,8 +22,16 @@ def narrate(server: EngineServer, job: Job) -> dict[str, Any]:
         progress=server.progress(job),
         cancelled=job.cancel.is_set,
         file=job.file,
+        channels=a["channels"],
+        channel_files=job.channel_files,
     )
-    log.debug("narrated %s (track %r, %d regions)", a["path"], a["track"], len(result.regions))
+    log.debug(
+        "narrated %s (+%d channel files; track %r, %d regions)",
+        a["path"],
+        len(a["channels"]),
+        a["track"],
+        len(result.regions),
+    )
     out: dict[str, Any] = result.to_dict()
     return out
 

@@ -99,7 +99,7 @@ def test_result_progress_and_chunks_out_of_order(fake: Any) -> None:
     assert got == result and seen == [("analyze", 1, 2)]
     address, params = engine.received[0]
     assert address == protocol.NARRATE
-    assert params[1:] == [0, "", "/x.wav", "", ""]
+    assert params[1:] == [0, "", "/x.wav", "", "", ""]  # path, track, regions, channels
 
 
 def test_error_and_busy_replies_raise(fake: Any) -> None:

@@ -365,6 +365,23 @@ def test_a_region_kept_as_one_file_a_channel_is_analysed_from_every_file(
     assert json.loads(raw.final().params[3])["silent"] is True
 
 
+def test_a_track_kept_as_one_file_a_channel_is_narrated_from_every_file(
+    engine: Any, tmp_path: Path
+) -> None:
+    # a stereo Ardour region for the tempo action: left silent, right a drum loop
+    from tests.synth import drum_loop
+
+    _, client = engine
+    loop = drum_loop(120.0, 12.0, sr=SR)
+    left, right = tmp_path / "Drums%L.wav", tmp_path / "Drums%R.wav"
+    sf.write(left, np.zeros_like(loop), SR)
+    sf.write(right, loop, SR)
+    alone = client.request(protocol.NARRATE, {"path": str(left)})
+    assert alone["beats"] == [] and alone["tempo_bpm"] is None
+    both = client.request(protocol.NARRATE, {"path": str(left), "channels": f'["{right}"]'})
+    assert both["tempo_bpm"] == pytest.approx(120.0, rel=0.03) and len(both["beats"]) > 16
+
+
 def test_channel_files_are_checked_as_path_is_and_must_match_it(
     engine: Any, raw: RawOsc, tmp_path: Path
 ) -> None:
