@@ -146,3 +146,18 @@ def test_docs_architecture_gives_every_module_its_sentence():
         if f"| `{path.relative_to(ROOT).as_posix()}` |" not in doc
     ]
     assert not missing, f"docs/architecture.md has no line for {missing}"
+
+
+def test_the_engine_keeps_the_hugging_face_libraries_offline() -> None:
+    import os
+    import subprocess
+    import sys
+
+    names = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    env = {k: v for k, v in os.environ.items() if k not in names}
+    code = f"import os, engine; print(*(os.environ[n] for n in {names!r}))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.stdout.split() == ["1", "1"], out.stderr
+    env["HF_HUB_OFFLINE"] = "0"  # a user who asks for the network gets it
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.stdout.split() == ["0", "1"], out.stderr
