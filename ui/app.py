@@ -128,6 +128,7 @@ class MainWindow(QMainWindow):
         self.audio_path = ""
         self.overview: Overview | None = None
         self.narrative: dict[str, Any] | None = None
+        self.grid: dict[str, Any] | None = None  # the beat grid from the engine's narrate reply
         self._narrating = False  # a narrate request is on its way
         self.session_path = ""
         self._jobs: list[_Job] = []
@@ -301,6 +302,7 @@ class MainWindow(QMainWindow):
         10 s regions) and annotate the regions that have no annotation."""
         self.waveform.set_overview(None, f"reading {Path(path).name}…")
         self.narrative = None
+        self.grid = None
         self.narrative_view.clear()
         self.model.set_rows([])
 
@@ -432,6 +434,7 @@ class MainWindow(QMainWindow):
             for row in self.model.rows:  # annotations of the old preset are dropped
                 self.model.update(row.id, state="new", annotation=None, error="", progress=(0, 0))
             self.narrative = None
+            self.grid = None
             self._show_narrative()
         elif self.link.state == "up":
             self.status.showMessage(
@@ -488,8 +491,16 @@ class MainWindow(QMainWindow):
             if ann is not None:  # the track's view replaces the region's own in the table
                 self.model.update(row.id, state="done", annotation=ann, error="")
         self.narrative = result["narrative"]
+        self.grid = {k: result[k] for k in export.EMPTY_GRID if k in result} or None
         self._show_narrative()
         self.status.clearMessage()
+        if self.grid and self.grid.get("tempo_bpm"):
+            bars = sum(1 for b in self.grid.get("beats", []) if b.get("position") == 1)
+            self.status.showMessage(
+                f"beat grid: {self.grid['tempo_bpm']:.0f} BPM, {self.grid.get('meter')}, "
+                f"{bars} bars",
+                8000,
+            )
 
     def _on_narrative_failed(self, message: str) -> None:
         self._narrating = False
@@ -521,6 +532,7 @@ class MainWindow(QMainWindow):
             preset=str(self.link.info.get("preset") or self.preset_box.currentText()),
             regions=self.model.annotations(),
             narrative=self.narrative,
+            grid=self.grid,
         )
 
     def choose_export_path(self, fmt: str) -> None:
@@ -576,6 +588,7 @@ class MainWindow(QMainWindow):
             preset=self.preset_box.currentText(),
             regions=[r.to_dict() for r in self.model.rows],
             narrative=self.narrative,
+            grid=self.grid,
         )
 
     def choose_session_path(self) -> None:
@@ -615,12 +628,13 @@ class MainWindow(QMainWindow):
             return False
         self.session_path = path
         self.preset_box.setCurrentText(s.preset)
-        narrative = s.narrative
+        narrative, grid = s.narrative, s.grid
         self.open_audio(s.audio_path, regions=[RegionRow.from_dict(r) for r in s.regions])
 
         def restore(_path: str) -> None:
             self.overviewLoaded.disconnect(restore)
             self.narrative = narrative
+            self.grid = grid
             self._show_narrative()
 
         self.overviewLoaded.connect(restore)

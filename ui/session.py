@@ -28,12 +28,14 @@ class Session:
         preset: the preset chosen in the panel.
         regions: ``RegionRow.to_dict()`` dicts.
         narrative: the engine's ``TrackNarrative.to_dict()``, None before narration.
+        grid: the beat grid's fields of the engine's narrate reply, None before narration.
     """
 
     audio_path: str
     preset: str = "lite"
     regions: list[dict[str, Any]] = field(default_factory=list)
     narrative: dict[str, Any] | None = None
+    grid: dict[str, Any] | None = None
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the session as JSON (atomically: a crash never leaves half a file)."""
@@ -46,6 +48,7 @@ class Session:
             "preset": self.preset,
             "regions": self.regions,
             "narrative": self.narrative,
+            "grid": self.grid,
         }
         tmp = p.with_name(p.name + ".tmp")
         tmp.write_text(json.dumps(doc, indent=2, allow_nan=False), encoding="utf-8")
@@ -90,4 +93,5 @@ class Session:
             preset=str(doc.get("preset", "lite")),
             regions=regions,
             narrative=doc.get("narrative"),
+            grid=doc.get("grid"),
         )

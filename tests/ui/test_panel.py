@@ -12,9 +12,11 @@ from PyQt6.QtCore import QEvent, QPointF, Qt, QTimer
 from PyQt6.QtGui import QMouseEvent
 from PyQt6.QtWidgets import QApplication
 
+from daw_bridge import export
 from tests.ui.conftest import free_udp_port, open_and_annotate, settled
 from ui.app import MainWindow
 from ui.models import COLUMNS
+from ui.session import Session
 
 
 def drag(widget, x0: float, x1: float, y: float = 80.0, *, modifiers=None) -> None:
@@ -206,7 +208,7 @@ def test_run_entry_point(qtbot, engine_port, song, monkeypatch):
     assert song in opened
 
 
-def test_the_table_tells_what_the_narrative_tells(qtbot, window):
+def test_the_table_tells_what_the_narrative_tells(qtbot, window, tmp_path):
     """The demo song: a region alone may hear another key or a voice; the table shows the
     track's view, as the narrative does, and the region's own estimate beside it."""
     demo = str(Path(__file__).resolve().parents[2] / "docs" / "demo" / "demo.flac")
@@ -229,3 +231,11 @@ def test_the_table_tells_what_the_narrative_tells(qtbot, window):
         not m.data(m.index(i, col["alone"])).startswith(m.data(m.index(i, col["key"])))
         for i in range(len(m.rows))
     )
+    # the beat grid of the narrate reply goes into the panel's exports and sessions
+    doc = window.track_document()
+    assert doc["tempo_bpm"] and doc["meter"] and len(doc["beats"]) > 40
+    assert {b["position"] for b in doc["beats"]} >= {1, 2}
+    assert "bar 1 (" in export.render(doc, "csv", bars=True)
+    saved = tmp_path / "demo.session.json"
+    assert window.save_session(str(saved))
+    assert Session.load(saved).grid == window.grid
