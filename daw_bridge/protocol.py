@@ -248,6 +248,17 @@ REQUESTS: dict[str, Message] = {
         ),
         _request(
             "track",
+            "plan",
+            (Arg("path", "s", "absolute path of the audio file"),),
+            "The regions the engine cuts the file into when it is given none: the preset's "
+            "region length, last-piece rule and snap (with snap = 'bars' the regions start on "
+            "the beat grid's downbeats, and the grid comes too). The panel opens files with it.",
+            queued=True,
+            result='{"path", "regions": [[start_s, end_s], ...], "tempo_bpm", "meter", "beats", '
+            '"beat_confidence", "tempi"} (the grid empty unless the plan follows it)',
+        ),
+        _request(
+            "track",
             "annotations",
             (Arg("path", "s", "the file whose stored annotations to list"),),
             "Annotations of a file already in the engine's store (nothing is computed).",
@@ -324,6 +335,7 @@ CANCEL = f"{PREFIX}/job/cancel"
 ANNOTATE = f"{PREFIX}/region/annotate"
 NARRATE = f"{PREFIX}/track/narrate"
 ANNOTATIONS = f"{PREFIX}/track/annotations"
+PLAN = f"{PREFIX}/track/plan"
 
 
 def all_messages() -> dict[str, Message]:

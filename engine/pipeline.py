@@ -222,23 +222,10 @@ class Annotator:
             w = load(max_sr=GRID_SR)
             return audio.resample(audio.to_mono(w.samples), sr=w.sr, target_sr=GRID_SR)
 
-        if hdr.duration_s > self.preset.audio.max_duration_s:
-            raise AudioError(
-                f"{hdr.path}: duration {hdr.duration_s:.1f} s exceeds the limit of "
-                f"{self.preset.audio.max_duration_s:.1f} s"
-            )
+        self._check_duration(hdr)
         grid: BeatGrid | None = None
         if regions is None:
-            downbeats: tuple[float, ...] = ()
-            if self.preset.regions.snap == "bars":  # the grid first: the plan follows it
-                grid = self._grid(whole_mono())
-                downbeats = grid.downbeats
-            regions = plan_regions(
-                hdr.duration_s,
-                length_s=self.preset.regions.length_s,
-                min_tail_s=self.preset.regions.min_tail_s,
-                downbeats=downbeats,
-            )
+            regions, grid = self._default_plan(hdr.duration_s, whole_mono)
         for r in regions:
             if r.duration_s < self.preset.regions.min_length_s:
                 raise InvalidRequest(
@@ -326,6 +313,54 @@ class Annotator:
             else TrackNarrative(hdr.path, hdr.duration_s, "", (), self.backend.name)
         )
         return TrackResult(hdr.path, hdr.duration_s, done, narrative, self.preset.name, grid=grid)
+
+    def plan(self, path: str, *, file: BinaryIO | None = None) -> tuple[list[Region], BeatGrid]:
+        """The regions :meth:`annotate` cuts a file into when given none (the preset's length,
+        last-piece rule and snap), and the beat grid when the plan follows it (else empty).
+
+        Raises:
+            AudioError: unreadable file, or longer than the preset's limit.
+        """
+        hdr = audio.info(path, file=file)
+
+        def whole_mono() -> np.ndarray:
+            from engine.analysis.beats import GRID_SR
+
+            w = audio.load(
+                hdr.path,
+                max_duration_s=self.preset.audio.max_duration_s,
+                max_sr=GRID_SR,
+                file=file,
+            )
+            return audio.resample(audio.to_mono(w.samples), sr=w.sr, target_sr=GRID_SR)
+
+        self._check_duration(hdr)
+        regions, grid = self._default_plan(hdr.duration_s, whole_mono)
+        return regions, grid or BeatGrid()
+
+    def _check_duration(self, hdr: audio.AudioInfo) -> None:
+        if hdr.duration_s > self.preset.audio.max_duration_s:
+            raise AudioError(
+                f"{hdr.path}: duration {hdr.duration_s:.1f} s exceeds the limit of "
+                f"{self.preset.audio.max_duration_s:.1f} s"
+            )
+
+    def _default_plan(
+        self, duration_s: float, whole_mono: Callable[[], np.ndarray]
+    ) -> tuple[list[Region], BeatGrid | None]:
+        """The preset's plan; with ``snap = "bars"`` the grid first, and the plan on it."""
+        grid = None
+        downbeats: tuple[float, ...] = ()
+        if self.preset.regions.snap == "bars":
+            grid = self._grid(whole_mono())
+            downbeats = grid.downbeats
+        regions = plan_regions(
+            duration_s,
+            length_s=self.preset.regions.length_s,
+            min_tail_s=self.preset.regions.min_tail_s,
+            downbeats=downbeats,
+        )
+        return regions, grid
 
     def _grid(self, y: np.ndarray) -> BeatGrid:
         """The beat grid of a track's mono samples at the grid's rate, in the preset's range."""

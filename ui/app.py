@@ -129,6 +129,7 @@ class MainWindow(QMainWindow):
         self.overview: Overview | None = None
         self.narrative: dict[str, Any] | None = None
         self.grid: dict[str, Any] | None = None  # the beat grid from the engine's narrate reply
+        self._planning = ""  # the file whose plan the engine is computing
         self._narrating = False  # a narrate request is on its way
         self.session_path = ""
         self._jobs: list[_Job] = []
@@ -279,6 +280,8 @@ class MainWindow(QMainWindow):
         self.link.regionResult.connect(self._on_region_result)
         self.link.regionFailed.connect(self._on_region_failed)
         self.link.narrativeResult.connect(self._on_narrative)
+        self.link.planResult.connect(self._on_plan)
+        self.link.planFailed.connect(self._on_plan_failed)
         self.link.narrativeFailed.connect(self._on_narrative_failed)
         self.link.narrativeProgress.connect(
             lambda stage, done, total: self.status.showMessage(
@@ -319,6 +322,11 @@ class MainWindow(QMainWindow):
             rows = regions if regions is not None else default_regions(result.duration_s)
             self.model.set_rows(rows)
             self.overviewLoaded.emit(result.path)
+            # the engine's plan is the one plan (its preset's length, snap to bar lines): ask
+            # for it, and annotate when it arrives; the local default stands in until then
+            if regions is None and self.link.state == "up" and self.link.plan(result.path):
+                self._planning = result.path
+                return
             self.annotate_all()
 
         self._run(lambda: load_overview(path), loaded)
@@ -501,6 +509,24 @@ class MainWindow(QMainWindow):
                 f"{bars} bars",
                 8000,
             )
+
+    def _on_plan(self, result: dict) -> None:
+        """The engine's default regions replace the stand-in ones, then annotation starts."""
+        if result.get("path") != self._planning or result.get("path") != self.audio_path:
+            return  # another file was opened meanwhile
+        self._planning = ""
+        spans = [(float(a), float(b)) for a, b in result.get("regions", [])]
+        if spans and spans != [(r.start_s, r.end_s) for r in self.model.rows]:
+            self.model.set_rows([RegionRow(start_s=a, end_s=b) for a, b in spans])
+        if result.get("beats"):
+            self.grid = {k: result[k] for k in export.EMPTY_GRID if k in result}
+        self.annotate_all()
+
+    def _on_plan_failed(self, message: str) -> None:
+        log.info("no plan from the engine (%s): the panel's own default regions stand", message)
+        if self._planning and self._planning == self.audio_path:
+            self._planning = ""
+            self.annotate_all()
 
     def _on_narrative_failed(self, message: str) -> None:
         self._narrating = False

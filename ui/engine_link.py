@@ -34,7 +34,7 @@ def engine_command(command: str, *args: str) -> tuple[str, list[str]]:
 
 @dataclass
 class _Request:
-    kind: str  # "annotate" or "narrate"
+    kind: str  # "annotate", "narrate" or "plan"
     pending: Pending
     region_id: str = ""
     revision: int = 0
@@ -74,6 +74,8 @@ class EngineLink(QObject):
     narrativeProgress = pyqtSignal(str, int, int)
     narrativeResult = pyqtSignal(dict)
     narrativeFailed = pyqtSignal(str)
+    planResult = pyqtSignal(dict)  # the engine's default regions of a file (track/plan)
+    planFailed = pyqtSignal(str)
     _pinged = pyqtSignal(bool, object)
     _finished = pyqtSignal(str)
 
@@ -193,6 +195,11 @@ class EngineLink(QObject):
             self.narrativeProgress.emit,
         )
 
+    def plan(self, path: str) -> str:
+        """Ask for the engine's default regions of ``path`` (its preset's plan, on bar lines
+        when the preset snaps to them); the reply comes as planResult / planFailed."""
+        return self._submit("plan", protocol.PLAN, {"path": path}, lambda *_: None)
+
     def _submit(
         self,
         kind: str,
@@ -207,6 +214,8 @@ class EngineLink(QObject):
         except (BridgeError, protocol.ProtocolError) as exc:
             if kind == "annotate":
                 self.regionFailed.emit(region_id, revision, str(exc))
+            elif kind == "plan":
+                self.planFailed.emit(str(exc))
             else:
                 self.narrativeFailed.emit(str(exc))
             return ""
@@ -223,12 +232,16 @@ class EngineLink(QObject):
             self._report_failure(req, describe_error(exc))
         elif req.kind == "annotate":
             self.regionResult.emit(req.region_id, req.revision, req.pending.result())
+        elif req.kind == "plan":
+            self.planResult.emit(req.pending.result())
         else:
             self.narrativeResult.emit(req.pending.result())
 
     def _report_failure(self, req: _Request, message: str) -> None:
         if req.kind == "annotate":
             self.regionFailed.emit(req.region_id, req.revision, message)
+        elif req.kind == "plan":
+            self.planFailed.emit(message)
         else:
             self.narrativeFailed.emit(message)
 

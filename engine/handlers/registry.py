@@ -23,5 +23,6 @@ QUEUED: dict[str, Handler] = {
     protocol.ANNOTATE: region.annotate,
     protocol.NARRATE: track.narrate,
     protocol.ANNOTATIONS: track.records,
+    protocol.PLAN: track.plan,
 }
 assert set(DIRECT) | set(QUEUED) == set(protocol.REQUESTS)

@@ -36,6 +36,16 @@ def narrate(server: EngineServer, job: Job) -> dict[str, Any]:
     return out
 
 
+def plan(server: EngineServer, job: Job) -> dict[str, Any]:
+    """``track/plan``: the default regions of a file, and the grid when they follow it."""
+    regions, grid = server.annotator.plan(job.args["path"], file=job.file)
+    return {
+        "path": job.args["path"],
+        "regions": [[r.start_s, r.end_s] for r in regions],
+        **grid.to_dict(),
+    }
+
+
 def records(server: EngineServer, job: Job) -> dict[str, Any]:
     """``track/annotations``: the records of a file, by its absolute path as given (symlinks
     not followed)."""

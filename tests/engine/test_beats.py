@@ -244,3 +244,19 @@ def test_the_grid_is_the_same_from_the_regions_or_from_the_whole_file(
     a = np.array([b.time_s for b in tiled.grid.beats])
     b = np.array([b.time_s for b in some.grid.beats])
     assert abs(a.size - b.size) <= 1 and hit_rate(b, a) > 0.97
+
+
+def test_the_plan_alone_is_the_plan_annotate_uses(tmp_path: Path) -> None:
+    preset = presets.load("lite")
+    preset = replace(
+        preset,
+        regions=replace(preset.regions, snap="bars"),
+        options=replace(preset.options, tag=False),
+    )
+    snapping = Annotator(preset, store=None, backend=LiteBackend(preset))
+    path = tmp_path / "song.wav"
+    audio.write(path, beat_song(96.0, 24), sr=SR, subtype="FLOAT")
+    regions, grid = snapping.plan(str(path))
+    result = snapping.annotate(str(path), use_cache=False)
+    assert [(r.start_s, r.end_s) for r in regions] == [(a.start_s, a.end_s) for a in result.regions]
+    assert grid.downbeats == result.grid.downbeats and grid.meter == "4/4"

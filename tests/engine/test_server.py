@@ -365,6 +365,14 @@ def test_a_region_kept_as_one_file_a_channel_is_analysed_from_every_file(
     assert json.loads(raw.final().params[3])["silent"] is True
 
 
+def test_the_plan_of_a_file_is_the_presets(engine: Any, tmp_path: Path) -> None:
+    _, client = engine
+    path = tones(tmp_path / "long.wav", [220.0] * 23, seconds_each=1.0)  # 10 + 13 s
+    plan = client.request(protocol.PLAN, {"path": str(path)})
+    assert plan["regions"] == [[0.0, 10.0], [10.0, 23.0]]
+    assert plan["beats"] == [] and plan["path"] == str(path)
+
+
 def test_a_track_kept_as_one_file_a_channel_is_narrated_from_every_file(
     engine: Any, tmp_path: Path
 ) -> None:

@@ -239,3 +239,44 @@ def test_the_table_tells_what_the_narrative_tells(qtbot, window, tmp_path):
     saved = tmp_path / "demo.session.json"
     assert window.save_session(str(saved))
     assert Session.load(saved).grid == window.grid
+
+
+def test_the_panel_opens_a_file_with_the_engines_plan(qtbot, tmp_path):
+    """The engine's preset snaps regions to bar lines: the panel's regions are the engine's,
+    starting on the grid's downbeats, not its own fixed 10 s cut."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from engine import audio, presets
+    from engine.backends.lite import LiteBackend
+    from engine.pipeline import Annotator
+    from engine.server import EngineServer, ServerConfig
+    from tests.engine.test_beats import beat_song
+
+    preset = presets.load("lite")
+    preset = replace(
+        preset,
+        regions=replace(preset.regions, snap="bars"),
+        options=replace(preset.options, tag=False),
+    )
+    annotator = Annotator(preset, store=None, backend=LiteBackend(preset))
+    server = EngineServer(annotator, ServerConfig(port=0))
+    server.start()
+    try:
+        song = tmp_path / "bars.wav"
+        audio.write(song, beat_song(96.0, 24), sr=22050, subtype="FLOAT")
+        w = MainWindow(port=server.address[1], heartbeat_ms=300)
+        qtbot.addWidget(w)
+        qtbot.waitUntil(lambda: w.link.state == "up", timeout=10_000)
+        open_and_annotate(qtbot, w, str(song))
+        assert w.grid and w.grid["meter"] == "4/4"
+        downbeats = np.array([b["time_s"] for b in w.grid["beats"] if b["position"] == 1])
+        starts = [r.start_s for r in w.model.rows]
+        assert len(starts) >= 4 and starts[0] == 0.0
+        assert all(np.min(np.abs(downbeats - s)) < 1e-3 for s in starts[1:])
+        assert starts != [10.0 * k for k in range(len(starts))]  # not the fixed cut
+        w.close()
+    finally:
+        server.stop()
+        annotator.close()
