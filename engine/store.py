@@ -202,13 +202,32 @@ class Store:
             self._db.close()
 
 
+NEW_STORE_WAIT_S = 2.0
+"""How long an empty store file may take to get its header: another process (a Ray actor, a
+second engine) may have just created it."""
+
+
+def _grows(path: Path) -> bool:
+    """Whether an empty file gets content within :data:`NEW_STORE_WAIT_S` (a store being
+    created by someone else) rather than staying empty (a truncated store)."""
+    deadline = time.monotonic() + NEW_STORE_WAIT_S
+    while time.monotonic() < deadline:
+        time.sleep(0.02)
+        try:
+            if path.stat().st_size > 0:
+                return True
+        except FileNotFoundError:
+            return True  # moved away: the open below creates a new store
+    return False
+
+
 def _open(path: Path) -> sqlite3.Connection:
     """Open, check, migrate and create the store at ``path``.
 
     Raises:
         EngineError: naming the file, what is wrong with it and what to do.
     """
-    if path.is_file() and path.stat().st_size == 0:
+    if path.is_file() and path.stat().st_size == 0 and not _grows(path):
         raise EngineError(
             f"annotation store {path} is a 0-byte file, not a store (truncated or created by "
             "something else); move it away to start a new store, or pass --store elsewhere"

@@ -396,6 +396,30 @@ def test_broken_stores_are_refused_at_start(
     assert good.count() == 0
 
 
+def test_a_store_another_process_is_creating_is_not_taken_for_a_truncated_one(
+    tmp_path: Path,
+) -> None:
+    """Two Ray actors open one store: the first has just created the file (0 bytes) when the
+    second looks at it. The second waits for the header instead of refusing the store."""
+    import threading
+
+    path = tmp_path / "shared.sqlite3"
+    path.write_bytes(b"")  # the first actor's sqlite3.connect, before its first write
+
+    def first_actor_writes_its_header() -> None:
+        time.sleep(0.3)  # what the first actor's _open does next: its first write
+        db = sqlite3.connect(path)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.close()
+
+    t = threading.Thread(target=first_actor_writes_its_header)
+    t.start()
+    second = Store(path)  # before the fix: "is a 0-byte file, not a store"
+    t.join()
+    assert second.count() == 0
+    second.close()
+
+
 # 8. Smaller defects ----------------------------------------------------------------------------
 
 
