@@ -421,6 +421,57 @@ def _check_reachable(address: str, *, timeout_s: float = 5.0) -> None:
         raise ConnectionError(f"{address}: {exc}") from None
 
 
+def prepare_node(config: WorkerConfig, sample: str | None) -> str:
+    """On one node, before its actors start: check that ``sample`` (an audio path the driver
+    sees) is there, and create the annotation store once (actors starting together would race
+    to create it). Returns what is wrong, or an empty string."""
+    if sample is not None and not os.path.isfile(sample):
+        return f"audio file {sample} is not there"
+    if config.store is not None:
+        from engine.store import Store
+
+        Store(config.store).close()
+    return ""
+
+
+def prepare_nodes(config: WorkerConfig, *, sample: str | None) -> None:
+    """Run :func:`prepare_node` on every live node of the cluster, before any work.
+
+    Raises:
+        EngineError: one line naming the node and what to do: sonicverse not importable
+            there, the audio not at the same path, or the store not usable.
+    """
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    task = ray.remote(num_cpus=0, max_retries=0)(prepare_node)
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    refs = [
+        task.options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
+        ).remote(config, sample)
+        for n in nodes
+    ]
+    for node, ref in zip(nodes, refs, strict=True):
+        where = f"Ray node {node.get('NodeManagerAddress', node['NodeID'])}"
+        try:
+            problem = ray.get(ref)
+        except ray.exceptions.RayError as exc:
+            text = str(exc)
+            if "No module named 'engine'" in text or "No module named 'sonicverse" in text:
+                raise EngineError(
+                    f"{where} cannot import sonicverse: install it on every node "
+                    "(pip install 'sonicverse-studio[batch]'), the same version as here"
+                ) from None
+            last = next((t for t in reversed(text.splitlines()) if t.strip()), type(exc).__name__)
+            raise EngineError(f"{where}: {last.strip()}") from None
+        if problem:
+            raise EngineError(
+                f"{where}: {problem}; jobs travel as paths, so mount the audio at the same "
+                "path on every node (NFS, s3fs, gcsfuse)"
+            )
+
+
 def run_ray(
     jobs: Sequence[Job],
     config: WorkerConfig,
@@ -434,6 +485,7 @@ def run_ray(
     import ray
 
     connect_ray(None)
+    prepare_nodes(config, sample=next((j.audio for j in jobs if os.path.isfile(j.audio)), None))
     if workers is None:
         workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
         if gpus_per_worker > 0:

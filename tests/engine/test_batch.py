@@ -15,7 +15,7 @@ from engine.batch import jobs as batch_jobs
 from engine.batch.runner import run_batch
 from engine.batch.worker import Worker, WorkerConfig
 from engine.cli import main
-from engine.errors import InvalidRequest
+from engine.errors import EngineError, InvalidRequest
 from engine.presets import Preset
 from tests.synth import click_track, progression
 
@@ -199,7 +199,7 @@ def test_ray_gives_the_same_rows(
     catalogue: Path, preset: Preset, local_out: Path, tmp_path: Path
 ) -> None:
     ray = pytest.importorskip("ray")
-    from engine.batch.runner import ray_runtime_env
+    from engine.batch.runner import prepare_nodes, ray_runtime_env
 
     ray.init(num_cpus=2, runtime_env=ray_runtime_env(), include_dashboard=False)
     try:
@@ -209,6 +209,9 @@ def test_ray_gives_the_same_rows(
             ray=True,
             workers=2,
         )
+        # every node is asked, before any work, whether it sees the driver's audio paths
+        with pytest.raises(EngineError, match=r"^Ray node \S+: audio file /nowhere/a\.wav is not "):
+            prepare_nodes(_config(preset, tmp_path, catalogue), sample="/nowhere/a.wav")
     finally:
         ray.shutdown()
     assert (report.done, report.skipped, report.failed) == (len(GOOD), 0, len(BAD))
