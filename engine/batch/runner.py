@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import re
 import signal
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -423,10 +424,14 @@ def _check_reachable(address: str, *, timeout_s: float = 5.0) -> None:
 
 def prepare_node(config: WorkerConfig, sample: str | None) -> str:
     """On one node, before its actors start: check that ``sample`` (an audio path the driver
-    sees) is there, and create the annotation store once (actors starting together would race
+    sees) is there and that the preset's backend has its packages, and create the annotation
+    store once (actors starting together would race
     to create it). Returns what is wrong, or an empty string."""
+    from engine.backends import require_extra
+
     if sample is not None and not os.path.isfile(sample):
         return f"audio file {sample} is not there"
+    require_extra(config.preset.backend)
     if config.store is not None:
         from engine.store import Store
 
@@ -438,8 +443,9 @@ def prepare_nodes(config: WorkerConfig, *, sample: str | None) -> None:
     """Run :func:`prepare_node` on every live node of the cluster, before any work.
 
     Raises:
-        EngineError: one line naming the node and what to do: sonicverse not importable
-            there, the audio not at the same path, or the store not usable.
+        EngineError: one line naming the node and what to do: sonicverse or the backend's
+            packages not importable there, the audio not at the same path, or the store not
+            usable.
     """
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -464,7 +470,8 @@ def prepare_nodes(config: WorkerConfig, *, sample: str | None) -> None:
                     "(pip install 'sonicverse-studio[batch]'), the same version as here"
                 ) from None
             last = next((t for t in reversed(text.splitlines()) if t.strip()), type(exc).__name__)
-            raise EngineError(f"{where}: {last.strip()}") from None
+            message = re.sub(r"^[\w.]+(Error|Extra|Exception): ", "", last.strip())
+            raise EngineError(f"{where}: {message}") from None
         if problem:
             raise EngineError(
                 f"{where}: {problem}; jobs travel as paths, so mount the audio at the same "

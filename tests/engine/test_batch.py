@@ -212,6 +212,12 @@ def test_ray_gives_the_same_rows(
         # every node is asked, before any work, whether it sees the driver's audio paths
         with pytest.raises(EngineError, match=r"^Ray node \S+: audio file /nowhere/a\.wav is not "):
             prepare_nodes(_config(preset, tmp_path, catalogue), sample="/nowhere/a.wav")
+        (tmp_path / "empty.sqlite3").write_bytes(b"")
+        empty_store = replace(
+            _config(preset, tmp_path, catalogue), store=str(tmp_path / "empty.sqlite3")
+        )
+        with pytest.raises(EngineError, match=r"^Ray node \S+: annotation store .* 0-byte file"):
+            prepare_nodes(empty_store, sample=None)
     finally:
         ray.shutdown()
     assert (report.done, report.skipped, report.failed) == (len(GOOD), 0, len(BAD))
