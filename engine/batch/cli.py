@@ -75,10 +75,11 @@ def _run(args: argparse.Namespace, err: Console) -> int:
 
     from engine import presets
     from engine.batch.jobs import jobs_from
-    from engine.batch.runner import run_batch
+    from engine.batch.runner import check_output, run_batch
     from engine.batch.worker import WorkerConfig
     from engine.store import default_path
 
+    check_output(args.out)
     jobs = jobs_from(args.input)
     src = Path(args.input)
     config = WorkerConfig(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from engine.batch.jobs import Job
@@ -92,18 +92,26 @@ class Ledger:
             ),
         )
 
-    def outcomes(self, jobs: Iterable[Job]) -> list[Outcome]:
-        """The recorded outcomes of ``jobs`` (those the ledger holds), in the jobs' order."""
-        wanted = [j.key for j in jobs]
-        found: dict[str, Outcome] = {}
-        for i in range(0, len(wanted), 500):
-            chunk = wanted[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            for key, text in self._db.execute(
-                f"SELECT job, outcome FROM jobs WHERE job IN ({marks})", chunk
-            ):
-                found[key] = Outcome.from_json(text)
-        return [found[k] for k in wanted if k in found]
+    def iter_outcomes(self, jobs: Iterable[Job]) -> Iterator[Outcome]:
+        """The recorded outcomes of ``jobs``, one at a time, ordered by file, then span.
+
+        The keys go to a temporary table and the outcomes come back through a cursor that
+        SQLite sorts (spilling to disk), so memory does not grow with the number of jobs.
+        """
+        db = self._db
+        db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (job TEXT PRIMARY KEY)")
+        db.execute("BEGIN")
+        db.execute("DELETE FROM wanted")
+        db.executemany("INSERT OR IGNORE INTO wanted VALUES (?)", ((j.key,) for j in jobs))
+        db.execute("COMMIT")
+        cursor = db.execute(
+            "SELECT outcome FROM jobs JOIN wanted USING (job) ORDER BY "
+            "json_extract(outcome, '$.job.audio'), "
+            "coalesce(json_extract(outcome, '$.job.start_s'), 0), "
+            "coalesce(json_extract(outcome, '$.job.end_s'), 0)"
+        )
+        for (text,) in cursor:
+            yield Outcome.from_json(text)
 
     def close(self) -> None:
         """Close the database."""

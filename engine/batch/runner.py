@@ -1,8 +1,10 @@
 """Batch runners: a local process pool (the default) and Ray Data, around one worker function.
 
 :func:`run_batch` skips the jobs the ledger holds as finished, hands the rest to a runner,
-records every outcome in the ledger as it arrives, then writes the Parquet table and the
-summary from the ledger (so an interrupted batch still leaves a table of what finished).
+records every outcome in the ledger as it arrives, then streams the ledger's outcomes, file by
+file, into the Parquet table (row groups) and the summary's counts: the driver never holds
+more than one row group, so its memory does not grow with the catalogue, and an interrupted
+or resumed batch still leaves one table of what finished, each job once.
 
 - Local: ``workers`` spawned processes, each building one :class:`~engine.batch.worker.Worker`
   (the preset loads once per process). A process that dies (a crash in a decoder, the OOM
@@ -18,6 +20,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import re
 import signal
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -104,6 +107,10 @@ def run_batch(
         raise InvalidRequest(f"workers must be at least 1, got {workers}")
     if gpus_per_worker < 0:
         raise InvalidRequest(f"gpus_per_worker must be >= 0, got {gpus_per_worker}")
+    check_output(config.out)
+    _import_writers(plots=plots)
+    if ray:
+        connect_ray(ray_address)
     jobs = list({j.key: j for j in jobs}.values())
     preset = config.preset.name
     ledger = Ledger(config.out)
@@ -129,7 +136,6 @@ def run_batch(
                 run_ray(
                     todo,
                     config,
-                    address=ray_address,
                     workers=workers,
                     gpus_per_worker=gpus_per_worker,
                     on_outcome=on_outcome,
@@ -139,11 +145,15 @@ def run_batch(
         except KeyboardInterrupt:
             interrupted = True
             log.warning("interrupted: %d of %d jobs finished and recorded", count, len(todo))
-        rows = table.rows(ledger.outcomes(jobs))
+        tally = summary.Tally()
+        with table.TableWriter(Path(config.out) / table.TABLE_NAME) as writer:
+            for row in table.ordered_rows(ledger.iter_outcomes(jobs)):
+                writer.add(row)
+                tally.add(row)
     finally:
         ledger.close()
-    path = table.write(rows, Path(config.out) / table.TABLE_NAME)
-    folder = summary.write(rows, config.out) if plots and rows else None
+    path = writer.path
+    folder = summary.write(tally.summary(), config.out) if plots and writer.rows else None
     return BatchReport(
         done=count - len(errors),
         skipped=len(finished),
@@ -153,6 +163,43 @@ def run_batch(
         summary=folder,
         interrupted=interrupted,
     )
+
+
+def _import_writers(*, plots: bool) -> None:
+    """Import the table's and the plots' libraries before the work, not after hours of it: a
+    missing one fails at once, and the driver's memory is paid up front, not at the end
+    (pyarrow imports pandas on its first conversion: an empty table pays for that now)."""
+    try:
+        import pyarrow.parquet  # noqa: F401
+
+        table.to_table([])
+
+        if plots:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot
+    except ImportError as exc:
+        raise EngineError(f"batch outputs need {exc.name}: pip install {exc.name}") from None
+
+
+def check_output(out: str | os.PathLike[str]) -> None:
+    """Fail early, in one line, when the output folder cannot be created or written.
+
+    Raises:
+        EngineError: naming the folder and the reason.
+    """
+    import tempfile
+
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise EngineError(
+            f"output folder {str(out)!r} is not writable ({exc.strerror or exc}); "
+            "choose another --out"
+        ) from None
 
 
 # -- local process pool ---------------------------------------------------------------------
@@ -316,23 +363,136 @@ class AnnotateActor:
         return {"outcome": np.array(out, dtype=object)}
 
 
+def connect_ray(address: str | None) -> None:
+    """Join the Ray cluster at ``address`` (None: start a local Ray), unless this process
+    already has.
+
+    Raises:
+        EngineError: one line naming the address and what to do, when no cluster answers
+            there or Ray is not installed.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise EngineError(
+            "--ray needs Ray: pip install 'sonicverse-studio[batch]', or run without --ray"
+        ) from None
+    if ray.is_initialized():
+        return
+    if address is None:
+        ray.init(runtime_env=ray_runtime_env(), logging_level=logging.WARNING)
+        return
+    env = os.environ.get("RAY_ADDRESS")
+    where = repr(address) + (f" (RAY_ADDRESS={env})" if address == "auto" and env else "")
+    try:
+        _check_reachable(_resolve(address))
+        ray.init(address=address, logging_level=logging.WARNING)
+    except ConnectionError as exc:
+        log.debug("ray.init(address=%r): %s", address, exc)
+        raise EngineError(
+            f"no Ray cluster answers at {where}; start one with 'ray start --head' "
+            "(and 'ray start --address=HEAD_IP:6379' on each worker node), "
+            "or run without --ray for the local process pool"
+        ) from None
+
+
+def _resolve(address: str) -> str:
+    """``auto`` as Ray resolves it (``RAY_ADDRESS``, the last cluster started here, a running
+    one); raises ConnectionError when there is none. Other addresses are returned as given."""
+    if address != "auto":
+        return address
+    try:
+        from ray._private.services import get_ray_address_from_environment
+    except ImportError:  # a Ray without that helper: leave 'auto' to ray.init
+        return address
+    return get_ray_address_from_environment(address, None) or address
+
+
+def _check_reachable(address: str, *, timeout_s: float = 5.0) -> None:
+    """Raise ConnectionError when nothing listens at a ``host:port`` or ``ray://host:port``
+    address (Ray itself waits minutes there); ``auto`` is left to Ray."""
+    import socket
+
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ConnectionError(f"{address}: {exc}") from None
+
+
+def prepare_node(config: WorkerConfig, sample: str | None) -> str:
+    """On one node, before its actors start: check that ``sample`` (an audio path the driver
+    sees) is there and that the preset's backend has its packages, and create the annotation
+    store once (actors starting together would race
+    to create it). Returns what is wrong, or an empty string."""
+    from engine.backends import require_extra
+
+    if sample is not None and not os.path.isfile(sample):
+        return f"audio file {sample} is not there"
+    require_extra(config.preset.backend)
+    if config.store is not None:
+        from engine.store import Store
+
+        Store(config.store).close()
+    return ""
+
+
+def prepare_nodes(config: WorkerConfig, *, sample: str | None) -> None:
+    """Run :func:`prepare_node` on every live node of the cluster, before any work.
+
+    Raises:
+        EngineError: one line naming the node and what to do: sonicverse or the backend's
+            packages not importable there, the audio not at the same path, or the store not
+            usable.
+    """
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    task = ray.remote(num_cpus=0, max_retries=0)(prepare_node)
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    refs = [
+        task.options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
+        ).remote(config, sample)
+        for n in nodes
+    ]
+    for node, ref in zip(nodes, refs, strict=True):
+        where = f"Ray node {node.get('NodeManagerAddress', node['NodeID'])}"
+        try:
+            problem = ray.get(ref)
+        except ray.exceptions.RayError as exc:
+            text = str(exc)
+            if "No module named 'engine'" in text or "No module named 'sonicverse" in text:
+                raise EngineError(
+                    f"{where} cannot import sonicverse: install it on every node "
+                    "(pip install 'sonicverse-studio[batch]'), the same version as here"
+                ) from None
+            last = next((t for t in reversed(text.splitlines()) if t.strip()), type(exc).__name__)
+            message = re.sub(r"^[\w.]+(Error|Extra|Exception): ", "", last.strip())
+            raise EngineError(f"{where}: {message}") from None
+        if problem:
+            raise EngineError(
+                f"{where}: {problem}; jobs travel as paths, so mount the audio at the same "
+                "path on every node (NFS, s3fs, gcsfuse)"
+            )
+
+
 def run_ray(
     jobs: Sequence[Job],
     config: WorkerConfig,
     *,
-    address: str | None,
     workers: int | None,
     gpus_per_worker: float,
     on_outcome: OnOutcome,
 ) -> None:
-    """Run the jobs on Ray Data (see the module docstring); outcomes arrive as they finish."""
+    """Run the jobs on Ray Data (see the module docstring); outcomes arrive as they finish.
+    Joins a local Ray when :func:`connect_ray` has not been called."""
     import ray
 
-    if not ray.is_initialized():
-        if address is None:
-            ray.init(runtime_env=ray_runtime_env(), logging_level=logging.WARNING)
-        else:
-            ray.init(address=address, logging_level=logging.WARNING)
+    connect_ray(None)
+    prepare_nodes(config, sample=next((j.audio for j in jobs if os.path.isfile(j.audio)), None))
     if workers is None:
         workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
         if gpus_per_worker > 0:

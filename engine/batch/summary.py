@@ -2,6 +2,8 @@
 the keys, tempi, genres and vocals of every annotated region (matplotlib, Agg backend).
 
 Keys and vocals are weighted by time (minutes of audio), tempi and genres count regions.
+A :class:`Tally` adds rows one at a time and holds only the counts, so a summary of millions
+of regions costs no more memory than one of ten.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,8 @@ from engine.labels import KEYS, VOCALS
 
 SUMMARY_DIR = "summary"
 MAX_GENRES = 15
+TEMPO_BIN_BPM = 5
+"""Width of the tempo histogram's bins."""
 
 
 @dataclass(frozen=True)
@@ -32,7 +36,8 @@ class Summary:
         key_minutes: minutes per track-level key (regions without a clear key omitted).
         vocals_minutes: minutes per vocals label.
         genres: regions tagged with each genre, most frequent first.
-        tempi_bpm: tempo of every region that has one.
+        tempo_histogram: regions per tempo bin, keyed by the bin's lower edge in BPM
+            (bins :data:`TEMPO_BIN_BPM` wide).
     """
 
     files: int
@@ -42,41 +47,74 @@ class Summary:
     key_minutes: dict[str, float] = field(default_factory=dict)
     vocals_minutes: dict[str, float] = field(default_factory=dict)
     genres: dict[str, int] = field(default_factory=dict)
-    tempi_bpm: list[float] = field(default_factory=list)
+    tempo_histogram: dict[int, int] = field(default_factory=dict)
 
 
-def summarize(rows: Sequence[dict[str, Any]]) -> Summary:
-    """Aggregate table rows (:mod:`engine.batch.table`) into a :class:`Summary`."""
-    good = [r for r in rows if not r.get("error")]
-    keys: Counter[str] = Counter()
-    vocals: Counter[str] = Counter()
-    genres: Counter[str] = Counter()
-    for r in good:
+class Tally:
+    """A :class:`Summary` built one row at a time.
+
+    Rows must arrive grouped by file (as :func:`engine.batch.table.ordered_rows` gives
+    them): distinct files are counted where the file changes.
+    """
+
+    def __init__(self) -> None:
+        self.files = 0
+        self.failed = 0
+        self.regions = 0
+        self.minutes = 0.0
+        self.keys: Counter[str] = Counter()
+        self.vocals: Counter[str] = Counter()
+        self.genres: Counter[str] = Counter()
+        self.tempi: Counter[int] = Counter()
+        self._last_file: str | None = None
+
+    def add(self, r: dict[str, Any]) -> None:
+        """Count one table row (:mod:`engine.batch.table`); a failed job has one row."""
+        if r.get("error"):
+            self.failed += 1
+            return
+        if r["file"] != self._last_file:
+            self.files += 1
+            self._last_file = r["file"]
         minutes = (r["end_s"] - r["start_s"]) / 60.0
+        self.regions += 1
+        self.minutes += minutes
         if r.get("key"):
-            keys[r["key"]] += minutes
+            self.keys[r["key"]] += minutes
         if r.get("vocals"):
-            vocals[r["vocals"]] += minutes
-        genres.update(r.get("genres") or [])
-    return Summary(
-        files=len({r["file"] for r in good}),
-        failed=len({(r["file"], r.get("start_s"), r.get("end_s")) for r in rows if r.get("error")}),
-        regions=len(good),
-        minutes=sum((r["end_s"] - r["start_s"]) / 60.0 for r in good),
-        key_minutes={k: keys[k] for k in KEYS if k in keys},
-        vocals_minutes={v: vocals[v] for v in VOCALS if v in vocals},
-        genres=dict(genres.most_common()),
-        tempi_bpm=[float(r["tempo_bpm"]) for r in good if r.get("tempo_bpm") is not None],
-    )
+            self.vocals[r["vocals"]] += minutes
+        self.genres.update(r.get("genres") or [])
+        if r.get("tempo_bpm") is not None:
+            self.tempi[int(r["tempo_bpm"] // TEMPO_BIN_BPM) * TEMPO_BIN_BPM] += 1
+
+    def summary(self) -> Summary:
+        """What has been counted so far."""
+        return Summary(
+            files=self.files,
+            failed=self.failed,
+            regions=self.regions,
+            minutes=self.minutes,
+            key_minutes={k: self.keys[k] for k in KEYS if k in self.keys},
+            vocals_minutes={v: self.vocals[v] for v in VOCALS if v in self.vocals},
+            genres=dict(self.genres.most_common()),
+            tempo_histogram=dict(sorted(self.tempi.items())),
+        )
 
 
-def write(rows: Sequence[dict[str, Any]], out: str | os.PathLike[str]) -> Path:
+def summarize(rows: Iterable[dict[str, Any]]) -> Summary:
+    """Aggregate table rows, grouped by file (see :class:`Tally`), into a :class:`Summary`."""
+    tally = Tally()
+    for r in rows:
+        tally.add(r)
+    return tally.summary()
+
+
+def write(s: Summary, out: str | os.PathLike[str]) -> Path:
     """Write ``summary.json``, ``summary.md`` and the plots into ``out/summary/``.
 
     Returns:
         The summary folder.
     """
-    s = summarize(rows)
     folder = Path(out) / SUMMARY_DIR
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "summary.json").write_text(json.dumps(asdict(s), indent=2), encoding="utf-8")
@@ -117,7 +155,14 @@ def plot(s: Summary, folder: Path) -> list[Path]:
     save(fig, "keys")
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.hist(s.tempi_bpm, bins=range(40, 245, 5), color="tab:orange")
+    edges = list(s.tempo_histogram)
+    ax.bar(
+        edges,
+        list(s.tempo_histogram.values()),
+        width=TEMPO_BIN_BPM,
+        align="edge",
+        color="tab:orange",
+    )
     ax.set(title="Tempo", xlabel="BPM", ylabel="regions")
     save(fig, "tempo")
 

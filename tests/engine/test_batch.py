@@ -15,7 +15,7 @@ from engine.batch import jobs as batch_jobs
 from engine.batch.runner import run_batch
 from engine.batch.worker import Worker, WorkerConfig
 from engine.cli import main
-from engine.errors import InvalidRequest
+from engine.errors import EngineError, InvalidRequest
 from engine.presets import Preset
 from tests.synth import click_track, progression
 
@@ -199,7 +199,7 @@ def test_ray_gives_the_same_rows(
     catalogue: Path, preset: Preset, local_out: Path, tmp_path: Path
 ) -> None:
     ray = pytest.importorskip("ray")
-    from engine.batch.runner import ray_runtime_env
+    from engine.batch.runner import prepare_nodes, ray_runtime_env
 
     ray.init(num_cpus=2, runtime_env=ray_runtime_env(), include_dashboard=False)
     try:
@@ -209,19 +209,31 @@ def test_ray_gives_the_same_rows(
             ray=True,
             workers=2,
         )
+        # every node is asked, before any work, whether it sees the driver's audio paths
+        with pytest.raises(EngineError, match=r"^Ray node \S+: audio file /nowhere/a\.wav is not "):
+            prepare_nodes(_config(preset, tmp_path, catalogue), sample="/nowhere/a.wav")
+        (tmp_path / "empty.sqlite3").write_bytes(b"")
+        empty_store = replace(
+            _config(preset, tmp_path, catalogue), store=str(tmp_path / "empty.sqlite3")
+        )
+        with pytest.raises(EngineError, match=r"^Ray node \S+: annotation store .* 0-byte file"):
+            prepare_nodes(empty_store, sample=None)
     finally:
         ray.shutdown()
     assert (report.done, report.skipped, report.failed) == (len(GOOD), 0, len(BAD))
-    ray_rows, local_rows = _rows(tmp_path), _rows(local_out)
-    assert len(ray_rows) == len(local_rows)
-    # floats within float32 rounding: summation order follows the thread count per worker
-    diffs = [
-        (a["file"], k, a[k], b[k])
-        for a, b in zip(ray_rows, local_rows, strict=True)
+    assert _diffs(_rows(tmp_path), _rows(local_out)) == []
+
+
+def _diffs(rows: list[dict[str, object]], expected: list[dict[str, object]]) -> list[object]:
+    """Cells that differ, floats within float32 rounding (summation order follows the number
+    of threads per worker)."""
+    assert len(rows) == len(expected)
+    return [
+        (a["file"], a["start_s"], k, a[k], b[k])
+        for a, b in zip(rows, expected, strict=True)
         for k in a
         if a[k] != (pytest.approx(b[k], rel=1e-5) if isinstance(b[k], float) else b[k])
     ]
-    assert diffs == []
 
 
 def test_local_path_never_imports_ray(catalogue: Path, tmp_path: Path) -> None:
@@ -238,3 +250,142 @@ def test_local_path_never_imports_ray(catalogue: Path, tmp_path: Path) -> None:
         "assert r.done == 1, r; assert 'ray' not in sys.modules, 'ray imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
+
+
+def test_table_and_summary_stream_in_file_order(tmp_path: Path) -> None:
+    from engine.batch import summary, table
+    from engine.batch.worker import Outcome, failed
+
+    def row(file: str, start: float, bpm: float) -> dict[str, object]:
+        return {"file": file, "start_s": start, "end_s": start + 30.0, "tempo_bpm": bpm}
+
+    outcomes = [
+        Outcome(batch_jobs.Job("/a.wav"), (row("/a.wav", 30.0, 121.0), row("/a.wav", 0.0, 99.0))),
+        failed(batch_jobs.Job("/b.wav"), "bad header", preset="lite"),
+        Outcome(batch_jobs.Job("/c.wav"), tuple(row("/c.wav", 30.0 * i, 140.0) for i in range(5))),
+    ]
+    with table.TableWriter(tmp_path / "t.parquet", row_group_rows=2) as writer:
+        tally = summary.Tally()
+        for r in table.ordered_rows(outcomes):
+            writer.add(r)
+            tally.add(r)
+    f = pq.ParquetFile(tmp_path / "t.parquet")
+    assert (f.metadata.num_rows, f.metadata.num_row_groups) == (8, 4)
+    got = [(r["file"], r["start_s"]) for r in f.read().to_pylist()]
+    assert got == [(r["file"], r["start_s"]) for r in table.rows(outcomes)]
+    s = tally.summary()
+    assert (s.files, s.failed, s.regions, s.minutes) == (2, 1, 7, 3.5)
+    assert s.tempo_histogram == {95: 1, 120: 1, 140: 5}
+    assert not (tmp_path / "t.parquet.tmp").exists()
+
+
+def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in lines[0], lines
+    return lines[0]
+
+
+def test_unwritable_output_fails_before_any_work(
+    catalogue: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    out = blocker / "out"
+    assert main(["batch", str(catalogue), "--out", str(out), "--workers", "1"]) == 2
+    line = _one_error_line(capsys)
+    assert str(out) in line and "not writable" in line and "--out" in line
+
+
+@pytest.mark.parametrize("address", ["auto", "127.0.0.1:9", "ray://127.0.0.1:9"])
+def test_ray_without_a_cluster_is_one_line(
+    catalogue: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    address: str,
+) -> None:
+    ray = pytest.importorskip("ray")
+    from ray._private.services import find_bootstrap_address, find_gcs_addresses
+
+    if address == "auto" and (find_gcs_addresses() or find_bootstrap_address(None)):
+        pytest.skip("a Ray cluster runs on this machine")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    out = tmp_path / "out"
+    assert main(["batch", str(catalogue), "--out", str(out), "--ray", address]) == 2
+    assert not ray.is_initialized()
+    line = _one_error_line(capsys)
+    assert f"no Ray cluster answers at {address!r}" in line
+    assert "ray start --head" in line and "without --ray" in line
+    assert not (out / "annotations.parquet").exists()
+
+
+def test_ray_cluster_loses_a_node_mid_batch(
+    catalogue: Path, preset: Preset, tmp_path: Path
+) -> None:
+    """Three one-CPU nodes on loopback, two actors (one per node at most); the node of one
+    actor is killed after the first outcome. Ray restarts the actor on the spare node and
+    retries what was lost: every job is in the table once, with the local pool's rows."""
+    ray = pytest.importorskip("ray")
+    from ray._private import state
+    from ray.cluster_utils import Cluster
+
+    from engine.batch.runner import ray_runtime_env
+
+    jobs = batch_jobs.discover(catalogue) + [
+        batch_jobs.Job(j.audio, float(s), float(s + 1))
+        for j in batch_jobs.discover(catalogue)
+        if Path(j.audio).relative_to(catalogue).as_posix() in GOOD
+        for s in range(3)
+    ]
+    local = tmp_path / "local"
+    run_batch(jobs, _config(preset, local, catalogue), workers=2)
+
+    cluster = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False}
+    )
+    nodes = [cluster.add_node(num_cpus=1) for _ in range(2)]
+    cluster.wait_for_nodes()
+    out = tmp_path / "ray"
+    actor_nodes: set[str] = set()
+    killed: list[str] = []
+
+    def kill_one_node(stage: str, done: int, total: int) -> None:
+        if done != 1:
+            return
+        alive = [
+            a["Address"]["NodeID"]
+            for a in state.actors(actor_state_name="ALIVE").values()
+            if "AnnotateActor" in a["ActorClassName"]
+        ]
+        actor_nodes.update(alive)
+        victim = next(n for n in nodes if n.node_id in alive)
+        cluster.remove_node(victim, allow_graceful=False)
+        killed.append(victim.node_id)
+
+    try:
+        ray.init(address=cluster.address, runtime_env=ray_runtime_env())
+        report = run_batch(
+            jobs,
+            _config(preset, out, catalogue),
+            ray=True,
+            ray_address=cluster.address,
+            workers=2,
+            progress=kill_one_node,
+        )
+        restarts = [
+            a["NumRestarts"]
+            for a in state.actors().values()
+            if "AnnotateActor" in a["ActorClassName"]
+        ]
+        rerun = run_batch(jobs, _config(preset, out, catalogue), ray=True, workers=2)
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    assert len(actor_nodes) == 2 and len(killed) == 1  # spread over two nodes, one killed
+    assert sum(restarts) >= 1  # the killed node's actor came back elsewhere
+    assert (report.done, report.failed) == (len(jobs) - len(BAD), len(BAD))
+    assert (rerun.done, rerun.skipped) == (0, len(jobs) - len(BAD))
+    rows = _rows(out)
+    spans = [(r["file"], r["start_s"], r["end_s"]) for r in rows]
+    assert len(spans) == len(set(spans))  # nothing duplicated
+    assert _diffs(rows, _rows(local)) == []  # nothing lost, the local pool's rows
