@@ -74,6 +74,17 @@ def beat_song(bpm: float, bars: int, *, drums_off: range = range(0), sr: int = S
     return y + drums
 
 
+def snapping_annotator() -> Annotator:
+    """The lite preset (without the tagger) with ``[regions] snap = "bars"``."""
+    preset = presets.load("lite")
+    preset = replace(
+        preset,
+        regions=replace(preset.regions, snap="bars"),
+        options=replace(preset.options, tag=False),
+    )
+    return Annotator(preset, store=None, backend=LiteBackend(preset))
+
+
 @pytest.fixture(scope="module")
 def annotator() -> Annotator:
     preset = presets.load("lite")
@@ -218,13 +229,7 @@ def test_regions_can_start_on_bar_lines(tmp_path: Path) -> None:
     assert plan_regions(60.0, length_s=10.0, min_tail_s=5.0) == [
         (float(10 * k), float(10 * k + 10)) for k in range(6)
     ]
-    preset = presets.load("lite")
-    preset = replace(
-        preset,
-        regions=replace(preset.regions, snap="bars"),
-        options=replace(preset.options, tag=False),
-    )
-    snapping = Annotator(preset, store=None, backend=LiteBackend(preset))
+    snapping = snapping_annotator()
     result = annotate(snapping, tmp_path, beat_song(96.0, 24))
     downbeats = np.array(result.grid.downbeats)
     assert len(result.regions) >= 4
@@ -247,13 +252,7 @@ def test_the_grid_is_the_same_from_the_regions_or_from_the_whole_file(
 
 
 def test_the_plan_alone_is_the_plan_annotate_uses(tmp_path: Path) -> None:
-    preset = presets.load("lite")
-    preset = replace(
-        preset,
-        regions=replace(preset.regions, snap="bars"),
-        options=replace(preset.options, tag=False),
-    )
-    snapping = Annotator(preset, store=None, backend=LiteBackend(preset))
+    snapping = snapping_annotator()
     path = tmp_path / "song.wav"
     audio.write(path, beat_song(96.0, 24), sr=SR, subtype="FLOAT")
     regions, grid = snapping.plan(str(path))

@@ -244,23 +244,13 @@ def test_the_table_tells_what_the_narrative_tells(qtbot, window, tmp_path):
 def test_the_panel_opens_a_file_with_the_engines_plan(qtbot, tmp_path):
     """The engine's preset snaps regions to bar lines: the panel's regions are the engine's,
     starting on the grid's downbeats, not its own fixed 10 s cut."""
-    from dataclasses import replace
-
     import numpy as np
 
-    from engine import audio, presets
-    from engine.backends.lite import LiteBackend
-    from engine.pipeline import Annotator
+    from engine import audio
     from engine.server import EngineServer, ServerConfig
-    from tests.engine.test_beats import beat_song
+    from tests.engine.test_beats import beat_song, snapping_annotator
 
-    preset = presets.load("lite")
-    preset = replace(
-        preset,
-        regions=replace(preset.regions, snap="bars"),
-        options=replace(preset.options, tag=False),
-    )
-    annotator = Annotator(preset, store=None, backend=LiteBackend(preset))
+    annotator = snapping_annotator()
     server = EngineServer(annotator, ServerConfig(port=0))
     server.start()
     try:
