@@ -24,6 +24,13 @@ from engine.types import BeatGrid, Region, RegionAnnotation, TrackNarrative, Tra
 log = logging.getLogger(__name__)
 
 
+def _grid_samples(a: audio.Audio) -> np.ndarray:
+    """``a`` mono at the beat grid's rate (an hour is 160 MB there)."""
+    from engine.analysis.beats import GRID_SR
+
+    return audio.resample(audio.to_mono(a.samples), sr=a.sr, target_sr=GRID_SR)
+
+
 def _grid_stream(sr: int) -> Any:
     """A resampler from ``sr`` to the grid's rate that keeps its state between regions, so
     consecutive regions resample as one signal (no filter edges at region boundaries)."""
@@ -216,11 +223,10 @@ class Annotator:
             )
 
         def whole_mono() -> np.ndarray:
-            """The whole file, mono at the grid's rate (an hour is 160 MB, not 1.4 GB)."""
+            """The whole file for the grid, decoded at its rate (not 1.4 GB for an hour)."""
             from engine.analysis.beats import GRID_SR
 
-            w = load(max_sr=GRID_SR)
-            return audio.resample(audio.to_mono(w.samples), sr=w.sr, target_sr=GRID_SR)
+            return _grid_samples(load(max_sr=GRID_SR))
 
         self._check_duration(hdr)
         grid: BeatGrid | None = None
@@ -255,7 +261,7 @@ class Annotator:
         # while the regions tile the file, their samples feed the grid, resampled as one stream
         tiles: list[np.ndarray] | None = [] if want_grid else None
         stream: Any = None
-        tile_sr, tiled_to = 0, 0.0
+        tiled_to = 0.0
         for i, r in enumerate(regions):
             if cancelled():
                 raise Cancelled(f"annotation of {hdr.path} cancelled after {i} regions")
@@ -265,11 +271,11 @@ class Annotator:
                 flush()
             clip = load(r.start_s, r.end_s)
             if tiles is not None:
-                if abs(r.start_s - tiled_to) < 1e-3 and clip.sr == (tile_sr or clip.sr):
+                if abs(r.start_s - tiled_to) < 1e-3:  # every clip of a file has one rate
                     if stream is None:
                         stream = _grid_stream(clip.sr)
                     tiles.append(stream.resample_chunk(audio.to_mono(clip.samples)))
-                    tile_sr, tiled_to = clip.sr, r.end_s
+                    tiled_to = r.end_s
                 else:
                     tiles = None
             key = region_key(
@@ -326,13 +332,10 @@ class Annotator:
         def whole_mono() -> np.ndarray:
             from engine.analysis.beats import GRID_SR
 
-            w = audio.load(
-                hdr.path,
-                max_duration_s=self.preset.audio.max_duration_s,
-                max_sr=GRID_SR,
-                file=file,
+            max_s = self.preset.audio.max_duration_s
+            return _grid_samples(
+                audio.load(hdr.path, max_duration_s=max_s, max_sr=GRID_SR, file=file)
             )
-            return audio.resample(audio.to_mono(w.samples), sr=w.sr, target_sr=GRID_SR)
 
         self._check_duration(hdr)
         regions, grid = self._default_plan(hdr.duration_s, whole_mono)

@@ -1,14 +1,14 @@
 """The beat grid of a whole track: beats, their place in the bar, the meter and the tempo.
 
 One pass over the track's onset-strength envelope (:func:`engine.analysis.tempo.
-onset_envelope`, 172 frames/s):
+onset_envelope`, 172 frames/s at 11.025 kHz):
 
 1. **Tempo, locally.** The envelope's autocorrelation in 8 s windows (hop 2 s) is scored on
-   a log-spaced tempo grid by a comb over the period and its double and quadruple (the bar),
-   and by the phase-aligned pulse train at that period against the envelope (a 2:3 level puts
-   half its pulses between the beats and scores low). A Viterbi pass keeps one metrical level
-   through the track and changes tempo only where the windows after it agree, so a tempo
-   change is one change and a drum-less stretch keeps the grid.
+   a log-spaced tempo grid by a comb over the period and its double and quadruple (the bar):
+   a 2:3 level lacks the support of its own multiples. A wide prior picks the track's main
+   level (a slow level whose half period is almost as periodic becomes the faster one), and a
+   Viterbi pass keeps the windows near it and changes tempo only where the windows after it
+   agree, so a tempo change is one change and a drum-less stretch keeps the grid.
 2. **Beats** by dynamic programming over the envelope (Ellis 2007): every beat is an onset
    peak, and the gap to the previous beat stays close to the local period.
 3. **Bars.** Each beat is described by its accent (onset strength), its low-band accent
@@ -16,8 +16,10 @@ onset_envelope`, 172 frames/s):
    before). For 2, 3 and 4 beats to the bar and every phase, downbeats should carry the
    harmony changes and the accents; the best meter and phase win. A beat whose subdivisions
    fall in threes makes 2 beats to the bar 6/8.
+4. **Tempi.** Stretches of steady beat period; each one's tempo is the least-squares slope of
+   its beat times, and the track's tempo is the longest stretch's, so the tempo, the beats and
+   the narrative agree.
 
-The grid's tempo is the median beat period, so the tempo, the beats and the narrative agree.
 A signal without a pulse (silence, speech, a drone) gets an empty grid, never an error.
 """
 
@@ -29,7 +31,7 @@ import math
 import numpy as np
 from scipy.ndimage import median_filter
 
-from engine.analysis.tempo import N_FFT, onset_envelope
+from engine.analysis.tempo import N_FFT, _autocorrelation, onset_envelope
 from engine.track import viterbi
 from engine.types import Beat, BeatGrid, TempoSpan
 
@@ -95,7 +97,7 @@ def track_beats(
         return EMPTY
     times = frames / fps
     # the beat's onset strength against the envelope's mean: 1 is every beat on a clear onset
-    on = float(np.mean([env[max(0, f - 2) : f + 3].max() for f in frames]))
+    on = float(np.mean(_peaks_at(env, frames)))
     confidence = float(np.clip((on - env.mean()) / (on + 1e-9), 0.0, 1.0))
     meter, phase, compound = _meter(y, sr=sr, env=env, frames=frames, periods=periods)
     positions = [(i - phase) % meter + 1 for i in range(frames.size)]
@@ -108,11 +110,14 @@ def track_beats(
 
 
 def _acf(x: np.ndarray, max_lag: int) -> np.ndarray:
-    x = x - x.mean()
-    n = 1 << int(np.ceil(np.log2(2 * x.size)))
-    spec = np.fft.rfft(x, n)
-    a = np.fft.irfft(spec * np.conj(spec), n)[: max_lag + 1]
+    """Autocorrelation of ``x`` less its mean, 1 at lag 0 (zeros for a constant ``x``)."""
+    a = _autocorrelation(x - x.mean(), max_lag=max_lag)
     return a / a[0] if a[0] > 0 else np.zeros_like(a)
+
+
+def _peaks_at(env: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """The envelope's largest value within two frames of each of ``frames``."""
+    return np.array([env[max(0, f - 2) : f + 3].max() for f in frames])
 
 
 COMB_WEIGHTS = (1.0, 0.5, 0.25)  # the beat's period, its double and its quadruple (the bar)
@@ -209,7 +214,7 @@ def _track(env: np.ndarray, periods: np.ndarray) -> np.ndarray:
         t = int(back[t])
     beats_a = np.array(beats[::-1])
     # beats before the music starts (a quiet intro) are not beats
-    strong = np.array([env[max(0, b - 2) : b + 3].max() for b in beats_a])
+    strong = _peaks_at(env, beats_a)
     floor = 0.1 * float(np.median(strong[strong > 0])) if strong.any() else 1.0
     ok_idx = np.flatnonzero(strong > floor)
     if ok_idx.size == 0:
@@ -224,7 +229,7 @@ def _meter(
     beat divides in three (compound time)."""
     n = frames.size
     # per beat: accent, low-band accent, harmony change
-    accent = np.array([env[max(0, f - 2) : f + 3].max() for f in frames])
+    accent = _peaks_at(env, frames)
     low = _low_band_accent(y, sr=sr, frames=frames)
     chroma, chroma_fps = _chroma(y, sr=sr)
     times = np.append(frames, frames[-1] + np.median(np.diff(frames))) * GRID_HOP / sr
@@ -275,29 +280,25 @@ def _bar_contrast(
     )
 
 
-CHROMA_SR = 11025
-CHROMA_FFT = 2048
+CHROMA_FFT = 2048  # at the grid's rate: 186 ms frames
 CHROMA_HOP = 512
 
 
 def _chroma(y: np.ndarray, *, sr: int) -> tuple[np.ndarray, float]:
     """``[12, frames]`` log-magnitude pitch-class energy (60 Hz - 2 kHz) and its frame rate."""
     import scipy.fft
-    import soxr
 
-    x = y if sr == CHROMA_SR else soxr.resample(y, sr, CHROMA_SR, quality="LQ")
-    x = np.asarray(x, dtype=np.float32)
-    if x.size < CHROMA_FFT:
-        return np.zeros((12, 1)), CHROMA_SR / CHROMA_HOP
-    frames = np.lib.stride_tricks.sliding_window_view(x, CHROMA_FFT)[::CHROMA_HOP]
+    if y.size < CHROMA_FFT:
+        return np.zeros((12, 1)), sr / CHROMA_HOP
+    frames = np.lib.stride_tricks.sliding_window_view(y, CHROMA_FFT)[::CHROMA_HOP]
     mag = np.abs(scipy.fft.rfft(frames * np.hanning(CHROMA_FFT).astype(np.float32), axis=1))
-    freqs = np.fft.rfftfreq(CHROMA_FFT, 1.0 / CHROMA_SR)
+    freqs = np.fft.rfftfreq(CHROMA_FFT, 1.0 / sr)
     ok = (freqs >= 60.0) & (freqs <= 2000.0)
     pc = np.round(12 * np.log2(freqs[ok] / 440.0) + 69).astype(int) % 12
     fold = np.zeros((ok.sum(), 12), dtype=np.float32)
     fold[np.arange(ok.sum()), pc] = 1.0
     chroma = np.log1p(100.0 * mag[:, ok] / (mag.max() + 1e-9)) @ fold
-    return chroma.T, CHROMA_SR / CHROMA_HOP
+    return chroma.T, sr / CHROMA_HOP
 
 
 def _z(x: np.ndarray) -> np.ndarray:

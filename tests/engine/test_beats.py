@@ -259,3 +259,10 @@ def test_the_plan_alone_is_the_plan_annotate_uses(tmp_path: Path) -> None:
     result = snapping.annotate(str(path), use_cache=False)
     assert [(r.start_s, r.end_s) for r in regions] == [(a.start_s, a.end_s) for a in result.regions]
     assert grid.downbeats == result.grid.downbeats and grid.meter == "4/4"
+
+
+def test_the_panels_empty_grid_is_the_engines() -> None:
+    from daw_bridge import export
+    from engine.types import BeatGrid
+
+    assert BeatGrid().to_dict() == export.EMPTY_GRID  # daw_bridge cannot import engine
