@@ -295,7 +295,7 @@ class Beat:
 
 @dataclass(frozen=True)
 class TempoSpan:
-    """A stretch of the track at one tempo (the grid's median beat rate there)."""
+    """A stretch of the track at one tempo (the least-squares rate of its beat times)."""
 
     start_s: float
     end_s: float
@@ -309,7 +309,7 @@ class BeatGrid:
     Attributes:
         beats: every beat in time order, with its position in the bar.
         meter: ``"4/4"``, ``"3/4"``, ``"2/4"`` or ``"6/8"``; None without beats.
-        tempo_bpm: the median beat rate; None without beats.
+        tempo_bpm: the tempo of the longest stretch in ``tempi``; None without beats.
         confidence: how well the beats sit on onsets, in [0, 1].
         tempi: stretches of steady tempo, a new one at each tempo change.
     """
