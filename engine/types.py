@@ -361,6 +361,72 @@ class BeatGrid:
 
 
 @dataclass(frozen=True)
+class Section:
+    """One section of the track's form (:mod:`engine.analysis.form`).
+
+    Attributes:
+        start_s: where the section starts (a downbeat when the track has a beat grid).
+        end_s: where it ends (the next section's start, or the end of the track).
+        label: repeat label: the same letter for material that returns (``"A"``, ``"B"``, ...).
+        function: ``"intro"``, ``"verse"``, ``"chorus"``, ``"bridge"``, ``"breakdown"``,
+            ``"build-up"``, ``"drop"``, ``"outro"``; None where the evidence says nothing.
+        confidence: how clear the boundary at ``start_s`` is, in [0, 1].
+    """
+
+    start_s: float
+    end_s: float
+    label: str
+    function: str | None = None
+    confidence: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The section's object of the result document's ``form`` (schema 1.2)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Section:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            start_s=float(d["start_s"]),
+            end_s=float(d["end_s"]),
+            label=str(d["label"]),
+            function=None if d.get("function") is None else str(d["function"]),
+            confidence=float(d.get("confidence", 0.0)),
+        )
+
+
+@dataclass(frozen=True)
+class ChordSpan:
+    """One chord of the track (:mod:`engine.analysis.chords`).
+
+    Attributes:
+        start_s: where the chord starts.
+        end_s: where it ends (the next chord's start, or the end of the track).
+        chord: the chord in Harte syntax (``"A:min"``, ``"G:7"``; ``"N"`` for no chord).
+        confidence: how well the chord explains the audio over its span, in [0, 1].
+    """
+
+    start_s: float
+    end_s: float
+    chord: str
+    confidence: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The chord's object of the result document's ``chords`` (schema 1.2)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ChordSpan:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            start_s=float(d["start_s"]),
+            end_s=float(d["end_s"]),
+            chord=str(d["chord"]),
+            confidence=float(d.get("confidence", 0.0)),
+        )
+
+
+@dataclass(frozen=True)
 class TrackResult:
     """A file's annotations and narrative: the unit the exports write.
 
@@ -371,6 +437,8 @@ class TrackResult:
         narrative: the narrative over ``regions``.
         preset: the preset name used.
         grid: the track's beat grid (empty when it was not computed, as for single regions).
+        form: the track's sections in time order (empty when not computed).
+        chords: the track's chords in time order (empty when not computed).
     """
 
     source: str
@@ -380,6 +448,8 @@ class TrackResult:
     preset: str
     schema_version: str = field(default=SCHEMA_VERSION)
     grid: BeatGrid = field(default_factory=BeatGrid)
+    form: tuple[Section, ...] = ()
+    chords: tuple[ChordSpan, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict matching the versioned schema."""
@@ -389,6 +459,8 @@ class TrackResult:
             "duration_s": self.duration_s,
             "preset": self.preset,
             **self.grid.to_dict(),
+            "form": [s.to_dict() for s in self.form],
+            "chords": [c.to_dict() for c in self.chords],
             "regions": [r.to_dict() for r in self.regions],
             "narrative": self.narrative.to_dict(),
         }

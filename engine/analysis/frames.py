@@ -1,0 +1,166 @@
+"""One short-time spectrum of the whole track, and the features the form and the chords read.
+
+The beat grid already holds the track's mono samples at :data:`~engine.analysis.beats.GRID_SR`;
+the track-level analyses that follow it (sections, chords) need spectral features of the same
+samples. :func:`track_frames` computes the spectrum once and derives from it:
+
+- ``chroma``: 12 pitch classes (0 = C) of the treble, folded from log-compressed magnitudes
+  after a global tuning correction;
+- ``bass``: the same below :data:`BASS_SPLIT_HZ` (the chord's root is usually there);
+- ``timbre``: MFCCs of a mel spectrum (instrumentation, density);
+- ``rms``: frame loudness in dB; ``low``: the energy of the kick band in dB.
+
+:func:`beat_sync` averages any ``[features, frames]`` array between consecutive times (beats,
+bars), the unit both analyses decide on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+FRAME_FFT = 4096  # at the grid's rate: 371 ms, 2.7 Hz bins, so bass semitones separate
+FRAME_HOP = 1024  # 93 ms
+FMIN_HZ = 50.0
+FMAX_HZ = 2500.0
+BASS_SPLIT_HZ = 200.0
+N_MELS = 40
+N_MFCC = 13
+LOW_BAND_HZ = 150.0
+
+
+@dataclass(frozen=True)
+class TrackFrames:
+    """Spectral features of a whole track, one column a frame.
+
+    Attributes:
+        sr: the samples' rate.
+        hop: frame hop in samples.
+        times: centre of each frame in seconds ``[frames]``.
+        chroma: treble pitch-class energy ``[12, frames]`` (0 = C), log-compressed.
+        bass: bass pitch-class energy ``[12, frames]``, log-compressed.
+        timbre: MFCCs ``[N_MFCC, frames]``.
+        rms: frame level in dB ``[frames]``.
+        low: kick-band level in dB ``[frames]``.
+        tuning: the global tuning deviation in semitones in [-0.5, 0.5).
+    """
+
+    sr: int
+    hop: int
+    times: np.ndarray
+    chroma: np.ndarray
+    bass: np.ndarray
+    timbre: np.ndarray
+    rms: np.ndarray
+    low: np.ndarray
+    tuning: float
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.times.size)
+
+
+def track_frames(y: np.ndarray, *, sr: int) -> TrackFrames:
+    """The features of mono samples ``y`` at rate ``sr`` (any length, silence included)."""
+    import scipy.fft
+
+    y = np.asarray(y, dtype=np.float32)
+    if y.size < FRAME_FFT:
+        y = np.pad(y, (0, FRAME_FFT - y.size))
+    frames = np.lib.stride_tricks.sliding_window_view(y, FRAME_FFT)[::FRAME_HOP]
+    window = np.hanning(FRAME_FFT).astype(np.float32)
+    mag = np.abs(scipy.fft.rfft(frames * window, axis=1)).astype(np.float32)
+    freqs = np.fft.rfftfreq(FRAME_FFT, 1.0 / sr)
+    times = (np.arange(mag.shape[0]) * FRAME_HOP + FRAME_FFT / 2) / sr
+
+    band = (freqs >= FMIN_HZ) & (freqs <= FMAX_HZ)
+    midi = 12 * np.log2(freqs[band] / 440.0) + 69
+    tuning = _tuning(midi, mag[:, band])
+    fold = _fold_matrix(midi - tuning)
+    compressed = np.log1p(100.0 * mag[:, band] / (float(mag.max()) + 1e-9))
+    is_bass = freqs[band] < BASS_SPLIT_HZ
+    chroma = (compressed[:, ~is_bass] @ fold[~is_bass]).T
+    bass = (compressed[:, is_bass] @ fold[is_bass]).T
+
+    power = mag.astype(np.float64) ** 2
+    rms = 10 * np.log10(power.sum(axis=1) / FRAME_FFT + 1e-12)
+    low = 10 * np.log10(power[:, freqs < LOW_BAND_HZ].sum(axis=1) / FRAME_FFT + 1e-12)
+    mel = _mel_matrix(sr, freqs) @ power.T
+    timbre = scipy.fft.dct(np.log10(mel + 1e-10), axis=0, norm="ortho")[:N_MFCC]
+    return TrackFrames(
+        sr=sr,
+        hop=FRAME_HOP,
+        times=times,
+        chroma=chroma,
+        bass=bass,
+        timbre=timbre.astype(np.float32),
+        rms=rms.astype(np.float32),
+        low=low.astype(np.float32),
+        tuning=tuning,
+    )
+
+
+def beat_sync(x: np.ndarray, frame_times: np.ndarray, bounds_s: np.ndarray) -> np.ndarray:
+    """Mean of ``x`` (``[..., frames]``) over the frames whose centre lies in each interval
+    ``[bounds_s[i], bounds_s[i + 1])``; an interval without a frame takes its nearest frame.
+
+    Returns:
+        ``[..., len(bounds_s) - 1]``.
+    """
+    bounds_s = np.asarray(bounds_s, dtype=np.float64)
+    if bounds_s.size < 2 or frame_times.size == 0:
+        return np.zeros((*x.shape[:-1], max(bounds_s.size - 1, 0)), dtype=np.float32)
+    idx = np.searchsorted(frame_times, bounds_s)
+    csum = np.concatenate([np.zeros((*x.shape[:-1], 1)), np.cumsum(x, axis=-1)], axis=-1)
+    lo, hi = idx[:-1], idx[1:]
+    out = (csum[..., hi] - csum[..., lo]) / np.maximum(hi - lo, 1)
+    empty = hi <= lo
+    if empty.any():
+        centres = (bounds_s[:-1] + bounds_s[1:]) / 2
+        right = np.clip(np.searchsorted(frame_times, centres[empty]), 0, frame_times.size - 1)
+        left = np.maximum(right - 1, 0)
+        closer_left = np.abs(frame_times[left] - centres[empty]) < np.abs(
+            frame_times[right] - centres[empty]
+        )
+        out[..., empty] = x[..., np.where(closer_left, left, right)]
+    return out.astype(np.float32)
+
+
+def _fold_matrix(pitch: np.ndarray) -> np.ndarray:
+    """``[bins, 12]``: each bin's weight on the two pitch classes around its (fractional)
+    pitch, linear in the distance, so a bass note between two coarse bins keeps its class."""
+    below = np.floor(pitch)
+    frac = (pitch - below).astype(np.float32)
+    fold = np.zeros((pitch.size, 12), dtype=np.float32)
+    rows = np.arange(pitch.size)
+    np.add.at(fold, (rows, below.astype(int) % 12), 1.0 - frac)
+    np.add.at(fold, (rows, (below.astype(int) + 1) % 12), frac)
+    return fold
+
+
+def _tuning(midi: np.ndarray, mag: np.ndarray) -> float:
+    """Global deviation from equal temperament: the circular mean of the bins' offsets from
+    the nearest semitone, weighted by their total magnitude (peaks dominate)."""
+    w = mag.sum(axis=0) ** 2
+    if float(w.sum()) <= 0:
+        return 0.0
+    angle = np.angle(np.sum(w * np.exp(2j * np.pi * midi)))
+    return float(angle / (2 * np.pi))
+
+
+def _mel_matrix(sr: int, freqs: np.ndarray) -> np.ndarray:
+    """``[N_MELS, bins]`` triangular mel filters from 30 Hz to Nyquist (HTK mel scale)."""
+
+    def mel(f: np.ndarray | float) -> np.ndarray:
+        return 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)
+
+    edges_mel = np.linspace(mel(30.0), mel(sr / 2), N_MELS + 2)
+    edges = 700.0 * (10 ** (edges_mel / 2595.0) - 1.0)
+    fb = np.zeros((N_MELS, freqs.size), dtype=np.float64)
+    for i in range(N_MELS):
+        lo, mid, hi = edges[i], edges[i + 1], edges[i + 2]
+        up = (freqs - lo) / (mid - lo)
+        down = (hi - freqs) / (hi - mid)
+        fb[i] = np.maximum(0.0, np.minimum(up, down))
+    return fb

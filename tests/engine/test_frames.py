@@ -1,0 +1,46 @@
+"""The track's shared spectral features: pitch classes, tuning, beat-synchronous means."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.analysis.frames import beat_sync, track_frames
+
+SR = 11025
+
+
+def _tones(freqs: list[float], seconds: float, cents: float = 0.0) -> np.ndarray:
+    t = np.arange(int(SR * seconds)) / SR
+    shift = 2 ** (cents / 1200)
+    return (0.1 * sum(np.sin(2 * np.pi * f * shift * t) for f in freqs)).astype(np.float32)
+
+
+@pytest.mark.parametrize("cents", [0.0, 30.0, -40.0])
+def test_a_c_major_triad_folds_onto_c_e_g_at_any_tuning(cents: float) -> None:
+    fr = track_frames(_tones([261.63, 329.63, 392.0, 523.25], 6.0, cents), sr=SR)
+    top = set(np.argsort(fr.chroma.mean(axis=1))[-3:].tolist())
+    assert top == {0, 4, 7}
+    assert fr.tuning == pytest.approx(cents / 100, abs=0.08)
+
+
+def test_the_bass_register_holds_the_low_note() -> None:
+    fr = track_frames(_tones([98.0, 392.0, 493.88], 6.0), sr=SR)  # G2 under G4-B4
+    assert int(np.argmax(fr.bass.mean(axis=1))) == 7
+    assert int(np.argmax(fr.chroma.mean(axis=1))) in (7, 11)
+
+
+def test_silence_and_a_short_file_give_frames_not_errors() -> None:
+    fr = track_frames(np.zeros(100, np.float32), sr=SR)
+    assert fr.n_frames == 1
+    assert np.isfinite(fr.rms).all() and np.isfinite(fr.timbre).all()
+
+
+def test_beat_sync_averages_each_interval_and_fills_empty_ones() -> None:
+    times = np.arange(10) * 0.1  # frames at 0.0 .. 0.9 s
+    x = np.arange(10, dtype=np.float32)[None, :]
+    out = beat_sync(x, times, np.array([0.0, 0.5, 1.0]))
+    assert out.tolist() == [[2.0, 7.0]]
+    narrow = beat_sync(x, times, np.array([0.31, 0.32, 0.95]))
+    assert narrow[0, 0] == 3.0  # no frame inside: the nearest one
+    assert beat_sync(x, times, np.array([0.0])).shape == (1, 0)
