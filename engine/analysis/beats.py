@@ -6,11 +6,13 @@ onset_envelope`, 172 frames/s at 11.025 kHz):
 1. **Tempo, locally.** The envelope's autocorrelation in 8 s windows (hop 2 s) is scored on
    a log-spaced tempo grid by a comb over the period and its double and quadruple (the bar):
    a 2:3 level lacks the support of its own multiples. A wide prior picks the track's main
-   level (a slow level whose half period is almost as periodic becomes the faster one), and a
-   Viterbi pass keeps the windows near it and changes tempo only where the windows after it
-   agree, so a tempo change is one change and a drum-less stretch keeps the grid.
+   level, and a Viterbi pass keeps the windows near it and changes tempo only where the
+   windows after it agree, so a tempo change is one change and a drum-less stretch keeps the
+   grid.
 2. **Beats** by dynamic programming over the envelope (Ellis 2007): every beat is an onset
-   peak, and the gap to the previous beat stays close to the local period.
+   peak, and the gap to the previous beat stays close to the local period. A beat's time is
+   the centre of the STFT window its onset rises into (the envelope's frames start 29 ms
+   earlier), and the track is read with silence in front, so a beat at 0 s is found.
 3. **Bars.** Each beat is described by its accent (onset strength), its low-band accent
    (kick) and how much the harmony changes there (chroma of the beat span against the one
    before). For 2, 3 and 4 beats to the bar and every phase, downbeats should carry the
@@ -40,6 +42,7 @@ GRID_HOP = 64  # 172 frames/s, as the tempo analyser
 GRID_FFT = 512
 WINDOW_S = 8.0  # local tempo window
 WINDOW_HOP_S = 2.0
+NEARBY = 4  # windows whose tempo a beat may keep: two each side (half a window length)
 GRID_STEP_OCTAVES = 1 / 48  # tempo grid resolution (1.5 %)
 LEVEL_PRIOR_BPM = 118.0  # the tempo people tap, centre of a wide log-normal prior
 LEVEL_PRIOR_OCTAVES = 1.5  # chosen on the train renders (bench/rhythm.py --split train)
@@ -82,6 +85,8 @@ def track_beats(
         y = soxr.resample(y, sr, GRID_SR, quality="LQ").astype(np.float32, copy=False)
         sr = GRID_SR
     fps = sr / GRID_HOP
+    # silence in front, so that an onset at 0 s rises like any other
+    y = np.concatenate([np.zeros(GRID_FFT, dtype=np.float32), y])
     env = onset_envelope(y, sr=sr, hop=GRID_HOP, n_fft=GRID_FFT)
     if env.size < 4 or not env.any():
         return EMPTY
@@ -89,13 +94,18 @@ def track_beats(
     grid = min_bpm * 2.0 ** (
         GRID_STEP_OCTAVES * np.arange(int(math.log2(max_bpm / min_bpm) / GRID_STEP_OCTAVES) + 1)
     )
-    periods = _local_periods(env, fps=fps, grid=grid, prior_bpm=prior_bpm)
-    if periods is None:
+    local = _local_periods(env, fps=fps, grid=grid, prior_bpm=prior_bpm)
+    if local is None:
         return EMPTY
-    frames = _track(env, periods)
+    periods, nearby = local
+    frames = _track(env, periods, nearby)
     if frames.size < 2:
         return EMPTY
-    times = frames / fps
+    # envelope frame f is the rise into STFT frame f + 1, whose window is centred on the onset
+    times = np.maximum(frames / fps + (GRID_HOP + GRID_FFT / 2 - GRID_FFT) / sr, 0.0)
+    spans = _spans(times)
+    if not spans:  # two beats tell no tempo: no grid rather than beats without one
+        return EMPTY
     # the beat's onset strength against the envelope's mean: 1 is every beat on a clear onset
     on = float(np.mean(_peaks_at(env, frames)))
     confidence = float(np.clip((on - env.mean()) / (on + 1e-9), 0.0, 1.0))
@@ -103,9 +113,8 @@ def track_beats(
     positions = [(i - phase) % meter + 1 for i in range(frames.size)]
     beats = tuple(Beat(round(float(t), 4), int(p)) for t, p in zip(times, positions, strict=True))
     label = "6/8" if compound and meter == 2 else f"{meter}/4"
-    spans = _spans(times)
     # the track's tempo: the tempo it spends the most time at
-    tempo = max(spans, key=lambda sp: sp.end_s - sp.start_s).bpm if spans else None
+    tempo = max(spans, key=lambda sp: sp.end_s - sp.start_s).bpm
     return BeatGrid(beats, label, tempo, round(confidence, 3), spans)
 
 
@@ -121,8 +130,6 @@ def _peaks_at(env: np.ndarray, frames: np.ndarray) -> np.ndarray:
 
 
 COMB_WEIGHTS = (1.0, 0.5, 0.25)  # the beat's period, its double and its quadruple (the bar)
-FASTER_LEVEL = 0.5  # a slow main level (below FASTER_BELOW_BPM) whose half period is this
-FASTER_BELOW_BPM = 85.0  # periodic, relative to its own, is a halved fast beat (train renders)
 
 
 def _window_scores(seg: np.ndarray, *, fps: float, grid: np.ndarray) -> tuple[np.ndarray, float]:
@@ -142,8 +149,9 @@ def _window_scores(seg: np.ndarray, *, fps: float, grid: np.ndarray) -> tuple[np
 
 def _local_periods(
     env: np.ndarray, *, fps: float, grid: np.ndarray, prior_bpm: float
-) -> np.ndarray | None:
-    """Beat period in frames at every envelope frame, or None when there is no pulse."""
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Beat period in frames at every envelope frame ``[frames]``, and the periods of the
+    windows within half a window of it ``[frames, NEARBY]``; None when there is no pulse."""
     win = int(WINDOW_S * fps)
     hop = int(WINDOW_HOP_S * fps)
     starts = list(range(0, max(1, env.size - win + 1), hop)) if env.size > win else [0]
@@ -159,14 +167,6 @@ def _local_periods(
     prior = -0.5 * (np.log2(grid / prior_bpm) / LEVEL_PRIOR_OCTAVES) ** 2
     # the track's level: the summed evidence with the prior; windows stay near it
     main = int(np.argmax(np.log(ev.mean(axis=0) + 1e-3) + prior))
-    # a main period whose half is almost as periodic is a pair of beats: take the faster level
-    whole = np.maximum(_acf(env, min(env.size - 1, int(4 * 60.0 * fps / grid[0]))), 0.0)
-    lags = np.arange(whole.size)
-    double = int(np.argmin(np.abs(grid - 2 * grid[main])))
-    if abs(grid[double] / grid[main] - 2) < 0.05 and grid[main] < FASTER_BELOW_BPM:
-        p = 60.0 * fps / grid[main]
-        if np.interp(p / 2, lags, whole) >= FASTER_LEVEL * np.interp(p, lags, whole):
-            main = double
     level = -0.5 * (np.log2(grid / grid[main]) / 0.35) ** 2
     emit = np.log(ev + 0.02) + level
     steps = np.arange(grid.size)
@@ -175,11 +175,17 @@ def _local_periods(
     centres = np.array(starts) + min(win, env.size) / 2
     bpm = grid[path]
     frame_bpm = np.interp(np.arange(env.size), centres, bpm)
-    return 60.0 * fps / frame_bpm
+    # a window straddling a tempo change blurs it: near one, a beat may keep either tempo
+    near = np.searchsorted(centres, np.arange(env.size))
+    offsets = np.arange(-NEARBY // 2, NEARBY - NEARBY // 2)
+    idx = np.clip(near[:, None] + offsets[None, :], 0, bpm.size - 1)
+    return 60.0 * fps / frame_bpm, 60.0 * fps / bpm[idx]
 
 
-def _track(env: np.ndarray, periods: np.ndarray) -> np.ndarray:
-    """Beat frames by dynamic programming: onsets on beats, gaps near the local period.
+def _track(env: np.ndarray, periods: np.ndarray, nearby: np.ndarray) -> np.ndarray:
+    """Beat frames by dynamic programming: onsets on beats, gaps near the local period, or
+    near any of the ``nearby`` windows' periods (so a tempo change happens on the beat where
+    the onsets change, not where the windows' centres put it).
 
     Frames are scored in blocks of half the shortest period, so every gap a block looks back
     over ends in an earlier, finished block: one vectorised step per block.
@@ -193,11 +199,13 @@ def _track(env: np.ndarray, periods: np.ndarray) -> np.ndarray:
         p_min = float(periods[t0 : t0 + int(periods[t0])].min())
         t1 = min(n, t0 + max(1, int(p_min / 2)))
         ts = np.arange(t0, t1)
-        p = periods[ts][:, None]
         d = np.arange(max(1, int(p_min / 2)), int(2 * periods[ts].max()) + 1)[None, :]
         prev = ts[:, None] - d
-        ok = (prev >= 0) & (d >= p / 2) & (d <= 2 * p)
-        cost = np.where(ok, -TIGHTNESS * np.log(d / p) ** 2, -np.inf)
+        ok = (prev >= 0) & (d >= periods[ts][:, None] / 2) & (d <= 2 * periods[ts][:, None])
+        # the block's tempi (one in a steady stretch): a gap costs its distance to the nearest
+        near = np.unique(nearby[ts])
+        off = np.min(np.log(d[..., None] / near) ** 2, axis=-1)
+        cost = np.where(ok, -TIGHTNESS * off, -np.inf)
         cand = np.where(ok, score[np.clip(prev, 0, None)], -np.inf) + cost
         j = np.argmax(cand, axis=1)
         best = cand[np.arange(ts.size), j]
