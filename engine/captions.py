@@ -56,19 +56,43 @@ def _article(word: str) -> str:
     return "An" if word[:1].lower() in ("aef" if is_note else "aeiou") else "A"
 
 
+CLEAR_CHORD_CONFIDENCE = 0.6  # mean confidence of a region's chords for its progression to be said
+MAX_SAID_CHORDS = 6  # a longer progression is no progression a caption can say
+
+
+def clear_progression(a: RegionAnnotation) -> str:
+    """The region's progression (``"i-VI-III-VII"``) when it is clear, else ``""``: at most
+    :data:`MAX_SAID_CHORDS` numerals, chords over three quarters of the region, and their
+    duration-weighted confidence at least :data:`CLEAR_CHORD_CONFIDENCE`."""
+    if not a.progression or a.progression.count("-") >= MAX_SAID_CHORDS:
+        return ""
+    sounding = [c for c in a.chords if c.chord != "N"]
+    covered = sum(c.end_s - c.start_s for c in sounding)
+    if covered <= 0 or covered < 0.75 * a.duration_s:
+        return ""
+    confidence = sum(c.confidence * (c.end_s - c.start_s) for c in sounding) / covered
+    return a.progression if confidence >= CLEAR_CHORD_CONFIDENCE else ""
+
+
 def template_caption(a: RegionAnnotation) -> str:
     """One sentence describing ``a`` from its key, tempo, loudness, vocals and tags.
 
     Example: ``"A mid-tempo F# minor pop passage at 118 BPM with a female lead vocal over
-    piano and drums, loud (-12.3 LUFS) and happy."``
+    piano and drums, loud (-12.3 LUFS) and happy."``; with a clear progression (see
+    :func:`clear_progression`) ``"A mid-tempo pop passage over a i-VI-III-VII progression in
+    F# minor at 118 BPM ..."``.
     """
     if a.silent:
         return "Silence."
-    head = " ".join(w for w in (tempo_word(a.tempo_bpm), a.key.key if a.key else "") if w)
+    chords = clear_progression(a) if a.key is not None else ""
+    key = a.key.key if a.key and not chords else ""
+    head = " ".join(w for w in (tempo_word(a.tempo_bpm), key) if w)
     genres = _labels(a.genres, 1)
     noun = f"{genres[0]} passage" if genres else "passage"
     article = _article((head or noun).split()[0])
     parts = [f"{article} {head} {noun}".replace("  ", " ")]
+    if chords and a.key is not None:
+        parts.append(f"over a {chords} progression in {a.key.key}")
     if a.tempo_bpm is not None:
         parts.append(f"at {a.tempo_bpm:.0f} BPM")
     instruments = _labels(a.instruments, 3)

@@ -58,10 +58,11 @@ def test_narrative_prompt_exact_text() -> None:
     ]
     expected = (
         "You are a music critic. Below are chronological descriptions of consecutive chunks of "
-        "one piece of music, each with its true start and end time (m:ss) and the key and tempo "
-        "measured in it. Write one flowing, detailed description of the whole piece: its "
-        "structure, instrumentation and standout moments. Name each transition by the timestamp "
-        "at which it happens. Keep concrete musical facts such as key and tempo. If the "
+        "one piece of music, each with its true start and end time (m:ss) and the key, chord "
+        "progression (Roman numerals, when clear) and tempo measured in it. Write one flowing, "
+        "detailed description of the whole piece: its structure, instrumentation and standout "
+        "moments. Name each transition by the timestamp at which it happens. Keep concrete "
+        "musical facts such as key, chords and tempo. If the "
         "description of a chunk contradicts the chunks before and after it, treat it as a bad "
         "description and leave its content out.\n"
         "\n"
