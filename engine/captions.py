@@ -3,7 +3,9 @@ and the `sonicverse` caption when no LLM is loaded)."""
 
 from __future__ import annotations
 
-from engine.types import RegionAnnotation, Tag
+from collections.abc import Sequence
+
+from engine.types import ChordSpan, RegionAnnotation, Tag
 
 
 def loudness_word(lufs: float | None) -> str:
@@ -56,22 +58,33 @@ def _article(word: str) -> str:
     return "An" if word[:1].lower() in ("aef" if is_note else "aeiou") else "A"
 
 
-CLEAR_CHORD_CONFIDENCE = 0.6  # mean confidence of a region's chords for its progression to be said
-MAX_SAID_CHORDS = 6  # a longer progression is no progression a caption can say
+CLEAR_CHORD_CONFIDENCE = 0.6  # mean confidence of the chords for a progression to be said
+MAX_SAID_CHORDS = 6  # a longer progression is no progression a sentence can say
+
+
+def said_progression(chords: Sequence[ChordSpan], key: str, span_s: float) -> str:
+    """The progression of ``chords`` in ``key`` (``"i-VI-III-VII"``,
+    :func:`engine.analysis.chords.progression`) when it is clear, else ``""``: at most
+    :data:`MAX_SAID_CHORDS` numerals, chords over three quarters of ``span_s`` seconds, and
+    their duration-weighted confidence at least :data:`CLEAR_CHORD_CONFIDENCE`."""
+    from engine.analysis.chords import progression
+
+    sounding = [c for c in chords if c.chord != "N"]
+    covered = sum(c.end_s - c.start_s for c in sounding)
+    if covered <= 0 or covered < 0.75 * span_s:
+        return ""
+    confidence = sum(c.confidence * (c.end_s - c.start_s) for c in sounding) / covered
+    numerals = progression(sounding, key)
+    if confidence < CLEAR_CHORD_CONFIDENCE or numerals.count("-") >= MAX_SAID_CHORDS:
+        return ""
+    return numerals
 
 
 def clear_progression(a: RegionAnnotation) -> str:
-    """The region's progression (``"i-VI-III-VII"``) when it is clear, else ``""``: at most
-    :data:`MAX_SAID_CHORDS` numerals, chords over three quarters of the region, and their
-    duration-weighted confidence at least :data:`CLEAR_CHORD_CONFIDENCE`."""
-    if not a.progression or a.progression.count("-") >= MAX_SAID_CHORDS:
+    """The region's progression when it is clear (:func:`said_progression`), else ``""``."""
+    if a.key is None or not a.progression:
         return ""
-    sounding = [c for c in a.chords if c.chord != "N"]
-    covered = sum(c.end_s - c.start_s for c in sounding)
-    if covered <= 0 or covered < 0.75 * a.duration_s:
-        return ""
-    confidence = sum(c.confidence * (c.end_s - c.start_s) for c in sounding) / covered
-    return a.progression if confidence >= CLEAR_CHORD_CONFIDENCE else ""
+    return said_progression(a.chords, a.key.key, a.duration_s)
 
 
 def template_caption(a: RegionAnnotation) -> str:
