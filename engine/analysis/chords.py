@@ -49,23 +49,23 @@ STEP_S = 0.5  # decision unit without a beat grid
 HARMONIC_DECAY = 0.5  # weight of each further overtone in a template (1, 1/2, 1/4, ...)
 N_HARMONICS = 4
 BASS_WEIGHT = 0.3  # bass share on the root adds this much to a chord's score
-BASS_TONE_WEIGHT = 0.2  # bass share on the chord's other tones
+BASS_TONE_WEIGHT = 0.3  # bass share on the chord's other tones
 NO_CHORD_SCORE = 0.82  # a beat whose best chord scores below this is N
 SILENCE_DB = 45.0  # beats this far below the track's loudest are N
 QUALITY_PRIOR: dict[str, float] = {
     "maj": 0.0,
     "min": 0.0,
-    "7": -0.03,
+    "7": -0.05,
     "maj7": -0.06,
     "min7": -0.04,
-    "dim": -0.05,
+    "dim": -0.09,
     "sus4": -0.09,
-    "sus2": -0.08,
+    "sus2": -0.06,
 }
 """Score offsets per quality (triads first where the evidence is even)."""
-SHARPNESS = 40.0  # scores to log-likelihoods: the emission is exp(SHARPNESS x score)
+SHARPNESS = 25.0  # scores to log-likelihoods: the emission is exp(SHARPNESS x score)
 CHANGE_PENALTY = 3.0  # log-probability cost of a change on a beat inside a bar
-BAR_CHANGE_PENALTY = 0.5  # ... and on a bar line
+BAR_CHANGE_PENALTY = 0.0  # ... and on a bar line
 
 _HARMONIC_OFFSETS = (0, 7, 4, 10)  # pitch classes of overtones 2-3, 3, 5, 7 (octaves fold)
 
@@ -209,8 +209,8 @@ def track_chords(
     if duration_s <= 0:
         return ()
     bounds, on_bar = _units(grid, duration_s)
-    chroma = beat_sync(frames.chroma, frames.times, bounds)
-    bass = beat_sync(frames.bass, frames.times, bounds)
+    chroma = beat_sync(frames.harmony, frames.times, bounds)
+    bass = beat_sync(frames.harmony_bass, frames.times, bounds)
     level = beat_sync(frames.rms[None, :], frames.times, bounds)[0]
     path, post = decode(chord_scores(chroma, bass, level), on_bar)
     names = chord_names()
