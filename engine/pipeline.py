@@ -434,6 +434,8 @@ class Annotator:
         grid: BeatGrid | None = None,
     ) -> TrackNarrative:
         marks = [f"grid:{grid.tempo_bpm}:{len(grid.beats)}:{grid.tempi}"] if grid else []
+        if any(a.chords for a in annotations):  # the narrative says the progressions
+            marks.append("chords:" + "|".join(a.progression for a in annotations))
         nkey = narrative_key(
             [*keys, *(f"{a.start_s}:{a.end_s}" for a in annotations), *marks],
             fingerprint=self.backend.fingerprint,
