@@ -46,19 +46,19 @@ QUALITIES: dict[str, tuple[int, ...]] = {
 
 NO_CHORD = "N"
 STEP_S = 0.5  # decision unit without a beat grid
-HARMONIC_DECAY = 0.5  # weight of each further overtone in a template (1, 1/2, 1/4, ...)
-N_HARMONICS = 4
+HARMONIC_DECAY = 0.3  # weight of each further overtone in a template (1, 0.3, 0.09)
+N_HARMONICS = 3
 BASS_WEIGHT = 0.3  # bass share on the root adds this much to a chord's score
 BASS_TONE_WEIGHT = 0.3  # bass share on the chord's other tones
-NO_CHORD_SCORE = 0.82  # a beat whose best chord scores below this is N
+NO_CHORD_SCORE = 0.84  # a beat whose best chord scores below this is N
 SILENCE_DB = 45.0  # beats this far below the track's loudest are N
 QUALITY_PRIOR: dict[str, float] = {
     "maj": 0.0,
     "min": 0.0,
     "7": -0.05,
-    "maj7": -0.06,
+    "maj7": -0.08,
     "min7": -0.04,
-    "dim": -0.09,
+    "dim": -0.11,
     "sus4": -0.09,
     "sus2": -0.06,
 }
@@ -210,7 +210,7 @@ def track_chords(
         return ()
     bounds, on_bar = _units(grid, duration_s)
     chroma = beat_sync(frames.harmony, frames.times, bounds)
-    bass = beat_sync(frames.harmony_bass, frames.times, bounds)
+    bass = beat_sync(frames.bass, frames.times, bounds)
     level = beat_sync(frames.rms[None, :], frames.times, bounds)[0]
     path, post = decode(chord_scores(chroma, bass, level), on_bar)
     names = chord_names()

@@ -7,9 +7,8 @@ samples. :func:`track_frames` computes the spectrum once and derives from it:
 - ``chroma``: 12 pitch classes (0 = C) of the treble, folded from log-compressed magnitudes
   after a global tuning correction;
 - ``bass``: the same below :data:`BASS_SPLIT_HZ` (the chord's root is usually there);
-- ``harmony`` and ``harmony_bass``: the pitch classes the chords are read from, the
-  accompaniment's register (:data:`HARMONY_SPLIT_HZ` to :data:`HARMONY_MAX_HZ`, fewer melody
-  notes and overtones than ``chroma``) and below it;
+- ``harmony``: the pitch classes the chords are read from, ``chroma`` up to
+  :data:`HARMONY_MAX_HZ` only (the accompaniment's register: fewer melody notes and overtones);
 - ``timbre``: MFCCs of a mel spectrum (instrumentation, density);
 - ``rms``: frame loudness in dB; ``low``: the energy of the kick band in dB.
 
@@ -28,8 +27,7 @@ FRAME_HOP = 1024  # 93 ms
 FMIN_HZ = 50.0
 FMAX_HZ = 2500.0
 BASS_SPLIT_HZ = 200.0
-HARMONY_SPLIT_HZ = 250.0  # chords: the bass below, the chord's voicing above ...
-HARMONY_MAX_HZ = 1500.0  # ... up to here (chosen on bench/chords.py's train renders)
+HARMONY_MAX_HZ = 1500.0  # chords: the treble up to here (chosen on bench/chords.py's renders)
 N_MELS = 40
 N_MFCC = 13
 LOW_BAND_HZ = 150.0
@@ -50,7 +48,6 @@ class TrackFrames:
         low: kick-band level in dB ``[frames]``.
         tuning: the global tuning deviation in semitones in [-0.5, 0.5).
         harmony: pitch classes of the chords' register ``[12, frames]``, log-compressed.
-        harmony_bass: pitch classes below that register ``[12, frames]``, log-compressed.
     """
 
     sr: int
@@ -63,7 +60,6 @@ class TrackFrames:
     low: np.ndarray
     tuning: float
     harmony: np.ndarray = field(default_factory=lambda: np.zeros((12, 0), np.float32))
-    harmony_bass: np.ndarray = field(default_factory=lambda: np.zeros((12, 0), np.float32))
 
     @property
     def n_frames(self) -> int:
@@ -91,10 +87,8 @@ def track_frames(y: np.ndarray, *, sr: int) -> TrackFrames:
     is_bass = freqs[band] < BASS_SPLIT_HZ
     chroma = (compressed[:, ~is_bass] @ fold[~is_bass]).T
     bass = (compressed[:, is_bass] @ fold[is_bass]).T
-    below = freqs[band] < HARMONY_SPLIT_HZ
-    voicing = ~below & (freqs[band] <= HARMONY_MAX_HZ)
+    voicing = ~is_bass & (freqs[band] <= HARMONY_MAX_HZ)
     harmony = (compressed[:, voicing] @ fold[voicing]).T
-    harmony_bass = (compressed[:, below] @ fold[below]).T
 
     power = mag.astype(np.float64) ** 2
     rms = 10 * np.log10(power.sum(axis=1) / FRAME_FFT + 1e-12)
@@ -112,7 +106,6 @@ def track_frames(y: np.ndarray, *, sr: int) -> TrackFrames:
         low=low.astype(np.float32),
         tuning=tuning,
         harmony=harmony,
-        harmony_bass=harmony_bass,
     )
 
 
