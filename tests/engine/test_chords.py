@@ -15,6 +15,7 @@ import pytest
 from engine import audio, presets
 from engine.analysis.beats import GRID_SR, track_beats
 from engine.analysis.chords import (
+    chord_names,
     chords_between,
     parse_chord,
     progression,
@@ -208,3 +209,18 @@ def test_a_caption_says_a_progression_only_when_it_is_clear() -> None:
     assert "A minor" in template_caption(unsure)
     sparse = replace(said, chords=(clear[0], ChordSpan(2.0, 8.0, "N", 1.0)))
     assert "progression" not in template_caption(sparse)
+
+
+def test_every_chord_the_decoder_can_name_is_valid_harte_for_jams_and_mir_eval() -> None:
+    import jams
+    import mir_eval
+
+    names = chord_names()
+    assert len(names) == 1 + 12 * 8 and len(set(names)) == len(names)
+    ann = jams.Annotation(namespace="chord", duration=float(len(names)))
+    for i, name in enumerate(names):
+        ann.append(time=float(i), duration=1.0, value=name, confidence=0.5)
+        root, bits, _ = mir_eval.chord.encode(name)
+        parsed = parse_chord(name)
+        assert parsed is None or (root == parsed[0] and bits.sum() >= 3), name
+    ann.validate(strict=True)
