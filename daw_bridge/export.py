@@ -62,6 +62,7 @@ def track_document(
     narrative: dict[str, Any] | None,
     grid: dict[str, Any] | None = None,
     chords: Sequence[dict[str, Any]] | None = None,
+    form: Sequence[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A ``TrackResult.to_dict()``-shaped document from the panel's results.
 
@@ -74,6 +75,7 @@ def track_document(
             (an empty narrative is written then).
         grid: the beat grid's fields (``BeatGrid.to_dict()``), or None for an empty grid.
         chords: the track's chords (``ChordSpan.to_dict()`` dicts), or None for none.
+        form: the track's sections (``Section.to_dict()`` dicts), or None for none.
     """
     ordered = sorted(regions, key=lambda r: (float(r["start_s"]), float(r["end_s"])))
     backend = ordered[0]["backend"] if ordered else ""
@@ -83,6 +85,7 @@ def track_document(
         "duration_s": float(duration_s),
         "preset": preset,
         **(grid or EMPTY_GRID),
+        "form": list(form or []),
         "chords": list(chords or []),
         "regions": list(ordered),
         "narrative": narrative
@@ -274,16 +277,22 @@ def render(doc: dict[str, Any], fmt: str, *, bars: bool = False, chords: bool = 
 
 
 def write(
-    doc: dict[str, Any], path: str | os.PathLike[str], fmt: str, *, allow_empty: bool = True
+    doc: dict[str, Any],
+    path: str | os.PathLike[str],
+    fmt: str,
+    *,
+    allow_empty: bool = True,
+    chords: bool = False,
 ) -> Path:
     """Write ``doc`` to ``path`` in format ``fmt`` (one of :data:`FORMATS`); returns the path.
+    ``chords``: the chords in Audacity labels and the region CSV too (:func:`render`).
 
     Raises:
         ExportError: unknown format, or (``allow_empty=False``) a document without regions.
     """
     if not allow_empty and not doc["regions"]:
         raise ExportError("nothing to export: no region has an annotation yet")
-    text = render(doc, fmt)
+    text = render(doc, fmt, chords=chords)
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(text, encoding="utf-8")
