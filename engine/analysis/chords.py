@@ -1,17 +1,18 @@
 """Chords on the beat grid: Harte labels with a confidence, and Roman numerals against a key.
 
-:func:`track_chords` reads the track's shared spectrum (:mod:`engine.analysis.frames`, the
-same pitch classes the key analysis folds) and decides one chord per beat:
+:func:`track_chords` reads the track's shared spectrum (:mod:`engine.analysis.frames`: the
+pitch classes of the accompaniment's register, 200-1500 Hz, and of the bass below it) and
+decides one chord per beat:
 
-1. the treble and bass pitch classes are averaged over each beat (:func:`beat_sync`); without
-   a beat grid over fixed :data:`STEP_S` steps;
+1. both are averaged over each beat (:func:`beat_sync`); without a beat grid over fixed
+   :data:`STEP_S` steps;
 2. each beat scores every chord of :data:`QUALITIES` on every root against harmonic templates
    (a chord note's overtones fold onto the fifth and third above it, so a triad played on a
    piano is not mistaken for the seventh chord its overtones suggest), plus how much of the
    bass sits on the chord's root and tones; ``N`` (no chord) scores a constant, so a beat
    whose pitch classes fit no chord (drums, noise) is ``N``, and so is a silent one;
 3. a hidden Markov model over the 12 x |QUALITIES| + 1 states with one penalty per change
-   (a smaller one on a bar line) is decoded with Viterbi: changes land on beats, on bars
+   inside a bar (none on a bar line) is decoded with Viterbi: changes land on beats, on bars
    where the evidence allows; each chord's confidence is its mean posterior probability over
    its beats (forward-backward).
 
