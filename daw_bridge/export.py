@@ -5,15 +5,16 @@ through them) and the panel (which holds results as the engine sends them, as di
 
 - ``json``: the versioned schema (``engine/schema/annotation-<version>.json``).
 - ``jams``: ``key_mode``, ``tempo``, ``segment_open`` (regions with captions), ``tag_open``
-  (vocals and tags) and ``beat`` (the grid: value = position in the bar, 1 = downbeat)
-  annotations, validated with the ``jams`` package before writing (imported only by
-  :func:`to_jams`; the other writers are pure Python).
+  (vocals and tags), ``beat`` (the grid: value = position in the bar, 1 = downbeat) and
+  ``chord`` (the track's chords, Harte labels with their confidence) annotations, validated
+  with the ``jams`` package before writing (imported only by :func:`to_jams`; the other
+  writers are pure Python).
 - ``audacity``: an Audacity label track, ``start<TAB>end<TAB>label`` (File > Import > Labels);
-  with ``bars``, a point label on every bar line too.
+  with ``bars``, a point label on every bar line too; with ``chords``, a label over each chord.
 - ``csv``: ``#,Name,Start,End,Length`` rows in seconds, the layout of Reaper's Region/Marker
   Manager export (import it there) that Sonic Visualiser also imports (File > Import
   Annotation Layer, columns: time, end time, label); with ``bars``, a marker row (``M<n>``)
-  on every bar line too.
+  on every bar line too; with ``chords``, a marker row where each chord starts.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ def track_document(
     regions: Sequence[dict[str, Any]],
     narrative: dict[str, Any] | None,
     grid: dict[str, Any] | None = None,
+    chords: Sequence[dict[str, Any]] | None = None,
+    form: Sequence[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A ``TrackResult.to_dict()``-shaped document from the panel's results.
 
@@ -71,6 +74,8 @@ def track_document(
         narrative: a ``TrackNarrative.to_dict()``, or None when the track was not narrated
             (an empty narrative is written then).
         grid: the beat grid's fields (``BeatGrid.to_dict()``), or None for an empty grid.
+        chords: the track's chords (``ChordSpan.to_dict()`` dicts), or None for none.
+        form: the track's sections (``Section.to_dict()`` dicts), or None for none.
     """
     ordered = sorted(regions, key=lambda r: (float(r["start_s"]), float(r["end_s"])))
     backend = ordered[0]["backend"] if ordered else ""
@@ -80,6 +85,8 @@ def track_document(
         "duration_s": float(duration_s),
         "preset": preset,
         **(grid or EMPTY_GRID),
+        "form": list(form or []),
+        "chords": list(chords or []),
         "regions": list(ordered),
         "narrative": narrative
         or {
@@ -149,6 +156,17 @@ def to_jams(doc: dict[str, Any]) -> str:
         beat.sandbox.meter = doc.get("meter")
         beat.sandbox.tempo_bpm = doc.get("tempo_bpm")
         anns["beat"] = beat
+    if doc.get("chords"):
+        chord = jams.Annotation(namespace="chord", duration=duration)
+        for c in doc["chords"]:
+            start = float(c["start_s"])
+            chord.append(
+                time=start,
+                duration=float(c["end_s"]) - start,
+                value=c["chord"],
+                confidence=float(c["confidence"]),
+            )
+        anns["chord"] = chord
     for ann in anns.values():
         ann.annotation_metadata.data_source = "sonicverse"
         ann.annotation_metadata.annotation_tools = f"preset {doc['preset']}"
@@ -187,27 +205,46 @@ def bar_lines(doc: dict[str, Any]) -> list[tuple[float, str]]:
     return out
 
 
-def to_audacity_labels(doc: dict[str, Any], *, bars: bool = False) -> str:
-    """An Audacity label track, one label per region (and a point label per bar line)."""
+def chord_label(chord: str) -> str:
+    """A chord as a label or marker says it: its Harte label, ``"N.C."`` for no chord."""
+    return "N.C." if chord == "N" else chord
+
+
+def chord_marks(doc: dict[str, Any]) -> list[tuple[float, float, str]]:
+    """``(start, end, label)`` of each of the document's chords (:func:`chord_label`)."""
+    return [
+        (float(c["start_s"]), float(c["end_s"]), chord_label(str(c["chord"])))
+        for c in doc.get("chords", [])
+    ]
+
+
+def to_audacity_labels(doc: dict[str, Any], *, bars: bool = False, chords: bool = False) -> str:
+    """An Audacity label track, one label per region (and a point label per bar line, a label
+    over each chord)."""
     rows = [(float(r["start_s"]), float(r["end_s"]), region_label(r)) for r in doc["regions"]]
     if bars:
         rows += [(t, t, label) for t, label in bar_lines(doc)]
+    if chords:
+        rows += chord_marks(doc)
     rows.sort(key=lambda x: (x[0], x[1]))
     return "".join(f"{a:.6f}\t{b:.6f}\t{label}\n" for a, b, label in rows)
 
 
-def to_region_csv(doc: dict[str, Any], *, bars: bool = False) -> str:
+def to_region_csv(doc: dict[str, Any], *, bars: bool = False, chords: bool = False) -> str:
     """Region CSV for Reaper's Region/Marker Manager (and Sonic Visualiser); with ``bars``, a
-    marker on every bar line."""
+    marker on every bar line; with ``chords``, a marker where each chord starts (numbered
+    after the bar lines')."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["#", "Name", "Start", "End", "Length"])
     for i, r in enumerate(doc["regions"], start=1):
         start, end = float(r["start_s"]), float(r["end_s"])
         w.writerow([f"R{i}", region_label(r), f"{start:.6f}", f"{end:.6f}", f"{end - start:.6f}"])
-    if bars:
-        for i, (t, label) in enumerate(bar_lines(doc), start=1):
-            w.writerow([f"M{i}", label, f"{t:.6f}", "", ""])
+    marks = [(t, label) for t, label in bar_lines(doc)] if bars else []
+    if chords:
+        marks += [(t, label) for t, _, label in chord_marks(doc)]
+    for i, (t, label) in enumerate(marks, start=1):
+        w.writerow([f"M{i}", label, f"{t:.6f}", "", ""])
     return buf.getvalue()
 
 
@@ -220,34 +257,42 @@ WRITERS = {
 
 
 BAR_FORMATS: tuple[str, ...] = ("audacity", "csv")
-"""The formats that can carry bar lines."""
+"""The formats that can carry bar lines (and chord labels or markers)."""
 
 
-def render(doc: dict[str, Any], fmt: str, *, bars: bool = False) -> str:
-    """``doc`` in format ``fmt`` (one of :data:`FORMATS`); ``bars`` adds bar lines to the
-    formats in :data:`BAR_FORMATS` (JSON and JAMS always carry the whole grid).
+def render(doc: dict[str, Any], fmt: str, *, bars: bool = False, chords: bool = False) -> str:
+    """``doc`` in format ``fmt`` (one of :data:`FORMATS`); ``bars`` adds bar lines and
+    ``chords`` the chords to the formats in :data:`BAR_FORMATS` (JSON and JAMS always carry
+    the whole grid and every chord).
 
     Raises:
         ExportError: naming the format and the valid ones when ``fmt`` is unknown.
     """
     if fmt not in WRITERS:
         raise ExportError(f"unknown export format {fmt!r}; valid formats: {', '.join(FORMATS)}")
-    if bars and fmt in BAR_FORMATS:
-        return {"audacity": to_audacity_labels, "csv": to_region_csv}[fmt](doc, bars=True)
+    if (bars or chords) and fmt in BAR_FORMATS:
+        writer = {"audacity": to_audacity_labels, "csv": to_region_csv}[fmt]
+        return writer(doc, bars=bars, chords=chords)
     return WRITERS[fmt](doc)
 
 
 def write(
-    doc: dict[str, Any], path: str | os.PathLike[str], fmt: str, *, allow_empty: bool = True
+    doc: dict[str, Any],
+    path: str | os.PathLike[str],
+    fmt: str,
+    *,
+    allow_empty: bool = True,
+    chords: bool = False,
 ) -> Path:
     """Write ``doc`` to ``path`` in format ``fmt`` (one of :data:`FORMATS`); returns the path.
+    ``chords``: the chords in Audacity labels and the region CSV too (:func:`render`).
 
     Raises:
         ExportError: unknown format, or (``allow_empty=False``) a document without regions.
     """
     if not allow_empty and not doc["regions"]:
         raise ExportError("nothing to export: no region has an annotation yet")
-    text = render(doc, fmt)
+    text = render(doc, fmt, chords=chords)
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(text, encoding="utf-8")

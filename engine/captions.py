@@ -3,7 +3,9 @@ and the `sonicverse` caption when no LLM is loaded)."""
 
 from __future__ import annotations
 
-from engine.types import RegionAnnotation, Tag
+from collections.abc import Sequence
+
+from engine.types import ChordSpan, RegionAnnotation, Tag
 
 
 def loudness_word(lufs: float | None) -> str:
@@ -56,19 +58,54 @@ def _article(word: str) -> str:
     return "An" if word[:1].lower() in ("aef" if is_note else "aeiou") else "A"
 
 
+CLEAR_CHORD_CONFIDENCE = 0.6  # mean confidence of the chords for a progression to be said
+MAX_SAID_CHORDS = 6  # a longer progression is no progression a sentence can say
+
+
+def said_progression(chords: Sequence[ChordSpan], key: str, span_s: float) -> str:
+    """The progression of ``chords`` in ``key`` (``"i-VI-III-VII"``,
+    :func:`engine.analysis.chords.progression`) when it is clear, else ``""``: at most
+    :data:`MAX_SAID_CHORDS` numerals, chords over three quarters of ``span_s`` seconds, and
+    their duration-weighted confidence at least :data:`CLEAR_CHORD_CONFIDENCE`."""
+    from engine.analysis.chords import progression
+
+    sounding = [c for c in chords if c.chord != "N"]
+    covered = sum(c.end_s - c.start_s for c in sounding)
+    if covered <= 0 or covered < 0.75 * span_s:
+        return ""
+    confidence = sum(c.confidence * (c.end_s - c.start_s) for c in sounding) / covered
+    numerals = progression(sounding, key)
+    if confidence < CLEAR_CHORD_CONFIDENCE or numerals.count("-") >= MAX_SAID_CHORDS:
+        return ""
+    return numerals
+
+
+def clear_progression(a: RegionAnnotation) -> str:
+    """The region's progression when it is clear (:func:`said_progression`), else ``""``."""
+    if a.key is None or not a.progression:
+        return ""
+    return said_progression(a.chords, a.key.key, a.duration_s)
+
+
 def template_caption(a: RegionAnnotation) -> str:
     """One sentence describing ``a`` from its key, tempo, loudness, vocals and tags.
 
     Example: ``"A mid-tempo F# minor pop passage at 118 BPM with a female lead vocal over
-    piano and drums, loud (-12.3 LUFS) and happy."``
+    piano and drums, loud (-12.3 LUFS) and happy."``; with a clear progression (see
+    :func:`clear_progression`) ``"A mid-tempo pop passage over a i-VI-III-VII progression in
+    F# minor at 118 BPM ..."``.
     """
     if a.silent:
         return "Silence."
-    head = " ".join(w for w in (tempo_word(a.tempo_bpm), a.key.key if a.key else "") if w)
+    chords = clear_progression(a) if a.key is not None else ""
+    key = a.key.key if a.key and not chords else ""
+    head = " ".join(w for w in (tempo_word(a.tempo_bpm), key) if w)
     genres = _labels(a.genres, 1)
     noun = f"{genres[0]} passage" if genres else "passage"
     article = _article((head or noun).split()[0])
     parts = [f"{article} {head} {noun}".replace("  ", " ")]
+    if chords and a.key is not None:
+        parts.append(f"over a {chords} progression in {a.key.key}")
     if a.tempo_bpm is not None:
         parts.append(f"at {a.tempo_bpm:.0f} BPM")
     instruments = _labels(a.instruments, 3)

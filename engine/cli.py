@@ -96,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="audacity/csv: a label (marker) on every bar line of the beat grid too",
     )
+    a.add_argument(
+        "--chords",
+        action="store_true",
+        help="audacity/csv: a label over each chord (a marker where each chord starts) too",
+    )
     a.add_argument("--no-cache", action="store_true", help="ignore cached annotations")
     a.add_argument("--store", help="annotation store (SQLite file); default: user data dir")
     a.add_argument("--device", help="device for neural presets (cuda, cpu)")
@@ -237,7 +242,7 @@ def cmd_annotate(args: argparse.Namespace, out: Console, err: Console) -> int:
                     print_result(result, out)
                 elif out_dir is None and args.out is None:
                     out.out(
-                        export.render(result, args.format, bars=args.bars),
+                        export.render(result, args.format, bars=args.bars, chords=args.chords),
                         end="",
                         highlight=False,
                     )
@@ -247,7 +252,7 @@ def cmd_annotate(args: argparse.Namespace, out: Console, err: Console) -> int:
                         if out_dir is None
                         else out_dir / (f.stem + export.SUFFIXES[args.format])
                     )
-                    export.write(result, dest, args.format, bars=args.bars)
+                    export.write(result, dest, args.format, bars=args.bars, chords=args.chords)
                     err.print(f"wrote {dest}", highlight=False)
     finally:
         annotator.close()

@@ -15,24 +15,29 @@ from engine.types import TrackResult
 __all__ = ["FORMATS", "SUFFIXES", "render", "write"]
 
 
-def render(result: TrackResult, fmt: str, *, bars: bool = False) -> str:
+def render(result: TrackResult, fmt: str, *, bars: bool = False, chords: bool = False) -> str:
     """The result in format ``fmt`` (one of :data:`FORMATS`); ``bars`` adds the grid's bar
-    lines to Audacity labels and the region CSV.
+    lines and ``chords`` the track's chords to Audacity labels and the region CSV.
 
     Raises:
         InvalidRequest: naming the format and the valid ones when ``fmt`` is unknown.
     """
     try:
-        return writers.render(result.to_dict(), fmt, bars=bars)
+        return writers.render(result.to_dict(), fmt, bars=bars, chords=chords)
     except writers.ExportError as exc:
         raise InvalidRequest(str(exc)) from exc
 
 
 def write(
-    result: TrackResult, path: str | os.PathLike[str], fmt: str, *, bars: bool = False
+    result: TrackResult,
+    path: str | os.PathLike[str],
+    fmt: str,
+    *,
+    bars: bool = False,
+    chords: bool = False,
 ) -> Path:
     """Write the result to ``path`` in format ``fmt``; returns the path."""
-    text = render(result, fmt, bars=bars)
+    text = render(result, fmt, bars=bars, chords=chords)
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(text, encoding="utf-8")

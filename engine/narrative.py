@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from engine.captions import loudness_word
+from engine.captions import loudness_word, said_progression
 from engine.presets import AnalysisSettings, Preset, TrackSettings
 from engine.track import resolve
 from engine.types import (
@@ -77,6 +77,11 @@ def _describe(run: list[RegionAnnotation]) -> str:
     if first.silent:
         return "silence"
     parts = [first.key.key if first.key else "no clear key"]
+    if first.key is not None:
+        chords = [c for r in run for c in r.chords]
+        said = said_progression(chords, first.key.key, run[-1].end_s - first.start_s)
+        if said:
+            parts[0] = f"a {said} progression in {first.key.key}"
     tempi = [r.tempo_bpm for r in run if r.tempo_bpm]
     if tempi:
         parts.append(f"around {sorted(tempi)[len(tempi) // 2]:.0f} BPM")

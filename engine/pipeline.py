@@ -19,7 +19,14 @@ from engine.backends.base import Backend, Progress, Segment, no_progress
 from engine.errors import AudioError, Cancelled, InvalidRequest
 from engine.presets import LimitSettings, Preset
 from engine.store import Store, narrative_key, region_key
-from engine.types import BeatGrid, Region, RegionAnnotation, TrackNarrative, TrackResult
+from engine.types import (
+    BeatGrid,
+    ChordSpan,
+    Region,
+    RegionAnnotation,
+    TrackNarrative,
+    TrackResult,
+)
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +97,25 @@ def resolve_track(
     out = []
     for a in annotations:
         r = by_span[(a.start_s, a.end_s, a.name)]
+        if a.caption and a.caption == template_caption(a):
+            r = replace(r, caption=template_caption(r))
+        out.append(r)
+    return tuple(out)
+
+
+def attach_chords(
+    annotations: Sequence[RegionAnnotation], chords: Sequence[ChordSpan]
+) -> tuple[RegionAnnotation, ...]:
+    """Each region with the track's chords sounding in it and their Roman numerals against
+    its (track-level) key, its template caption rewritten to say the progression."""
+    from engine.analysis.chords import chords_between, progression
+    from engine.captions import template_caption
+
+    out = []
+    for a in annotations:
+        inside = () if a.silent else chords_between(chords, a.start_s, a.end_s)
+        numerals = progression(inside, a.key.key) if a.key is not None else ""
+        r = replace(a, chords=inside, progression=numerals)
         if a.caption and a.caption == template_caption(a):
             r = replace(r, caption=template_caption(r))
         out.append(r)
@@ -230,8 +256,11 @@ class Annotator:
 
         self._check_duration(hdr)
         grid: BeatGrid | None = None
+        chords: tuple[ChordSpan, ...] = ()
         if regions is None:
-            regions, grid = self._default_plan(hdr.duration_s, whole_mono)
+            regions, grid, samples = self._default_plan(hdr.duration_s, whole_mono)
+            if samples is not None and grid is not None:
+                chords = self._chords(samples, grid, duration_s=hdr.duration_s)
         for r in regions:
             if r.duration_s < self.preset.regions.min_length_s:
                 raise InvalidRequest(
@@ -302,9 +331,13 @@ class Annotator:
                 tiles = [whole_mono()]
             else:
                 tiles.append(stream.resample_chunk(np.zeros(0, np.float32), last=True))
-            grid = self._grid(np.concatenate(tiles))
+            samples = np.concatenate(tiles)
+            grid = self._grid(samples)
+            chords = self._chords(samples, grid, duration_s=hdr.duration_s)
             progress("beats", 1, 1)
         done = resolve_track(raw, preset=self.preset, grid=grid)
+        if chords:
+            done = attach_chords(done, chords)
         narrative = (
             self._narrate(
                 hdr.path,
@@ -318,7 +351,9 @@ class Annotator:
             if narrate
             else TrackNarrative(hdr.path, hdr.duration_s, "", (), self.backend.name)
         )
-        return TrackResult(hdr.path, hdr.duration_s, done, narrative, self.preset.name, grid=grid)
+        return TrackResult(
+            hdr.path, hdr.duration_s, done, narrative, self.preset.name, grid=grid, chords=chords
+        )
 
     def plan(self, path: str, *, file: BinaryIO | None = None) -> tuple[list[Region], BeatGrid]:
         """The regions :meth:`annotate` cuts a file into when given none (the preset's length,
@@ -338,7 +373,7 @@ class Annotator:
             )
 
         self._check_duration(hdr)
-        regions, grid = self._default_plan(hdr.duration_s, whole_mono)
+        regions, grid, _ = self._default_plan(hdr.duration_s, whole_mono)
         return regions, grid or BeatGrid()
 
     def _check_duration(self, hdr: audio.AudioInfo) -> None:
@@ -350,12 +385,14 @@ class Annotator:
 
     def _default_plan(
         self, duration_s: float, whole_mono: Callable[[], np.ndarray]
-    ) -> tuple[list[Region], BeatGrid | None]:
-        """The preset's plan; with ``snap = "bars"`` the grid first, and the plan on it."""
-        grid = None
+    ) -> tuple[list[Region], BeatGrid | None, np.ndarray | None]:
+        """The preset's plan; with ``snap = "bars"`` the grid first, and the plan on it (and
+        the grid's samples, for the analyses that follow it)."""
+        grid = samples = None
         downbeats: tuple[float, ...] = ()
         if self.preset.regions.snap == "bars":
-            grid = self._grid(whole_mono())
+            samples = whole_mono()
+            grid = self._grid(samples)
             downbeats = grid.downbeats
         regions = plan_regions(
             duration_s,
@@ -363,7 +400,7 @@ class Annotator:
             min_tail_s=self.preset.regions.min_tail_s,
             downbeats=downbeats,
         )
-        return regions, grid
+        return regions, grid, samples
 
     def _grid(self, y: np.ndarray) -> BeatGrid:
         """The beat grid of a track's mono samples at the grid's rate, in the preset's range."""
@@ -371,6 +408,14 @@ class Annotator:
 
         a = self.preset.analysis
         return track_beats(y, sr=GRID_SR, min_bpm=a.tempo_min_bpm, max_bpm=a.tempo_max_bpm)
+
+    def _chords(self, y: np.ndarray, grid: BeatGrid, *, duration_s: float) -> tuple[ChordSpan, ...]:
+        """The chords of a track's mono samples at the grid's rate, on its beat grid."""
+        from engine.analysis.beats import GRID_SR
+        from engine.analysis.chords import track_chords
+        from engine.analysis.frames import track_frames
+
+        return track_chords(track_frames(y, sr=GRID_SR), grid, duration_s=duration_s)
 
     def narrate(self, path: str, annotations: Sequence[RegionAnnotation]) -> TrackNarrative:
         """A narrative over annotations of ``path`` (e.g. regions annotated earlier)."""
@@ -389,6 +434,8 @@ class Annotator:
         grid: BeatGrid | None = None,
     ) -> TrackNarrative:
         marks = [f"grid:{grid.tempo_bpm}:{len(grid.beats)}:{grid.tempi}"] if grid else []
+        if any(a.chords for a in annotations):  # the narrative says the progressions
+            marks.append("chords:" + "|".join(a.progression for a in annotations))
         nkey = narrative_key(
             [*keys, *(f"{a.start_s}:{a.end_s}" for a in annotations), *marks],
             fingerprint=self.backend.fingerprint,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from engine.captions import clear_progression
 from engine.narrative import timestamp
 from engine.types import RegionAnnotation
 
@@ -22,10 +23,11 @@ CAPTION_INSTRUCTION = "Describe the music."
 
 NARRATIVE_INSTRUCTIONS = (
     "You are a music critic. Below are chronological descriptions of consecutive chunks of "
-    "one piece of music, each with its true start and end time (m:ss) and the key and tempo "
-    "measured in it. Write one flowing, detailed description of the whole piece: its "
-    "structure, instrumentation and standout moments. Name each transition by the timestamp "
-    "at which it happens. Keep concrete musical facts such as key and tempo. If the "
+    "one piece of music, each with its true start and end time (m:ss) and the key, chord "
+    "progression (Roman numerals, when clear) and tempo measured in it. Write one flowing, "
+    "detailed description of the whole piece: its structure, instrumentation and standout "
+    "moments. Name each transition by the timestamp at which it happens. Keep concrete "
+    "musical facts such as key, chords and tempo. If the "
     "description of a chunk contradicts the chunks before and after it, treat it as a bad "
     "description and leave its content out."
 )
@@ -61,12 +63,16 @@ def span(start_s: float, end_s: float) -> str:
 
 
 def chunk_facts(a: RegionAnnotation) -> str:
-    """The measured facts of a chunk, e.g. ``"A minor, 120 BPM"`` or ``"silence"``."""
+    """The measured facts of a chunk, e.g. ``"A minor, 120 BPM"``, ``"A minor, chords
+    i-VI-III-VII, 120 BPM"`` when its progression is clear, or ``"silence"``."""
     if a.silent:
         return "silence"
     facts = []
     if a.key is not None:
         facts.append(a.key.key)
+        chords = clear_progression(a)
+        if chords:
+            facts.append(f"chords {chords}")
     if a.tempo_bpm is not None:
         facts.append(f"{a.tempo_bpm:.0f} BPM")
     return ", ".join(facts) or "no key or tempo found"

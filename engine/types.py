@@ -114,6 +114,10 @@ class RegionAnnotation:
             put on the track's metrical level.
         tempo_candidates: the region's strongest periodicities ``(bpm, salience)``: the
             evidence the track-level tempo decoder weighs.
+        chords: the track's chords sounding in the region, clipped to it (empty when the
+            track's chords were not computed).
+        progression: those chords as Roman numerals against ``key`` (``"i-VI-III-VII"``),
+            :func:`engine.analysis.chords.progression`; ``""`` without chords or key.
     """
 
     start_s: float
@@ -135,6 +139,8 @@ class RegionAnnotation:
     region_key: KeyEstimate | None = None
     region_tempo_bpm: float | None = None
     tempo_candidates: tuple[tuple[float, float], ...] = ()
+    chords: tuple[ChordSpan, ...] = ()
+    progression: str = ""
 
     @property
     def duration_s(self) -> float:
@@ -154,6 +160,7 @@ class RegionAnnotation:
         if self.vocals is not None:
             d["vocals"]["probabilities"] = list(self.vocals.probabilities)
         d["flags"] = list(self.flags)
+        d["chords"] = [c.to_dict() for c in self.chords]
         for name in ("instruments", "genres", "moods"):
             d[name] = [asdict(t) for t in getattr(self, name)]
         return d
@@ -190,6 +197,8 @@ class RegionAnnotation:
             if d.get("region_tempo_bpm") is None
             else float(d["region_tempo_bpm"]),
             tempo_candidates=tuple((float(b), float(w)) for b, w in d.get("tempo_candidates", [])),
+            chords=tuple(ChordSpan.from_dict(c) for c in d.get("chords", [])),
+            progression=str(d.get("progression", "")),
         )
 
 

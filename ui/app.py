@@ -129,6 +129,7 @@ class MainWindow(QMainWindow):
         self.overview: Overview | None = None
         self.narrative: dict[str, Any] | None = None
         self.grid: dict[str, Any] | None = None  # the beat grid from the engine's narrate reply
+        self.chords: list[dict[str, Any]] = []  # the track's chords from the same reply
         self._planning = ""  # the file whose plan the engine is computing
         self._narrating = False  # a narrate request is on its way
         self.session_path = ""
@@ -306,6 +307,7 @@ class MainWindow(QMainWindow):
         self.waveform.set_overview(None, f"reading {Path(path).name}…")
         self.narrative = None
         self.grid = None
+        self.set_chords([])
         self.narrative_view.clear()
         self.model.set_rows([])
 
@@ -443,6 +445,7 @@ class MainWindow(QMainWindow):
                 self.model.update(row.id, state="new", annotation=None, error="", progress=(0, 0))
             self.narrative = None
             self.grid = None
+            self.set_chords([])
             self._show_narrative()
         elif self.link.state == "up":
             self.status.showMessage(
@@ -500,6 +503,7 @@ class MainWindow(QMainWindow):
                 self.model.update(row.id, state="done", annotation=ann, error="")
         self.narrative = result["narrative"]
         self.grid = {k: result[k] for k in export.EMPTY_GRID if k in result} or None
+        self.set_chords(result.get("chords"))
         self._show_narrative()
         self.status.clearMessage()
         if self.grid and self.grid.get("tempo_bpm"):
@@ -559,7 +563,13 @@ class MainWindow(QMainWindow):
             regions=self.model.annotations(),
             narrative=self.narrative,
             grid=self.grid,
+            chords=self.chords,
         )
+
+    def set_chords(self, chords: list[dict[str, Any]] | None) -> None:
+        """The track's chords (from the narrate reply or a session), shown in the chord lane."""
+        self.chords = list(chords or [])
+        self.waveform.set_chords(self.chords)
 
     def choose_export_path(self, fmt: str) -> None:
         """File > Export <format>."""
@@ -615,6 +625,7 @@ class MainWindow(QMainWindow):
             regions=[r.to_dict() for r in self.model.rows],
             narrative=self.narrative,
             grid=self.grid,
+            chords=self.chords,
         )
 
     def choose_session_path(self) -> None:
@@ -654,13 +665,14 @@ class MainWindow(QMainWindow):
             return False
         self.session_path = path
         self.preset_box.setCurrentText(s.preset)
-        narrative, grid = s.narrative, s.grid
+        narrative, grid, chords = s.narrative, s.grid, s.chords
         self.open_audio(s.audio_path, regions=[RegionRow.from_dict(r) for r in s.regions])
 
         def restore(_path: str) -> None:
             self.overviewLoaded.disconnect(restore)
             self.narrative = narrative
             self.grid = grid
+            self.set_chords(chords)
             self._show_narrative()
 
         self.overviewLoaded.connect(restore)

@@ -3,7 +3,8 @@
 Mouse: drag on empty ground (or Shift+drag anywhere) to add a region; drag a region to move
 it; drag its edges to resize it; click to select; Delete (or the context menu) removes the
 selected region.
-A stripe along the top of each annotated region shows its vocals (none / male / female).
+A stripe along the top of each annotated region shows its vocals (none / male / female); a
+lane above the time axis shows the track's chords once the engine has narrated it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ EDGE_PX = 6  # how close to a region's edge a press grabs the edge
 MIN_REGION_S = 0.25  # regions shorter than this are not created
 AXIS_PX = 18  # height of the time axis at the bottom
 VOCALS_PX = 10  # height of the vocals stripe at the top of a region
+CHORDS_PX = 16  # height of the chord lane above the time axis (when there are chords)
 
 
 class WaveformView(QWidget):
@@ -55,6 +57,7 @@ class WaveformView(QWidget):
         self.model = model
         self.overview: Overview | None = None
         self.selected = ""
+        self.chords: list[dict[str, Any]] = []
         self.message = "Open an audio file (File > Open, or drop it here)"
         self._drag: dict[str, Any] | None = None
         self.setMinimumHeight(160)
@@ -107,6 +110,12 @@ class WaveformView(QWidget):
         self.selected = ""
         self.update()
 
+    def set_chords(self, chords: list[dict[str, Any]] | None) -> None:
+        """Show the track's chords (``ChordSpan.to_dict()`` dicts) in the chord lane; None or
+        an empty list hides the lane."""
+        self.chords = list(chords or [])
+        self.update()
+
     def select(self, region_id: str) -> None:
         """Select a region (from the table) without emitting :attr:`regionSelected`."""
         self.selected = region_id
@@ -124,11 +133,14 @@ class WaveformView(QWidget):
             p.drawText(QRectF(0, 0, w, h), Qt.AlignmentFlag.AlignCenter, self.message)
             p.end()
             return
-        wave_h = h - AXIS_PX
+        lane_h = CHORDS_PX if self.chords else 0
+        wave_h = h - AXIS_PX - lane_h
         for row in self.model.rows:
             self._paint_region(p, row, wave_h)
         self._paint_wave(p, wave_h)
-        self._paint_axis(p, wave_h, w)
+        if lane_h:
+            self._paint_chords(p, wave_h, lane_h)
+        self._paint_axis(p, wave_h + lane_h, w)
         if self._drag and self._drag["kind"] == "create":
             a, b = sorted((self._drag["t0"], self._drag["t1"]))
             p.fillRect(
@@ -197,6 +209,25 @@ class WaveformView(QWidget):
         p.setPen(Qt.PenStyle.NoPen)
         p.setBrush(QColor(25, 30, 38, 150))
         p.drawPolygon(QPolygonF([*top, *reversed(bottom)]))
+
+    def _paint_chords(self, p: QPainter, top: int, lane_h: int) -> None:
+        """The chord lane: a box per chord (minor-like chords darker, no chord blank), named
+        where it fits."""
+        p.fillRect(QRectF(0, top, self.width(), lane_h), QColor("#ffffff"))
+        for c in self.chords:
+            x0, x1 = self.x_of(float(c["start_s"])), self.x_of(float(c["end_s"]))
+            rect = QRectF(x0, top, max(1.0, x1 - x0), lane_h)
+            name = str(c["chord"])
+            if name != "N":
+                quality = name.partition(":")[2]
+                dark = quality.startswith("min") or quality == "dim"
+                p.fillRect(rect, QColor("#c9d6ea" if dark else "#e3ecf7"))
+            p.setPen(QColor("#8c959f"))
+            p.drawLine(QPointF(x0, top), QPointF(x0, top + lane_h))
+            label = "N.C." if name == "N" else name
+            if x1 - x0 > 7 * len(label):
+                p.setPen(QColor("#111111"))
+                p.drawText(rect.adjusted(3, 0, -2, 0), Qt.AlignmentFlag.AlignVCenter, label)
 
     def _paint_axis(self, p: QPainter, wave_h: int, w: int) -> None:
         p.fillRect(0, wave_h, w, AXIS_PX, QColor("#e4e7eb"))

@@ -13,6 +13,7 @@ local M = {}
 
 M.TAG = "SV:"                       -- prefix of the range markers we own
 M.TEMPO_TAG = "SV: tempo"           -- the range marker over the bar the tempo starts
+M.CHORD_TAG = "SV\u{266A} "          -- "SV♪ ": the range markers over the chords
 M.ANNOTATE = "/sonicverse/region/annotate"
 M.NARRATE = "/sonicverse/track/narrate"
 
@@ -392,7 +393,13 @@ end
 
 -- True for a location this library wrote.
 function M.ours(location)
-  return location:name():sub(1, #M.TAG) == M.TAG
+  local name = location:name()
+  return name:sub(1, #M.TAG) == M.TAG or name:sub(1, #M.CHORD_TAG) == M.CHORD_TAG
+end
+
+-- True for a chord range this library wrote.
+function M.is_chord(location)
+  return location:name():sub(1, #M.CHORD_TAG) == M.CHORD_TAG
 end
 
 -- Replace our "SV: ..." location starting in [from_s, to_s) by one over [from_s, to_s] saying
@@ -403,7 +410,7 @@ function M.mark(from_s, to_s, text)
   local doomed = {}
   for l in Session:locations():list():iter() do
     local at = l:start():samples() / rate
-    if M.ours(l) and l:name():sub(1, #M.TEMPO_TAG) ~= M.TEMPO_TAG
+    if M.ours(l) and l:name():sub(1, #M.TEMPO_TAG) ~= M.TEMPO_TAG and not M.is_chord(l)
        and at >= from_s - 1e-3 and at < math.max(to_s, from_s + 1e-3) then
       doomed[#doomed + 1] = l
     end
@@ -469,6 +476,37 @@ function M.set_tempo_map(at_s, bpm, meter, old_s)
   Temporal.TempoMap.update(tm)
   if not Session:abort_empty_reversible_command() then Session:commit_reversible_command(nil) end
   return lead_in
+end
+
+-- The chords of a narrate result inside [from_s, to_s) of the file, in session time (the file's
+-- from_s sits at session time pos_s): { from = s, to = s, name = "SV♪ A:min" } ("N.C." for no
+-- chord), clipped to the span.
+function M.chord_ranges(result, from_s, to_s, pos_s)
+  local out = {}
+  for _, c in ipairs(type(result.chords) == "table" and result.chords or {}) do
+    local a, b = math.max(c.start_s, from_s), math.min(c.end_s, to_s)
+    if b > a + 1e-3 then
+      local name = c.chord == "N" and "N.C." or tostring(c.chord)
+      out[#out + 1] = { from = pos_s + a - from_s, to = pos_s + b - from_s,
+                        name = M.CHORD_TAG .. name }
+    end
+  end
+  return out
+end
+
+-- Remove every chord range written before, then add a range marker for each of `ranges`.
+function M.write_chords(ranges)
+  local rate = Session:nominal_sample_rate()
+  local doomed = {}
+  for l in Session:locations():list():iter() do
+    if M.is_chord(l) then doomed[#doomed + 1] = l end
+  end
+  for _, l in ipairs(doomed) do Session:locations():remove(l) end
+  for _, r in ipairs(ranges) do
+    local loc = Session:locations():add_range(Temporal.timepos_t(math.floor(r.from * rate + 0.5)),
+                                              Temporal.timepos_t(math.floor(r.to * rate + 0.5)))
+    loc:set_name(r.name)
+  end
 end
 
 -- The audio regions of the session: { region, track_name } for each, by track then position.

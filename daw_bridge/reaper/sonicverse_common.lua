@@ -623,4 +623,38 @@ function M.write_tempo_markers(markers)
   reaper.SetProjExtState(0, M.SECTION, M.TEMPO_KEY, table.concat(record, ";"))
 end
 
+------------------------------------------------------------------------------------------
+-- Chord markers from the engine's chords
+------------------------------------------------------------------------------------------
+
+M.CHORD_TAG = "SV\u{266A} "          -- "SV♪ ": our chord markers (not "SV:", so the
+                                     -- narrative's markers and the chords' stay apart)
+
+-- The chord markers a narrate result asks for: { time = s, name = "SV♪ A:min" } where each
+-- chord starts ("N.C." for no chord). nil, a message when the result has no chords.
+function M.chord_markers(result)
+  local out = {}
+  for _, c in ipairs(type(result.chords) == "table" and result.chords or {}) do
+    local name = c.chord == "N" and "N.C." or tostring(c.chord)
+    out[#out + 1] = { time = c.start_s, name = M.CHORD_TAG .. name }
+  end
+  if #out == 0 then
+    return nil, "The engine found no chords in the project's mix: the markers are left as they were."
+  end
+  return out
+end
+
+-- Delete the chord markers written before (named with CHORD_TAG), then add `markers`. Call
+-- it inside an undo block.
+function M.write_chord_markers(markers)
+  local _, num_markers, num_regions = reaper.CountProjectMarkers(0)
+  for idx = num_markers + num_regions - 1, 0, -1 do
+    local _, isrgn, _, _, name = reaper.EnumProjectMarkers3(0, idx)
+    if not isrgn and name and name:sub(1, #M.CHORD_TAG) == M.CHORD_TAG then
+      reaper.DeleteProjectMarkerByIndex(0, idx)
+    end
+  end
+  for _, m in ipairs(markers) do reaper.AddProjectMarker(0, false, m.time, 0, m.name, -1) end
+end
+
 return M

@@ -7,6 +7,8 @@ samples. :func:`track_frames` computes the spectrum once and derives from it:
 - ``chroma``: 12 pitch classes (0 = C) of the treble, folded from log-compressed magnitudes
   after a global tuning correction;
 - ``bass``: the same below :data:`BASS_SPLIT_HZ` (the chord's root is usually there);
+- ``harmony``: the pitch classes the chords are read from, ``chroma`` up to
+  :data:`HARMONY_MAX_HZ` only (the accompaniment's register: fewer melody notes and overtones);
 - ``timbre``: MFCCs of a mel spectrum (instrumentation, density);
 - ``rms``: frame loudness in dB; ``low``: the energy of the kick band in dB.
 
@@ -16,7 +18,7 @@ bars), the unit both analyses decide on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -25,6 +27,7 @@ FRAME_HOP = 1024  # 93 ms
 FMIN_HZ = 50.0
 FMAX_HZ = 2500.0
 BASS_SPLIT_HZ = 200.0
+HARMONY_MAX_HZ = 1500.0  # chords: the treble up to here (chosen on bench/chords.py's renders)
 N_MELS = 40
 N_MFCC = 13
 LOW_BAND_HZ = 150.0
@@ -44,6 +47,7 @@ class TrackFrames:
         rms: frame level in dB ``[frames]``.
         low: kick-band level in dB ``[frames]``.
         tuning: the global tuning deviation in semitones in [-0.5, 0.5).
+        harmony: pitch classes of the chords' register ``[12, frames]``, log-compressed.
     """
 
     sr: int
@@ -55,6 +59,7 @@ class TrackFrames:
     rms: np.ndarray
     low: np.ndarray
     tuning: float
+    harmony: np.ndarray = field(default_factory=lambda: np.zeros((12, 0), np.float32))
 
     @property
     def n_frames(self) -> int:
@@ -82,6 +87,8 @@ def track_frames(y: np.ndarray, *, sr: int) -> TrackFrames:
     is_bass = freqs[band] < BASS_SPLIT_HZ
     chroma = (compressed[:, ~is_bass] @ fold[~is_bass]).T
     bass = (compressed[:, is_bass] @ fold[is_bass]).T
+    voicing = ~is_bass & (freqs[band] <= HARMONY_MAX_HZ)
+    harmony = (compressed[:, voicing] @ fold[voicing]).T
 
     power = mag.astype(np.float64) ** 2
     rms = 10 * np.log10(power.sum(axis=1) / FRAME_FFT + 1e-12)
@@ -98,6 +105,7 @@ def track_frames(y: np.ndarray, *, sr: int) -> TrackFrames:
         rms=rms.astype(np.float32),
         low=low.astype(np.float32),
         tuning=tuning,
+        harmony=harmony,
     )
 
 

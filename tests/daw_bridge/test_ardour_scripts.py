@@ -52,6 +52,7 @@ def test_the_scripts_are_actions_with_a_library() -> None:
         "sonicverse_annotate_regions.lua",
         "sonicverse_annotate_ranges.lua",
         "sonicverse_set_tempo.lua",
+        "sonicverse_annotate_chords.lua",
     }
     for name in names - {"sonicverse_lib.lua"}:
         text = (ARDOUR_DIR / name).read_text(encoding="utf-8")
@@ -310,3 +311,26 @@ def test_set_tempo_puts_a_bar_at_the_first_downbeat(tmp_path: Path, locale: str)
     lead_beats = at_s * tempi[0][1] / 60
     assert abs(lead_beats - round(lead_beats)) < 1e-3 and round(lead_beats) >= 1, tempi
     assert meters[-1][1] == "4/4" and abs(meters[-1][0] - at_s) < 1e-3, meters
+
+
+@needs_ardour
+def test_annotate_chords_puts_a_range_over_each_chord_and_replaces_them(tmp_path: Path) -> None:
+    from tests.synth import chord
+
+    sr, beat = 48000, 0.5
+    bars = [[36, 60, 64, 67], [45, 57, 60, 64], [41, 57, 60, 65], [43, 55, 59, 62]] * 2
+    y = np.concatenate([chord(m, beat, sr=sr) for m in bars for _ in range(4)])
+    y = y + drum_loop(120.0, y.size / sr, sr=sr)[: y.size]
+    out = run_session(
+        tmp_path,
+        tracks=[("Keys", y, 2.0)],
+        scripts=("annotate_chords", "annotate_ranges", "annotate_chords"),
+    )
+    chords = [x.split("\t")[1:] for x in out if x.startswith("RANGE\t") and "\tSV\u266a" in x]
+    assert [name.split(" ", 1)[1] for _, name in chords] == ["C:maj", "A:min", "F:maj", "G:maj"] * 2
+    starts = [int(ms) / 1000 for ms, _ in chords]
+    # in session time: the region starts at 2 s, a bar is 2 s
+    assert all(abs(t - (2.0 + 2.0 * i)) < 0.15 for i, t in enumerate(starts)), starts
+    # the user's ranges were annotated, the chord ranges were not taken for user ranges
+    user = [x for x in out if x.startswith("RANGE\t") and "[SV " in x]
+    assert len(user) == 2, out

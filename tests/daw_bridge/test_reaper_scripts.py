@@ -30,13 +30,14 @@ SONICVERSE = shutil.which("sonicverse") or str(Path(sys.executable).with_name("s
 ADDRESS = re.compile(r"/sonicverse/[A-Za-z0-9_]+/[A-Za-z0-9_]+")
 
 
-def test_there_are_the_five_actions_and_their_library():
+def test_there_are_the_six_actions_and_their_library():
     assert {p.name for p in SCRIPTS} == {
         "sonicverse_common.lua",
         "sonicverse_annotate_selected_items.lua",
         "sonicverse_annotate_regions.lua",
         "sonicverse_narrate_project.lua",
         "sonicverse_set_project_tempo.lua",
+        "sonicverse_annotate_chords.lua",
         "sonicverse_configure.lua",
     }
 
@@ -494,3 +495,73 @@ def test_regions_and_markers_sharing_a_number_are_each_written(engine, tmp_path:
     assert all(r.count("[SV ") == 1 for r in regions), lines
     markers = [x.split("\t")[3] for x in lines if x.startswith("MARKER")]
     assert "cue" in markers and "SV: old" not in markers, lines
+
+
+CHORD_SCRIPT = "sonicverse_annotate_chords.lua"
+
+
+def _chord_result(chords: list[tuple[float, float, str]]) -> dict:
+    """A narrate result carrying ``chords`` (and an empty grid)."""
+    return {
+        **_grid("4/4", [(0.0, 8.0, 120.0)], 0.0),
+        "chords": [{"start_s": a, "end_s": b, "chord": c, "confidence": 0.9} for a, b, c in chords],
+    }
+
+
+def _markers(lines: list[str]) -> list[tuple[float, str]]:
+    return [
+        (float(x.split("\t")[1].replace(",", ".")), x.split("\t")[3])
+        for x in lines
+        if x.startswith("MARKER")
+    ]
+
+
+@needs_lua
+def test_annotate_chords_writes_a_marker_per_chord_once_as_one_undo_step(tmp_path: Path) -> None:
+    mix = _tones(tmp_path / "mix.wav", [220.0] * 8)
+    chords = [(0.0, 0.5, "N"), (0.5, 2.5, "A:min"), (2.5, 4.5, "F:maj"), (4.5, 8.0, "G:7")]
+    command = _fake_send(tmp_path, _chord_result(chords))
+    scene = (
+        f"mix = {_lua_str(str(mix))}, length = 8.0,"
+        "markers = { { isrgn = false, pos = 1.0, rgnend = 0, number = 1, name = 'verse' },"
+        "            { isrgn = false, pos = 3.0, rgnend = 0, number = 2, name = 'SV: x' } },"
+    )
+    once = run_scene(tmp_path, 0, scene, CHORD_SCRIPT, command=command)
+    assert _markers(once) == [
+        (0.0, "SV\u266a N.C."),
+        (0.5, "SV\u266a A:min"),
+        (1.0, "verse"),
+        (2.5, "SV\u266a F:maj"),
+        (3.0, "SV: x"),  # the narrative's marker stays
+        (4.5, "SV\u266a G:7"),
+    ], once
+    twice = run_scene(tmp_path, 0, scene, CHORD_SCRIPT, command=command, times=2, undo=True)
+    assert _markers(twice) == _markers(once)
+    assert [x for x in twice if x.startswith("UNDO")] == ["UNDO\tSonicVerse: annotate chords"] * 2
+
+
+@needs_lua
+def test_annotate_chords_without_chords_says_so_and_changes_nothing(tmp_path: Path) -> None:
+    mix = _tones(tmp_path / "mix.wav", [220.0] * 2)
+    command = _fake_send(tmp_path, _chord_result([]))
+    scene = f"mix = {_lua_str(str(mix))}, length = 2.0,"
+    lines = run_scene(tmp_path, 0, scene, CHORD_SCRIPT, command=command, messages=True)
+    assert not _markers(lines)
+    assert any("no chords" in x for x in lines if x.startswith("MSG")), lines
+
+
+@needs_lua
+def test_annotate_chords_from_a_real_analysis(engine, tmp_path: Path) -> None:
+    from tests.synth import chord, drum_loop
+
+    sr, beat = 22050, 0.5
+    bars = [[36, 60, 64, 67], [45, 57, 60, 64], [41, 57, 60, 65], [43, 55, 59, 62]] * 2
+    y = np.concatenate([chord(m, beat, sr=sr) for m in bars for _ in range(4)])
+    y = y + drum_loop(120.0, y.size / sr, sr=sr)[: y.size]
+    mix = tmp_path / "song.wav"
+    sf.write(mix, y, sr, subtype="PCM_16")
+    scene = f"mix = {_lua_str(str(mix))}, length = {y.size / sr},"
+    marks = _markers(run_scene(tmp_path, engine.address[1], scene, CHORD_SCRIPT, times=2))
+    names = [name.split(" ", 1)[1] for _, name in marks]
+    assert names == ["C:maj", "A:min", "F:maj", "G:maj"] * 2, marks
+    assert all(abs(t - 2.0 * i) < 0.15 for i, (t, _) in enumerate(marks)), marks

@@ -79,3 +79,34 @@ def test_region_csv(result: TrackResult) -> None:
 def test_unknown_format(result: TrackResult) -> None:
     with pytest.raises(InvalidRequest, match="unknown export format 'xml'"):
         export.render(result, "xml")
+
+
+def test_the_chords_go_to_jams_audacity_labels_and_csv_markers(result: TrackResult) -> None:
+    from engine.types import ChordSpan
+
+    chords = (
+        ChordSpan(0.0, 0.5, "N", 0.9),
+        ChordSpan(0.5, 10.0, "A:min", 0.8),
+        ChordSpan(10.0, 20.0, "G:7", 0.7),
+        ChordSpan(20.0, 30.0, "N", 1.0),
+    )
+    with_chords = replace(result, chords=chords)
+    jam = jams.load(io.StringIO(export.render(with_chords, "jams")), validate=True, strict=True)
+    obs = jam.search(namespace="chord")[0].data
+    assert [(o.time, o.value, o.confidence) for o in obs] == [
+        (0.0, "N", 0.9),
+        (0.5, "A:min", 0.8),
+        (10.0, "G:7", 0.7),
+        (20.0, "N", 1.0),
+    ]
+    labels = export.render(with_chords, "audacity", chords=True).splitlines()
+    assert "0.500000\t10.000000\tA:min" in labels and "0.000000\t0.500000\tN.C." in labels
+    assert "G:7" not in export.render(with_chords, "audacity")
+    rows = list(csv.reader(io.StringIO(export.render(with_chords, "csv", chords=True))))
+    assert [r[:3] for r in rows if r[0].startswith("M")] == [
+        ["M1", "N.C.", "0.000000"],
+        ["M2", "A:min", "0.500000"],
+        ["M3", "G:7", "10.000000"],
+        ["M4", "N.C.", "20.000000"],
+    ]
+    assert not jams.load(io.StringIO(export.render(result, "jams"))).search(namespace="chord")

@@ -44,3 +44,12 @@ def test_beat_sync_averages_each_interval_and_fills_empty_ones() -> None:
     narrow = beat_sync(x, times, np.array([0.31, 0.32, 0.95]))
     assert narrow[0, 0] == 3.0  # no frame inside: the nearest one
     assert beat_sync(x, times, np.array([0.0])).shape == (1, 0)
+
+
+def test_the_chords_register_leaves_out_high_melody_notes() -> None:
+    # A3-C#4-E4 voiced, a loud B6 melody note above 1500 Hz
+    fr = track_frames(_tones([220.0, 277.18, 329.63, 1975.5, 1975.5], 6.0), sr=SR)
+    assert set(np.argsort(fr.harmony.mean(axis=1))[-3:].tolist()) == {9, 1, 4}
+    treble, harmony = fr.chroma.mean(axis=1), fr.harmony.mean(axis=1)
+    assert treble[11] > treble[4] and harmony[11] < harmony[4] / 4  # only the treble hears B6
+    assert fr.harmony.shape == fr.chroma.shape

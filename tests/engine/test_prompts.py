@@ -58,10 +58,11 @@ def test_narrative_prompt_exact_text() -> None:
     ]
     expected = (
         "You are a music critic. Below are chronological descriptions of consecutive chunks of "
-        "one piece of music, each with its true start and end time (m:ss) and the key and tempo "
-        "measured in it. Write one flowing, detailed description of the whole piece: its "
-        "structure, instrumentation and standout moments. Name each transition by the timestamp "
-        "at which it happens. Keep concrete musical facts such as key and tempo. If the "
+        "one piece of music, each with its true start and end time (m:ss) and the key, chord "
+        "progression (Roman numerals, when clear) and tempo measured in it. Write one flowing, "
+        "detailed description of the whole piece: its structure, instrumentation and standout "
+        "moments. Name each transition by the timestamp at which it happens. Keep concrete "
+        "musical facts such as key, chords and tempo. If the "
         "description of a chunk contradicts the chunks before and after it, treat it as a bad "
         "description and leave its content out.\n"
         "\n"
@@ -90,7 +91,7 @@ def test_every_chunk_gets_its_own_start_time() -> None:
 
 
 def test_instructions_ask_to_keep_facts_and_drop_outliers() -> None:
-    assert "key and tempo" in NARRATIVE_INSTRUCTIONS
+    assert "key, chords and tempo" in NARRATIVE_INSTRUCTIONS
     assert "contradicts the chunks before and after" in NARRATIVE_INSTRUCTIONS
     assert "timestamp" in NARRATIVE_INSTRUCTIONS
 
@@ -103,3 +104,22 @@ def test_chunk_line_facts() -> None:
 def test_messages_are_one_user_turn() -> None:
     msgs = narrative_messages([ann(0, 10, "a")], title="t")
     assert msgs == [{"role": "user", "content": narrative_prompt([ann(0, 10, "a")], title="t")}]
+
+
+def test_a_chunks_clear_progression_is_one_of_its_facts() -> None:
+    from dataclasses import replace
+
+    from engine.types import ChordSpan
+
+    a = ann(0, 8, "Piano chords.", key="A minor", bpm=120.0)
+    spans = tuple(
+        ChordSpan(2.0 * i, 2.0 * i + 2, c, 0.9)
+        for i, c in enumerate(("A:min", "F:maj", "C:maj", "G:maj"))
+    )
+    with_chords = replace(a, chords=spans, progression="i-VI-III-VII")
+    assert (
+        chunk_line(with_chords)
+        == "0:00-0:08 (A minor, chords i-VI-III-VII, 120 BPM): Piano chords."
+    )
+    unsure = replace(with_chords, chords=tuple(replace(c, confidence=0.2) for c in spans))
+    assert chunk_line(unsure) == "0:00-0:08 (A minor, 120 BPM): Piano chords."

@@ -270,3 +270,23 @@ def test_the_panel_opens_a_file_with_the_engines_plan(qtbot, tmp_path):
     finally:
         server.stop()
         annotator.close()
+
+
+def test_the_chords_of_the_narrate_reply_fill_the_lane_exports_and_session(
+    qtbot, window, song, tmp_path
+):
+    open_and_annotate(qtbot, window, song)
+    qtbot.waitUntil(lambda: window.narrative is not None, timeout=15_000)
+    chords = window.chords
+    assert chords and window.waveform.chords == chords
+    assert chords[0]["start_s"] == 0.0 and chords[-1]["end_s"] == pytest.approx(25.0, abs=0.05)
+    assert {c["chord"] for c in chords} & {"A:min", "D:maj"}  # the two keys' tonic chords
+    doc = window.track_document()
+    assert doc["chords"] == chords
+    assert f"M1,{export.chord_label(chords[0]['chord'])}," in export.render(doc, "csv", chords=True)
+    window.waveform.grab()  # the lane paints
+    saved = tmp_path / "chords.session.json"
+    assert window.save_session(str(saved))
+    assert Session.load(saved).chords == chords
+    window.open_audio(song)  # another file (here the same one again): the lane empties
+    assert window.chords == [] and window.waveform.chords == []

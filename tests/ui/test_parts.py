@@ -57,6 +57,8 @@ def annotation(start, end, key="A minor", vocals=None, lufs=-14.0, silent=False)
         "region_key": None,
         "region_tempo_bpm": None,
         "tempo_candidates": [] if silent else [[120.0, 0.9]],
+        "chords": [],
+        "progression": "",
     }
 
 

@@ -1,0 +1,311 @@
+"""Chords on the beat grid: Harte labels with a confidence, and Roman numerals against a key.
+
+:func:`track_chords` reads the track's shared spectrum (:mod:`engine.analysis.frames`: the
+pitch classes of the accompaniment's register, 200-1500 Hz, and of the bass below it) and
+decides one chord per beat:
+
+1. both are averaged over each beat (:func:`beat_sync`); without a beat grid over fixed
+   :data:`STEP_S` steps;
+2. each beat scores every chord of :data:`QUALITIES` on every root against harmonic templates
+   (a chord note's overtones fold onto the fifth and third above it, so a triad played on a
+   piano is not mistaken for the seventh chord its overtones suggest), plus how much of the
+   bass sits on the chord's root and tones; ``N`` (no chord) scores a constant, so a beat
+   whose pitch classes fit no chord (drums, noise) is ``N``, and so is a silent one;
+3. a hidden Markov model over the 12 x |QUALITIES| + 1 states with one penalty per change
+   inside a bar (none on a bar line) is decoded with Viterbi: changes land on beats, on bars
+   where the evidence allows; each chord's confidence is its mean posterior probability over
+   its beats (forward-backward).
+
+:func:`roman` and :func:`progression` name chords against the track's key (``i-VI-III-VII``
+in A minor), the degree counted on the key's own scale (natural minor for minor keys).
+
+The constants were chosen on the ``train`` renders of ``bench/chords.py``; its ``test``
+renders and the real recordings were only measured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from engine.analysis.frames import TrackFrames, beat_sync
+from engine.labels import ENHARMONIC, PITCH_CLASSES, parse_key
+from engine.types import BeatGrid, ChordSpan
+
+QUALITIES: dict[str, tuple[int, ...]] = {
+    "maj": (0, 4, 7),
+    "min": (0, 3, 7),
+    "7": (0, 4, 7, 10),
+    "maj7": (0, 4, 7, 11),
+    "min7": (0, 3, 7, 10),
+    "dim": (0, 3, 6),
+    "sus4": (0, 5, 7),
+    "sus2": (0, 2, 7),
+}
+"""The chord qualities recognised (Harte shorthands) and their intervals above the root."""
+
+NO_CHORD = "N"
+STEP_S = 0.5  # decision unit without a beat grid
+HARMONIC_DECAY = 0.3  # weight of each further overtone in a template (1, 0.3, 0.09)
+N_HARMONICS = 3
+BASS_WEIGHT = 0.3  # bass share on the root adds this much to a chord's score
+BASS_TONE_WEIGHT = 0.3  # bass share on the chord's other tones
+NO_CHORD_SCORE = 0.84  # a beat whose best chord scores below this is N
+SILENCE_DB = 45.0  # beats this far below the track's loudest are N
+QUALITY_PRIOR: dict[str, float] = {
+    "maj": 0.0,
+    "min": 0.0,
+    "7": -0.05,
+    "maj7": -0.08,
+    "min7": -0.04,
+    "dim": -0.11,
+    "sus4": -0.09,
+    "sus2": -0.06,
+}
+"""Score offsets per quality (triads first where the evidence is even)."""
+SHARPNESS = 25.0  # scores to log-likelihoods: the emission is exp(SHARPNESS x score)
+CHANGE_PENALTY = 3.0  # log-probability cost of a change on a beat inside a bar
+BAR_CHANGE_PENALTY = 0.0  # ... and on a bar line
+
+_HARMONIC_OFFSETS = (0, 7, 4, 10)  # pitch classes of overtones 2-3, 3, 5, 7 (octaves fold)
+
+
+def chord_names() -> tuple[str, ...]:
+    """The decoder's states: ``N``, then every root of :data:`PITCH_CLASSES` in each quality."""
+    return (NO_CHORD, *(f"{root}:{q}" for q in QUALITIES for root in PITCH_CLASSES))
+
+
+def _templates() -> np.ndarray:
+    """``[chords, 12]`` unit-norm harmonic templates in :func:`chord_names` order (without N)."""
+    out = []
+    for intervals in QUALITIES.values():
+        base = np.zeros(12)
+        for iv in intervals:
+            for h, off in enumerate(_HARMONIC_OFFSETS[:N_HARMONICS]):
+                base[(iv + off) % 12] += HARMONIC_DECAY**h
+        for root in range(12):
+            out.append(np.roll(base, root))
+    t = np.array(out)
+    return t / np.linalg.norm(t, axis=1, keepdims=True)
+
+
+def _tone_masks() -> tuple[np.ndarray, np.ndarray]:
+    """``[chords, 12]`` one-hot roots and the chords' other tones (without N)."""
+    roots, tones = [], []
+    for intervals in QUALITIES.values():
+        for root in range(12):
+            r = np.zeros(12)
+            r[root] = 1.0
+            t = np.zeros(12)
+            t[[(root + iv) % 12 for iv in intervals[1:]]] = 1.0
+            roots.append(r)
+            tones.append(t)
+    return np.array(roots), np.array(tones)
+
+
+def chord_scores(chroma: np.ndarray, bass: np.ndarray, level_db: np.ndarray) -> np.ndarray:
+    """How well each chord explains each unit: ``[1 + chords, units]``, row 0 being ``N``.
+
+    Args:
+        chroma: treble pitch classes ``[12, units]``.
+        bass: bass pitch classes ``[12, units]``.
+        level_db: each unit's level in dB ``[units]``.
+    """
+    floor = chroma.min(axis=0, keepdims=True)
+    c = chroma - floor  # the broadband floor (drums, noise) is no pitch class
+    c = c / (np.linalg.norm(c, axis=0, keepdims=True) + 1e-9)
+    b = bass - bass.min(axis=0, keepdims=True)
+    b = b / (b.sum(axis=0, keepdims=True) + 1e-9)
+    roots, tones = _tone_masks()
+    prior = np.repeat([QUALITY_PRIOR[q] for q in QUALITIES], 12)[:, None]
+    s = _templates() @ c + BASS_WEIGHT * (roots @ b) + BASS_TONE_WEIGHT * (tones @ b) + prior
+    n = np.full((1, s.shape[1]), NO_CHORD_SCORE)
+    quiet = level_db < (float(level_db.max(initial=-120.0)) - SILENCE_DB)
+    s[:, quiet] = 0.0
+    n[:, quiet] = 1.0
+    return np.concatenate([n, s], axis=0)
+
+
+def decode(scores: np.ndarray, on_bar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Viterbi path through ``scores`` (``[states, units]``) with one penalty per change
+    (:data:`BAR_CHANGE_PENALTY` into a unit that starts a bar, else :data:`CHANGE_PENALTY`),
+    and each unit's posterior probability of its path state (forward-backward).
+
+    Returns:
+        ``(states [units], posterior [units])``.
+    """
+    loglik = SHARPNESS * scores
+    k, t = loglik.shape
+    if t == 0:
+        return np.zeros(0, dtype=int), np.zeros(0)
+    pen = np.where(on_bar, BAR_CHANGE_PENALTY, CHANGE_PENALTY)
+    delta = loglik[:, 0].copy()
+    back = np.zeros((t, k), dtype=np.int32)
+    for i in range(1, t):
+        best = int(np.argmax(delta))
+        switch = delta[best] - pen[i]
+        stay = delta >= switch
+        back[i] = np.where(stay, np.arange(k), best)
+        delta = np.where(stay, delta, switch) + loglik[:, i]
+    path = np.zeros(t, dtype=int)
+    path[-1] = int(np.argmax(delta))
+    for i in range(t - 1, 0, -1):
+        path[i - 1] = back[i, path[i]]
+    return path, _posterior(loglik, pen)[path, np.arange(t)]
+
+
+def _posterior(loglik: np.ndarray, pen: np.ndarray) -> np.ndarray:
+    """``[states, units]`` state posteriors of the change-penalty HMM (scaled forward-backward;
+    a change into unit i costs ``exp(-pen[i])``, shared among the other states)."""
+    k, t = loglik.shape
+    e = np.exp(loglik - loglik.max(axis=0, keepdims=True))
+    p_switch = np.exp(-pen) / (k - 1)
+    alpha = np.zeros((k, t))
+    a = e[:, 0] / e[:, 0].sum()
+    alpha[:, 0] = a
+    for i in range(1, t):
+        a = e[:, i] * (a + p_switch[i] * (1.0 - a))
+        a /= a.sum()
+        alpha[:, i] = a
+    beta = np.ones(k)
+    post = np.zeros((k, t))
+    post[:, -1] = alpha[:, -1]
+    for i in range(t - 1, 0, -1):
+        m = e[:, i] * beta
+        beta = m + p_switch[i] * (m.sum() - m)
+        beta /= beta.sum()
+        p = alpha[:, i - 1] * beta
+        post[:, i - 1] = p / p.sum()
+    return post
+
+
+def _units(grid: BeatGrid | None, duration_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Decision units' bounds ``[units + 1]`` (beats, else fixed steps) and whether each unit
+    starts a bar ``[units]``."""
+    beats = [b for b in (grid.beats if grid else ()) if 0.0 < b.time_s < duration_s]
+    if len(beats) >= 2:
+        bounds = np.array([0.0, *(b.time_s for b in beats), duration_s])
+        on_bar = np.array([True, *(b.position == 1 for b in beats)])
+        return bounds, on_bar
+    n = max(1, int(np.ceil(duration_s / STEP_S)))
+    bounds = np.minimum(np.arange(n + 1) * STEP_S, duration_s)
+    return bounds, np.ones(n, dtype=bool)
+
+
+def track_chords(
+    frames: TrackFrames, grid: BeatGrid | None = None, *, duration_s: float
+) -> tuple[ChordSpan, ...]:
+    """The chords of a whole track, one span per chord, covering ``[0, duration_s)``.
+
+    Args:
+        frames: the track's spectrum (:func:`engine.analysis.frames.track_frames`).
+        grid: its beat grid: chords change on its beats (on bar lines where the evidence
+            allows); without beats, on :data:`STEP_S` steps.
+        duration_s: the track's duration in seconds.
+
+    Returns:
+        Chords in time order, neighbours always different, in Harte syntax (``N`` for none).
+    """
+    if duration_s <= 0:
+        return ()
+    bounds, on_bar = _units(grid, duration_s)
+    chroma = beat_sync(frames.harmony, frames.times, bounds)
+    bass = beat_sync(frames.bass, frames.times, bounds)
+    level = beat_sync(frames.rms[None, :], frames.times, bounds)[0]
+    path, post = decode(chord_scores(chroma, bass, level), on_bar)
+    names = chord_names()
+    spans: list[ChordSpan] = []
+    start = 0
+    for i in range(1, path.size + 1):
+        if i == path.size or path[i] != path[start]:
+            spans.append(
+                ChordSpan(
+                    start_s=round(float(bounds[start]), 4),
+                    end_s=round(float(bounds[i]), 4),
+                    chord=names[path[start]],
+                    confidence=round(float(np.clip(post[start:i].mean(), 0.0, 1.0)), 3),
+                )
+            )
+            start = i
+    return tuple(spans)
+
+
+def chords_between(
+    chords: Sequence[ChordSpan], start_s: float, end_s: float
+) -> tuple[ChordSpan, ...]:
+    """The chords sounding in ``[start_s, end_s)``, clipped to it."""
+    out = []
+    for c in chords:
+        a, b = max(c.start_s, start_s), min(c.end_s, end_s)
+        if b - a > 1e-6:
+            out.append(ChordSpan(round(a, 4), round(b, 4), c.chord, c.confidence))
+    return tuple(out)
+
+
+# Roman numerals: the degree of each interval above the tonic on the key's scale, with the
+# accidental that reaches it (major scale for major keys, natural minor for minor keys).
+_DEGREES = {
+    "major": ("I", "bII", "II", "bIII", "III", "IV", "#IV", "V", "bVI", "VI", "bVII", "VII"),
+    "minor": ("I", "bII", "II", "III", "#III", "IV", "#IV", "V", "VI", "#VI", "VII", "#VII"),
+}
+_SUFFIX = {"maj": "", "min": "", "7": "7", "maj7": "maj7", "min7": "7", "dim": "°"}
+_LOWER = frozenset({"min", "min7", "dim"})
+
+
+def parse_chord(chord: str) -> tuple[int, str] | None:
+    """``(root pitch class, quality)`` of a Harte label of :data:`QUALITIES` (None for ``N``).
+
+    Raises:
+        ValueError: naming the label when it is not ``N`` nor ``<root>:<quality>``.
+    """
+    if chord == NO_CHORD:
+        return None
+    root, _, quality = chord.partition(":")
+    root = ENHARMONIC.get(root, root)
+    pcs = {name: i for i, name in enumerate(PITCH_CLASSES)}
+    if root not in pcs or quality not in QUALITIES:
+        raise ValueError(
+            f"chord {chord!r} is not 'N' nor '<root>:<quality>' with a root in "
+            f"{PITCH_CLASSES} and a quality in {tuple(QUALITIES)}"
+        )
+    return pcs[root], quality
+
+
+def roman(chord: str, key: str) -> str | None:
+    """``chord`` as a Roman numeral in ``key`` (``"C:maj"`` in ``"A minor"`` is ``"III"``,
+    ``"G:7"`` in ``"C major"`` is ``"V7"``); None for ``N``.
+
+    Raises:
+        ValueError: naming ``key`` when it is not a key name (``"A minor"``), or the chord.
+    """
+    tonic_mode = parse_key(key)
+    if tonic_mode is None:
+        raise ValueError(f"key {key!r} is not a key name such as 'A minor'")
+    parsed = parse_chord(chord)
+    if parsed is None:
+        return None
+    tonic, mode = tonic_mode
+    root, quality = parsed
+    degree = _DEGREES[mode][(root - tonic) % 12]
+    accidental = degree.rstrip("IV")
+    numeral = degree[len(accidental) :]
+    if quality in _LOWER:
+        numeral = numeral.lower()
+    return accidental + numeral + _SUFFIX.get(quality, quality)
+
+
+def progression(chords: Sequence[ChordSpan], key: str) -> str:
+    """The Roman numerals of ``chords`` in ``key``, joined by ``-``: repeated chords and ``N``
+    dropped, a cycle that repeats said once (``"i-VI-III-VII"``); ``""`` without chords."""
+    seq: list[str] = []
+    for c in chords:
+        r = roman(c.chord, key)
+        if r is not None and (not seq or seq[-1] != r):
+            seq.append(r)
+    for period in range(1, len(seq)):
+        if all(seq[i] == seq[i % period] for i in range(len(seq))):
+            # a cycle that returns to its start is said without the return
+            seq = seq[:period]
+            break
+    return "-".join(seq)

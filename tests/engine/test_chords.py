@@ -1,0 +1,226 @@
+"""Chords on synthesized audio: a four-chord song on its bars, a dominant seventh, drums alone,
+silence; Roman numerals against the track's key; the chords in the document, the captions and
+the narrative."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine import audio, presets
+from engine.analysis.beats import GRID_SR, track_beats
+from engine.analysis.chords import (
+    chord_names,
+    chords_between,
+    parse_chord,
+    progression,
+    roman,
+    track_chords,
+)
+from engine.analysis.frames import track_frames
+from engine.backends.lite import LiteBackend
+from engine.captions import template_caption
+from engine.pipeline import Annotator
+from engine.types import ChordSpan, TrackResult
+from tests.engine.helpers import annotation
+from tests.synth import NOTE, chord, drum_loop
+
+SR = 22050
+
+
+def bars_of(names: list[str], *, bpm: float, repeats: int, drums: bool = True) -> np.ndarray:
+    """One chord a bar (``"C"``, ``"Am"``, ``"G7"``), struck on each beat with its root in the
+    bass, over a drum loop."""
+    beat = 60.0 / bpm
+    shapes = {"": (0, 4, 7), "m": (0, 3, 7), "7": (0, 4, 7, 10)}
+    parts = []
+    for _ in range(repeats):
+        for name in names:
+            root = name[:2] if name[1:2] in ("#", "b") else name[:1]
+            pc = NOTE[root]
+            midis = [36 + pc] + [60 + (pc + iv) % 12 for iv in shapes[name[len(root) :]]]
+            parts.extend(chord(midis, beat, sr=SR) for _ in range(4))
+    y = np.concatenate(parts)
+    if drums:
+        y = y + drum_loop(bpm, y.size / SR, sr=SR)[: y.size]
+    return y.astype(np.float32)
+
+
+def chords_of(y: np.ndarray) -> tuple[ChordSpan, ...]:
+    g = audio.resample(y, sr=SR, target_sr=GRID_SR)
+    return track_chords(
+        track_frames(g, sr=GRID_SR), track_beats(g, sr=GRID_SR), duration_s=y.size / SR
+    )
+
+
+def test_c_am_f_g_at_120_bpm_is_those_four_chords_on_their_bars() -> None:
+    y = bars_of(["C", "Am", "F", "G"], bpm=120.0, repeats=3)
+    spans = chords_of(y)
+    assert [c.chord for c in spans] == ["C:maj", "A:min", "F:maj", "G:maj"] * 3
+    for i, c in enumerate(spans[1:], start=1):
+        assert abs(c.start_s - 2.0 * i) < 0.1, (i, c)  # a bar is 2 s at 120 BPM in 4/4
+    assert all(c.confidence > 0.8 for c in spans)
+
+
+def test_a_g7_is_a_g7_and_a_g_is_a_g() -> None:
+    for name, label in (("G7", "G:7"), ("G", "G:maj")):
+        spans = chords_of(bars_of([name], bpm=100.0, repeats=4))
+        held = sum(c.end_s - c.start_s for c in spans if c.chord == label)
+        assert held >= 0.9 * spans[-1].end_s, (name, spans)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_drums_alone_are_no_chord(seed: int) -> None:
+    y = drum_loop(90.0 + 10 * seed, 12.0, sr=SR, seed=seed)
+    spans = chords_of(y)
+    silent = sum(c.end_s - c.start_s for c in spans if c.chord == "N")
+    assert silent >= 0.95 * 12.0, spans  # at most a stray beat
+    assert all(c.confidence < 0.5 for c in spans if c.chord != "N"), spans
+
+
+def test_silence_is_no_chord() -> None:
+    assert [c.chord for c in chords_of(np.zeros(8 * SR, dtype=np.float32))] == ["N"]
+
+
+def test_the_chords_tile_the_track_and_change_only_between_different_chords() -> None:
+    y = bars_of(["D", "Bm", "G", "A7"], bpm=96.0, repeats=2)
+    spans = chords_of(y)
+    assert spans[0].start_s == 0.0 and spans[-1].end_s == pytest.approx(y.size / SR, abs=1e-3)
+    assert all(a.end_s == b.start_s and a.chord != b.chord for a, b in itertools.pairwise(spans))
+    assert [c.chord for c in spans[:4]] == ["D:maj", "B:min", "G:maj", "A:7"]
+
+
+@pytest.mark.parametrize(
+    ("chord_", "key", "numeral"),
+    [
+        ("C:maj", "A minor", "III"),
+        ("F:maj", "A minor", "VI"),
+        ("G:maj", "A minor", "VII"),
+        ("A:min", "A minor", "i"),
+        ("E:7", "A minor", "V7"),
+        ("G:7", "C major", "V7"),
+        ("B:dim", "C major", "vii°"),
+        ("A:min7", "C major", "vi7"),
+        ("F:maj7", "C major", "IVmaj7"),
+        ("Bb:maj", "C major", "bVII"),
+        ("D#:maj", "C minor", "III"),
+        ("D:sus4", "G major", "Vsus4"),
+    ],
+)
+def test_roman_numerals_count_degrees_on_the_keys_scale(
+    chord_: str, key: str, numeral: str
+) -> None:
+    assert roman(chord_, key) == numeral
+
+
+def test_a_progression_drops_repeats_and_no_chord_and_says_a_cycle_once() -> None:
+    spans = [
+        ChordSpan(i, i + 1, c)
+        for i, c in enumerate(["A:min", "N", "F:maj", "F:maj", "C:maj", "G:maj"])
+    ]
+    spans += [ChordSpan(10 + i, 11 + i, c) for i, c in enumerate(("A:min", "F:maj", "C:maj"))]
+    assert progression(spans, "A minor") == "i-VI-III-VII"
+    assert progression(spans[:4], "C major") == "vi-IV"
+    assert progression([ChordSpan(0, 1, "N")], "C major") == ""
+    assert roman("N", "C major") is None
+    with pytest.raises(ValueError, match="'H major'"):
+        roman("C:maj", "H major")
+    with pytest.raises(ValueError, match="'C:aug'"):
+        parse_chord("C:aug")
+
+
+def test_chords_between_clips_to_the_region() -> None:
+    spans = (ChordSpan(0, 2, "C:maj", 0.9), ChordSpan(2, 4, "G:maj", 0.8))
+    assert chords_between(spans, 1.0, 3.0) == (
+        ChordSpan(1.0, 2, "C:maj", 0.9),
+        ChordSpan(2, 3.0, "G:maj", 0.8),
+    )
+    assert chords_between(spans, 4.0, 5.0) == ()
+
+
+@pytest.fixture(scope="module")
+def annotator() -> Annotator:
+    preset = presets.load("lite")
+    preset = replace(preset, options=replace(preset.options, tag=False))
+    return Annotator(preset, store=None, backend=LiteBackend(preset))
+
+
+def annotate(annotator: Annotator, tmp_path: Path, y: np.ndarray) -> TrackResult:
+    path = tmp_path / "song.wav"
+    audio.write(path, y, sr=SR, subtype="FLOAT")
+    return annotator.annotate(str(path), use_cache=False)
+
+
+@pytest.mark.parametrize(
+    ("names", "key", "numerals"),
+    [
+        (["Am", "F", "E7", "Am"], "A minor", "i-VI-V7"),
+        (["C", "F", "G7", "C"], "C major", "I-IV-V7"),
+    ],
+)
+def test_the_regions_roman_numerals_follow_the_track_key(
+    annotator: Annotator, tmp_path: Path, names: list[str], key: str, numerals: str
+) -> None:
+    result = annotate(annotator, tmp_path, bars_of(names, bpm=120.0, repeats=4))
+    assert result.chords and result.chords[-1].end_s == pytest.approx(result.duration_s, abs=1e-3)
+    assert progression(result.chords, key) == numerals
+    for r in result.regions:
+        assert r.key is not None and r.key.key == key
+        assert r.chords == chords_between(result.chords, r.start_s, r.end_s)
+        assert r.progression == progression(r.chords, key)
+        assert set(r.progression.split("-")) <= set(numerals.split("-"))
+    assert f"progression in {key}" in result.narrative.text
+    assert any(f"over a {r.progression} progression in {key}" in r.caption for r in result.regions)
+
+
+def test_the_document_carries_the_chords_and_validates(
+    annotator: Annotator, tmp_path: Path
+) -> None:
+    import jsonschema
+
+    result = annotate(annotator, tmp_path, bars_of(["C", "Am", "F", "G"], bpm=120.0, repeats=2))
+    doc = json.loads(json.dumps(result.to_dict()))
+    schema = json.loads(
+        (Path(__file__).resolve().parents[2] / "engine/schema/annotation-1.2.json").read_text()
+    )
+    jsonschema.validate(doc, schema)
+    assert [c["chord"] for c in doc["chords"][:4]] == ["C:maj", "A:min", "F:maj", "G:maj"]
+    assert all(0.0 <= c["confidence"] <= 1.0 for c in doc["chords"])
+    assert doc["regions"][0]["chords"] and doc["regions"][0]["progression"]
+    back = [type(r).from_dict(d) for r, d in zip(result.regions, doc["regions"], strict=True)]
+    assert tuple(back) == result.regions
+
+
+def test_a_caption_says_a_progression_only_when_it_is_clear() -> None:
+    a = annotation(0.0, 8.0, key="A minor")
+    clear = tuple(
+        ChordSpan(2.0 * i, 2.0 * i + 2, c, 0.9)
+        for i, c in enumerate(("A:min", "F:maj", "C:maj", "G:maj"))
+    )
+    said = replace(a, chords=clear, progression="i-VI-III-VII")
+    assert "over a i-VI-III-VII progression in A minor" in template_caption(said)
+    unsure = replace(said, chords=tuple(replace(c, confidence=0.3) for c in clear))
+    assert "progression" not in template_caption(unsure)
+    assert "A minor" in template_caption(unsure)
+    sparse = replace(said, chords=(clear[0], ChordSpan(2.0, 8.0, "N", 1.0)))
+    assert "progression" not in template_caption(sparse)
+
+
+def test_every_chord_the_decoder_can_name_is_valid_harte_for_jams_and_mir_eval() -> None:
+    import jams
+    import mir_eval
+
+    names = chord_names()
+    assert len(names) == 1 + 12 * 8 and len(set(names)) == len(names)
+    ann = jams.Annotation(namespace="chord", duration=float(len(names)))
+    for i, name in enumerate(names):
+        ann.append(time=float(i), duration=1.0, value=name, confidence=0.5)
+        root, bits, _ = mir_eval.chord.encode(name)
+        parsed = parse_chord(name)
+        assert parsed is None or (root == parsed[0] and bits.sum() >= 3), name
+    ann.validate(strict=True)
