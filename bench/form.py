@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import sys
 import tempfile
 import time
@@ -345,17 +346,19 @@ def msaf_method(boundaries_id: str, labels_id: str) -> Callable[..., Estimate]:
 
         msaf = _msaf()
         assert msaf is not None
+        here = Path.cwd()
         with tempfile.TemporaryDirectory() as tmp:
             wav = Path(tmp) / "song.wav"
             sf.write(wav, y, sr)
-            t0 = time.perf_counter()
-            b, lab = msaf.process(  # type: ignore[attr-defined]
-                str(wav),
-                boundaries_id=boundaries_id,
-                labels_id=labels_id,
-                features_file=str(Path(tmp) / "features.json"),
-            )
-            seconds = time.perf_counter() - t0
+            os.chdir(tmp)  # msaf writes its feature cache to the working folder
+            try:
+                t0 = time.perf_counter()
+                b, lab = msaf.process(  # type: ignore[attr-defined]
+                    str(wav), boundaries_id=boundaries_id, labels_id=labels_id, n_jobs=1
+                )
+                seconds = time.perf_counter() - t0
+            finally:
+                os.chdir(here)
         b = np.asarray(b, dtype=float)
         iv = np.stack([b[:-1], b[1:]], axis=1)
         return Estimate(iv, [str(x) for x in lab], None, seconds)

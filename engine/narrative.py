@@ -21,6 +21,7 @@ from engine.types import (
     NarrativeEvent,
     NarrativeSection,
     RegionAnnotation,
+    Section,
     TrackNarrative,
 )
 
@@ -105,6 +106,7 @@ def preset_narrative(
     duration_s: float,
     backend: str,
     grid: BeatGrid | None = None,
+    form: Sequence[Section] = (),
 ) -> TrackNarrative:
     """:func:`rule_based` with a preset's ``[track]`` and ``[analysis]`` settings."""
     return rule_based(
@@ -115,6 +117,7 @@ def preset_narrative(
         settings=preset.track,
         analysis=preset.analysis,
         grid=grid,
+        form=form,
     )
 
 
@@ -127,8 +130,10 @@ def rule_based(
     settings: TrackSettings | None = None,
     analysis: AnalysisSettings | None = None,
     grid: BeatGrid | None = None,
+    form: Sequence[Section] = (),
 ) -> TrackNarrative:
-    """Narrate a file from its region annotations.
+    """Narrate a file from its region annotations (by section when ``form`` is given:
+    :func:`by_section`).
 
     Args:
         annotations: the file's regions (any order; raw or already resolved).
@@ -138,6 +143,7 @@ def rule_based(
         settings: track decoding settings (the preset's ``[track]``); defaults when None.
         analysis: the preset's analysis settings (tempo range and prior); defaults when None.
         grid: the track's beat grid: its tempo is the narrative's (see :func:`resolve`).
+        form: the track's sections; the story is then told section by section.
 
     Returns:
         A narrative such as ``"0:00-0:20 C major, around 120 BPM, loud (-14 LUFS); at 0:20
@@ -149,6 +155,16 @@ def rule_based(
     regions = list(res.annotations)
     if not regions:
         return TrackNarrative(source, duration_s, "No regions were annotated.", (), backend)
+    if form:
+        return by_section(
+            regions,
+            res.changes,
+            form,
+            source=source,
+            duration_s=duration_s,
+            backend=backend,
+            min_confidence=cfg.min_event_confidence,
+        )
     runs: list[tuple[list[RegionAnnotation], list[NarrativeEvent]]] = [([regions[0]], [])]
     for i in range(1, len(regions)):
         prev, cur = regions[i - 1], regions[i]
@@ -175,3 +191,123 @@ def rule_based(
     return TrackNarrative(
         source, duration_s, prose[:1].upper() + prose[1:] + ".", tuple(sections), backend
     )
+
+
+SECTION_LOUDER_LU = 3.0  # a section this much louder (quieter) than the one before says so
+
+
+def section_name(section: Section) -> str:
+    """How the narrative names a section: ``"chorus (C)"``, or ``"section C"`` without a
+    function."""
+    if section.function:
+        return f"{section.function} ({section.label})"
+    return f"section {section.label}"
+
+
+def _mean_level(run: Sequence[RegionAnnotation]) -> float | None:
+    levels = [r.loudness_lufs for r in run if r.loudness_lufs is not None and not r.silent]
+    return sum(levels) / len(levels) if levels else None
+
+
+def by_section(
+    regions: Sequence[RegionAnnotation],
+    changes: dict[int, tuple[NarrativeEvent, ...]] | dict[int, list[NarrativeEvent]],
+    form: Sequence[Section],
+    *,
+    source: str,
+    duration_s: float,
+    backend: str,
+    min_confidence: float,
+) -> TrackNarrative:
+    """The narrative told by the track's form: one sentence per section, in order.
+
+    Each region belongs to the section holding its middle; the changes decoded between
+    regions (key, tempo, vocals, loudness, silence) are said in the section where they
+    happen. A section whose label came before says that it returns; one heard for the first
+    time is described (key, tempo, vocals, instruments, level), later ones by how they differ
+    from the section before.
+
+    Args:
+        regions: the resolved regions, in time order.
+        changes: region index -> the changes decoded at its start (:func:`engine.track.resolve`).
+        form: the track's sections, in time order.
+        source, duration_s, backend: echoed in the result.
+        min_confidence: events below this confidence are not said.
+
+    Returns:
+        A narrative such as ``"0:00-0:15 intro (A): A minor, around 120 BPM, instrumental,
+        quiet (-30 LUFS); 0:15-0:46 verse (B): louder (+8 LU), female vocals enter; ...;
+        2:02-2:33 the chorus returns (C): ..."``.
+    """
+    members: list[list[int]] = [[] for _ in form]
+    for i, r in enumerate(regions):
+        mid = (r.start_s + r.end_s) / 2
+        k = next(
+            (j for j, s in enumerate(form) if s.start_s <= mid < s.end_s),
+            len(form) - 1 if mid >= form[-1].end_s else 0,
+        )
+        members[k].append(i)
+    seen: dict[str, Section] = {}
+    sections: list[NarrativeSection] = []
+    sentences: list[str] = []
+    prev_level: float | None = None
+    for k, sec in enumerate(form):
+        run = [regions[i] for i in members[k]]
+        head = f"{timestamp(sec.start_s)}-{timestamp(sec.end_s)}"
+        first = seen.get(sec.label)
+        if first is not None:
+            what = sec.function or first.function
+            name = f"the {what} returns ({sec.label})" if what else f"section {sec.label} returns"
+        else:
+            name = section_name(sec)
+        events: list[NarrativeEvent] = []
+        spoken: list[str] = []
+        for n, i in enumerate(members[k]):
+            if i == 0:
+                continue
+            said = events_between(
+                regions[i - 1], regions[i], changes.get(i, ()), min_confidence=min_confidence
+            )
+            if n == 0:  # at the section's start: its level is said with the section
+                said = [e for e in said if e.kind != "loudness"]
+            events.extend(said)
+            texts = [e.text for e in said if not (e.kind == "silence" and regions[i].silent)]
+            if texts and n > 0:
+                spoken.append(f"at {timestamp(regions[i].start_s)} {', '.join(texts)}")
+            elif texts:
+                spoken.extend(texts)
+        level = _mean_level(run)
+        bits: list[str] = []
+        if not run:
+            bits.append("not annotated")
+        elif all(r.silent for r in run):
+            bits.append("silence")
+        elif first is None:
+            bits.append(_describe(run))
+        elif level is not None and prev_level is not None:
+            bits.append(_level_change(level - prev_level) or "as before")
+        else:
+            bits.append("as before")
+        if first is None and level is not None and prev_level is not None:
+            change = _level_change(level - prev_level)
+            if change:
+                bits.insert(0, change)
+        text = f"{head} {name}: {', '.join([*bits, *spoken])}"
+        key = next((r.key.key for r in run if r.key and not r.silent), None)
+        sections.append(NarrativeSection(sec.start_s, sec.end_s, text, key, tuple(events)))
+        sentences.append(text)
+        seen.setdefault(sec.label, sec)
+        if level is not None:
+            prev_level = level
+    prose = "; ".join(sentences)
+    return TrackNarrative(
+        source, duration_s, prose[:1].upper() + prose[1:] + ".", tuple(sections), backend
+    )
+
+
+def _level_change(delta_lu: float) -> str | None:
+    if delta_lu >= SECTION_LOUDER_LU:
+        return f"louder ({delta_lu:+.0f} LU)"
+    if delta_lu <= -SECTION_LOUDER_LU:
+        return f"quieter ({delta_lu:+.0f} LU)"
+    return None

@@ -19,7 +19,14 @@ from engine.backends.base import Backend, Progress, Segment, no_progress
 from engine.errors import AudioError, Cancelled, InvalidRequest
 from engine.presets import LimitSettings, Preset
 from engine.store import Store, narrative_key, region_key
-from engine.types import BeatGrid, Region, RegionAnnotation, TrackNarrative, TrackResult
+from engine.types import (
+    BeatGrid,
+    Region,
+    RegionAnnotation,
+    Section,
+    TrackNarrative,
+    TrackResult,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +60,24 @@ def plan_regions(
 
     try:
         spans = plan(duration_s, length_s=length_s, min_tail_s=min_tail_s, downbeats=downbeats)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
+    return [Region(a, b) for a, b in spans]
+
+
+def plan_form_regions(
+    form: Sequence[Section], *, max_s: float, downbeats: Sequence[float] = ()
+) -> list[Region]:
+    """A region per section of the form, longer ones split on bar lines into pieces of at
+    most ``max_s`` (:func:`daw_bridge.regions.plan_form_regions`, as Regions).
+
+    Raises:
+        InvalidRequest: ``max_s`` is not positive.
+    """
+    from daw_bridge.regions import plan_form_regions as plan
+
+    try:
+        spans = plan([(s.start_s, s.end_s) for s in form], max_s=max_s, downbeats=downbeats)
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from None
     return [Region(a, b) for a, b in spans]
@@ -230,8 +255,9 @@ class Annotator:
 
         self._check_duration(hdr)
         grid: BeatGrid | None = None
+        form: tuple[Section, ...] = ()
         if regions is None:
-            regions, grid = self._default_plan(hdr.duration_s, whole_mono)
+            regions, grid, form = self._default_plan(hdr.duration_s, whole_mono)
         for r in regions:
             if r.duration_s < self.preset.regions.min_length_s:
                 raise InvalidRequest(
@@ -302,7 +328,7 @@ class Annotator:
                 tiles = [whole_mono()]
             else:
                 tiles.append(stream.resample_chunk(np.zeros(0, np.float32), last=True))
-            grid = self._grid(np.concatenate(tiles))
+            grid, form = self._grid_and_form(np.concatenate(tiles), duration_s=hdr.duration_s)
             progress("beats", 1, 1)
         done = resolve_track(raw, preset=self.preset, grid=grid)
         narrative = (
@@ -314,15 +340,30 @@ class Annotator:
                 use_cache=use_cache,
                 progress=progress,
                 grid=grid,
+                form=form,
             )
             if narrate
             else TrackNarrative(hdr.path, hdr.duration_s, "", (), self.backend.name)
         )
-        return TrackResult(hdr.path, hdr.duration_s, done, narrative, self.preset.name, grid=grid)
+        return TrackResult(
+            hdr.path, hdr.duration_s, done, narrative, self.preset.name, grid=grid, form=form
+        )
 
     def plan(self, path: str, *, file: BinaryIO | None = None) -> tuple[list[Region], BeatGrid]:
         """The regions :meth:`annotate` cuts a file into when given none (the preset's length,
-        last-piece rule and snap), and the beat grid when the plan follows it (else empty).
+        last-piece rule and snap, or its form), and the beat grid when the plan follows it
+        (else empty).
+
+        Raises:
+            AudioError: unreadable file, or longer than the preset's limit.
+        """
+        regions, grid, _ = self.plan_track(path, file=file)
+        return regions, grid
+
+    def plan_track(
+        self, path: str, *, file: BinaryIO | None = None
+    ) -> tuple[list[Region], BeatGrid, tuple[Section, ...]]:
+        """:meth:`plan`, and the track's form when the plan follows the grid (else empty).
 
         Raises:
             AudioError: unreadable file, or longer than the preset's limit.
@@ -338,8 +379,8 @@ class Annotator:
             )
 
         self._check_duration(hdr)
-        regions, grid = self._default_plan(hdr.duration_s, whole_mono)
-        return regions, grid or BeatGrid()
+        regions, grid, form = self._default_plan(hdr.duration_s, whole_mono)
+        return regions, grid or BeatGrid(), form
 
     def _check_duration(self, hdr: audio.AudioInfo) -> None:
         if hdr.duration_s > self.preset.audio.max_duration_s:
@@ -350,20 +391,38 @@ class Annotator:
 
     def _default_plan(
         self, duration_s: float, whole_mono: Callable[[], np.ndarray]
-    ) -> tuple[list[Region], BeatGrid | None]:
-        """The preset's plan; with ``snap = "bars"`` the grid first, and the plan on it."""
+    ) -> tuple[list[Region], BeatGrid | None, tuple[Section, ...]]:
+        """The preset's plan; with ``snap = "bars"`` or ``plan = "form"`` the grid and the
+        form first, and the plan on them."""
         grid = None
+        form: tuple[Section, ...] = ()
         downbeats: tuple[float, ...] = ()
-        if self.preset.regions.snap == "bars":
-            grid = self._grid(whole_mono())
+        settings = self.preset.regions
+        if settings.snap == "bars" or settings.plan == "form":
+            grid, form = self._grid_and_form(whole_mono(), duration_s=duration_s)
             downbeats = grid.downbeats
+        if settings.plan == "form" and form:
+            return plan_form_regions(form, max_s=settings.max_s, downbeats=downbeats), grid, form
         regions = plan_regions(
             duration_s,
             length_s=self.preset.regions.length_s,
             min_tail_s=self.preset.regions.min_tail_s,
             downbeats=downbeats,
         )
-        return regions, grid
+        return regions, grid, form
+
+    def _grid_and_form(
+        self, y: np.ndarray, *, duration_s: float
+    ) -> tuple[BeatGrid, tuple[Section, ...]]:
+        """The beat grid and the form of a track's mono samples at the grid's rate, from one
+        shared spectrum of the track (:func:`engine.analysis.frames.track_frames`)."""
+        from engine.analysis.beats import GRID_SR
+        from engine.analysis.form import track_form
+        from engine.analysis.frames import track_frames
+
+        grid = self._grid(y)
+        frames = track_frames(y, sr=GRID_SR)
+        return grid, track_form(frames, duration_s=duration_s, grid=grid)
 
     def _grid(self, y: np.ndarray) -> BeatGrid:
         """The beat grid of a track's mono samples at the grid's rate, in the preset's range."""
@@ -387,8 +446,10 @@ class Annotator:
         use_cache: bool,
         progress: Progress,
         grid: BeatGrid | None = None,
+        form: Sequence[Section] = (),
     ) -> TrackNarrative:
         marks = [f"grid:{grid.tempo_bpm}:{len(grid.beats)}:{grid.tempi}"] if grid else []
+        marks += [f"form:{s.start_s}:{s.end_s}:{s.label}:{s.function}" for s in form]
         nkey = narrative_key(
             [*keys, *(f"{a.start_s}:{a.end_s}" for a in annotations), *marks],
             fingerprint=self.backend.fingerprint,
@@ -399,7 +460,12 @@ class Annotator:
             if hit is not None and hit.source == path:
                 return hit
         narrative = self.backend.narrate(
-            annotations, source=path, duration_s=duration_s, progress=progress, grid=grid
+            annotations,
+            source=path,
+            duration_s=duration_s,
+            progress=progress,
+            grid=grid,
+            form=tuple(form),
         )
         if self.store is not None:
             self.store.put_narrative(nkey, narrative)

@@ -38,13 +38,18 @@ def _section(kind: str, bars: int, seed: int) -> np.ndarray:
     return harmony + drums + noise(seconds, sr=SR, amp=0.03, seed=seed)
 
 
+def abab_song() -> np.ndarray:
+    """Verse, chorus, verse, chorus: 8 bars each at 120 BPM, ``[frames]`` at :data:`SR`."""
+    return np.concatenate([_section(k, 8, seed=i) for i, k in enumerate("ABAB")])
+
+
 def _form(y: np.ndarray) -> tuple[tuple[Section, ...], BeatGrid]:
     grid = track_beats(y, sr=SR)
     return track_form(track_frames(y, sr=SR), duration_s=y.size / SR, grid=grid), grid
 
 
 def test_an_abab_song_is_labelled_abab_with_boundaries_within_one_bar() -> None:
-    y = np.concatenate([_section(k, 8, seed=i) for i, k in enumerate("ABAB")])
+    y = abab_song()
     form, grid = _form(y)
     assert [s.label for s in form] == ["A", "B", "A", "B"]
     for s, true_start in zip(form[1:], (16.0, 32.0, 48.0), strict=True):
@@ -56,7 +61,7 @@ def test_an_abab_song_is_labelled_abab_with_boundaries_within_one_bar() -> None:
 
 
 def test_the_loud_repeated_section_is_the_chorus() -> None:
-    y = np.concatenate([_section(k, 8, seed=i) for i, k in enumerate("ABAB")])
+    y = abab_song()
     form, _ = _form(y)
     assert [s.function for s in form] == ["verse", "chorus", "verse", "chorus"]
 
@@ -82,7 +87,7 @@ def test_silence_and_empty_tracks() -> None:
 
 
 def test_without_a_grid_the_bars_come_from_the_onsets() -> None:
-    y = np.concatenate([_section(k, 8, seed=i) for i, k in enumerate("ABAB")])
+    y = abab_song()
     frames = track_frames(y, sr=SR)
     bars = onset_bars(frames, duration_s=y.size / SR)
     period = float(np.median(np.diff(bars)))
