@@ -129,6 +129,7 @@ class MainWindow(QMainWindow):
         self.overview: Overview | None = None
         self.narrative: dict[str, Any] | None = None
         self.grid: dict[str, Any] | None = None  # the beat grid from the engine's narrate reply
+        self.form: list[dict[str, Any]] = []  # the track's sections from the narrate reply
         self._planning = ""  # the file whose plan the engine is computing
         self._narrating = False  # a narrate request is on its way
         self.session_path = ""
@@ -306,6 +307,7 @@ class MainWindow(QMainWindow):
         self.waveform.set_overview(None, f"reading {Path(path).name}…")
         self.narrative = None
         self.grid = None
+        self._set_form([])
         self.narrative_view.clear()
         self.model.set_rows([])
 
@@ -500,6 +502,7 @@ class MainWindow(QMainWindow):
                 self.model.update(row.id, state="done", annotation=ann, error="")
         self.narrative = result["narrative"]
         self.grid = {k: result[k] for k in export.EMPTY_GRID if k in result} or None
+        self._set_form(result.get("form") or [])
         self._show_narrative()
         self.status.clearMessage()
         if self.grid and self.grid.get("tempo_bpm"):
@@ -520,7 +523,14 @@ class MainWindow(QMainWindow):
             self.model.set_rows([RegionRow(start_s=a, end_s=b) for a, b in spans])
         if result.get("beats"):
             self.grid = {k: result[k] for k in export.EMPTY_GRID if k in result}
+        if result.get("form"):
+            self._set_form(result["form"])
         self.annotate_all()
+
+    def _set_form(self, form: list[dict[str, Any]]) -> None:
+        """The track's sections, kept for exports and sessions and drawn in the form lane."""
+        self.form = list(form)
+        self.waveform.set_form(self.form)
 
     def _on_plan_failed(self, message: str) -> None:
         log.info("no plan from the engine (%s): the panel's own default regions stand", message)
@@ -559,6 +569,7 @@ class MainWindow(QMainWindow):
             regions=self.model.annotations(),
             narrative=self.narrative,
             grid=self.grid,
+            form=self.form,
         )
 
     def choose_export_path(self, fmt: str) -> None:
@@ -615,6 +626,7 @@ class MainWindow(QMainWindow):
             regions=[r.to_dict() for r in self.model.rows],
             narrative=self.narrative,
             grid=self.grid,
+            form=self.form,
         )
 
     def choose_session_path(self) -> None:
@@ -654,13 +666,14 @@ class MainWindow(QMainWindow):
             return False
         self.session_path = path
         self.preset_box.setCurrentText(s.preset)
-        narrative, grid = s.narrative, s.grid
+        narrative, grid, form = s.narrative, s.grid, s.form
         self.open_audio(s.audio_path, regions=[RegionRow.from_dict(r) for r in s.regions])
 
         def restore(_path: str) -> None:
             self.overviewLoaded.disconnect(restore)
             self.narrative = narrative
             self.grid = grid
+            self._set_form(form)
             self._show_narrative()
 
         self.overviewLoaded.connect(restore)

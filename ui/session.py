@@ -29,6 +29,7 @@ class Session:
         regions: ``RegionRow.to_dict()`` dicts.
         narrative: the engine's ``TrackNarrative.to_dict()``, None before narration.
         grid: the beat grid's fields of the engine's narrate reply, None before narration.
+        form: the track's sections of the engine's narrate reply, empty before narration.
     """
 
     audio_path: str
@@ -36,6 +37,7 @@ class Session:
     regions: list[dict[str, Any]] = field(default_factory=list)
     narrative: dict[str, Any] | None = None
     grid: dict[str, Any] | None = None
+    form: list[dict[str, Any]] = field(default_factory=list)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the session as JSON (atomically: a crash never leaves half a file)."""
@@ -49,6 +51,7 @@ class Session:
             "regions": self.regions,
             "narrative": self.narrative,
             "grid": self.grid,
+            "form": self.form,
         }
         tmp = p.with_name(p.name + ".tmp")
         tmp.write_text(json.dumps(doc, indent=2, allow_nan=False), encoding="utf-8")
@@ -94,4 +97,5 @@ class Session:
             regions=regions,
             narrative=doc.get("narrative"),
             grid=doc.get("grid"),
+            form=list(doc.get("form") or []),
         )
