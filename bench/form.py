@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import re
 import sys
 import tempfile
 import time
@@ -454,6 +455,42 @@ def rendered(set_: list[Song], meths: dict[str, Callable[..., Estimate]], verbos
         )
 
 
+def narrative_check(song: Song) -> None:
+    """The whole lite pipeline (tagger off) on a rendered verse-chorus song: is the narrative
+    told by section, each section named once and in order, and is the chorus's return said?"""
+    from dataclasses import replace
+
+    from engine import audio, presets
+    from engine.backends.lite import LiteBackend
+    from engine.pipeline import Annotator
+
+    preset = presets.load("lite")
+    preset = replace(preset, options=replace(preset.options, tag=False))
+    annotator = Annotator(preset, store=None, backend=LiteBackend(preset))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{song.name}.wav"
+        audio.write(path, song.y, sr=SR, subtype="FLOAT")
+        result = annotator.annotate(str(path), use_cache=False)
+    annotator.close()
+    text = result.narrative.text
+    spans = [(s.start_s, s.end_s) for s in result.narrative.sections]
+    in_order = spans == [(s.start_s, s.end_s) for s in result.form]
+    found = [re.match(r"[\d:]+-[\d:]+ (.+?): ", t.text) for t in result.narrative.sections]
+    heads = [h.group(1) if h else "" for h in found]
+    # each section is named once: a head is said as often as there are sections it names
+    once = all(
+        h and text.count(f" {h}:") + text.startswith(f"{h}:") == heads.count(h) for h in heads
+    )
+    chorus = [s for s in result.form if s.function == "chorus"]
+    returns = len(chorus) < 2 or "the chorus returns" in text
+    print(f"\nNarrative of {song.name} (rendered; reference {' '.join(song.functions)}):")
+    print(f"  {text}")
+    print(
+        f"  one sentence per section, in order: {in_order}; each named once: {once}; "
+        f"the chorus's return said: {returns}"
+    )
+
+
 def real(cache: Path, meths: dict[str, Callable[..., Estimate]]) -> None:
     import jams
 
@@ -497,7 +534,9 @@ def main() -> None:
     meths = methods(not args.no_msaf and not args.only_ours)
     if args.only_ours:
         meths = {"ours": ours}
-    rendered(songs(args.songs, args.split, args.cache), meths, args.verbose)
+    set_ = songs(args.songs, args.split, args.cache)
+    rendered(set_, meths, args.verbose)
+    narrative_check(next(s for s in set_ if s.kind == "pop"))
     if not args.no_real:
         real(args.real, meths)
 

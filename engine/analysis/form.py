@@ -13,8 +13,10 @@ level, and how much those move inside the bar (density, drums).
    look like four sections). Each feature group is measured in its own unit (dB, distribution
    distance), so a loop that never changes stays one section however small its differences
    are. Bar lines whose novelty is a local peak over :data:`BOUNDARY_THRESHOLD` become
-   boundaries, the strongest first, at least :data:`MIN_SECTION_BARS` apart; each moves (up
-   to :data:`REFINE_BARS`) to where the change over 1 and 2 bars is sharpest.
+   boundaries one at a time, the strongest first, at least :data:`MIN_SECTION_BARS` apart;
+   after each, the windows stop at it, so a big change (into silence, say) does not hide
+   the smaller ones near it. Each moves (up to :data:`REFINE_BARS`) to where the change over
+   1 and 2 bars is sharpest.
 2. **Labels.** Two sections are the same material when their bars, aligned from their starts,
    are alike (:data:`SAME_THRESHOLD`); average-linkage clustering gives the letters, in order
    of first appearance.
@@ -45,9 +47,11 @@ PHRASE_BARS = 4  # chords (and the bass) are compared over spans this long (a pr
 BOUNDARY_THRESHOLD = 1.0  # novelty (in the feature units below) a boundary must reach
 SAME_THRESHOLD = 0.9  # aligned bar distance under which two sections are the same material
 LEVEL_UNIT_DB = 4.0  # a level difference of this many dB counts 1
+LEVEL_FLOOR_DB = 60.0  # levels further than this below the loudest bar count as this far
 TIMBRE_UNIT = 6.0  # an MFCC distance (c1..c12) of this counts 1
 HARMONY_UNIT = 0.25  # an L1 distance of pitch-class distributions of this counts 1
 QUIET_DB = 3.0  # an intro/outro/breakdown is this much below the track's median level
+SILENT_DB = 50.0  # a section this far below the loudest is silence: it gets no function
 DROP_LOW_DB = 6.0  # a breakdown's kick band is this much below the track's median
 RISE_DB = 3.0  # a build-up's level rises by this much from its first to its last bar
 FALLBACK_BAR_S = 2.0  # the bar length of a track with no periodicity at all
@@ -74,7 +78,7 @@ def track_form(
     feats = bar_features(frames, bars)
     n = feats.n
     cuts = boundaries(feats) if n >= 2 * MIN_EDGE_BARS else []
-    nov = novelty(feats) if n >= 2 else np.zeros(max(n, 1))
+    nov = novelty(feats, cuts=cuts) if n >= 2 else np.zeros(max(n, 1))
     edges = [0, *cuts, n]
     labels = label_sections(feats, edges)
     functions = section_functions(feats, edges, labels)
@@ -102,13 +106,19 @@ def bar_lines(
     frames: TrackFrames, *, duration_s: float, grid: BeatGrid | None = None
 ) -> np.ndarray:
     """The bar lines the form is decided on: ``[bars + 1]`` times from 0 to ``duration_s``
-    (the grid's downbeats, or :func:`onset_bars`); a pickup shorter than half a bar joins
-    the first bar."""
+    (the grid's downbeats, or :func:`onset_bars`), continued at the median bar length before
+    the first downbeat and after the last one (a silent or beatless start or end still has
+    bars); a piece shorter than half a bar at either end joins its neighbour."""
     downs = np.asarray(grid.downbeats if grid is not None else (), dtype=np.float64)
     downs = downs[(downs > 0) & (downs < duration_s)]
     if downs.size < 2:
         downs = onset_bars(frames, duration_s=duration_s)
     bar_s = float(np.median(np.diff(downs))) if downs.size >= 2 else FALLBACK_BAR_S
+    if downs.size:
+        before = downs[0] - bar_s * np.arange(int(downs[0] // bar_s), 0, -1)
+        after = downs[-1] + bar_s * np.arange(1, int((duration_s - downs[-1]) // bar_s) + 1)
+        downs = np.concatenate([before, downs, after])
+        downs = downs[(downs > 0) & (downs < duration_s)]
     if downs.size and downs[0] < bar_s / 2:
         downs = downs[1:]
     if downs.size and duration_s - downs[-1] < bar_s / 2:
@@ -165,9 +175,11 @@ class BarFeatures:
         moves = np.abs(np.diff(np.stack([frames.rms, frames.low]), axis=1, prepend=0.0))
         moves[:, :1] = 0.0
         self.motion = beat_sync(moves, t, bars).T
-        # silence has no timbre or harmony to speak of: its level says everything
-        floor = float(np.max(self.level, initial=-120.0)) - 60.0
+        # silence has no timbre or harmony to speak of, and below the floor no level either
+        floor = float(np.max(self.level, initial=-120.0)) - LEVEL_FLOOR_DB
         quiet = self.level < floor
+        self.level = np.maximum(self.level, floor)
+        self.low = np.maximum(self.low, floor)
         self.harmony[quiet] = 0.0
         self.timbre[quiet] = 0.0
 
@@ -219,48 +231,61 @@ def _group_distance(
     return np.sqrt(harmony**2 + timbre + rest)
 
 
-def novelty(feats: BarFeatures, windows: Sequence[int] = WINDOWS_BARS) -> np.ndarray:
+def novelty(
+    feats: BarFeatures, windows: Sequence[int] = WINDOWS_BARS, *, cuts: Sequence[int] = ()
+) -> np.ndarray:
     """``[bars]``: how much the track changes at each bar line (entry 0 is 0), the mean over
-    ``windows`` of the distance between the bars before and after it (fewer near the ends)."""
+    ``windows`` of the distance between the bars before and after it. A window stops at the
+    ends and at the bar lines in ``cuts`` (boundaries already chosen), so a strong change
+    does not spill into the novelty of its neighbours."""
     x = feats.scaled()
     n = x.shape[0]
     if n < 2:
         return np.zeros(n)
     csum = np.concatenate([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0)])
+    edges = np.array(sorted({0, n, *cuts}))
     b = np.arange(1, n)
+    prev = edges[np.searchsorted(edges, b, side="left") - 1]
+    nxt = edges[np.searchsorted(edges, b, side="right")]
     total = np.zeros(n - 1)
     for w in windows:
-        k = np.maximum(1, np.minimum(w, np.minimum(b, n - b)))
-        left = (csum[b] - csum[b - k]) / k[:, None]
-        right = (csum[b + k] - csum[b]) / k[:, None]
-        total += _group_distance(left, right, phrase=k >= PHRASE_BARS)
+        kl = np.maximum(1, np.minimum(w, b - prev))
+        kr = np.maximum(1, np.minimum(w, nxt - b))
+        left = (csum[b] - csum[b - kl]) / kl[:, None]
+        right = (csum[b + kr] - csum[b]) / kr[:, None]
+        total += _group_distance(left, right, phrase=np.minimum(kl, kr) >= PHRASE_BARS)
     return np.concatenate([[0.0], total / len(windows)])
 
 
 def boundaries(feats: BarFeatures) -> list[int]:
-    """The bar indices where sections start (0 excluded), in order: peaks of the novelty
-    over :data:`BOUNDARY_THRESHOLD`, the strongest first, :data:`MIN_SECTION_BARS` apart
-    (:data:`MIN_EDGE_BARS` from the ends)."""
-    nov = novelty(feats)
-    n = nov.size
-    peaks = [
-        b
-        for b in range(MIN_EDGE_BARS, n - MIN_EDGE_BARS + 1)
-        if nov[b] >= BOUNDARY_THRESHOLD
-        and nov[b] >= nov[b - 1]
-        and (b + 1 >= n or nov[b] >= nov[b + 1])
-    ]
-    # a broad change peaks where its widest window says; the bar line is where it starts
-    fine = novelty(feats, FINE_WINDOWS_BARS)
+    """The bar indices where sections start (0 excluded), in order. One at a time, the
+    strongest: the highest local peak of the novelty (windows stopping at the boundaries
+    chosen so far) over :data:`BOUNDARY_THRESHOLD`, at least :data:`MIN_SECTION_BARS` from
+    the others (:data:`MIN_EDGE_BARS` from the ends), moved (up to :data:`REFINE_BARS`) to
+    where the change over 1 and 2 bars is sharpest."""
+    n = feats.n
     chosen: list[int] = []
-    for b in sorted(peaks, key=lambda i: -nov[i]):
-        near = range(
-            max(MIN_EDGE_BARS, b - REFINE_BARS), min(n - MIN_EDGE_BARS, b + REFINE_BARS) + 1
-        )
-        b = max(near, key=lambda i: fine[i] + nov[i])
-        if all(abs(b - c) >= MIN_SECTION_BARS for c in chosen):
-            chosen.append(b)
-    return sorted(chosen)
+
+    def free(i: int) -> bool:
+        inside = MIN_EDGE_BARS <= i <= n - MIN_EDGE_BARS
+        return inside and all(abs(i - c) >= MIN_SECTION_BARS for c in chosen)
+
+    while True:
+        nov = novelty(feats, cuts=chosen)
+        peaks = [
+            i
+            for i in range(1, n)
+            if free(i)
+            and nov[i] >= BOUNDARY_THRESHOLD
+            and nov[i] >= nov[i - 1]
+            and (i + 1 >= n or nov[i] >= nov[i + 1])
+        ]
+        if not peaks:
+            return sorted(chosen)
+        best = max(peaks, key=lambda i: nov[i])
+        fine = novelty(feats, FINE_WINDOWS_BARS, cuts=chosen)
+        near = [i for i in range(best - REFINE_BARS, best + REFINE_BARS + 1) if free(i)]
+        chosen.append(max(near, key=lambda i: fine[i] + nov[i]))
 
 
 # --- labels -------------------------------------------------------------------------------
@@ -338,6 +363,8 @@ def section_functions(
     med_kick = float(np.median(np.repeat(kick, weights.astype(int))))
     count = {lab: labels.count(lab) for lab in labels}
 
+    silent = level < float(np.max(level)) - SILENT_DB
+
     def sparse(i: int) -> bool:
         return level[i] <= med_level - QUIET_DB or kick[i] < 0.5 * med_kick
 
@@ -387,4 +414,4 @@ def section_functions(
         out[0] = "intro"
     if out[-1] is None and count[labels[-1]] <= 2 and sparse(k - 1):
         out[-1] = "outro"
-    return out
+    return [None if silent[i] else f for i, f in enumerate(out)]
