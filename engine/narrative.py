@@ -223,9 +223,11 @@ def by_section(
 
     Each region belongs to the section holding its middle; the changes decoded between
     regions (key, tempo, vocals, loudness, silence) are said in the section where they
-    happen. A section whose label came before says that it returns; one heard for the first
-    time is described (key, tempo, vocals, instruments, level), later ones by how they differ
-    from the section before.
+    happen: a change inside a section starts a piece of its own (``"at 1:50 it gets louder:
+    G major, instrumental"``), so every :class:`NarrativeSection` holds the changes at its
+    start, as the rule-based narrative's do. A section whose label came before says that it
+    returns; one heard for the first time is described (key, tempo, vocals, instruments,
+    level), later ones by how they differ from the section before, with their key and vocals.
 
     Args:
         regions: the resolved regions, in time order.
@@ -236,8 +238,9 @@ def by_section(
 
     Returns:
         A narrative such as ``"0:00-0:15 intro (A): A minor, around 120 BPM, instrumental,
-        quiet (-30 LUFS); 0:15-0:46 verse (B): louder (+8 LU), female vocals enter; ...;
-        2:02-2:33 the chorus returns (C): ..."``.
+        quiet (-30 LUFS); 0:15-0:46 verse (B): louder (+8 LU), A minor, ..., female vocals
+        come in; ...; 2:02-2:33 the chorus returns (C): louder (+6 LU), A minor, female
+        vocals"``.
     """
     members: list[list[int]] = [[] for _ in form]
     for i, r in enumerate(regions):
@@ -249,60 +252,83 @@ def by_section(
         members[k].append(i)
     seen: dict[str, Section] = {}
     sections: list[NarrativeSection] = []
-    sentences: list[str] = []
     prev_level: float | None = None
     for k, sec in enumerate(form):
-        run = [regions[i] for i in members[k]]
-        head = f"{timestamp(sec.start_s)}-{timestamp(sec.end_s)}"
+        idx = members[k]
+        run = [regions[i] for i in idx]
         first = seen.get(sec.label)
         if first is not None:
             what = sec.function or first.function
             name = f"the {what} returns ({sec.label})" if what else f"section {sec.label} returns"
         else:
             name = section_name(sec)
-        events: list[NarrativeEvent] = []
-        spoken: list[str] = []
-        for n, i in enumerate(members[k]):
-            if i == 0:
-                continue
-            said = events_between(
-                regions[i - 1], regions[i], changes.get(i, ()), min_confidence=min_confidence
+        # the section's regions in pieces, a new piece where a change is said
+        pieces: list[tuple[list[int], list[NarrativeEvent]]] = []
+        for n, i in enumerate(idx):
+            said = (
+                []
+                if i == 0
+                else events_between(
+                    regions[i - 1], regions[i], changes.get(i, ()), min_confidence=min_confidence
+                )
             )
             if n == 0:  # at the section's start: its level is said with the section
-                said = [e for e in said if e.kind != "loudness"]
-            events.extend(said)
-            texts = [e.text for e in said if not (e.kind == "silence" and regions[i].silent)]
-            if texts and n > 0:
-                spoken.append(f"at {timestamp(regions[i].start_s)} {', '.join(texts)}")
-            elif texts:
-                spoken.extend(texts)
+                pieces.append(([i], [e for e in said if e.kind != "loudness"]))
+            elif said:
+                pieces.append(([i], said))
+            else:
+                pieces[-1][0].append(i)
         level = _mean_level(run)
         bits: list[str] = []
+        change = None
+        if level is not None and prev_level is not None:
+            change = _level_change(level - prev_level)
         if not run:
             bits.append("not annotated")
         elif all(r.silent for r in run):
             bits.append("silence")
         elif first is None:
-            bits.append(_describe(run))
-        elif level is not None and prev_level is not None:
-            bits.append(_level_change(level - prev_level) or "as before")
+            bits += [*([change] if change else []), _describe([regions[i] for i in pieces[0][0]])]
         else:
-            bits.append("as before")
-        if first is None and level is not None and prev_level is not None:
-            change = _level_change(level - prev_level)
-            if change:
-                bits.insert(0, change)
-        text = f"{head} {name}: {', '.join([*bits, *spoken])}"
-        key = next((r.key.key for r in run if r.key and not r.silent), None)
-        sections.append(NarrativeSection(sec.start_s, sec.end_s, text, key, tuple(events)))
-        sentences.append(text)
+            bits += [change or "as before", _brief([regions[i] for i in pieces[0][0]])]
+        if not pieces:
+            pieces = [([], [])]
+        for j, (members_j, events) in enumerate(pieces):
+            start = sec.start_s if j == 0 else regions[members_j[0]].start_s
+            end = regions[pieces[j + 1][0][0]].start_s if j + 1 < len(pieces) else sec.end_s
+            texts = [
+                e.text
+                for e in events
+                if not (e.kind == "silence" and members_j and regions[members_j[0]].silent)
+            ]
+            if j == 0:
+                head = f"{timestamp(sec.start_s)}-{timestamp(sec.end_s)} {name}"
+                text = f"{head}: {', '.join([*bits, *texts])}"
+            else:
+                said = f"at {timestamp(start)} {', '.join(texts)}" if texts else ""
+                text = f"{said}: {_brief([regions[i] for i in members_j])}".lstrip(": ")
+            piece = [regions[i] for i in members_j]
+            key = next((r.key.key for r in piece if r.key and not r.silent), None)
+            sections.append(NarrativeSection(start, end, text, key, tuple(events)))
         seen.setdefault(sec.label, sec)
         if level is not None:
             prev_level = level
-    prose = "; ".join(sentences)
+    prose = "; ".join(s.text for s in sections)
     return TrackNarrative(
         source, duration_s, prose[:1].upper() + prose[1:] + ".", tuple(sections), backend
     )
+
+
+def _brief(run: Sequence[RegionAnnotation]) -> str:
+    """The key and the vocals of a stretch: ``"A minor, female vocals"``."""
+    if not run or all(r.silent for r in run):
+        return "silence"
+    first = next(r for r in run if not r.silent)
+    parts = [first.key.key if first.key else "no clear key"]
+    vocals = _vocal_label(first)
+    if vocals is not None:
+        parts.append("instrumental" if vocals == "none" else f"{vocals} vocals")
+    return ", ".join(parts)
 
 
 def _level_change(delta_lu: float) -> str | None:
