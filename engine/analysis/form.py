@@ -32,6 +32,7 @@ The constants were chosen on the ``train`` renders of ``bench/form.py``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -142,46 +143,28 @@ def onset_bars(frames: TrackFrames, *, duration_s: float) -> np.ndarray:
             period_s = lag * hop_s
             phases = [float(rise[p::lag].mean()) for p in range(lag)]
             phase_s = float(np.argmax(phases)) * hop_s + frames.times[0] - hop_s / 2
-    start = phase_s % period_s
-    return (
-        np.arange(start, duration_s, period_s)[1:]
-        if start < 1e-3
-        else np.arange(start, duration_s, period_s)
-    )
+    lines = np.arange(phase_s % period_s, duration_s, period_s)
+    return lines[lines > 1e-3]
 
 
+@dataclass(frozen=True)
 class BarFeatures:
-    """Per-bar features in their own units, one row a bar.
+    """Per-bar features in their own units, one row a bar (:func:`bar_features`).
 
     Attributes:
         harmony: pitch-class distributions ``[bars, 24]`` (treble then bass), each half
-            summing to 1.
-        timbre: MFCCs c1..c12 ``[bars, 12]``.
-        level: level in dB ``[bars]``; ``low``: kick-band level in dB ``[bars]``.
+            summing to 1 (0 in silent bars).
+        timbre: MFCCs c1..c12 ``[bars, 12]`` (0 in silent bars).
+        level: level in dB ``[bars]``, floored :data:`LEVEL_FLOOR_DB` under the loudest bar.
+        low: kick-band level in dB ``[bars]``, floored the same way.
         motion: mean absolute frame-to-frame change of level and kick band, dB ``[bars, 2]``.
     """
 
-    def __init__(self, frames: TrackFrames, bars: np.ndarray) -> None:
-        t = frames.times
-
-        def dist(x: np.ndarray) -> np.ndarray:
-            x = np.maximum(beat_sync(x, t, bars), 0.0)
-            return (x / (x.sum(axis=0, keepdims=True) + 1e-9)).T
-
-        self.harmony = np.concatenate([dist(frames.chroma), dist(frames.bass)], axis=1)
-        self.timbre = beat_sync(frames.timbre[1:], t, bars).T
-        self.level = beat_sync(frames.rms[None], t, bars)[0]
-        self.low = beat_sync(frames.low[None], t, bars)[0]
-        moves = np.abs(np.diff(np.stack([frames.rms, frames.low]), axis=1, prepend=0.0))
-        moves[:, :1] = 0.0
-        self.motion = beat_sync(moves, t, bars).T
-        # silence has no timbre or harmony to speak of, and below the floor no level either
-        floor = float(np.max(self.level, initial=-120.0)) - LEVEL_FLOOR_DB
-        quiet = self.level < floor
-        self.level = np.maximum(self.level, floor)
-        self.low = np.maximum(self.low, floor)
-        self.harmony[quiet] = 0.0
-        self.timbre[quiet] = 0.0
+    harmony: np.ndarray
+    timbre: np.ndarray
+    level: np.ndarray
+    low: np.ndarray
+    motion: np.ndarray
 
     @property
     def n(self) -> int:
@@ -202,8 +185,31 @@ class BarFeatures:
 
 
 def bar_features(frames: TrackFrames, bars: np.ndarray) -> BarFeatures:
-    """The per-bar features of the bars between consecutive ``bars`` lines."""
-    return BarFeatures(frames, bars)
+    """The features of the bars between consecutive ``bars`` lines."""
+    t = frames.times
+
+    def dist(x: np.ndarray) -> np.ndarray:
+        x = np.maximum(beat_sync(x, t, bars), 0.0)
+        return (x / (x.sum(axis=0, keepdims=True) + 1e-9)).T
+
+    harmony = np.concatenate([dist(frames.chroma), dist(frames.bass)], axis=1)
+    timbre = beat_sync(frames.timbre[1:], t, bars).T
+    level = beat_sync(frames.rms[None], t, bars)[0]
+    low = beat_sync(frames.low[None], t, bars)[0]
+    moves = np.abs(np.diff(np.stack([frames.rms, frames.low]), axis=1, prepend=0.0))
+    moves[:, :1] = 0.0
+    # silence has no timbre or harmony to speak of, and below the floor no level either
+    floor = float(np.max(level, initial=-120.0)) - LEVEL_FLOOR_DB
+    quiet = level < floor
+    harmony[quiet] = 0.0
+    timbre[quiet] = 0.0
+    return BarFeatures(
+        harmony=harmony,
+        timbre=timbre,
+        level=np.maximum(level, floor),
+        low=np.maximum(low, floor),
+        motion=beat_sync(moves, t, bars).T,
+    )
 
 
 # --- boundaries ---------------------------------------------------------------------------
