@@ -23,7 +23,9 @@ and shared spectrum, as the pipeline runs it); librosa's agglomerative segmentat
 (``librosa.segment.agglomerative`` on beat-synchronous chroma + MFCC) given the true number of
 sections, its sections labelled by agglomerative clustering of their mean features given the
 true number of labels; msaf 0.1.80 (``sf`` boundaries + ``fmc2d`` labels, its defaults; and
-``scluster``), when it imports (it needs ``scipy.inf`` and friends, restored by a shim here).
+``scluster``), when it imports (it needs ``scipy.inf`` and friends, restored by a shim here;
+install it with ``pip install --no-deps --target DIR msaf==0.1.80 vmo seaborn future cvxopt``
+and ``PYTHONPATH=DIR``: its ``enum34`` pin would shadow Python's ``enum``).
 Figures from ``mir_eval.segment``: boundary hit-rate F at 0.5 s and 3 s (the track's start
 and end not counted: ``trim=True``) and pairwise label F. Prints tables, asserts nothing.
 """
