@@ -10,7 +10,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from engine.types import (
     TrackNarrative,
     TrackResult,
 )
+
+if TYPE_CHECKING:
+    from engine.analysis.frames import TrackFrames
 
 log = logging.getLogger(__name__)
 
@@ -328,7 +331,8 @@ class Annotator:
                 tiles = [whole_mono()]
             else:
                 tiles.append(stream.resample_chunk(np.zeros(0, np.float32), last=True))
-            grid, form = self._grid_and_form(np.concatenate(tiles), duration_s=hdr.duration_s)
+            grid, frames = self._grid_and_frames(np.concatenate(tiles))
+            form = self._form(frames, grid, duration_s=hdr.duration_s)
             progress("beats", 1, 1)
         done = resolve_track(raw, preset=self.preset, grid=grid)
         narrative = (
@@ -399,7 +403,8 @@ class Annotator:
         downbeats: tuple[float, ...] = ()
         settings = self.preset.regions
         if settings.snap == "bars" or settings.plan == "form":
-            grid, form = self._grid_and_form(whole_mono(), duration_s=duration_s)
+            grid, frames = self._grid_and_frames(whole_mono())
+            form = self._form(frames, grid, duration_s=duration_s)
             downbeats = grid.downbeats
         if settings.plan == "form" and form:
             return plan_form_regions(form, max_s=settings.max_s, downbeats=downbeats), grid, form
@@ -411,18 +416,21 @@ class Annotator:
         )
         return regions, grid, form
 
-    def _grid_and_form(
-        self, y: np.ndarray, *, duration_s: float
-    ) -> tuple[BeatGrid, tuple[Section, ...]]:
-        """The beat grid and the form of a track's mono samples at the grid's rate, from one
-        shared spectrum of the track (:func:`engine.analysis.frames.track_frames`)."""
+    def _grid_and_frames(self, y: np.ndarray) -> tuple[BeatGrid, TrackFrames]:
+        """The beat grid of a track's mono samples at the grid's rate, and the one spectrum of
+        the same samples the analyses after the grid share
+        (:func:`engine.analysis.frames.track_frames`)."""
         from engine.analysis.beats import GRID_SR
-        from engine.analysis.form import track_form
         from engine.analysis.frames import track_frames
 
-        grid = self._grid(y)
-        frames = track_frames(y, sr=GRID_SR)
-        return grid, track_form(frames, duration_s=duration_s, grid=grid)
+        return self._grid(y), track_frames(y, sr=GRID_SR)
+
+    @staticmethod
+    def _form(frames: TrackFrames, grid: BeatGrid, *, duration_s: float) -> tuple[Section, ...]:
+        """The track's form (:func:`engine.analysis.form.track_form`)."""
+        from engine.analysis.form import track_form
+
+        return track_form(frames, duration_s=duration_s, grid=grid)
 
     def _grid(self, y: np.ndarray) -> BeatGrid:
         """The beat grid of a track's mono samples at the grid's rate, in the preset's range."""
