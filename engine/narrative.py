@@ -305,8 +305,8 @@ def by_section(
                 head = f"{timestamp(sec.start_s)}-{timestamp(sec.end_s)} {name}"
                 text = f"{head}: {', '.join([*bits, *texts])}"
             else:
-                said = f"at {timestamp(start)} {', '.join(texts)}" if texts else ""
-                text = f"{said}: {_brief([regions[i] for i in members_j])}".lstrip(": ")
+                at = f"at {timestamp(start)} {', '.join(texts)}" if texts else ""
+                text = f"{at}: {_brief([regions[i] for i in members_j])}".lstrip(": ")
             piece = [regions[i] for i in members_j]
             key = next((r.key.key for r in piece if r.key and not r.silent), None)
             sections.append(NarrativeSection(start, end, text, key, tuple(events)))
