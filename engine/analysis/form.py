@@ -55,6 +55,7 @@ QUIET_DB = 3.0  # an intro/outro/breakdown is this much below the track's median
 SILENT_DB = 50.0  # a section this far below the loudest is silence: it gets no function
 DROP_LOW_DB = 6.0  # a breakdown's kick band is this much below the track's median
 RISE_DB = 3.0  # a build-up's level rises by this much from its first to its last bar
+PLACES = ("intro", "outro", "bridge")  # functions that come from where a section is
 FALLBACK_BAR_S = 2.0  # the bar length of a track with no periodicity at all
 MIN_BARS_S = (1.2, 4.8)  # the bar lengths the onset grid looks for
 
@@ -408,13 +409,21 @@ def section_functions(
             out[i] = "breakdown"
         rises = b - a >= 2 and feats.level[b - 1] - feats.level[a] >= RISE_DB
         nxt = i + 1
-        if rises and level[nxt] >= med_level and kick[nxt] >= med_kick and out[nxt] != "chorus":
+        if rises and level[nxt] >= med_level and kick[nxt] >= med_kick and out[nxt] is None:
             out[i] = "build-up"
             out[nxt] = "drop"
     for i in range(1, k):
         after_break = out[i - 1] in ("breakdown", "build-up")
         if out[i] is None and after_break and low[i] >= med_low and level[i] >= med_level:
             out[i] = "drop"
+    # material that returns keeps its function (intro, outro and bridge are places, not
+    # material: they are not carried over)
+    for lab in repeated:
+        found = [out[i] for i in range(k) if labels[i] == lab and out[i] not in PLACES]
+        if found and found[0] is not None:
+            for i in range(k):
+                if labels[i] == lab and out[i] not in PLACES:
+                    out[i] = found[0]
     # intro and outro: first / last, heard once, sparse
     if out[0] is None and count[labels[0]] <= 2 and sparse(0):
         out[0] = "intro"
