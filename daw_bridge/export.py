@@ -6,15 +6,18 @@ through them) and the panel (which holds results as the engine sends them, as di
 - ``json``: the versioned schema (``engine/schema/annotation-<version>.json``).
 - ``jams``: ``key_mode``, ``tempo``, ``segment_open`` (regions with captions), ``tag_open``
   (vocals and tags), ``beat`` (the grid: value = position in the bar, 1 = downbeat) and
-  ``chord`` (the track's chords, Harte labels with their confidence) annotations, validated
-  with the ``jams`` package before writing (imported only by :func:`to_jams`; the other
-  writers are pure Python).
-- ``audacity``: an Audacity label track, ``start<TAB>end<TAB>label`` (File > Import > Labels);
-  with ``bars``, a point label on every bar line too; with ``chords``, a label over each chord.
+  ``chord`` (the track's chords, Harte labels with their confidence) annotations, and a second
+  ``segment_open`` for the form (value = the repeat label, the functions in its sandbox),
+  validated with the ``jams`` package before writing (imported only by :func:`to_jams`; the
+  other writers are pure Python).
+- ``audacity``: an Audacity label track, ``start<TAB>end<TAB>label`` (File > Import > Labels),
+  a label per region and one per section of the form (:func:`section_titles`); with ``bars``,
+  a point label on every bar line too; with ``chords``, a label over each chord.
 - ``csv``: ``#,Name,Start,End,Length`` rows in seconds, the layout of Reaper's Region/Marker
   Manager export (import it there) that Sonic Visualiser also imports (File > Import
-  Annotation Layer, columns: time, end time, label); with ``bars``, a marker row (``M<n>``)
-  on every bar line too; with ``chords``, a marker row where each chord starts.
+  Annotation Layer, columns: time, end time, label), a row per region and one per section
+  of the form; with ``bars``, a marker row (``M<n>``) on every bar line too; with ``chords``,
+  a marker row where each chord starts.
 """
 
 from __future__ import annotations
@@ -167,6 +170,19 @@ def to_jams(doc: dict[str, Any]) -> str:
                 confidence=float(c["confidence"]),
             )
         anns["chord"] = chord
+    if doc.get("form"):
+        form = jams.Annotation(namespace="segment_open", duration=duration)
+        for sec in doc["form"]:
+            t = float(sec["start_s"])
+            form.append(
+                time=t,
+                duration=float(sec["end_s"]) - t,
+                value=str(sec["label"]),
+                confidence=float(sec.get("confidence", 0.0)),
+            )
+        form.annotation_metadata.annotation_rules = "form: repeat labels (A, B, A ...)"
+        form.sandbox.functions = [sec.get("function") for sec in doc["form"]]
+        anns["form"] = form
     for ann in anns.values():
         ann.annotation_metadata.data_source = "sonicverse"
         ann.annotation_metadata.annotation_tools = f"preset {doc['preset']}"
@@ -218,10 +234,53 @@ def chord_marks(doc: dict[str, Any]) -> list[tuple[float, float, str]]:
     ]
 
 
+def section_titles(doc: dict[str, Any]) -> list[tuple[float, float, str]]:
+    """``(start_s, end_s, title)`` for each section of the document's form, titled as the DAW
+    scripts name their regions: ``"Chorus 1 · A minor · 128 BPM"`` (the function, or
+    ``"Section B"``, numbered in order; the key of the region holding most of the section;
+    the grid's tempo there, or the regions' without a grid)."""
+    count: dict[str, int] = {}
+    out = []
+    for sec in doc.get("form", []):
+        a, b = float(sec["start_s"]), float(sec["end_s"])
+        fn = sec.get("function")
+        what = fn[:1].upper() + fn[1:] if fn else f"Section {sec['label']}"
+        count[what] = count.get(what, 0) + 1
+        bits = [f"{what} {count[what]}"]
+        key = _most(doc.get("regions", []), a, b, _region_key)
+        if key:
+            bits.append(key)
+        bpm = _most(doc.get("tempi", []), a, b, lambda t: t.get("bpm"))
+        if bpm is None:
+            bpm = doc.get("tempo_bpm")
+        if bpm is None:  # no grid: the regions' (track-level) tempo
+            bpm = _most(doc.get("regions", []), a, b, lambda r: r.get("tempo_bpm"))
+        if bpm is not None:
+            bits.append(f"{float(bpm):.0f} BPM")
+        out.append((a, b, " · ".join(bits)))
+    return out
+
+
+def _region_key(r: dict[str, Any]) -> str | None:
+    return None if r.get("silent") or not r.get("key") else str(r["key"]["key"])
+
+
+def _most(items: Sequence[dict[str, Any]], a: float, b: float, value: Any) -> Any:
+    """``value(item)`` of the item (with ``start_s``, ``end_s``) covering most of [a, b)."""
+    best, cover = None, 0.0
+    for it in items:
+        c = min(b, float(it["end_s"])) - max(a, float(it["start_s"]))
+        v = value(it)
+        if c > cover and v is not None:
+            best, cover = v, c
+    return best
+
+
 def to_audacity_labels(doc: dict[str, Any], *, bars: bool = False, chords: bool = False) -> str:
-    """An Audacity label track, one label per region (and a point label per bar line, a label
-    over each chord)."""
+    """An Audacity label track, one label per region and per section of the form (and a point
+    label per bar line, a label over each chord)."""
     rows = [(float(r["start_s"]), float(r["end_s"]), region_label(r)) for r in doc["regions"]]
+    rows += section_titles(doc)
     if bars:
         rows += [(t, t, label) for t, label in bar_lines(doc)]
     if chords:
@@ -231,15 +290,17 @@ def to_audacity_labels(doc: dict[str, Any], *, bars: bool = False, chords: bool 
 
 
 def to_region_csv(doc: dict[str, Any], *, bars: bool = False, chords: bool = False) -> str:
-    """Region CSV for Reaper's Region/Marker Manager (and Sonic Visualiser); with ``bars``, a
-    marker on every bar line; with ``chords``, a marker where each chord starts (numbered
-    after the bar lines')."""
+    """Region CSV for Reaper's Region/Marker Manager (and Sonic Visualiser): the regions, then
+    the sections of the form; with ``bars``, a marker on every bar line; with ``chords``, a
+    marker where each chord starts (numbered after the bar lines')."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["#", "Name", "Start", "End", "Length"])
     for i, r in enumerate(doc["regions"], start=1):
         start, end = float(r["start_s"]), float(r["end_s"])
         w.writerow([f"R{i}", region_label(r), f"{start:.6f}", f"{end:.6f}", f"{end - start:.6f}"])
+    for i, (start, end, title) in enumerate(section_titles(doc), start=len(doc["regions"]) + 1):
+        w.writerow([f"R{i}", title, f"{start:.6f}", f"{end:.6f}", f"{end - start:.6f}"])
     marks = [(t, label) for t, label in bar_lines(doc)] if bars else []
     if chords:
         marks += [(t, label) for t, _, label in chord_marks(doc)]

@@ -244,7 +244,8 @@ REQUESTS: dict[str, Message] = {
             "Annotate a track's regions (or the whole file) and write a timestamped narrative; "
             "with channels, from every channel file as one signal.",
             queued=True,
-            result="TrackResult.to_dict(): regions + narrative (TrackNarrative.to_dict())",
+            result="TrackResult.to_dict(): the beat grid, the form, the regions and the "
+            "narrative (TrackNarrative.to_dict())",
         ),
         _request(
             "track",
@@ -252,10 +253,12 @@ REQUESTS: dict[str, Message] = {
             (Arg("path", "s", "absolute path of the audio file"),),
             "The regions the engine cuts the file into when it is given none: the preset's "
             "region length, last-piece rule and snap (with snap = 'bars' the regions start on "
-            "the beat grid's downbeats, and the grid comes too). The panel opens files with it.",
+            "the beat grid's downbeats, with plan = 'form' they are the form's sections, and "
+            "the grid and the form come too). The panel opens files with it.",
             queued=True,
             result='{"path", "regions": [[start_s, end_s], ...], "tempo_bpm", "meter", "beats", '
-            '"beat_confidence", "tempi"} (the grid empty unless the plan follows it)',
+            '"beat_confidence", "tempi", "form"} (the grid and the form empty unless the plan '
+            "follows them)",
         ),
         _request(
             "track",

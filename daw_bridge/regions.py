@@ -51,3 +51,49 @@ def plan_regions(
     if len(bounds) > 2 and bounds[-1] - bounds[-2] < min_tail_s:
         del bounds[-2]
     return [(round(a, 6), round(b, 6)) for a, b in itertools.pairwise(bounds)]
+
+
+DEFAULT_MAX_S = 30.0  # the longest region of a section of the form
+
+
+def plan_form_regions(
+    sections: Sequence[tuple[float, float]],
+    *,
+    max_s: float = DEFAULT_MAX_S,
+    downbeats: Sequence[float] = (),
+) -> list[tuple[float, float]]:
+    """A region per section of the track's form, a section longer than ``max_s`` split into
+    pieces of at most ``max_s``, as even as its bar lines (``downbeats``) allow: each cut is
+    the bar line nearest its even place that keeps both sides within ``max_s`` (an even cut
+    where no bar line does).
+
+    Args:
+        sections: the form's ``(start_s, end_s)`` spans, in time order.
+        max_s: the longest piece, in seconds.
+        downbeats: the beat grid's bar lines.
+
+    Raises:
+        ValueError: naming the value when ``max_s`` is not a positive finite number or a
+            section ends before it starts.
+    """
+    if not (math.isfinite(max_s) and max_s > 0):
+        raise ValueError(f"cannot plan form regions: max_s={max_s}; expected a finite number > 0")
+    bars = sorted(float(d) for d in downbeats)
+    out: list[tuple[float, float]] = []
+    for start, end in sections:
+        if not end > start:
+            raise ValueError(f"cannot plan form regions: section ({start}, {end}) is empty")
+        pieces = max(1, math.ceil((end - start) / max_s - 1e-9))
+        bounds = [start]
+        for i in range(1, pieces):
+            left = pieces - i  # pieces still to cut after this one
+            target = bounds[-1] + (end - bounds[-1]) / (left + 1)
+            ok = [
+                d
+                for d in bars
+                if bounds[-1] < d < end and d - bounds[-1] <= max_s and end - d <= left * max_s
+            ]
+            bounds.append(min(ok, key=lambda d: abs(d - target)) if ok else target)
+        bounds.append(end)
+        out.extend((round(float(a), 6), round(float(b), 6)) for a, b in itertools.pairwise(bounds))
+    return out

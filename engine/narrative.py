@@ -21,6 +21,7 @@ from engine.types import (
     NarrativeEvent,
     NarrativeSection,
     RegionAnnotation,
+    Section,
     TrackNarrative,
 )
 
@@ -110,6 +111,7 @@ def preset_narrative(
     duration_s: float,
     backend: str,
     grid: BeatGrid | None = None,
+    form: Sequence[Section] = (),
 ) -> TrackNarrative:
     """:func:`rule_based` with a preset's ``[track]`` and ``[analysis]`` settings."""
     return rule_based(
@@ -120,6 +122,7 @@ def preset_narrative(
         settings=preset.track,
         analysis=preset.analysis,
         grid=grid,
+        form=form,
     )
 
 
@@ -132,8 +135,10 @@ def rule_based(
     settings: TrackSettings | None = None,
     analysis: AnalysisSettings | None = None,
     grid: BeatGrid | None = None,
+    form: Sequence[Section] = (),
 ) -> TrackNarrative:
-    """Narrate a file from its region annotations.
+    """Narrate a file from its region annotations (by section when ``form`` is given:
+    :func:`by_section`).
 
     Args:
         annotations: the file's regions (any order; raw or already resolved).
@@ -143,6 +148,7 @@ def rule_based(
         settings: track decoding settings (the preset's ``[track]``); defaults when None.
         analysis: the preset's analysis settings (tempo range and prior); defaults when None.
         grid: the track's beat grid: its tempo is the narrative's (see :func:`resolve`).
+        form: the track's sections; the story is then told section by section.
 
     Returns:
         A narrative such as ``"0:00-0:20 C major, around 120 BPM, loud (-14 LUFS); at 0:20
@@ -154,6 +160,16 @@ def rule_based(
     regions = list(res.annotations)
     if not regions:
         return TrackNarrative(source, duration_s, "No regions were annotated.", (), backend)
+    if form:
+        return by_section(
+            regions,
+            res.changes,
+            form,
+            source=source,
+            duration_s=duration_s,
+            backend=backend,
+            min_confidence=cfg.min_event_confidence,
+        )
     runs: list[tuple[list[RegionAnnotation], list[NarrativeEvent]]] = [([regions[0]], [])]
     for i in range(1, len(regions)):
         prev, cur = regions[i - 1], regions[i]
@@ -180,3 +196,149 @@ def rule_based(
     return TrackNarrative(
         source, duration_s, prose[:1].upper() + prose[1:] + ".", tuple(sections), backend
     )
+
+
+SECTION_LOUDER_LU = 3.0  # a section this much louder (quieter) than the one before says so
+
+
+def section_name(section: Section) -> str:
+    """How the narrative names a section: ``"chorus (C)"``, or ``"section C"`` without a
+    function."""
+    if section.function:
+        return f"{section.function} ({section.label})"
+    return f"section {section.label}"
+
+
+def _mean_level(run: Sequence[RegionAnnotation]) -> float | None:
+    levels = [r.loudness_lufs for r in run if r.loudness_lufs is not None and not r.silent]
+    return sum(levels) / len(levels) if levels else None
+
+
+def by_section(
+    regions: Sequence[RegionAnnotation],
+    changes: dict[int, tuple[NarrativeEvent, ...]] | dict[int, list[NarrativeEvent]],
+    form: Sequence[Section],
+    *,
+    source: str,
+    duration_s: float,
+    backend: str,
+    min_confidence: float,
+) -> TrackNarrative:
+    """The narrative told by the track's form: one sentence per section, in order.
+
+    Each region belongs to the section holding its middle; the changes decoded between
+    regions (key, tempo, vocals, loudness, silence) are said in the section where they
+    happen: a change inside a section starts a piece of its own (``"at 1:50 it gets louder:
+    G major, instrumental"``), so every :class:`NarrativeSection` holds the changes at its
+    start, as the rule-based narrative's do. A section whose label came before says that it
+    returns; one heard for the first time is described (key, tempo, vocals, instruments,
+    level), later ones by how they differ from the section before, with their key and vocals.
+
+    Args:
+        regions: the resolved regions, in time order.
+        changes: region index -> the changes decoded at its start (:func:`engine.track.resolve`).
+        form: the track's sections, in time order.
+        source, duration_s, backend: echoed in the result.
+        min_confidence: events below this confidence are not said.
+
+    Returns:
+        A narrative such as ``"0:00-0:15 intro (A): A minor, around 120 BPM, instrumental,
+        quiet (-30 LUFS); 0:15-0:46 verse (B): louder (+8 LU), A minor, ..., female vocals
+        come in; ...; 2:02-2:33 the chorus returns (C): louder (+6 LU), A minor, female
+        vocals"``.
+    """
+    members: list[list[int]] = [[] for _ in form]
+    for i, r in enumerate(regions):
+        mid = (r.start_s + r.end_s) / 2
+        k = next(
+            (j for j, s in enumerate(form) if s.start_s <= mid < s.end_s),
+            len(form) - 1 if mid >= form[-1].end_s else 0,
+        )
+        members[k].append(i)
+    seen: dict[str, Section] = {}
+    sections: list[NarrativeSection] = []
+    prev_level: float | None = None
+    for k, sec in enumerate(form):
+        idx = members[k]
+        run = [regions[i] for i in idx]
+        first = seen.get(sec.label)
+        if first is not None:
+            what = sec.function or first.function
+            name = f"the {what} returns ({sec.label})" if what else f"section {sec.label} returns"
+        else:
+            name = section_name(sec)
+        # the section's regions in pieces, a new piece where a change is said
+        pieces: list[tuple[list[int], list[NarrativeEvent]]] = []
+        for n, i in enumerate(idx):
+            said = (
+                []
+                if i == 0
+                else events_between(
+                    regions[i - 1], regions[i], changes.get(i, ()), min_confidence=min_confidence
+                )
+            )
+            if n == 0:  # at the section's start: its level is said with the section
+                pieces.append(([i], [e for e in said if e.kind != "loudness"]))
+            elif said:
+                pieces.append(([i], said))
+            else:
+                pieces[-1][0].append(i)
+        level = _mean_level(run)
+        bits: list[str] = []
+        change = None
+        if level is not None and prev_level is not None:
+            change = _level_change(level - prev_level)
+        if not run:
+            bits.append("not annotated")
+        elif all(r.silent for r in run):
+            bits.append("silence")
+        elif first is None:
+            bits += [*([change] if change else []), _describe([regions[i] for i in pieces[0][0]])]
+        else:
+            bits += [change or "as before", _brief([regions[i] for i in pieces[0][0]])]
+        if not pieces:
+            pieces = [([], [])]
+        for j, (members_j, events) in enumerate(pieces):
+            start = sec.start_s if j == 0 else regions[members_j[0]].start_s
+            end = regions[pieces[j + 1][0][0]].start_s if j + 1 < len(pieces) else sec.end_s
+            texts = [
+                e.text
+                for e in events
+                if not (e.kind == "silence" and members_j and regions[members_j[0]].silent)
+            ]
+            if j == 0:
+                head = f"{timestamp(sec.start_s)}-{timestamp(sec.end_s)} {name}"
+                text = f"{head}: {', '.join([*bits, *texts])}"
+            else:
+                at = f"at {timestamp(start)} {', '.join(texts)}" if texts else ""
+                text = f"{at}: {_brief([regions[i] for i in members_j])}".lstrip(": ")
+            piece = [regions[i] for i in members_j]
+            key = next((r.key.key for r in piece if r.key and not r.silent), None)
+            sections.append(NarrativeSection(start, end, text, key, tuple(events)))
+        seen.setdefault(sec.label, sec)
+        if level is not None:
+            prev_level = level
+    prose = "; ".join(s.text for s in sections)
+    return TrackNarrative(
+        source, duration_s, prose[:1].upper() + prose[1:] + ".", tuple(sections), backend
+    )
+
+
+def _brief(run: Sequence[RegionAnnotation]) -> str:
+    """The key and the vocals of a stretch: ``"A minor, female vocals"``."""
+    if not run or all(r.silent for r in run):
+        return "silence"
+    first = next(r for r in run if not r.silent)
+    parts = [first.key.key if first.key else "no clear key"]
+    vocals = _vocal_label(first)
+    if vocals is not None:
+        parts.append("instrumental" if vocals == "none" else f"{vocals} vocals")
+    return ", ".join(parts)
+
+
+def _level_change(delta_lu: float) -> str | None:
+    if delta_lu >= SECTION_LOUDER_LU:
+        return f"louder ({delta_lu:+.0f} LU)"
+    if delta_lu <= -SECTION_LOUDER_LU:
+        return f"quieter ({delta_lu:+.0f} LU)"
+    return None

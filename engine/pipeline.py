@@ -10,7 +10,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
@@ -24,9 +24,13 @@ from engine.types import (
     ChordSpan,
     Region,
     RegionAnnotation,
+    Section,
     TrackNarrative,
     TrackResult,
 )
+
+if TYPE_CHECKING:
+    from engine.analysis.frames import TrackFrames
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +64,24 @@ def plan_regions(
 
     try:
         spans = plan(duration_s, length_s=length_s, min_tail_s=min_tail_s, downbeats=downbeats)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
+    return [Region(a, b) for a, b in spans]
+
+
+def plan_form_regions(
+    form: Sequence[Section], *, max_s: float, downbeats: Sequence[float] = ()
+) -> list[Region]:
+    """A region per section of the form, longer ones split on bar lines into pieces of at
+    most ``max_s`` (:func:`daw_bridge.regions.plan_form_regions`, as Regions).
+
+    Raises:
+        InvalidRequest: ``max_s`` is not positive.
+    """
+    from daw_bridge.regions import plan_form_regions as plan
+
+    try:
+        spans = plan([(s.start_s, s.end_s) for s in form], max_s=max_s, downbeats=downbeats)
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from None
     return [Region(a, b) for a, b in spans]
@@ -256,11 +278,10 @@ class Annotator:
 
         self._check_duration(hdr)
         grid: BeatGrid | None = None
+        form: tuple[Section, ...] = ()
         chords: tuple[ChordSpan, ...] = ()
         if regions is None:
-            regions, grid, samples = self._default_plan(hdr.duration_s, whole_mono)
-            if samples is not None and grid is not None:
-                chords = self._chords(samples, grid, duration_s=hdr.duration_s)
+            regions, grid, form, chords = self._default_plan(hdr.duration_s, whole_mono)
         for r in regions:
             if r.duration_s < self.preset.regions.min_length_s:
                 raise InvalidRequest(
@@ -331,9 +352,9 @@ class Annotator:
                 tiles = [whole_mono()]
             else:
                 tiles.append(stream.resample_chunk(np.zeros(0, np.float32), last=True))
-            samples = np.concatenate(tiles)
-            grid = self._grid(samples)
-            chords = self._chords(samples, grid, duration_s=hdr.duration_s)
+            grid, frames = self._grid_and_frames(np.concatenate(tiles))
+            form = self._form(frames, grid, duration_s=hdr.duration_s)
+            chords = self._chords(frames, grid, duration_s=hdr.duration_s)
             progress("beats", 1, 1)
         done = resolve_track(raw, preset=self.preset, grid=grid)
         if chords:
@@ -347,17 +368,37 @@ class Annotator:
                 use_cache=use_cache,
                 progress=progress,
                 grid=grid,
+                form=form,
             )
             if narrate
             else TrackNarrative(hdr.path, hdr.duration_s, "", (), self.backend.name)
         )
         return TrackResult(
-            hdr.path, hdr.duration_s, done, narrative, self.preset.name, grid=grid, chords=chords
+            hdr.path,
+            hdr.duration_s,
+            done,
+            narrative,
+            self.preset.name,
+            grid=grid,
+            form=form,
+            chords=chords,
         )
 
     def plan(self, path: str, *, file: BinaryIO | None = None) -> tuple[list[Region], BeatGrid]:
         """The regions :meth:`annotate` cuts a file into when given none (the preset's length,
-        last-piece rule and snap), and the beat grid when the plan follows it (else empty).
+        last-piece rule and snap, or its form), and the beat grid when the plan follows it
+        (else empty).
+
+        Raises:
+            AudioError: unreadable file, or longer than the preset's limit.
+        """
+        regions, grid, _ = self.plan_track(path, file=file)
+        return regions, grid
+
+    def plan_track(
+        self, path: str, *, file: BinaryIO | None = None
+    ) -> tuple[list[Region], BeatGrid, tuple[Section, ...]]:
+        """:meth:`plan`, and the track's form when the plan follows the grid (else empty).
 
         Raises:
             AudioError: unreadable file, or longer than the preset's limit.
@@ -373,8 +414,8 @@ class Annotator:
             )
 
         self._check_duration(hdr)
-        regions, grid, _ = self._default_plan(hdr.duration_s, whole_mono)
-        return regions, grid or BeatGrid()
+        regions, grid, form, _ = self._default_plan(hdr.duration_s, whole_mono)
+        return regions, grid or BeatGrid(), form
 
     def _check_duration(self, hdr: audio.AudioInfo) -> None:
         if hdr.duration_s > self.preset.audio.max_duration_s:
@@ -385,22 +426,52 @@ class Annotator:
 
     def _default_plan(
         self, duration_s: float, whole_mono: Callable[[], np.ndarray]
-    ) -> tuple[list[Region], BeatGrid | None, np.ndarray | None]:
-        """The preset's plan; with ``snap = "bars"`` the grid first, and the plan on it (and
-        the grid's samples, for the analyses that follow it)."""
-        grid = samples = None
+    ) -> tuple[list[Region], BeatGrid | None, tuple[Section, ...], tuple[ChordSpan, ...]]:
+        """The preset's plan; with ``snap = "bars"`` or ``plan = "form"`` the grid, the form
+        and the chords first, and the plan on them."""
+        grid = None
+        form: tuple[Section, ...] = ()
+        chords: tuple[ChordSpan, ...] = ()
         downbeats: tuple[float, ...] = ()
-        if self.preset.regions.snap == "bars":
-            samples = whole_mono()
-            grid = self._grid(samples)
+        settings = self.preset.regions
+        if settings.snap == "bars" or settings.plan == "form":
+            grid, frames = self._grid_and_frames(whole_mono())
+            form = self._form(frames, grid, duration_s=duration_s)
+            chords = self._chords(frames, grid, duration_s=duration_s)
             downbeats = grid.downbeats
+        if settings.plan == "form" and form:
+            planned = plan_form_regions(form, max_s=settings.max_s, downbeats=downbeats)
+            return planned, grid, form, chords
         regions = plan_regions(
             duration_s,
             length_s=self.preset.regions.length_s,
             min_tail_s=self.preset.regions.min_tail_s,
             downbeats=downbeats,
         )
-        return regions, grid, samples
+        return regions, grid, form, chords
+
+    def _grid_and_frames(self, y: np.ndarray) -> tuple[BeatGrid, TrackFrames]:
+        """The beat grid of a track's mono samples at the grid's rate, and the one spectrum of
+        the same samples the analyses after the grid share
+        (:func:`engine.analysis.frames.track_frames`)."""
+        from engine.analysis.beats import GRID_SR
+        from engine.analysis.frames import track_frames
+
+        return self._grid(y), track_frames(y, sr=GRID_SR)
+
+    @staticmethod
+    def _form(frames: TrackFrames, grid: BeatGrid, *, duration_s: float) -> tuple[Section, ...]:
+        """The track's form (:func:`engine.analysis.form.track_form`)."""
+        from engine.analysis.form import track_form
+
+        return track_form(frames, duration_s=duration_s, grid=grid)
+
+    @staticmethod
+    def _chords(frames: TrackFrames, grid: BeatGrid, *, duration_s: float) -> tuple[ChordSpan, ...]:
+        """The track's chords on its beat grid (:func:`engine.analysis.chords.track_chords`)."""
+        from engine.analysis.chords import track_chords
+
+        return track_chords(frames, grid, duration_s=duration_s)
 
     def _grid(self, y: np.ndarray) -> BeatGrid:
         """The beat grid of a track's mono samples at the grid's rate, in the preset's range."""
@@ -408,14 +479,6 @@ class Annotator:
 
         a = self.preset.analysis
         return track_beats(y, sr=GRID_SR, min_bpm=a.tempo_min_bpm, max_bpm=a.tempo_max_bpm)
-
-    def _chords(self, y: np.ndarray, grid: BeatGrid, *, duration_s: float) -> tuple[ChordSpan, ...]:
-        """The chords of a track's mono samples at the grid's rate, on its beat grid."""
-        from engine.analysis.beats import GRID_SR
-        from engine.analysis.chords import track_chords
-        from engine.analysis.frames import track_frames
-
-        return track_chords(track_frames(y, sr=GRID_SR), grid, duration_s=duration_s)
 
     def narrate(self, path: str, annotations: Sequence[RegionAnnotation]) -> TrackNarrative:
         """A narrative over annotations of ``path`` (e.g. regions annotated earlier)."""
@@ -432,10 +495,12 @@ class Annotator:
         use_cache: bool,
         progress: Progress,
         grid: BeatGrid | None = None,
+        form: Sequence[Section] = (),
     ) -> TrackNarrative:
         marks = [f"grid:{grid.tempo_bpm}:{len(grid.beats)}:{grid.tempi}"] if grid else []
         if any(a.chords for a in annotations):  # the narrative says the progressions
             marks.append("chords:" + "|".join(a.progression for a in annotations))
+        marks += [f"form:{s.start_s}:{s.end_s}:{s.label}:{s.function}" for s in form]
         nkey = narrative_key(
             [*keys, *(f"{a.start_s}:{a.end_s}" for a in annotations), *marks],
             fingerprint=self.backend.fingerprint,
@@ -446,7 +511,12 @@ class Annotator:
             if hit is not None and hit.source == path:
                 return hit
         narrative = self.backend.narrate(
-            annotations, source=path, duration_s=duration_s, progress=progress, grid=grid
+            annotations,
+            source=path,
+            duration_s=duration_s,
+            progress=progress,
+            grid=grid,
+            form=tuple(form),
         )
         if self.store is not None:
             self.store.put_narrative(nkey, narrative)

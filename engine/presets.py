@@ -44,9 +44,12 @@ class RegionSettings:
     min_length_s: float = 0.25  # regions shorter than this are refused
     min_tail_s: float = 5.0  # a last region shorter than this joins the one before it
     snap: Literal["none", "bars"] = "none"  # "bars": regions start on the beat grid's downbeats
+    plan: Literal["fixed", "form"] = "fixed"  # "form": a region per section of the track's form
+    max_s: float = 30.0  # plan = "form": longer sections are split on bar lines into pieces <= this
 
     def __post_init__(self) -> None:
         check_range("regions.length_s", self.length_s, 1.0, 600.0)
+        check_range("regions.max_s", self.max_s, 1.0, 600.0)
         check_range("regions.min_length_s", self.min_length_s, 0.01, self.length_s)
         check_range("regions.min_tail_s", self.min_tail_s, self.min_length_s, self.length_s)
 

@@ -130,6 +130,7 @@ class MainWindow(QMainWindow):
         self.narrative: dict[str, Any] | None = None
         self.grid: dict[str, Any] | None = None  # the beat grid from the engine's narrate reply
         self.chords: list[dict[str, Any]] = []  # the track's chords from the same reply
+        self.form: list[dict[str, Any]] = []  # the track's sections from the narrate reply
         self._planning = ""  # the file whose plan the engine is computing
         self._narrating = False  # a narrate request is on its way
         self.session_path = ""
@@ -308,6 +309,7 @@ class MainWindow(QMainWindow):
         self.narrative = None
         self.grid = None
         self.set_chords([])
+        self._set_form([])
         self.narrative_view.clear()
         self.model.set_rows([])
 
@@ -446,6 +448,7 @@ class MainWindow(QMainWindow):
             self.narrative = None
             self.grid = None
             self.set_chords([])
+            self._set_form([])
             self._show_narrative()
         elif self.link.state == "up":
             self.status.showMessage(
@@ -504,6 +507,7 @@ class MainWindow(QMainWindow):
         self.narrative = result["narrative"]
         self.grid = {k: result[k] for k in export.EMPTY_GRID if k in result} or None
         self.set_chords(result.get("chords"))
+        self._set_form(result.get("form") or [])
         self._show_narrative()
         self.status.clearMessage()
         if self.grid and self.grid.get("tempo_bpm"):
@@ -524,7 +528,14 @@ class MainWindow(QMainWindow):
             self.model.set_rows([RegionRow(start_s=a, end_s=b) for a, b in spans])
         if result.get("beats"):
             self.grid = {k: result[k] for k in export.EMPTY_GRID if k in result}
+        if result.get("form"):
+            self._set_form(result["form"])
         self.annotate_all()
+
+    def _set_form(self, form: list[dict[str, Any]]) -> None:
+        """The track's sections, kept for exports and sessions and drawn in the form lane."""
+        self.form = list(form)
+        self.waveform.set_form(self.form)
 
     def _on_plan_failed(self, message: str) -> None:
         log.info("no plan from the engine (%s): the panel's own default regions stand", message)
@@ -564,6 +575,7 @@ class MainWindow(QMainWindow):
             narrative=self.narrative,
             grid=self.grid,
             chords=self.chords,
+            form=self.form,
         )
 
     def set_chords(self, chords: list[dict[str, Any]] | None) -> None:
@@ -626,6 +638,7 @@ class MainWindow(QMainWindow):
             narrative=self.narrative,
             grid=self.grid,
             chords=self.chords,
+            form=self.form,
         )
 
     def choose_session_path(self) -> None:
@@ -665,7 +678,7 @@ class MainWindow(QMainWindow):
             return False
         self.session_path = path
         self.preset_box.setCurrentText(s.preset)
-        narrative, grid, chords = s.narrative, s.grid, s.chords
+        narrative, grid, chords, form = s.narrative, s.grid, s.chords, s.form
         self.open_audio(s.audio_path, regions=[RegionRow.from_dict(r) for r in s.regions])
 
         def restore(_path: str) -> None:
@@ -673,6 +686,7 @@ class MainWindow(QMainWindow):
             self.narrative = narrative
             self.grid = grid
             self.set_chords(chords)
+            self._set_form(form)
             self._show_narrative()
 
         self.overviewLoaded.connect(restore)

@@ -30,6 +30,7 @@ class Session:
         narrative: the engine's ``TrackNarrative.to_dict()``, None before narration.
         grid: the beat grid's fields of the engine's narrate reply, None before narration.
         chords: the track's chords of that reply (``ChordSpan.to_dict()`` dicts).
+        form: the track's sections of the engine's narrate reply, empty before narration.
     """
 
     audio_path: str
@@ -38,6 +39,7 @@ class Session:
     narrative: dict[str, Any] | None = None
     grid: dict[str, Any] | None = None
     chords: list[dict[str, Any]] = field(default_factory=list)
+    form: list[dict[str, Any]] = field(default_factory=list)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the session as JSON (atomically: a crash never leaves half a file)."""
@@ -52,6 +54,7 @@ class Session:
             "narrative": self.narrative,
             "grid": self.grid,
             "chords": self.chords,
+            "form": self.form,
         }
         tmp = p.with_name(p.name + ".tmp")
         tmp.write_text(json.dumps(doc, indent=2, allow_nan=False), encoding="utf-8")
@@ -98,4 +101,5 @@ class Session:
             narrative=doc.get("narrative"),
             grid=doc.get("grid"),
             chords=list(doc.get("chords") or []),
+            form=list(doc.get("form") or []),
         )

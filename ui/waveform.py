@@ -3,8 +3,10 @@
 Mouse: drag on empty ground (or Shift+drag anywhere) to add a region; drag a region to move
 it; drag its edges to resize it; click to select; Delete (or the context menu) removes the
 selected region.
-A stripe along the top of each annotated region shows its vocals (none / male / female); a
-lane above the time axis shows the track's chords once the engine has narrated it.
+A stripe along the top of each annotated region shows its vocals (none / male / female).
+Once the track is narrated, a lane above the waveform shows its form: a box per section,
+coloured by its repeat label, named by its function ("chorus C", or "C" without one), and a
+lane above the time axis shows the track's chords.
 """
 
 from __future__ import annotations
@@ -35,6 +37,23 @@ MIN_REGION_S = 0.25  # regions shorter than this are not created
 AXIS_PX = 18  # height of the time axis at the bottom
 VOCALS_PX = 10  # height of the vocals stripe at the top of a region
 CHORDS_PX = 16  # height of the chord lane above the time axis (when there are chords)
+FORM_PX = 20  # height of the form lane above the waveform (when the track has a form)
+FORM_COLOURS = ("#4287f5", "#eb6e34", "#50b45a", "#c846a0", "#e6be28", "#3cbec8", "#9664dc")
+
+
+def section_text(section: dict[str, Any]) -> str:
+    """What the form lane writes in a section: ``"chorus C"``, or ``"C"`` without a function."""
+    fn = section.get("function")
+    return f"{fn} {section['label']}" if fn else str(section["label"])
+
+
+def label_colours(form: list[dict[str, Any]]) -> dict[str, QColor]:
+    """A colour per repeat label, in order of first appearance (the same colour returns)."""
+    out: dict[str, QColor] = {}
+    for s in form:
+        if s["label"] not in out:
+            out[s["label"]] = QColor(FORM_COLOURS[len(out) % len(FORM_COLOURS)])
+    return out
 
 
 class WaveformView(QWidget):
@@ -59,6 +78,7 @@ class WaveformView(QWidget):
         self.selected = ""
         self.chords: list[dict[str, Any]] = []
         self.message = "Open an audio file (File > Open, or drop it here)"
+        self.form: list[dict[str, Any]] = []
         self._drag: dict[str, Any] | None = None
         self.setMinimumHeight(160)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -116,6 +136,11 @@ class WaveformView(QWidget):
         self.chords = list(chords or [])
         self.update()
 
+    def set_form(self, form: list[dict[str, Any]]) -> None:
+        """The track's sections (``Section.to_dict()`` dicts) for the form lane; [] hides it."""
+        self.form = list(form)
+        self.update()
+
     def select(self, region_id: str) -> None:
         """Select a region (from the table) without emitting :attr:`regionSelected`."""
         self.selected = region_id
@@ -133,8 +158,12 @@ class WaveformView(QWidget):
             p.drawText(QRectF(0, 0, w, h), Qt.AlignmentFlag.AlignCenter, self.message)
             p.end()
             return
+        lane = FORM_PX if self.form else 0
+        if lane:
+            self._paint_form(p, w)
+        p.translate(0, lane)
         lane_h = CHORDS_PX if self.chords else 0
-        wave_h = h - AXIS_PX - lane_h
+        wave_h = h - AXIS_PX - lane - lane_h
         for row in self.model.rows:
             self._paint_region(p, row, wave_h)
         self._paint_wave(p, wave_h)
@@ -148,6 +177,23 @@ class WaveformView(QWidget):
                 QColor(30, 100, 220, 60),
             )
         p.end()
+
+    def _paint_form(self, p: QPainter, w: int) -> None:
+        p.fillRect(0, 0, w, FORM_PX, QColor("#e4e7eb"))
+        colours = label_colours(self.form)
+        for s in self.form:
+            x0, x1 = self.x_of(float(s["start_s"])), self.x_of(float(s["end_s"]))
+            rect = QRectF(x0, 1, max(1.0, x1 - x0), FORM_PX - 2)
+            p.fillRect(rect, colours[s["label"]])
+            p.setPen(QPen(QColor("#ffffff"), 1.0))
+            p.drawRect(rect)
+            if x1 - x0 > 24:
+                p.setPen(QColor("#ffffff"))
+                p.drawText(
+                    rect.adjusted(4, 0, -2, 0),
+                    Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                    section_text(s),
+                )
 
     def _paint_region(self, p: QPainter, row: RegionRow, wave_h: int) -> None:
         x0, x1 = self.x_of(row.start_s), self.x_of(row.end_s)

@@ -14,6 +14,7 @@ local M = {}
 M.TAG = "SV:"                       -- prefix of the range markers we own
 M.TEMPO_TAG = "SV: tempo"           -- the range marker over the bar the tempo starts
 M.CHORD_TAG = "SV\u{266A} "          -- "SV♪ ": the range markers over the chords
+M.FORM_TAG = "SV: form"             -- the range markers over the sections of the form
 M.ANNOTATE = "/sonicverse/region/annotate"
 M.NARRATE = "/sonicverse/track/narrate"
 
@@ -444,6 +445,45 @@ end
 -- is in quarter notes (a 6/8 beat is a dotted quarter). `old_s`: where an earlier run put its
 -- tempo; Ardour 7's Lua cannot remove a tempo, so that one is given the tempo around it.
 -- Returns the lead-in tempo (quarters a minute).
+-- The sections of a narrate result's form inside [from_s, to_s) of the file, clipped to it:
+-- { start, stop, name } with names "Chorus 1 · A minor · 128 BPM" (the function, or
+-- "Section <label>", numbered; the key of the region holding most of it; the tempo there).
+function M.form_sections(result, from_s, to_s)
+  local function most(list, a, b, value)
+    local best, cover = nil, 0
+    for _, x in ipairs(type(list) == "table" and list or {}) do
+      local c = math.min(b, x.end_s) - math.max(a, x.start_s)
+      local v = value(x)
+      if c > cover and v ~= nil then best, cover = v, c end
+    end
+    return best
+  end
+  local count, out = {}, {}
+  for _, s in ipairs(type(result.form) == "table" and result.form or {}) do
+    local a, b = math.max(s.start_s, from_s), math.min(s.end_s, to_s)
+    if b > a then
+      local what = M.has(s["function"]) and (s["function"]:gsub("^%l", string.upper))
+        or ("Section " .. s.label)
+      count[what] = (count[what] or 0) + 1
+      local bits = { what .. " " .. count[what] }
+      local key = most(result.regions, a, b, function(r)
+        return (type(r.key) == "table" and not r.silent) and r.key.key or nil
+      end)
+      if key then bits[#bits + 1] = key end
+      local bpm = most(result.tempi, a, b, function(t) return t.bpm end)
+      if bpm == nil and type(result.tempo_bpm) == "number" then bpm = result.tempo_bpm end
+      if bpm == nil then  -- no grid: the regions' (track-level) tempo
+        bpm = most(result.regions, a, b, function(r)
+          return type(r.tempo_bpm) == "number" and r.tempo_bpm or nil
+        end)
+      end
+      if bpm then bits[#bits + 1] = string.format("%.0f BPM", bpm) end
+      out[#out + 1] = { start = a, stop = b, name = table.concat(bits, " · ") }
+    end
+  end
+  return out
+end
+
 function M.set_tempo_map(at_s, bpm, meter, old_s)
   local rate = Session:nominal_sample_rate()
   local num, den = meter:match("^(%d+)/(%d+)$")

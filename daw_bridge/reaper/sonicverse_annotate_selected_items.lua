@@ -2,15 +2,19 @@
 -- @author SonicVerse
 -- @version 0.5.0
 -- @changelog
---   New action "Script: sonicverse_annotate_chords.lua": a project marker "SV♪ <chord>" where
+--   New actions "Script: sonicverse_annotate_chords.lua": a project marker "SV♪ <chord>" where
 --   each chord the engine recognises in the project's mix starts, one undo step; running it
---   again replaces only the chord markers it wrote
+--   again replaces only the chord markers it wrote. "Script: sonicverse_annotate_form.lua":
+--   one project region per section of the project mix's form ("Chorus 1 · A minor ·
+--   128 BPM"), coloured by repeat label, one undo step; running it again replaces only the
+--   regions it wrote
 -- @provides
 --   [nomain] sonicverse_common.lua
 --   [main] sonicverse_annotate_regions.lua
 --   [main] sonicverse_narrate_project.lua
 --   [main] sonicverse_set_project_tempo.lua
 --   [main] sonicverse_annotate_chords.lua
+--   [main] sonicverse_annotate_form.lua
 --   [main] sonicverse_configure.lua
 -- @about
 --   # SonicVerse for REAPER
@@ -25,8 +29,9 @@
 --   REAPER stays responsive while the engine works: a small window shows progress and Esc
 --   cancels. Also installs the actions "Script: sonicverse_annotate_regions.lua",
 --   "Script: sonicverse_narrate_project.lua", "Script: sonicverse_set_project_tempo.lua",
---   "Script: sonicverse_annotate_chords.lua" and "Script: sonicverse_configure.lua" (run it
---   first when REAPER does not find `sonicverse` on its PATH). Needs REAPER 7.0 or later.
+--   "Script: sonicverse_annotate_chords.lua", "Script: sonicverse_annotate_form.lua" and
+--   "Script: sonicverse_configure.lua" (run it first when REAPER does not find `sonicverse`
+--   on its PATH). Needs REAPER 7.0 or later.
 
 local script_dir = ({ reaper.get_action_context() })[2]:match("^(.*[/\\])")
 local sv = dofile(script_dir .. "sonicverse_common.lua")

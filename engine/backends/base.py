@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from engine.audio import Audio
-from engine.types import BeatGrid, Region, RegionAnnotation, TrackNarrative
+from engine.types import BeatGrid, Region, RegionAnnotation, Section, TrackNarrative
 
 if TYPE_CHECKING:
     from engine.presets import Preset
@@ -67,8 +67,10 @@ class Backend(Protocol):
         duration_s: float,
         progress: Progress = no_progress,
         grid: BeatGrid | None = None,
+        form: Sequence[Section] = (),
     ) -> TrackNarrative:
-        """A timestamped narrative over a file's annotations (in time order)."""
+        """A timestamped narrative over a file's annotations (in time order), told by
+        section when the track's ``form`` is given."""
         ...
 
     def close(self) -> None:

@@ -24,7 +24,7 @@ from engine.captions import template_caption
 from engine.errors import check_range
 from engine.narrative import preset_narrative
 from engine.tagging import TaggerSettings
-from engine.types import BeatGrid, RegionAnnotation, TrackNarrative
+from engine.types import BeatGrid, RegionAnnotation, Section, TrackNarrative
 
 if TYPE_CHECKING:
     from engine.presets import Preset
@@ -153,6 +153,7 @@ class LiteBackend:
         duration_s: float,
         progress: Progress = no_progress,
         grid: BeatGrid | None = None,
+        form: Sequence[Section] = (),
     ) -> TrackNarrative:
         """The rule-based narrative."""
         narrative = preset_narrative(
@@ -162,6 +163,7 @@ class LiteBackend:
             duration_s=duration_s,
             backend=self.name,
             grid=grid,
+            form=form,
         )
         progress("narrate", 1, 1)
         return narrative

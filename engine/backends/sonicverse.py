@@ -42,7 +42,7 @@ from engine.models.loaders import (
     torch_dtype,
 )
 from engine.narrative import preset_narrative
-from engine.types import BeatGrid, RegionAnnotation, TrackNarrative
+from engine.types import BeatGrid, RegionAnnotation, Section, TrackNarrative
 
 if TYPE_CHECKING:
     import torch
@@ -245,6 +245,7 @@ class SonicVerseBackend:
         duration_s: float,
         progress: Progress = no_progress,
         grid: BeatGrid | None = None,
+        form: Sequence[Section] = (),
     ) -> TrackNarrative:
         """One narrative from the LLM over the chunk captions (rule-based without an LLM).
 
@@ -259,6 +260,7 @@ class SonicVerseBackend:
             duration_s=duration_s,
             backend=self.name,
             grid=grid,
+            form=form,
         )
         if self.lm is None or not self.options.llm.narrative or not annotations:
             progress("narrate", 1, 1)

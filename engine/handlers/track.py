@@ -37,12 +37,14 @@ def narrate(server: EngineServer, job: Job) -> dict[str, Any]:
 
 
 def plan(server: EngineServer, job: Job) -> dict[str, Any]:
-    """``track/plan``: the default regions of a file, and the grid when they follow it."""
-    regions, grid = server.annotator.plan(job.args["path"], file=job.file)
+    """``track/plan``: the default regions of a file, and the grid and the form when they
+    follow them."""
+    regions, grid, form = server.annotator.plan_track(job.args["path"], file=job.file)
     return {
         "path": job.args["path"],
         "regions": [[r.start_s, r.end_s] for r in regions],
         **grid.to_dict(),
+        "form": [s.to_dict() for s in form],
     }
 
 

@@ -391,6 +391,13 @@ end
 function reaper.AddProjectMarker(_, isrgn, pos, rgnend, name, wantidx)
   return add_marker(isrgn, pos, rgnend, name, wantidx)
 end
+function reaper.AddProjectMarker2(_, isrgn, pos, rgnend, name, wantidx, color)
+  edited("project marker")
+  local number = add_marker(isrgn, pos, rgnend, name, wantidx)
+  project.markers[#project.markers].color = color
+  return number
+end
+function reaper.ColorToNative(r, g, b) return r | (g << 8) | (b << 16) end
 function reaper.DeleteProjectMarker(_, number, isrgn)
   for i, mk in ipairs(project.markers) do
     if mk.number == number and mk.isrgn == isrgn then table.remove(project.markers, i) return true end

@@ -53,6 +53,7 @@ def test_the_scripts_are_actions_with_a_library() -> None:
         "sonicverse_annotate_ranges.lua",
         "sonicverse_set_tempo.lua",
         "sonicverse_annotate_chords.lua",
+        "sonicverse_annotate_form.lua",
     }
     for name in names - {"sonicverse_lib.lua"}:
         text = (ARDOUR_DIR / name).read_text(encoding="utf-8")
@@ -334,3 +335,26 @@ def test_annotate_chords_puts_a_range_over_each_chord_and_replaces_them(tmp_path
     # the user's ranges were annotated, the chord ranges were not taken for user ranges
     user = [x for x in out if x.startswith("RANGE\t") and "[SV " in x]
     assert len(user) == 2, out
+
+
+@needs_ardour
+def test_annotate_form_puts_a_range_marker_over_each_section(tmp_path: Path) -> None:
+    from engine.audio import resample
+    from tests.engine.test_form import SR, abab_song
+
+    song = resample(abab_song(), sr=SR, target_sr=48000)
+    out = run_session(
+        tmp_path, tracks=[("Song", song, 1.0)], scripts=("annotate_form", "annotate_form")
+    )
+    ranges = [x.split("\t")[1:] for x in out if x.startswith("RANGE\t") and "SV: form" in x]
+    names = [r[1] for r in ranges]
+    assert len(ranges) == 4, out  # the second run replaced the first's
+    assert [n.split(" · ")[0] for n in names] == [
+        "SV: form Verse 1",
+        "SV: form Chorus 1",
+        "SV: form Verse 2",
+        "SV: form Chorus 2",
+    ], names
+    starts = [int(r[0]) / 1000 for r in ranges]
+    for at, true_s in zip(starts, (1.0, 17.0, 33.0, 49.0), strict=True):
+        assert abs(at - true_s) < 2.0, starts  # within a bar, in session time

@@ -33,6 +33,7 @@ ADDRESS = re.compile(r"/sonicverse/[A-Za-z0-9_]+/[A-Za-z0-9_]+")
 def test_there_are_the_six_actions_and_their_library():
     assert {p.name for p in SCRIPTS} == {
         "sonicverse_common.lua",
+        "sonicverse_annotate_form.lua",
         "sonicverse_annotate_selected_items.lua",
         "sonicverse_annotate_regions.lua",
         "sonicverse_narrate_project.lua",

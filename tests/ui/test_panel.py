@@ -101,7 +101,8 @@ def test_narrate_exports_timeline_and_session_round_trip(qtbot, window, song, tm
 
     jam = jams.load(str(tmp_path / "out.jams"))
     assert [o.value for o in jam.search(namespace="key_mode")[0].data] == ["D:major"] * 3
-    assert (tmp_path / "out.txt").read_text().count("\n") == 3
+    # a label per region and one per section of the form
+    assert (tmp_path / "out.txt").read_text().count("\n") == 3 + len(doc["form"])
     assert (tmp_path / "out.csv").read_text().startswith("#,Name,Start,End,Length\nR1,D major")
     assert window.save_timeline(str(tmp_path / "timeline.png"))
     assert (tmp_path / "timeline.png").read_bytes()[:4] == b"\x89PNG"

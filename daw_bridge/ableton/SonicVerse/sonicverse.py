@@ -3,7 +3,8 @@
 Live calls :meth:`SonicVerse.update_display` about ten times a second; every network
 operation happens there, on a non-blocking socket, so Live's UI never waits. Settings come
 from ``settings.json`` next to this file when present (``host``, ``port``, ``token``,
-``auto``), else the defaults below.
+``auto``, ``form``), else the defaults below. With ``"form": true``, selecting an arrangement
+audio clip also asks for its file's form and writes a locator at each section (:mod:`.form`).
 """
 
 import json
@@ -12,7 +13,7 @@ import re
 import socket
 import time
 
-from . import osc
+from . import form, osc
 
 HOST = "127.0.0.1"
 PORT = 9000
@@ -31,6 +32,8 @@ ANNOTATE_ARGS = (
     "lyrics",
     "channels",
 )
+NARRATE = "/sonicverse/track/narrate"
+NARRATE_ARGS = ("id", "reply_port", "token", "path", "track", "regions", "channels")
 ACCEPTED = "/sonicverse/reply/accepted"
 PROGRESS = "/sonicverse/reply/progress"
 RESULT = "/sonicverse/reply/result"
@@ -119,8 +122,9 @@ def track_name(clip):
 
 
 class _Pending:
-    def __init__(self, request_id, dgram, clip, now):
+    def __init__(self, request_id, dgram, clip, now, kind="annotate"):
         self.id = request_id
+        self.kind = kind
         self.dgram = dgram
         self.clip = clip
         self.sent_at = now
@@ -140,6 +144,8 @@ class SonicVerse:
         self._engine = (_resolve(str(cfg.get("host", HOST))), int(cfg.get("port", PORT)))
         self._token = str(cfg.get("token", ""))
         self._auto = bool(cfg.get("auto", True))
+        self._form = bool(cfg.get("form", False))
+        self._cues = None  # the form.CueWriter writing locators, one step a tick
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._sock.setblocking(False)
         self._sock.bind(("127.0.0.1" if self._engine[0] in ("127.0.0.1", "localhost") else "", 0))
@@ -167,6 +173,9 @@ class SonicVerse:
             self.annotate_selected_clip()
         self._receive()
         self._housekeeping(now)
+        if self._cues is not None and self._cues.tick():
+            self._cues = None
+            self._show("SonicVerse: the form is in the arrangement's locators")
 
     def connect_script_instances(self, instanciated_scripts):
         pass
@@ -227,6 +236,27 @@ class SonicVerse:
         self._pending[rid] = _Pending(rid, dgram, clip, self._clock())
         self._sendto(dgram)
         self._show("SonicVerse: listening to %s ..." % (clip.name or os.path.basename(path)))
+        if self._form and getattr(clip, "is_arrangement_clip", False):
+            self.ask_form(clip)
+        return rid
+
+    def ask_form(self, clip):
+        """Ask for the form of the clip's file; its sections become locators. Returns the
+        request id."""
+        self._counter += 1
+        rid = f"{self._prefix}-{self._counter}"
+        values = {
+            "id": rid,
+            "reply_port": 0,
+            "token": self._token,
+            "path": clip.file_path,
+            "track": track_name(clip),
+            "regions": "",
+            "channels": "",
+        }
+        dgram = osc.encode(NARRATE, [values[a] for a in NARRATE_ARGS])
+        self._pending[rid] = _Pending(rid, dgram, clip, self._clock(), kind="form")
+        self._sendto(dgram)
         return rid
 
     def _sendto(self, dgram):
@@ -271,7 +301,10 @@ class SonicVerse:
                 except (KeyError, ValueError) as exc:
                     self._log(f"undecodable result ignored: {exc}")
                     return
-                self._apply(p.clip, annotation)
+                if p.kind == "form":
+                    self._apply_form(p.clip, annotation)
+                else:
+                    self._apply(p.clip, annotation)
         elif address == ERROR and len(args) >= 3:
             del self._pending[p.id]
             self._show(f"SonicVerse: {args[1]}: {args[2]}")
@@ -290,6 +323,18 @@ class SonicVerse:
             self._log(f"could not update the clip: {exc}")
             return
         self._show("SonicVerse: " + (annotation.get("caption") or text))
+
+    def _apply_form(self, clip, result):
+        song = self._song()
+        try:
+            cues = form.form_cues(result, clip, clip_span_s(clip), song.tempo)
+        except (RuntimeError, AttributeError) as exc:  # the clip was deleted meanwhile
+            self._log(f"could not place the form: {exc}")
+            return
+        if not cues:
+            self._show("SonicVerse: no form found in the clip")
+            return
+        self._cues = form.CueWriter(song, cues, self._log)
 
     def _housekeeping(self, now):
         for p in list(self._pending.values()):

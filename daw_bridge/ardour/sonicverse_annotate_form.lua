@@ -1,0 +1,65 @@
+ardour {
+  ["type"] = "EditorAction",
+  name = "SonicVerse: annotate form",
+  author = "SonicVerse",
+  description = [[Asks the running SonicVerse engine for the form of the selected audio region
+(the session's first audio region when none is selected, or when run headless): its sections
+on bar lines, with repeat labels and functions. Adds one range marker per section over it,
+"SV: form Chorus 1 · A minor · 128 BPM". Running it again replaces the form's range markers
+and leaves the others alone. Ardour 7's Lua cannot put marker edits in the undo history: run
+it again to refresh them. Needs sonicverse_lib.lua beside it.]],
+}
+
+function factory () return function ()
+  local dir = ARDOUR.LuaAPI.build_filename(ARDOUR.user_config_directory(-1), "scripts")
+  local lib_path = os.getenv("SONICVERSE_ARDOUR_LIB")
+    or ARDOUR.LuaAPI.build_filename(dir, "sonicverse_lib.lua")
+  local sv = dofile(lib_path)
+  local title = "SonicVerse: annotate form"
+
+  local target
+  if Editor then
+    for region in Editor:get_selection().regions:regionlist():iter() do
+      if not region:to_audioregion():isnil() then target = target or region end
+    end
+  end
+  local id = target and target:to_stateful():id():to_s()
+  local track = ""
+  for _, r in ipairs(sv.all_regions()) do
+    if id and r.region:to_stateful():id():to_s() == id then track = r.track end
+    if not target then target, track = r.region, r.track end
+  end
+  if not target then return sv.report(title, { "no audio region in the session" }) end
+  local paths = sv.channel_paths(target:to_audioregion())
+  if not paths then return sv.report(title, { target:name() .. ": no file behind the region" }) end
+
+  local rate = Session:nominal_sample_rate()
+  local pos = target:position():samples() / rate
+  local start_s = target:start():samples() / rate
+  local len_s = target:length():samples() / rate
+  local dialog = sv.progress_dialog(title)
+  local args = { path = paths[1], track = track }
+  if #paths > 1 then args.channels = { table.unpack(paths, 2) } end  -- a stereo region: both
+  local reply = sv.send(sv.NARRATE, args, 600, sv.ticker(dialog, 1, 1, target:name()))
+  if dialog then dialog:done() end
+  if not reply.ok then
+    if reply.code == "cancelled" then return end
+    return sv.report(title, { string.format("%s: %s: %s", target:name(), tostring(reply.code),
+                                            tostring(reply.message)) })
+  end
+  local sections = sv.form_sections(reply.result, start_s, start_s + len_s)
+  if #sections == 0 then
+    return sv.report(title, { target:name() .. ": the engine found no form in it" })
+  end
+  local doomed = {}
+  for l in Session:locations():list():iter() do
+    if l:name():sub(1, #sv.FORM_TAG) == sv.FORM_TAG then doomed[#doomed + 1] = l end
+  end
+  for _, l in ipairs(doomed) do Session:locations():remove(l) end
+  for _, s in ipairs(sections) do
+    local a, b = pos + (s.start - start_s), pos + (s.stop - start_s)
+    local loc = Session:locations():add_range(Temporal.timepos_t(math.floor(a * rate + 0.5)),
+                                              Temporal.timepos_t(math.floor(b * rate + 0.5)))
+    loc:set_name(sv.FORM_TAG .. " " .. s.name)
+  end
+end end
