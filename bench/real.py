@@ -56,7 +56,7 @@ SUNG_S = 3.0  # a region is sung when the lines cover at least this much of it
 INSTRUMENTAL_S = 0.5  # ... and instrumental when they cover less than this
 ESSENTIA_PROFILES = ("bgate", "edma", "temperley")
 ESSENTIA_SPELLING = {"A#": "Bb", "D#": "Eb", "G#": "Ab", "Db": "C#", "Gb": "F#"}
-PATCH_SETTINGS = {"one patch": 1, "every patch": 0}  # [lite.tagger] max_patches
+PATCH_SETTINGS = {"one patch": 1, "two patches": 2, "every patch": 0}  # [lite.tagger] max_patches
 
 
 @dataclass(frozen=True)
