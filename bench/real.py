@@ -14,8 +14,9 @@ the track (:func:`engine.track.resolve`), as ``sonicverse annotate`` does. Print
   tonal files and among the atonal ones (drum and percussion stems, speech);
 - **vocals per region** on the songs whose sung lines are timed (``*.lines.csv``): a 10 s
   region is *sung* when the lines cover >= 3 s of it, *instrumental* when < 0.5 s, else not
-  scored; accuracy and the confusion matrix of the decoded vocals, and whether a song is told
-  all-vocal or all-instrumental, for the tagger on one patch per region and on every patch;
+  scored; accuracy and the confusion matrix of the decoded vocals, the Brier score of each
+  region's own P(vocals) (its calibration), and each song's regions as told, for the tagger
+  on one, two and every 3 s patch per region;
 - clip-level vocals of the other files (a-cappella singing, instrumentals, speech).
 
 Usage::
@@ -230,6 +231,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     clip_vocals = []
     per_song: dict[str, list[str]] = {}
     unclear: list[str] = []
+    brier: dict[str, list[float]] = {v: [] for v in PATCH_SETTINGS}
     seconds, t_ours = 0.0, 0.0
     for tr in tracks:
         clip = load(tr.path)
@@ -277,6 +279,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                         continue
                     pred = sung(a)
                     confusion[label][(truth, pred)] += 1
+                    assert a.vocals is not None
+                    brier[label].append((1.0 - a.vocals.probabilities[0] - truth) ** 2)
                     said.append(("V" if pred else "-") if pred == truth else ("v" if pred else "x"))
                 per_song.setdefault(tr.path.name[:34], []).append("".join(said))
         elif tr.vocals:
@@ -322,11 +326,20 @@ def main(argv: Sequence[str] | None = None) -> None:
                 str(c[(True, False)]),
                 str(c[(False, True)]),
                 str(c[(False, False)]),
+                f"{np.mean(brier[label]):.3f}",
             ]
         )
     print(
         table(
-            ["tagger", "right", "sung->vocals", "sung->none", "instr.->vocals", "instr.->none"],
+            [
+                "tagger",
+                "right",
+                "sung->vocals",
+                "sung->none",
+                "instr.->vocals",
+                "instr.->none",
+                "Brier P(vocals)",
+            ],
             vocal_rows,
         )
     )

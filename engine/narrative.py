@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from engine.captions import loudness_word
+from engine.labels import VOCALS
 from engine.presets import AnalysisSettings, Preset, TrackSettings
-from engine.track import resolve
+from engine.track import GENDER_CONFIDENCE, resolve
 from engine.types import (
     BeatGrid,
     NarrativeEvent,
@@ -38,6 +39,25 @@ def timestamp(seconds: float) -> str:
 
 def _vocal_label(a: RegionAnnotation) -> str | None:
     return a.vocals.label if a.vocals is not None else None
+
+
+def vocals_phrase(run: Sequence[RegionAnnotation]) -> str | None:
+    """How a run of regions' vocals are told: "instrumental", "female vocals", "male vocals",
+    or plain "vocals" when P(that gender | vocals), averaged over the run, is under
+    :data:`engine.track.GENDER_CONFIDENCE`; None when the regions carry no vocals estimate."""
+    label = _vocal_label(run[0])
+    if label is None:
+        return None
+    if label == "none":
+        return "instrumental"
+    col = VOCALS.index(label)
+    shares = [
+        r.vocals.probabilities[col] / max(1e-9, 1.0 - r.vocals.probabilities[0])
+        for r in run
+        if r.vocals is not None
+    ]
+    sure = sum(shares) / len(shares) >= GENDER_CONFIDENCE
+    return f"{label} vocals" if sure else "vocals"
 
 
 def _loudness_event(prev: RegionAnnotation, cur: RegionAnnotation) -> NarrativeEvent | None:
@@ -80,9 +100,9 @@ def _describe(run: list[RegionAnnotation]) -> str:
     tempi = [r.tempo_bpm for r in run if r.tempo_bpm]
     if tempi:
         parts.append(f"around {sorted(tempi)[len(tempi) // 2]:.0f} BPM")
-    vocals = _vocal_label(first)
+    vocals = vocals_phrase(run)
     if vocals is not None:
-        parts.append("instrumental" if vocals == "none" else f"{vocals} vocals")
+        parts.append(vocals)
     instruments = [t.label for t in first.instruments[:2]]
     if instruments:
         parts.append(" and ".join(instruments))
