@@ -12,11 +12,11 @@ a jump of ``LOUDNESS_JUMP_LU`` at the default 0.5. Silence starting or ending is
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from engine.captions import loudness_word
-from engine.labels import VOCALS
 from engine.presets import AnalysisSettings, Preset, TrackSettings
-from engine.track import GENDER_CONFIDENCE, resolve
+from engine.track import GENDER_CONFIDENCE, gender_share, resolve
 from engine.types import (
     BeatGrid,
     NarrativeEvent,
@@ -50,12 +50,7 @@ def vocals_phrase(run: Sequence[RegionAnnotation]) -> str | None:
         return None
     if label == "none":
         return "instrumental"
-    col = VOCALS.index(label)
-    shares = [
-        r.vocals.probabilities[col] / max(1e-9, 1.0 - r.vocals.probabilities[0])
-        for r in run
-        if r.vocals is not None
-    ]
+    shares = [gender_share(replace(r.vocals, label=label)) for r in run if r.vocals is not None]
     sure = sum(shares) / len(shares) >= GENDER_CONFIDENCE
     return f"{label} vocals" if sure else "vocals"
 

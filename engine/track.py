@@ -476,6 +476,14 @@ def _on_level(
 GENDER_CONFIDENCE = 0.7  # a stretch's gender is told when P(that gender | vocals) >= this
 
 
+def gender_share(v: VocalsEstimate) -> float:
+    """P(the labelled gender | vocals) of an estimate, 0 when it says "none"."""
+    if v.label == "none":
+        return 0.0
+    col = VOCALS.index(v.label)
+    return float(v.probabilities[col] / max(1e-9, 1.0 - v.probabilities[0]))
+
+
 def vocal_presence(v: VocalsEstimate) -> float:
     """P(vocals) of a region: the male and female probabilities together."""
     return float(np.clip(1.0 - v.probabilities[0], 0.0, 1.0))
