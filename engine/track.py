@@ -31,6 +31,7 @@ TEMPO_STEP_OCTAVES = 0.01  # tempo grid resolution (0.7 %)
 TEMPO_PEAK_OCTAVES = 0.015  # width of one periodicity peak on the grid
 TEMPO_DRIFT_STEPS = 2  # moving this many grid steps between regions is not a change
 SAME_TEMPO = 0.04  # a region tempo within 4 % of the decoded one is that tempo
+OPENING_KEY_PRIOR = 0.25  # nats added to the first audible region's best key state
 METRICAL_RATIOS = (1.0, 2.0, 0.5, 1.5, 2 / 3, 3.0, 1 / 3, 4.0, 0.25)
 
 
@@ -278,8 +279,12 @@ def _decode_keys(
         probs[row, :NO_KEY] = (1.0 - none) * key_distribution(est)
         probs[row, NO_KEY] = none
     states = NO_KEY + 1
+    emissions = np.log(cfg.key_floor + probs)
+    # the opening key is the home key unless the rest of the track says otherwise: this breaks
+    # near-ties between keys the regions support equally (a relative major and minor)
+    emissions[0, int(np.argmax(probs[0]))] += OPENING_KEY_PRIOR
     path, found = _decode_classes(
-        np.log(cfg.key_floor + probs),
+        emissions,
         penalty=cfg.key_change_penalty,
         min_confidence=cfg.min_event_confidence,
     )
