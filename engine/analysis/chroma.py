@@ -39,8 +39,6 @@ class ChromaConfig:
         range_db: peaks more than this many dB below their frame's strongest peak are ignored.
         silence_db: frames this many dB below the loudest frame are skipped.
         chord_frames: frames per segment of the triad histogram (2 frames = 0.37 s of hops).
-        held_only: only held peaks (:func:`held_peaks`) feed the profiles, not only the
-            tonality.
     """
 
     n_fft: int = 4096
@@ -51,7 +49,6 @@ class ChromaConfig:
     range_db: float = 40.0
     silence_db: float = 50.0
     chord_frames: int = 2
-    held_only: bool = True
 
 
 @dataclass(frozen=True)
@@ -104,10 +101,6 @@ def pitch_profiles(y: np.ndarray, *, sr: int, config: ChromaConfig | None = None
         tuning_coherence(midi[held], weight[held]) if held.any() else 0.0,
         ALL_PEAKS_FACTOR * tuning_coherence(midi, weight),
     )
-    if cfg.held_only:
-        if not held.any():
-            return PitchProfiles(np.zeros(12), np.zeros(12), np.zeros(24))
-        midi, weight, frame = midi[held], weight[held], frame[held]
     midi = midi - estimate_tuning(midi, weight)
     nearest = np.round(midi)
     weight = weight * np.cos(np.pi * (midi - nearest)) ** 2
