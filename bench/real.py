@@ -349,6 +349,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     print("\nClip-level vocals (decoded regions):")
     for line in clip_vocals:
         print("  " + line)
+    for backend in variants.values():
+        backend.close()
+        assert backend.tagger is not None
+        backend.tagger.close()  # the variants share the networks, not the threads
+    lite.close()
 
 
 if __name__ == "__main__":
