@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from engine.track import GENDER_CONFIDENCE, gender_share
 from engine.types import ChordSpan, RegionAnnotation, Tag
 
 
@@ -110,7 +111,8 @@ def template_caption(a: RegionAnnotation) -> str:
         parts.append(f"at {a.tempo_bpm:.0f} BPM")
     instruments = _labels(a.instruments, 3)
     if a.vocals is not None and a.vocals.label != "none":
-        voice = f"with a {a.vocals.label} lead vocal"
+        gender = f"{a.vocals.label} " if gender_share(a.vocals) >= GENDER_CONFIDENCE else ""
+        voice = f"with a {gender}lead vocal"
         parts.append(f"{voice} over {_join(instruments)}" if instruments else voice)
     elif instruments:
         parts.append(f"on {_join(instruments)}")

@@ -12,10 +12,11 @@ a jump of ``LOUDNESS_JUMP_LU`` at the default 0.5. Silence starting or ending is
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from engine.captions import loudness_word, said_progression
 from engine.presets import AnalysisSettings, Preset, TrackSettings
-from engine.track import resolve
+from engine.track import GENDER_CONFIDENCE, gender_share, resolve
 from engine.types import (
     BeatGrid,
     NarrativeEvent,
@@ -39,6 +40,20 @@ def timestamp(seconds: float) -> str:
 
 def _vocal_label(a: RegionAnnotation) -> str | None:
     return a.vocals.label if a.vocals is not None else None
+
+
+def vocals_phrase(run: Sequence[RegionAnnotation]) -> str | None:
+    """How a run of regions' vocals are told: "instrumental", "female vocals", "male vocals",
+    or plain "vocals" when P(that gender | vocals), averaged over the run, is under
+    :data:`engine.track.GENDER_CONFIDENCE`; None when the regions carry no vocals estimate."""
+    label = _vocal_label(run[0])
+    if label is None:
+        return None
+    if label == "none":
+        return "instrumental"
+    shares = [gender_share(replace(r.vocals, label=label)) for r in run if r.vocals is not None]
+    sure = sum(shares) / len(shares) >= GENDER_CONFIDENCE
+    return f"{label} vocals" if sure else "vocals"
 
 
 def _loudness_event(prev: RegionAnnotation, cur: RegionAnnotation) -> NarrativeEvent | None:
@@ -86,9 +101,9 @@ def _describe(run: list[RegionAnnotation]) -> str:
     tempi = [r.tempo_bpm for r in run if r.tempo_bpm]
     if tempi:
         parts.append(f"around {sorted(tempi)[len(tempi) // 2]:.0f} BPM")
-    vocals = _vocal_label(first)
+    vocals = vocals_phrase(run)
     if vocals is not None:
-        parts.append("instrumental" if vocals == "none" else f"{vocals} vocals")
+        parts.append(vocals)
     instruments = [t.label for t in first.instruments[:2]]
     if instruments:
         parts.append(" and ".join(instruments))

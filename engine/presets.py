@@ -94,7 +94,7 @@ class TrackSettings:
     tempo_level_octaves: float = 1.0  # width of the pull towards the track's metrical level
     level_prior_bpm: float = 100.0  # centre of the prior choosing the track's metrical level
     level_prior_octaves: float = 0.25  # its width in octaves
-    vocals_change_penalty: float = 3.0  # cost of vocals entering, leaving or changing (nats)
+    vocals_change_penalty: float = 0.9  # cost of vocals entering, leaving or changing (nats)
     vocals_floor: float = 0.05  # probability floor per vocal class and region
     min_event_confidence: float = 0.5  # events below this are not claimed
 

@@ -31,6 +31,7 @@ TEMPO_STEP_OCTAVES = 0.01  # tempo grid resolution (0.7 %)
 TEMPO_PEAK_OCTAVES = 0.015  # width of one periodicity peak on the grid
 TEMPO_DRIFT_STEPS = 2  # moving this many grid steps between regions is not a change
 SAME_TEMPO = 0.04  # a region tempo within 4 % of the decoded one is that tempo
+OPENING_KEY_PRIOR = 0.25  # nats added to the first audible region's best key state
 METRICAL_RATIOS = (1.0, 2.0, 0.5, 1.5, 2 / 3, 3.0, 1 / 3, 4.0, 0.25)
 
 
@@ -278,8 +279,12 @@ def _decode_keys(
         probs[row, :NO_KEY] = (1.0 - none) * key_distribution(est)
         probs[row, NO_KEY] = none
     states = NO_KEY + 1
+    emissions = np.log(cfg.key_floor + probs)
+    # the opening key is the home key unless the rest of the track says otherwise: this breaks
+    # near-ties between keys the regions support equally (a relative major and minor)
+    emissions[0, int(np.argmax(probs[0]))] += OPENING_KEY_PRIOR
     path, found = _decode_classes(
-        np.log(cfg.key_floor + probs),
+        emissions,
         penalty=cfg.key_change_penalty,
         min_confidence=cfg.min_event_confidence,
     )
@@ -473,32 +478,83 @@ def _on_level(
 # --- vocals --------------------------------------------------------------------------------
 
 
+GENDER_CONFIDENCE = 0.7  # a stretch's gender is told when P(that gender | vocals) >= this
+
+
+def gender_share(v: VocalsEstimate) -> float:
+    """P(the labelled gender | vocals) of an estimate, 0 when it says "none"."""
+    if v.label == "none":
+        return 0.0
+    col = VOCALS.index(v.label)
+    return float(v.probabilities[col] / max(1e-9, 1.0 - v.probabilities[0]))
+
+
+def vocal_presence(v: VocalsEstimate) -> float:
+    """P(vocals) of a region: the male and female probabilities together."""
+    return float(np.clip(1.0 - v.probabilities[0], 0.0, 1.0))
+
+
 def _decode_vocals(
     regions: Sequence[RegionAnnotation],
     cfg: TrackSettings,
     changes: dict[int, list[NarrativeEvent]],
 ) -> list[VocalsEstimate | None]:
+    """Vocals in two steps: presence, then the gender of each sung stretch.
+
+    Presence is decoded over two states, instrumental and sung, from each region's P(vocals)
+    (its male and female probabilities together), so a voice whose probability is split
+    between the genders still counts whole. Every entry or exit costs the penalty: vocals
+    enter and leave where the regions' evidence does, stretch by stretch. Each sung stretch
+    then gets the gender its regions support together (decoded the same way, so a lead vocal
+    can change), told in the narrative only when P(gender | vocals) over the stretch reaches
+    :data:`GENDER_CONFIDENCE`.
+    """
     idx = _audible(regions, [a.vocals is not None for a in regions])
     out: list[VocalsEstimate | None] = [a.vocals for a in regions]
     if not idx:
         return out
-    probs = np.array([regions[i].vocals.probabilities for i in idx], dtype=np.float64)  # type: ignore[union-attr]
+    ests = [regions[i].vocals for i in idx]
+    probs = np.array([e.probabilities for e in ests], dtype=np.float64)  # type: ignore[union-attr]
+    present = np.array([vocal_presence(e) for e in ests])  # type: ignore[arg-type]
     path, found = _decode_classes(
-        np.log(cfg.vocals_floor + probs),
+        np.log(cfg.vocals_floor + np.stack([1.0 - present, present], axis=1)),
         penalty=cfg.vocals_change_penalty,
         min_confidence=cfg.min_event_confidence,
     )
+    label = ["none"] * len(idx)
+    confident = [False] * len(idx)
+    gender_changes: list[tuple[int, float]] = []
+    for a, b in _segments(path, np.eye(2, dtype=bool)):
+        if path[a] == 0:
+            continue
+        sung = probs[a:b, 1:] / np.maximum(probs[a:b, 1:].sum(axis=1, keepdims=True), 1e-9)
+        genders, flips = _decode_classes(
+            np.log(cfg.vocals_floor + sung),
+            penalty=cfg.vocals_change_penalty,
+            min_confidence=cfg.min_event_confidence,
+        )
+        for c, d in _segments(genders, np.eye(2, dtype=bool)):
+            share = float(sung[c:d, genders[c]].mean())
+            for t in range(a + c, a + d):
+                label[t] = VOCALS[1 + int(genders[c])]
+                confident[t] = share >= GENDER_CONFIDENCE
+        gender_changes.extend((a + step, conf) for step, conf in flips)
     for row, i in enumerate(idx):
         v = regions[i].vocals
         assert v is not None
-        out[i] = VocalsEstimate(VOCALS[int(path[row])], v.probabilities)
-    for step, conf in found:
-        prev, cur = VOCALS[int(path[step - 1])], VOCALS[int(path[step])]
-        if prev == "none":
-            text = f"{cur} vocals enter"
+        out[i] = VocalsEstimate(label[row], v.probabilities)
+    events = [(step, conf, False) for step, conf in found]
+    events += [(step, conf, True) for step, conf in gender_changes]
+    for step, conf, gender_change in sorted(events):
+        cur = label[step]
+        told = cur if confident[step] else ""
+        if gender_change:
+            if not (confident[step] and confident[step - 1]):
+                continue  # a change between genders nobody is sure of is not told
+            text = f"the lead vocal changes to {cur}"
         elif cur == "none":
             text = "the vocals drop out"
         else:
-            text = f"the lead vocal changes to {cur}"
+            text = f"{told} vocals enter".strip()
         changes.setdefault(idx[step], []).append(NarrativeEvent("vocals", text, round(conf, 3)))
     return out

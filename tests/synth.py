@@ -116,3 +116,86 @@ def song_with_change(
         harmony = progression(tonic, mode, sr=sr, chord_s=chord_s, repeats=reps)[: int(dur * sr)]
         parts.append(harmony + click_track(bpm, dur, sr=sr)[: harmony.size])
     return np.concatenate(parts).astype(np.float32)
+
+
+def detuned_saw_song(
+    tonic: str,
+    mode: str,
+    *,
+    seconds: float = 30.0,
+    bpm: float = 126.0,
+    detune_cents: float = 25.0,
+    drive: float = 6.0,
+    sr: int = 22050,
+    seed: int = 0,
+) -> np.ndarray:
+    """An EDM-style loop, ``[frames]`` float32: I-vi-IV-V (major) or i-VI-iv-v (minor), a bar
+    each, on three band-limited saws detuned by +-``detune_cents`` per note, a saw bass, a
+    sine kick on every beat, all through tanh saturation (``drive``)."""
+    rng = np.random.default_rng(seed)
+    root = 48 + NOTE[tonic]
+    if mode == "major":
+        chords = ((0, 4, 7), (-3, 0, 4), (5, 9, 12), (7, 11, 14))
+    else:
+        chords = ((0, 3, 7), (-4, 0, 3), (5, 8, 12), (7, 10, 14))
+    bar_s = 4 * 60.0 / bpm
+    n = int(seconds * sr)
+    t_bar = np.arange(int(bar_s * sr)) / sr
+
+    def saw(midi: float, cents: tuple[float, ...]) -> np.ndarray:
+        out = np.zeros(t_bar.size)
+        for c in cents:
+            f = midi_hz(midi) * 2 ** (c / 1200)
+            phase = rng.uniform(0, 2 * np.pi)
+            for h in range(1, int(5000 / f) + 1):
+                out += np.sin(2 * np.pi * f * h * t_bar + h * phase) / h
+        return out / len(cents)
+
+    y = np.zeros(n + t_bar.size)
+    spread = (-detune_cents, 0.0, detune_cents)
+    for b in range(int(np.ceil(seconds / bar_s))):
+        c = chords[b % 4]
+        bar = sum(saw(root + x, spread) for x in c) + 0.8 * saw(root - 12 + c[0], (0.0,))
+        start = int(b * bar_s * sr)
+        y[start : start + bar.size] += 0.15 * bar
+    t_kick = np.arange(int(0.3 * sr)) / sr
+    kick = np.sin(2 * np.pi * np.cumsum(50 + 100 * np.exp(-t_kick / 0.03)) / sr)
+    kick *= np.exp(-t_kick / 0.15)
+    for t in np.arange(0.0, seconds, 60.0 / bpm):
+        start = int(t * sr)
+        y[start : start + kick.size] += 0.9 * kick
+    return (np.tanh(drive * y[:n]) / np.tanh(drive)).astype(np.float32)
+
+
+VOWEL_FORMANTS = ((800, 1150, 2900), (400, 1600, 2700), (350, 1700, 2700), (450, 800, 2830))
+
+
+def sung_voice(
+    seconds: float, *, f0_hz: float = 220.0, sr: int = 22050, seed: int = 0
+) -> np.ndarray:
+    """A synthetic singer, ``[frames]`` float32 peaking at 1: a glottal-like source on a
+    pentatonic melody (0.5 s notes, portamento, 5.5 Hz vibrato) through the formants of a
+    vowel that changes every note."""
+    import scipy.signal
+
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sr)
+    t = np.arange(n) / sr
+    note = int(0.5 * sr)
+    steps = rng.choice([0, 2, 4, 7, 9], size=n // note + 1)
+    f0 = np.repeat(f0_hz * 2 ** (steps / 12), note)[:n]
+    f0 = scipy.signal.lfilter([0.01], [1, -0.99], f0 - f0[0]) + f0[0]
+    f0 = f0 * 2 ** (0.4 * np.sin(2 * np.pi * 5.5 * t) / 12)
+    source = np.diff(2 * ((np.cumsum(f0) / sr) % 1.0) - 1.0, prepend=0.0)
+    out = np.zeros(n)
+    ramp = np.arange(note)
+    env = np.minimum(1, ramp / (0.04 * sr)) * np.minimum(1, (note - ramp) / (0.06 * sr))
+    for k in range(0, n, note):
+        seg = source[k : k + note]
+        vowel = VOWEL_FORMANTS[int(rng.integers(len(VOWEL_FORMANTS)))]
+        y = np.zeros(seg.size)
+        for f, width in zip(vowel, (80, 90, 120), strict=True):
+            b, a = scipy.signal.iirpeak(f, f / width, fs=sr)
+            y += scipy.signal.lfilter(b, a, seg)
+        out[k : k + seg.size] = y * env[: seg.size]
+    return (out / np.abs(out).max()).astype(np.float32)

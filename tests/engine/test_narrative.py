@@ -111,3 +111,10 @@ def test_caption_mentions_features() -> None:
     assert template_caption(annotation(0, 1, key="F major", bpm=None)).startswith("An F major")
     assert template_caption(annotation(0, 1, key="Bb major", bpm=None)).startswith("A Bb major")
     assert template_caption(annotation(0, 1, key="D major", bpm=120.0)).startswith("A mid-tempo")
+
+
+def test_captions_name_the_gender_only_when_clear() -> None:
+    sure = annotation(0, 10, vocals="male")  # P(male | vocals) 0.89
+    unsure = replace(sure, vocals=VocalsEstimate("male", (0.2, 0.45, 0.35)))  # 0.56
+    assert "with a male lead vocal" in template_caption(sure)
+    assert "with a lead vocal" in template_caption(unsure)

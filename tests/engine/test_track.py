@@ -13,9 +13,9 @@ from engine.backends.lite import LiteBackend
 from engine.pipeline import Annotator
 from engine.presets import TrackSettings
 from engine.track import key_distribution, no_key_probability, resolve, viterbi
-from engine.types import KeyEstimate, TrackResult
+from engine.types import KeyEstimate, TrackResult, VocalsEstimate
 from tests.engine.helpers import annotation
-from tests.synth import drum_loop, song_with_change
+from tests.synth import detuned_saw_song, drum_loop, progression, song_with_change, sung_voice
 
 SR = 22050
 
@@ -87,6 +87,87 @@ def test_drum_loop_has_no_clear_key(annotator: Annotator, tmp_path: Path) -> Non
     # it; the steady-loop test holds the tempo)
     assert all(a.region_tempo_bpm == pytest.approx(125.0, rel=0.04) for a in result.regions)
     assert _events(result, "tempo") == []
+
+
+def test_detuned_saws_with_a_kick_have_a_clear_key(annotator: Annotator, tmp_path: Path) -> None:
+    # three saws +-25 cents apart per note, saturated, a kick on every beat: the tuning
+    # coherence of all peaks is low, that of the held partials is not
+    result = _annotate(annotator, tmp_path, detuned_saw_song("D", "major", seconds=30.0))
+    assert all("no_clear_key" not in a.flags for a in result.regions)
+    assert [a.key.key for a in result.regions if a.key] == ["D major"] * 3
+    assert "no clear key" not in result.narrative.text
+
+
+@pytest.fixture(scope="module")
+def tagging_annotator() -> Annotator:
+    """The shipped lite preset, tagger included."""
+    return Annotator(presets.load("lite"), store=None)
+
+
+def test_voice_entering_is_told_once_near_where_it_enters(
+    tagging_annotator: Annotator, tmp_path: Path
+) -> None:
+    bed = np.tile(progression("C", "major", chord_s=1.0, repeats=2), 8)[: 60 * SR]
+    y = 0.3 * bed / np.abs(bed).max()
+    y[30 * SR :] += 0.35 * sung_voice(30.0)
+    result = _annotate(tagging_annotator, tmp_path, y)
+    events = _events(result, "vocals")
+    assert len(events) == 1, events
+    at, text = events[0]
+    assert abs(at - 30.0) <= 10.0
+    assert text.endswith("vocals enter")
+    sung = [a.vocals.label != "none" for a in result.regions if a.vocals is not None]
+    assert sung == [False] * 3 + [True] * 3
+
+
+def _vocal_regions(p_vocals: list[float], female_share: float = 0.5) -> list:
+    """Regions whose vocal evidence is P(vocals), split between the genders."""
+    out = []
+    for i, p in enumerate(p_vocals):
+        probs = (1.0 - p, p * (1.0 - female_share), p * female_share)
+        label = "none" if p < 0.5 else "female" if female_share >= 0.5 else "male"
+        a = annotation(10 * i, 10 * i + 10)
+        out.append(replace(a, vocals=VocalsEstimate(label, probs)))
+    return out
+
+
+def test_vocals_hovering_near_the_threshold_do_not_flip_the_whole_song() -> None:
+    rng = np.random.default_rng(3)
+    hover = list(0.58 + 0.08 * rng.uniform(-1, 1, 12))
+    # split between the genders, no single vocal class beats "none" in any region, yet the
+    # voice is more likely there than not: the song is sung throughout
+    base = resolve(_vocal_regions(hover)).annotations
+    assert all(a.vocals is not None and a.vocals.label != "none" for a in base)
+    # a small change of one region's evidence moves at most that region
+    for i in range(len(hover)):
+        nudged = list(hover)
+        nudged[i] -= 0.1
+        got = resolve(_vocal_regions(nudged)).annotations
+        changed = [
+            j for j, (a, b) in enumerate(zip(base, got, strict=True)) if a.vocals != b.vocals
+        ]
+        assert len(changed) <= 1, (i, changed)
+
+
+def test_vocals_enter_and_leave_where_the_evidence_does() -> None:
+    p = [0.05, 0.1, 0.08, 0.9, 0.85, 0.95, 0.9, 0.1, 0.05, 0.9, 0.92, 0.88]
+    res = resolve(_vocal_regions(p, female_share=0.9))
+    sung = [a.vocals.label for a in res.annotations if a.vocals]
+    assert sung == ["none"] * 3 + ["female"] * 4 + ["none"] * 2 + ["female"] * 3
+    texts = {i: [e.text for e in ev if e.kind == "vocals"] for i, ev in res.changes.items()}
+    assert {i: t for i, t in texts.items() if t} == {
+        3: ["female vocals enter"],
+        7: ["the vocals drop out"],
+        9: ["female vocals enter"],
+    }
+
+
+def test_gender_is_told_only_when_confident() -> None:
+    p = [0.05, 0.05, 0.95, 0.95, 0.95]
+    unsure = resolve(_vocal_regions(p, female_share=0.55)).changes
+    assert [e.text for e in unsure[2]] == ["vocals enter"]
+    sure = resolve(_vocal_regions(p, female_share=0.1)).changes
+    assert [e.text for e in sure[2]] == ["male vocals enter"]
 
 
 def test_short_tail_joins_the_last_region(annotator: Annotator, tmp_path: Path) -> None:

@@ -1,0 +1,360 @@
+"""Key and vocals on real recordings: ours beside essentia's KeyExtractor, in one run.
+
+Reads ``../shared/realaudio2`` and ``../shared/realaudio`` in place (never copied). Every file
+is cut into the default 10 s regions and analysed by the ``lite`` backend, then decoded over
+the track (:func:`engine.track.resolve`), as ``sonicverse annotate`` does. Prints:
+
+- **track key**: MIREX weighted score (mir_eval) of the track's key against the reference,
+  ours (the key that the decoded regions hold longest; "no clear key" scores 0) beside
+  essentia's KeyExtractor on the whole file with the ``bgate``, ``edma`` and ``temperley``
+  profiles. Two reference sets: *annotated* (the data set's annotation, a source's statement
+  or a listener's judgement) and *all* (adds the keys of ``realaudio`` that are essentia bgate
+  estimates, which favour that profile by construction);
+- **"no clear key"**: tracks decoded "no clear key" (most of their audible regions) among the
+  tonal files and among the atonal ones (drum and percussion stems, speech);
+- **vocals per region** on the songs whose sung lines are timed (``*.lines.csv``): a 10 s
+  region is *sung* when the lines cover >= 3 s of it, *instrumental* when < 0.5 s, else not
+  scored; accuracy and the confusion matrix of the decoded vocals, the Brier score of each
+  region's own P(vocals) (its calibration), and each song's regions as told, for the tagger
+  on one, two and every 3 s patch per region;
+- clip-level vocals of the other files (a-cappella singing, instrumentals, speech).
+
+Usage::
+
+    python bench/real.py [--real2 ../shared/realaudio2] [--real ../shared/realaudio]
+
+essentia is imported only here: it is a baseline, never a runtime dependency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from engine import presets
+from engine.audio import Audio, load, resample, to_mono
+from engine.backends.base import Segment
+from engine.labels import KEYS
+from engine.pipeline import plan_regions
+from engine.track import resolve
+from engine.types import RegionAnnotation
+
+log = logging.getLogger("bench.real")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+SR = 22050
+REGION_S = 10.0
+SUNG_S = 3.0  # a region is sung when the lines cover at least this much of it
+INSTRUMENTAL_S = 0.5  # ... and instrumental when they cover less than this
+ESSENTIA_PROFILES = ("bgate", "edma", "temperley")
+ESSENTIA_SPELLING = {"A#": "Bb", "D#": "Eb", "G#": "Ab", "Db": "C#", "Gb": "F#"}
+PATCH_SETTINGS = {"one patch": 1, "two patches": 2, "every patch": 0}  # [lite.tagger] max_patches
+
+
+@dataclass(frozen=True)
+class Track:
+    """One real recording and what is known about it.
+
+    Attributes:
+        path: the audio file.
+        key: reference key (one of :data:`KEYS`), None when unknown or modeless.
+        key_annotated: True when ``key`` is an annotation, a source's statement or a
+            listener's judgement, False when it is an essentia estimate.
+        tonal: False for drum/percussion stems and speech (they should get "no clear key").
+        vocals: clip-level vocals ("vocal", "none", "speech" or "" when unknown).
+        lines: sung-line spans ``(start_s, end_s)`` when timed by hand, else None.
+    """
+
+    path: Path
+    key: str | None
+    key_annotated: bool
+    tonal: bool
+    vocals: str
+    lines: tuple[tuple[float, float], ...] | None
+
+
+def realaudio2(folder: Path) -> list[Track]:
+    """The tracks of ``realaudio2`` (labels from the data sets' annotations)."""
+    out = []
+    with open(folder / "labels.csv", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            path = folder / row["file"]
+            lines_csv = path.with_suffix(".lines.csv")
+            lines = None
+            if lines_csv.exists():
+                with open(lines_csv, encoding="utf-8") as g:
+                    lines = tuple(
+                        (float(r["start_time"]), float(r["end_time"])) for r in csv.DictReader(g)
+                    )
+            key = row["key"] or None
+            out.append(
+                Track(
+                    path,
+                    key if key in KEYS else None,
+                    True,
+                    tonal=row["file"].split("_")[0] != "brid",  # BRID: percussion only
+                    vocals=row["vocals"],
+                    lines=lines,
+                )
+            )
+    return out
+
+
+def realaudio(folder: Path) -> list[Track]:
+    """The tracks of ``realaudio`` (keys mostly essentia estimates, see its README)."""
+    out = []
+    with open(folder / "labels.csv", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            key = row["key_ref"].split(" (")[0]
+            content = row["content"]
+            atonal = content.startswith("speech") or content.startswith("drum")
+            vocals = row["vocals"]
+            out.append(
+                Track(
+                    folder / row["file"],
+                    key if key in KEYS else None,  # "F (blues/dorian)" has no mode: not scored
+                    key_annotated="estimate" not in row["key_basis"],
+                    tonal=not atonal,
+                    vocals="speech" if vocals.startswith("speech") else vocals,
+                    lines=None,
+                )
+            )
+    return out
+
+
+def mirex(reference: str, estimate: str | None) -> float:
+    """mir_eval's weighted key score; 0 for no estimate."""
+    import mir_eval
+
+    if estimate is None:
+        return 0.0
+    return float(mir_eval.key.weighted_score(reference, estimate))
+
+
+def regions_of(y: np.ndarray, name: str) -> list[Segment]:
+    """The default 10 s regions of a signal at :data:`SR`."""
+    segs = []
+    for r in plan_regions(y.size / SR, length_s=REGION_S, min_tail_s=5.0):
+        a, b = round(r.start_s * SR), round(r.end_s * SR)
+        segs.append(Segment(r, Audio(y[None, a:b].copy(), SR, name, r.start_s)))
+    return segs
+
+
+def track_key(regions: Sequence[RegionAnnotation]) -> str | None:
+    """The key the decoded regions hold longest; None ("no clear key") when most audible
+    time has none."""
+    held: Counter[str | None] = Counter()
+    for a in regions:
+        if not a.silent:
+            held[a.key.key if a.key is not None else None] += a.end_s - a.start_s
+    return held.most_common(1)[0][0] if held else None
+
+
+def essentia_keys(y: np.ndarray) -> dict[str, str]:
+    """essentia KeyExtractor on the whole signal, per profile."""
+    import essentia
+    import essentia.standard as es
+    import soxr
+
+    essentia.log.infoActive = False
+    y44 = soxr.resample(y, SR, 44100).astype(np.float32)
+    out = {}
+    for profile in ESSENTIA_PROFILES:
+        tonic, scale, _ = es.KeyExtractor(profileType=profile, sampleRate=44100)(y44)
+        out[profile] = f"{ESSENTIA_SPELLING.get(tonic, tonic)} {scale}"
+    return out
+
+
+def sung_seconds(lines: Sequence[tuple[float, float]], start: float, end: float) -> float:
+    """How much of ``[start, end)`` the sung lines cover."""
+    return sum(max(0.0, min(end, b) - max(start, a)) for a, b in lines)
+
+
+def region_truth(lines: Sequence[tuple[float, float]], a: RegionAnnotation) -> bool | None:
+    """True when the region is sung, False when instrumental, None when not scored."""
+    s = sung_seconds(lines, a.start_s, a.end_s)
+    return True if s >= SUNG_S else False if s < INSTRUMENTAL_S else None
+
+
+def sung(a: RegionAnnotation) -> bool | None:
+    return None if a.vocals is None else a.vocals.label != "none"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(r: list[str]) -> str:
+        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
+
+    return "\n".join(
+        [line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)]
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--real2", type=Path, default=SHARED / "realaudio2")
+    ap.add_argument("--real", type=Path, default=SHARED / "realaudio")
+    ap.add_argument("--no-essentia", action="store_true")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+
+    from engine import backends
+
+    preset = presets.load("lite")
+    lite = backends.create(preset)
+    # the other patch setting shares the loaded networks
+    from engine.tagging import Tagger
+
+    variants = {}
+    for label, patches in PATCH_SETTINGS.items():
+        settings = replace(preset.options.tagger, max_patches=patches)
+        opts = replace(preset.options, tagger=settings)
+        tagger = Tagger(settings, lite.tagger.models)
+        variants[label] = type(lite)(replace(preset, options=opts), tagger=tagger)
+    shipped = next(k for k, v in PATCH_SETTINGS.items() if v == preset.options.tagger.max_patches)
+
+    tracks = [*realaudio2(args.real2), *realaudio(args.real)]
+    keys: list[list[str]] = []
+    key_scores: dict[str, dict[str, list[float]]] = {}
+    no_key = {True: [0, 0], False: [0, 0]}  # tonal -> [no clear key, files]
+    vocal_rows, confusion = [], {v: Counter() for v in PATCH_SETTINGS}
+    clip_vocals = []
+    per_song: dict[str, list[str]] = {}
+    unclear: list[str] = []
+    brier: dict[str, list[float]] = {v: [] for v in PATCH_SETTINGS}
+    seconds, t_ours = 0.0, 0.0
+    for tr in tracks:
+        clip = load(tr.path)
+        y = resample(to_mono(clip.samples), sr=clip.sr, target_sr=SR)
+        seconds += y.size / SR
+        segs = regions_of(y, tr.path.name)
+        decoded = {}
+        for label, backend in variants.items():
+            t0 = time.perf_counter()
+            raw = backend.analyze(segs)
+            res = resolve(raw, settings=preset.track, analysis=preset.analysis)
+            if label == shipped:
+                t_ours += time.perf_counter() - t0
+            decoded[label] = res.annotations
+        ours = track_key(decoded[shipped])
+        no_key[tr.tonal][0] += ours is None
+        if (ours is None) == tr.tonal:
+            tonality = [a.region_key.tonality for a in decoded[shipped] if a.region_key]
+            unclear.append(f"{tr.path.name[:24]} (tonality {np.round(tonality, 3).tolist()})")
+        no_key[tr.tonal][1] += 1
+        ess = {} if args.no_essentia else essentia_keys(y)
+        if tr.key is not None:
+            sets = ["all"] + (["annotated"] if tr.key_annotated else [])
+            for method, est in {
+                "ours": ours,
+                **{f"essentia {p}": k for p, k in ess.items()},
+            }.items():
+                for s in sets:
+                    key_scores.setdefault(s, {}).setdefault(method, []).append(mirex(tr.key, est))
+            keys.append(
+                [
+                    tr.path.name[:34],
+                    tr.key + ("" if tr.key_annotated else " (est.)"),
+                    ours or "no clear key",
+                    *[ess.get(p, "") for p in ESSENTIA_PROFILES],
+                ]
+            )
+        if tr.lines is not None:
+            for label, regions in decoded.items():
+                said = []
+                for a in regions:
+                    truth = region_truth(tr.lines, a)
+                    if truth is None or a.silent:
+                        said.append(".")
+                        continue
+                    pred = sung(a)
+                    confusion[label][(truth, pred)] += 1
+                    assert a.vocals is not None
+                    brier[label].append((1.0 - a.vocals.probabilities[0] - truth) ** 2)
+                    said.append(("V" if pred else "-") if pred == truth else ("v" if pred else "x"))
+                per_song.setdefault(tr.path.name[:34], []).append("".join(said))
+        elif tr.vocals:
+            labels = Counter(a.vocals.label for a in decoded[shipped] if a.vocals is not None)
+            clip_vocals.append(f"{tr.path.name[:24]} ({tr.vocals}): {dict(labels)}")
+
+    print(
+        f"{len(tracks)} real recordings, {seconds / 60:.1f} min; lite (shipped, {shipped}) "
+        f"{seconds / max(t_ours, 1e-9):.0f}x real time incl. the tagger"
+    )
+    print("\nTrack key (MIREX weighted; 'no clear key' scores 0)")
+    methods = ["ours", *[f"essentia {p}" for p in ESSENTIA_PROFILES if not args.no_essentia]]
+    print(
+        table(
+            ["reference set", *methods],
+            [
+                [f"{s} ({len(key_scores[s]['ours'])} tracks)"]
+                + [f"{np.mean(key_scores[s][m]):.3f}" for m in methods]
+                for s in ("annotated", "all")
+                if s in key_scores
+            ],
+        )
+    )
+    print(table(["file", "reference", "ours", *ESSENTIA_PROFILES], keys))
+    print(
+        f"\n'no clear key': tonal {no_key[True][0]}/{no_key[True][1]} tracks, "
+        f"atonal {no_key[False][0]}/{no_key[False][1]} tracks"
+    )
+    for line in unclear:
+        print("  wrong: " + line)
+    print(
+        "\nVocals per 10 s region, songs with timed sung lines (sung >= 3 s, instrumental < 0.5 s)"
+    )
+    for label in PATCH_SETTINGS:
+        c = confusion[label]
+        n = sum(c.values())
+        right = c[(True, True)] + c[(False, False)]
+        vocal_rows.append(
+            [
+                label + (" (shipped)" if label == shipped else ""),
+                f"{right}/{n} ({right / max(n, 1):.0%})",
+                str(c[(True, True)]),
+                str(c[(True, False)]),
+                str(c[(False, True)]),
+                str(c[(False, False)]),
+                f"{np.mean(brier[label]):.3f}",
+            ]
+        )
+    print(
+        table(
+            [
+                "tagger",
+                "right",
+                "sung->vocals",
+                "sung->none",
+                "instr.->vocals",
+                "instr.->none",
+                "Brier P(vocals)",
+            ],
+            vocal_rows,
+        )
+    )
+    print("per song (V/- right, v/x wrong, . not scored), " + " | ".join(PATCH_SETTINGS))
+    for name, said in per_song.items():
+        print(f"  {name:34s} " + " | ".join(said))
+    print("\nClip-level vocals (decoded regions):")
+    for line in clip_vocals:
+        print("  " + line)
+    for backend in variants.values():
+        backend.close()
+        assert backend.tagger is not None
+        backend.tagger.close()  # the variants share the networks, not the threads
+    lite.close()
+
+
+if __name__ == "__main__":
+    main()
