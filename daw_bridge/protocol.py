@@ -168,7 +168,7 @@ REQUESTS: dict[str, Message] = {
             (),
             "Is the engine up? Answered at once by the network thread.",
             queued=False,
-            result='{"pong": true, "protocol_version", "preset", "backend"}',
+            result='{"pong": true, "protocol_version", "preset", "backend", "instance"}',
         ),
         _request(
             "engine",
@@ -177,7 +177,7 @@ REQUESTS: dict[str, Message] = {
             "Queue depth and capacity, the running request, preset, uptime. Answered at once.",
             queued=False,
             result='{"protocol_version", "preset", "backend", "queued", "capacity", '
-            '"running", "uptime_s", "served", "token_required", "roots"}',
+            '"running", "uptime_s", "served", "token_required", "roots", "instance"}',
         ),
         _request(
             "job",

@@ -39,6 +39,7 @@ import socket
 import stat
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -208,6 +209,9 @@ class EngineServer:
         self._stopping = threading.Event()
         self._served = 0
         self._started = time.monotonic()
+        self.instance = uuid.uuid4().hex[:16]
+        """Names this engine run in ``ping`` and ``status``: a client that sees it change knows
+        the engine restarted and its accepted requests are lost."""
         self._rate = RateLimiter(self.config.rate_per_s, self.config.burst)
         self._log_limit = LogLimiter(self.config.log_lines_per_s)
         self._budget = 0  # reply bytes left for the datagram being handled (before auth)
