@@ -42,6 +42,7 @@ import argparse
 import csv
 import itertools
 import logging
+import multiprocessing
 import os
 import platform
 import random
@@ -125,13 +126,13 @@ def proc_stats(pid: int) -> tuple[float, int, int]:
 class Engine:
     """The engine process: started, killed and restarted on one port and one store."""
 
-    def __init__(self, out: Path, root: Path, port: int) -> None:
+    def __init__(self, out: Path, root: Path, port: int, up: Any) -> None:
         self.store = out / "store.sqlite3"
         self.root = root
         self.port = port
         self.log = open(out / "engine.log", "a")  # noqa: SIM115 (kept open across restarts)
         self.proc: subprocess.Popen[bytes] | None = None
-        self.up = threading.Event()
+        self.up = up  # a multiprocessing Event: the pinger process reads it
 
     def start(self) -> float:
         """Start it and wait for its first answer; returns seconds it took."""
@@ -303,6 +304,22 @@ def store_missing(store: Path, answered: list[tuple[str, float, float]]) -> int:
         db.close()
 
 
+def pinger(port: int, up: Any, stop: Any, t0: float, stalls: Any) -> None:
+    """Ping the engine once a second (in a process of its own, so the load generator's own
+    work does not delay it); puts the second of each ping unanswered within 1 s on ``stalls``,
+    the engine being up."""
+    with EngineClient("127.0.0.1", port, timeout_s=1.0) as c:
+        while not stop.is_set():
+            second = int(time.time() - t0)
+            if up.is_set():
+                try:
+                    c.ping(timeout_s=1.0)
+                except EngineTimeout:
+                    if up.is_set():  # not killed meanwhile
+                        stalls.put(second)
+            stop.wait(max(0.0, second + 1 - (time.time() - t0)))
+
+
 def percentile_ms(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) * 1000 if values else float("nan")
 
@@ -378,31 +395,23 @@ def main() -> None:
     files = render_files(DATA / "clips")
     tracks = DATA / "tracks"
     tracks.mkdir(exist_ok=True)
-    engine = Engine(out, DATA, free_port())
+    ctx = multiprocessing.get_context("spawn")
+    engine = Engine(out, DATA, free_port(), ctx.Event())
     ready_s = engine.start()
     first_pid = engine.proc.pid if engine.proc else 0
     load = Load(engine, files, opts.seed)
     samples: list[dict[str, float]] = []
     events: dict[str, list[float]] = defaultdict(list)
-    stalls: set[int] = set()
+    stall_queue = ctx.Queue()
     down_s = 0.0
     missing = 0
     restarts = 0
     t0 = time.monotonic()
-    stop = threading.Event()
-
-    def pinger() -> None:
-        with EngineClient("127.0.0.1", engine.port, timeout_s=1.0) as c:
-            while not stop.is_set():
-                second = int(time.monotonic() - t0)
-                if engine.up.is_set():
-                    try:
-                        c.ping(timeout_s=1.0)
-                    except EngineTimeout:
-                        if engine.up.is_set():  # not killed meanwhile
-                            stalls.add(second)
-                            log.warning("stall at %d s", second)
-                stop.wait(max(0.0, second + 1 - (time.monotonic() - t0)))
+    stop = ctx.Event()
+    ping_proc = ctx.Process(
+        target=pinger, args=(engine.port, engine.up, stop, time.time(), stall_queue), daemon=True
+    )
+    ping_proc.start()
 
     def sampler() -> None:
         while not stop.wait(2.0):
@@ -428,9 +437,8 @@ def main() -> None:
                 }
             )
 
-    threads = [threading.Thread(target=f, daemon=True) for f in (pinger, sampler)]
-    for th in threads:
-        th.start()
+    sampling = threading.Thread(target=sampler, daemon=True)
+    sampling.start()
     next_region = next_panel = next_cancel = next_vanish = 0.0
     next_burst = burst_every
     next_kill = opts.kill_every * 60 if opts.kill_every else float("inf")
@@ -486,8 +494,11 @@ def main() -> None:
         time.sleep(0.2)
     time.sleep(1.0)  # late duplicates
     stop.set()
-    for th in threads:
-        th.join(5)
+    sampling.join(5)
+    ping_proc.join(5)
+    stalls: set[int] = set()
+    while not stall_queue.empty():
+        stalls.add(stall_queue.get())
     load.close()
     engine.stop()
 
@@ -544,7 +555,7 @@ def main() -> None:
         f"rss first={rss_first:.1f} MB last={rss_last:.1f} MB; fds {min(fds)}..{max(fds)}; "
         f"threads {min(thr)}..{max(thr)}; store {samples[-1]['store_mb']:.1f} MB; "
         f"vanished senders={load.vanished}; down_s={down_s:.1f}; store_missing={missing}; "
-        f"acknowledged regions={len(load.answered)}"
+        f"acknowledged regions={len(load.answered)}; stall seconds={sorted(stalls)}"
     )
     print(
         f"soak: requests={len(requests)} lost={lost} stalls={len(stalls)} "
