@@ -382,7 +382,7 @@ def test_broken_stores_are_refused_at_start(
     data = bytearray(corrupt.read_bytes())
     data[100:4096] = os.urandom(3996)
     corrupt.write_bytes(bytes(data))
-    for store, needle in ((empty, "0-byte file"), (corrupt, "move it away")):
+    for store, needle in ((empty, "0-byte file"), (corrupt, "--fresh-store")):
         caplog.clear()
         assert engine_command.run(_engine_args(store)) == 2
         assert needle in caplog.text, caplog.text
