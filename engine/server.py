@@ -463,7 +463,8 @@ class EngineServer:
             raise AudioError(f"{path}: no such file") from None
         except OSError as exc:
             raise AudioError(f"{path}: cannot open ({exc.strerror})") from None
-        f = os.fdopen(fd, "rb")
+        # Every check runs on the bare descriptor, closed here on any failure: wrapping it in
+        # a file object first fails for a folder (IsADirectoryError) and leaves it open.
         try:
             if self._roots and not self._inside_roots(_fd_path(fd, path)):
                 raise self._forbidden(path)
@@ -483,8 +484,9 @@ class EngineServer:
                     f"{path}: {st.st_size} bytes exceeds the limit of "
                     f"{self.config.max_file_bytes} bytes"
                 )
+            f = os.fdopen(fd, "rb")
         except BaseException:
-            f.close()
+            os.close(fd)
             raise
         return f, st
 

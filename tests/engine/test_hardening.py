@@ -25,7 +25,7 @@ from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from daw_bridge import protocol
-from daw_bridge.client import EngineClient
+from daw_bridge.client import EngineClient, ReplyError
 from engine import cli
 from engine import serve as engine_command
 from engine.gate import FramingError, GateLimits, LogLimiter, RateLimiter, check_datagram
@@ -490,3 +490,32 @@ def test_ctrl_c_in_the_cli_exits_130_without_a_traceback(
     assert cli.main(args) == cli.INTERRUPTED == 130
     err = capsys.readouterr().err
     assert "interrupted" in err and "Traceback" not in err
+
+
+# 9. Leaks found by the soak and the fuzzer -----------------------------------------------------
+
+
+def test_a_folder_named_as_the_audio_file_leaks_no_descriptor(
+    annotator: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A folder passed the open and then failed in the file wrapper (IsADirectoryError): an
+    'internal' error with a traceback, and its descriptor stayed open, one per request, until
+    the engine could open no file at all."""
+    folder = tmp_path / "folder.wav"
+    folder.mkdir()
+    audio = tones(tmp_path / "a.wav", [220.0])
+    server = serve(annotator)
+    try:
+        before = len(os.listdir("/proc/self/fd"))
+        with EngineClient(*server.address, timeout_s=10.0) as client:
+            for i in range(50):
+                with pytest.raises(ReplyError) as err:
+                    client.annotate_region(str(folder), 0.0, 1.0 + i)
+                assert err.value.code == "audio_error" and "not a regular file" in err.value.message
+            with pytest.raises(ReplyError, match="not a regular file"):
+                client.narrate(str(folder))
+        assert len(os.listdir("/proc/self/fd")) <= before + 2  # the client's socket, at most
+        assert "Traceback" not in caplog.text
+        still_serves(server, audio)
+    finally:
+        server.stop()
