@@ -85,6 +85,9 @@ def test_result_progress_and_chunks_out_of_order(fake: Any) -> None:
     assert len(pieces) > 2
 
     def behave(e: FakeEngine, to: tuple[str, int], address: str, p: list[Any]) -> None:
+        if address == protocol.PING:  # the client's probe
+            e.send(to, _reply(protocol.RESULT, id=p[0], part=0, parts=1, json='{"pong": true}'))
+            return
         e.send(to, _reply(protocol.ACCEPTED, id=p[0], position=0))
         e.send(to, _reply(protocol.PROGRESS, id=p[0], stage="analyze", done=1, total=2))
         for i in reversed(range(len(pieces))):
@@ -168,12 +171,16 @@ class Instances:
     def __init__(self) -> None:
         self.instance = "first"
         self.silent = False
+        self.answer: dict[str, Any] | None = None  # set: requests are answered with it
 
     def __call__(self, e: FakeEngine, to: tuple[str, int], address: str, p: list[Any]) -> None:
         if self.silent:
             return
         if address == protocol.PING:
             body = json.dumps({"pong": True, "instance": self.instance})
+            e.send(to, _reply(protocol.RESULT, id=p[0], part=0, parts=1, json=body))
+        elif self.answer is not None:
+            body = json.dumps(self.answer)
             e.send(to, _reply(protocol.RESULT, id=p[0], part=0, parts=1, json=body))
         else:
             e.send(to, _reply(protocol.ACCEPTED, id=p[0], position=0))
