@@ -328,7 +328,11 @@ class SonicVerse:
 
     def _restarted(self, before, why):
         """Requests the lost engine had accepted are sent again (the new one runs them)."""
-        lost = [p for p in self._pending.values() if (p.accepted_at or before) < before]
+        lost = [
+            p
+            for p in self._pending.values()
+            if p.accepted_at is not None and p.accepted_at < before
+        ]
         for p in lost:
             p.accepted, p.accepted_at, p.parts = False, None, {}
             p.sends, p.sent_at = 1, self._clock()
