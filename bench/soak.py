@@ -23,7 +23,8 @@ every second, writes ``samples.csv``, ``requests.csv`` and a plot, and ends with
     soak: requests=N lost=N stalls=N rss_growth_pct=X p99_ms_first=X p99_ms_last=X restarts=N
 
 * ``lost``: requests whose sender stayed without exactly one final reply (after its retries,
-  if its engine was killed);
+  if its engine was killed); ``store_missing`` counts acknowledged regions the store lacks,
+  checked at each kill and after the run;
 * ``stalls``: seconds in which a ping got no answer within 1 s, the engine being up (the
   seconds between a kill and the restarted engine's first answer are ``down_s``);
 * ``rss_growth_pct``, ``p99_ms_first``, ``p99_ms_last``: the first and last tenth of the run
@@ -501,6 +502,7 @@ def main() -> None:
         stalls.add(stall_queue.get())
     load.close()
     engine.stop()
+    missing += store_missing(engine.store, list(load.answered))  # after the last engine, too
 
     lost = 0
     with load.lock:
@@ -548,7 +550,12 @@ def main() -> None:
         f"engine ready in {ready_s:.1f} s (pid {first_pid}), warm-up {warmup_s:.0f} s, "
         f"tenths of {span:.0f} s"
     )
-    print("outcomes: " + ", ".join(f"{k}={v}" for k, v in sorted(outcomes.items())))
+    retried = sum(len(r.ids) > 1 for r in requests)
+    print(
+        "outcomes: "
+        + ", ".join(f"{k}={v}" for k, v in sorted(outcomes.items()))
+        + f"; sent again after a restart: {retried}"
+    )
     fds = [s["fds"] for s in samples]
     thr = [s["threads"] for s in samples]
     print(
