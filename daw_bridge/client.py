@@ -541,8 +541,10 @@ class EngineClient:
             if previous is None or previous == instance:
                 return
             reason = f"a new engine instance answers at {where}"
-        else:
+        elif isinstance(probe.exception(), EngineTimeout):
             reason = f"the engine at {where} stopped answering"
+        else:
+            return  # an engine that answers, if not with a pong (a wrong token): still there
         with self._lock:
             lost = [
                 self._pending.pop(p.id)
