@@ -519,3 +519,47 @@ def test_a_folder_named_as_the_audio_file_leaks_no_descriptor(
         still_serves(server, audio)
     finally:
         server.stop()
+
+
+def _engine_process(port: int, store: Path) -> subprocess.Popen[str]:
+    cmd = [sys.executable, "-m", "engine.serve", "--port", str(port), "--store", str(store)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    while "listening on" not in (line := proc.stderr.readline()):
+        assert line, "the engine exited before listening"
+    return proc
+
+
+def test_send_waiting_on_a_killed_and_restarted_engine_says_so(tmp_path: Path) -> None:
+    """kill -9 while `sonicverse send` waits on a narrate; the engine starts again on its port.
+    The command ends within seconds with code engine_restarted (exit 5), no traceback, and the
+    same command sent again is answered."""
+    import signal
+
+    from tests.ui.conftest import free_udp_port
+
+    audio = tones(tmp_path / "long.wav", [220.0, 330.0, 440.0, 550.0] * 10, seconds_each=3.0)
+    port, store = free_udp_port(), tmp_path / "store.sqlite3"
+    send = [sys.executable, "-m", "engine.cli", "send", "track/narrate", f"path={audio}"]
+    send += ["--port", str(port), "--timeout", "120"]
+    engine = _engine_process(port, store)
+    try:
+        waiting = subprocess.Popen(send, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        with EngineClient("127.0.0.1", port) as client:  # kill it while the narrate runs
+            deadline = time.monotonic() + 30
+            while client.status()["running"] is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+        engine.send_signal(signal.SIGKILL)
+        engine.wait()
+        engine = _engine_process(port, store)
+        t0 = time.monotonic()
+        out, err = waiting.communicate(timeout=60)
+        assert time.monotonic() - t0 < 10.0
+        reply = json.loads(out)
+        assert (waiting.returncode, reply["code"]) == (5, "engine_restarted"), (out, err)
+        assert reply["message"].startswith("engine restarted") and "Traceback" not in err
+        again = subprocess.run(send, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0 and json.loads(again.stdout)["ok"] is True
+    finally:
+        engine.kill()
+        engine.wait()
