@@ -556,7 +556,7 @@ class EngineClient:
             p._finish(
                 error=EngineRestarted(
                     f"engine restarted: {reason} while {p.address} (id {p.id}) waited, and "
-                    "its work on it is lost; send it again",
+                    "its work on it is lost; ask again",
                     p.id,
                 )
             )

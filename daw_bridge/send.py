@@ -12,7 +12,7 @@ whatever the console's code page, so REAPER on Windows reads valid JSON)::
     {"ok": false, "id": "...", "address": "...", "code": "audio_error", "message": "..."}
 
 Exit status: 0 result, 1 error reply, 2 bad command line, 3 busy, 4 no reply in time, 5 the
-engine restarted while the request waited (code ``engine_restarted``: send it again).
+engine restarted while the request waited (code ``engine_restarted``: ask again).
 Arguments are ``name=value`` pairs named as in :mod:`daw_bridge.protocol` (the header's
 ``id``, ``reply_port`` and ``token`` are filled in), or a JSON object in a file
 (``--args-file``): a program that starts us without a shell (``reaper.ExecProcess``) passes

@@ -362,7 +362,7 @@ def test_the_link_says_the_engine_restarted_and_a_retry_gets_its_answer(qtbot):
         qtbot.wait(500)  # accepted; the client knows the engine's instance
         engines.instance = "second"
         qtbot.waitUntil(lambda: bool(failed), timeout=5_000)
-        assert failed[0].startswith("engine restarted") and "send it again" in failed[0]
+        assert failed[0].startswith("engine restarted") and "ask again" in failed[0]
         engines.answer = {"start_s": 0.0, "end_s": 1.0}
         with qtbot.waitSignal(link.regionResult, timeout=5_000) as got:
             link.annotate("r1", 2, "/a.wav", 0.0, 1.0)
