@@ -20,7 +20,9 @@ Non-blocking use (a Qt panel)::
 Callbacks (``on_progress``, ``on_accepted``, done callbacks) run on the client's receive
 thread: a Qt application must hand them to the GUI thread (emit a signal from them) and must
 not block in them. ``pending.result()`` raises :class:`ReplyError` (``code`` from
-:data:`daw_bridge.protocol.ERROR_CODES`), :class:`EngineBusy` or :class:`EngineTimeout`.
+:data:`daw_bridge.protocol.ERROR_CODES`), :class:`EngineBusy`, :class:`EngineTimeout` or
+:class:`EngineRestarted` (the engine that accepted it restarted or stopped: the client pings it
+once a second while an accepted request waits, so this comes within about two seconds).
 
 Stable API: :class:`EngineClient` (``submit``, ``request``, ``ping``, ``status``,
 ``annotate_region``, ``narrate``, ``annotations``, ``cancel``, ``close``), :class:`Pending`
@@ -158,7 +160,7 @@ class Pending:
                 applies); None waits for the request's timeout.
 
         Raises:
-            ReplyError, EngineBusy, EngineTimeout.
+            ReplyError, EngineBusy, EngineTimeout, EngineRestarted.
         """
         try:
             return self._future.result(timeout=timeout_s)
@@ -336,6 +338,7 @@ class EngineClient:
             ReplyError: the engine answered an error (``.code``, ``.message``).
             EngineBusy: the engine's queue was full.
             EngineTimeout: no final reply within ``timeout_s``.
+            EngineRestarted: the engine restarted or stopped while the request waited.
             daw_bridge.protocol.ProtocolError: bad address or arguments (nothing sent).
         """
         return self.submit(address, args, timeout_s=timeout_s, on_progress=on_progress).result()
