@@ -75,7 +75,7 @@ def main() -> None:
     for s in socks:
         s.bind(("127.0.0.1", 0))
         s.setblocking(False)
-    grammar = Grammar(opts.seed, files[:50])
+    grammar = Grammar(opts.seed, [*files[:50], str(DATA / "clips")])  # a folder among them
     kinds: Counter[str] = Counter()
     sent_bytes = replies = reply_bytes = 0
     peak = rss_start
@@ -118,6 +118,7 @@ def main() -> None:
     while not stalls.empty():
         seconds.add(stalls.get())
     growth = (rss_end / rss_start - 1) * 100
+    tracebacks = (out / "engine.log").read_text(errors="replace").count("Traceback")
     print(
         f"fuzz on {platform.machine()}, {os.cpu_count()} cores, lite; engine ready in "
         f"{ready_s:.1f} s; {opts.n} datagrams in {send_s:.0f} s from {SENDERS} senders"
@@ -128,6 +129,7 @@ def main() -> None:
         ("bytes sent", f"{sent_bytes / 1e6:.1f} MB"),
         ("replies received (a sample: read every 64 sends)", f"{replies}, {reply_bytes} B"),
         ("engine alive at the end", str(alive)),
+        ("tracebacks in the engine's log (internal errors)", str(tracebacks)),
         ("stalls (s with a ping unanswered in 1 s)", f"{len(seconds)} {sorted(seconds)}"),
         ("RSS just started (not compared)", f"{rss_cold:.1f} MB"),
         ("RSS start / peak / end", f"{rss_start:.1f} / {peak:.1f} / {rss_end:.1f} MB"),
