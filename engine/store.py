@@ -218,7 +218,7 @@ class Store:
 
 
 HINTS = {
-    "empty": "it is not a store (truncated, or created by something else)",
+    "empty": "it was truncated, or created by something else",
     "corrupt": "it is damaged",
     "newer": "it was written by a newer engine: upgrade this one, or pass --store elsewhere",
     "readonly": "make it writable, or pass --store elsewhere",
