@@ -2,7 +2,7 @@
 
 Starts ``python -m engine.serve`` (``lite``, loopback, its own store, ``--root`` the soak
 renders) and sends datagrams drawn from :class:`tests.osc_grammar.Grammar` (valid requests,
-truncated, mutated and oversized datagrams; a quarter of the valid requests name real audio
+truncated, mutated and oversized datagrams; half the paths in valid requests name real audio
 files, so the worker runs too) from a few sender sockets at ``--rate`` per second. A process
 of its own pings the engine every second; a second whose ping gets no answer within 1 s is a
 stall. The engine's RSS is read before the first datagram (after a narrate of a 3-minute
