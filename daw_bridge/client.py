@@ -20,7 +20,9 @@ Non-blocking use (a Qt panel)::
 Callbacks (``on_progress``, ``on_accepted``, done callbacks) run on the client's receive
 thread: a Qt application must hand them to the GUI thread (emit a signal from them) and must
 not block in them. ``pending.result()`` raises :class:`ReplyError` (``code`` from
-:data:`daw_bridge.protocol.ERROR_CODES`), :class:`EngineBusy` or :class:`EngineTimeout`.
+:data:`daw_bridge.protocol.ERROR_CODES`), :class:`EngineBusy`, :class:`EngineTimeout` or
+:class:`EngineRestarted` (the engine that accepted it restarted or stopped: the client pings it
+once a second while an accepted request waits, so this comes within about two seconds).
 
 Stable API: :class:`EngineClient` (``submit``, ``request``, ``ping``, ``status``,
 ``annotate_region``, ``narrate``, ``annotations``, ``cancel``, ``close``), :class:`Pending`
@@ -98,6 +100,21 @@ class EngineTimeout(BridgeError):
     code = "timeout"
 
 
+class EngineRestarted(BridgeError):
+    """The engine that accepted the request stopped: it restarted (its work on the request is
+    lost) or stopped answering. Sending the request again is safe.
+
+    Attributes:
+        request_id: the request's id.
+    """
+
+    code = "engine_restarted"
+
+    def __init__(self, message: str, request_id: str = "") -> None:
+        super().__init__(message)
+        self.request_id = request_id
+
+
 class Pending:
     """A request in flight: a future for its result plus what the client needs to retry it.
 
@@ -132,6 +149,7 @@ class Pending:
         self._sends = 0
         self._last_heard = 0.0
         self._last_sent = 0.0
+        self._accepted_at = 0.0
         self._parts: dict[int, str] = {}
 
     def result(self, timeout_s: float | None = None) -> Any:
@@ -142,7 +160,7 @@ class Pending:
                 applies); None waits for the request's timeout.
 
         Raises:
-            ReplyError, EngineBusy, EngineTimeout.
+            ReplyError, EngineBusy, EngineTimeout, EngineRestarted.
         """
         try:
             return self._future.result(timeout=timeout_s)
@@ -188,6 +206,10 @@ class EngineClient:
         timeout_s: default time a request may take, from first send to final reply.
         retries: times an unanswered request is re-sent (same id: the engine answers once).
         retry_interval_s: silence after which an unacknowledged request is re-sent.
+        probe_interval_s: while a request the engine accepted waits, the client pings the
+            engine this often; a ping answered by another engine instance, or not answered at
+            all, ends the waiting requests with :class:`EngineRestarted` at once instead of
+            letting them run into their timeout.
     """
 
     def __init__(
@@ -199,6 +221,7 @@ class EngineClient:
         timeout_s: float = 60.0,
         retries: int = 3,
         retry_interval_s: float = 0.5,
+        probe_interval_s: float = 1.0,
     ) -> None:
         if timeout_s <= 0:
             raise ValueError(f"timeout_s={timeout_s}: must be > 0")
@@ -214,6 +237,10 @@ class EngineClient:
         self.timeout_s = timeout_s
         self.retries = retries
         self.retry_interval_s = retry_interval_s
+        self.probe_interval_s = probe_interval_s
+        self._instance: str | None = None  # the engine instance that answered the last probe
+        self._probing = False
+        self._last_probe = 0.0
         self._addr: tuple[str, int] = (str(addr[0]), int(addr[1]))
         self._sock = socket.socket(family, socket.SOCK_DGRAM)
         loopback = ipaddress.ip_address(self._addr[0].split("%")[0]).is_loopback
@@ -290,6 +317,8 @@ class EngineClient:
         with self._lock:
             self._pending[rid] = pending
             self._send(pending)
+        if message.queued and self._instance is None:
+            self._probe_engine()  # learn which engine instance will hold it
         return pending
 
     def request(
@@ -309,6 +338,7 @@ class EngineClient:
             ReplyError: the engine answered an error (``.code``, ``.message``).
             EngineBusy: the engine's queue was full.
             EngineTimeout: no final reply within ``timeout_s``.
+            EngineRestarted: the engine restarted or stopped while the request waited.
             daw_bridge.protocol.ProtocolError: bad address or arguments (nothing sent).
         """
         return self.submit(address, args, timeout_s=timeout_s, on_progress=on_progress).result()
@@ -451,8 +481,10 @@ class EngineClient:
     def _housekeeping(self) -> None:
         now = time.monotonic()
         expired: list[Pending] = []
+        probe = False
         with self._lock:
             for p in list(self._pending.values()):
+                probe = probe or (p.accepted and now - self._last_probe >= self.probe_interval_s)
                 if now >= p._deadline:
                     expired.append(self._pending.pop(p.id))
                     continue
@@ -481,14 +513,67 @@ class EngineClient:
                     f"(sent {p._sends} time(s); {heard})"
                 )
             )
+        if probe and not self._closed.is_set():
+            self._probe_engine()
+
+    def _probe_engine(self) -> None:
+        """Ping the engine (one probe at a time) to learn whether the instance that accepted
+        the waiting requests still runs; :meth:`_on_probe` reads the answer."""
+        with self._lock:
+            if self._probing:
+                return
+            self._probing = True
+            self._last_probe = sent_at = time.monotonic()
+        try:
+            probe = self.submit(protocol.PING, timeout_s=max(2.0, 4 * self.retry_interval_s))
+        except BridgeError:  # closed meanwhile
+            self._probing = False
+            return
+        probe.add_done_callback(lambda p: self._on_probe(p, sent_at))
+
+    def _on_probe(self, probe: Pending, sent_at: float) -> None:
+        self._probing = False
+        if self._closed.is_set():
+            return
+        where = f"{self.host}:{self.port}"
+        if probe.exception() is None:
+            instance = probe.result().get("instance")
+            if not isinstance(instance, str):
+                return  # an engine that does not name its instance
+            previous, self._instance = self._instance, instance
+            if previous is None or previous == instance:
+                return
+            reason = f"a new engine instance answers at {where}"
+        elif isinstance(probe.exception(), EngineTimeout):
+            reason = f"the engine at {where} stopped answering"
+        else:
+            return  # an engine that answers, if not with a pong (a wrong token): still there
+        with self._lock:
+            lost = [
+                self._pending.pop(p.id)
+                for p in list(self._pending.values())
+                if p.accepted and 0.0 < p._accepted_at < sent_at
+            ]
+        for p in lost:
+            log.warning("%s (id %s): engine restarted (%s)", p.address, p.id, reason)
+            p._finish(
+                error=EngineRestarted(
+                    f"engine restarted: {reason} while {p.address} (id {p.id}) waited, and "
+                    "its work on it is lost; ask again",
+                    p.id,
+                )
+            )
 
     def _get(self, request_id: Any) -> Pending | None:
+        """The pending request ``request_id``, marked as heard from (and accepted: every
+        reply the engine sends for a request means it holds it)."""
         if not isinstance(request_id, str):
             return None
         with self._lock:
             p = self._pending.get(request_id)
             if p is not None:
                 p._last_heard = time.monotonic()
+                p._accepted_at = p._accepted_at or p._last_heard
             return p
 
     def _pop(self, request_id: str) -> Pending | None:

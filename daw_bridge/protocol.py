@@ -63,6 +63,8 @@ ERROR_CODES: dict[str, str] = {
     "model_load_error": "the preset's model weights are missing or incompatible",
     "preset_error": "the preset is invalid",
     "cancelled": "the request was cancelled with /sonicverse/job/cancel",
+    "store_error": "the annotation store cannot be read or written (damaged, locked by another "
+    "process, read-only or a full disk): the request's result was not stored",
     "engine_error": "any other error the engine raised on purpose",
     "internal": "an unexpected failure inside the engine (see its log); it keeps serving",
 }
@@ -168,7 +170,7 @@ REQUESTS: dict[str, Message] = {
             (),
             "Is the engine up? Answered at once by the network thread.",
             queued=False,
-            result='{"pong": true, "protocol_version", "preset", "backend"}',
+            result='{"pong": true, "protocol_version", "preset", "backend", "instance"}',
         ),
         _request(
             "engine",
@@ -177,7 +179,7 @@ REQUESTS: dict[str, Message] = {
             "Queue depth and capacity, the running request, preset, uptime. Answered at once.",
             queued=False,
             result='{"protocol_version", "preset", "backend", "queued", "capacity", '
-            '"running", "uptime_s", "served", "token_required", "roots"}',
+            '"running", "uptime_s", "served", "token_required", "roots", "instance"}',
         ),
         _request(
             "job",

@@ -11,7 +11,8 @@ whatever the console's code page, so REAPER on Windows reads valid JSON)::
     {"ok": true, "id": "...", "address": "/sonicverse/region/annotate", "result": {...}}
     {"ok": false, "id": "...", "address": "...", "code": "audio_error", "message": "..."}
 
-Exit status: 0 result, 1 error reply, 2 bad command line, 3 busy, 4 no reply in time.
+Exit status: 0 result, 1 error reply, 2 bad command line, 3 busy, 4 no reply in time, 5 the
+engine restarted while the request waited (code ``engine_restarted``: ask again).
 Arguments are ``name=value`` pairs named as in :mod:`daw_bridge.protocol` (the header's
 ``id``, ``reply_port`` and ``token`` are filled in), or a JSON object in a file
 (``--args-file``): a program that starts us without a shell (``reaper.ExecProcess``) passes
@@ -34,9 +35,16 @@ from pathlib import Path
 from typing import Any
 
 from daw_bridge import protocol
-from daw_bridge.client import BridgeError, EngineBusy, EngineClient, EngineTimeout, ReplyError
+from daw_bridge.client import (
+    BridgeError,
+    EngineBusy,
+    EngineClient,
+    EngineRestarted,
+    EngineTimeout,
+    ReplyError,
+)
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_BUSY, EXIT_TIMEOUT = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_BUSY, EXIT_TIMEOUT, EXIT_RESTARTED = 0, 1, 2, 3, 4, 5
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -262,6 +270,9 @@ def run(args: argparse.Namespace) -> int:
             except EngineTimeout as exc:
                 status = EXIT_TIMEOUT
                 reply.update(code="timeout", message=str(exc))
+            except EngineRestarted as exc:
+                status = EXIT_RESTARTED
+                reply.update(code=exc.code, message=str(exc))
     except (BridgeError, protocol.ProtocolError, OSError) as exc:
         status = EXIT_USAGE
         reply.update(code=getattr(exc, "code", "bad_arguments"), message=str(exc))

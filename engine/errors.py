@@ -37,6 +37,25 @@ class InvalidRequest(EngineError):
     code = "invalid_request"
 
 
+class StoreError(EngineError):
+    """The annotation store cannot be opened, read or written: damaged, locked by another
+    process, read-only or on a full disk (names the file, the reason and what to do).
+
+    Attributes:
+        reason: ``"empty"`` (a 0-byte file), ``"corrupt"`` (not a database, or it fails its
+            integrity check), ``"newer"`` (written by a newer engine), ``"readonly"``,
+            ``"locked"``, ``"full"`` (no space left) or ``"io"`` (any other disk error).
+    """
+
+    code = "store_error"
+    DAMAGED = frozenset({"empty", "corrupt"})
+    """Reasons a fresh store may replace the file (which is kept aside, never deleted)."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class Cancelled(EngineError):
     """The caller cancelled the job (before it ran, or between two regions)."""
 

@@ -65,6 +65,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"requests that may wait; more get 'busy' (default: {ServerConfig.queue_size})",
     )
     parser.add_argument("--store", help="annotation store (SQLite file); default: user data dir")
+    parser.add_argument(
+        "--fresh-store",
+        action="store_true",
+        help="if the store is damaged (truncated, not a database, fails its integrity check), "
+        "keep it aside as <store>.damaged-<date-time> and start an empty one "
+        "(default: refuse to start)",
+    )
     parser.add_argument("--device", help="device for neural presets (cuda, cpu)")
     parser.add_argument(
         "--max-file-mb",
@@ -85,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     prefer_passive_threads()  # before anything imports torch
     from engine import presets
     from engine.pipeline import Annotator
-    from engine.store import Store
+    from engine.store import open_store
 
     server_log = logging.getLogger(server.__name__)
     if server_log.getEffectiveLevel() > logging.INFO:
@@ -103,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
             if not r.is_dir():
                 raise InvalidRequest(f"--root {r}: not a folder")
         preset = presets.load(args.preset)
-        annotator = Annotator(preset, store=Store(args.store), device=args.device)
+        store = open_store(args.store, fresh=args.fresh_store)
+        annotator = Annotator(preset, store=store, device=args.device)
         warm(annotator)
     except EngineError as exc:
         log.error("cannot start the engine: %s", exc)

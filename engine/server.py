@@ -39,6 +39,7 @@ import socket
 import stat
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -208,6 +209,9 @@ class EngineServer:
         self._stopping = threading.Event()
         self._served = 0
         self._started = time.monotonic()
+        self.instance = uuid.uuid4().hex[:16]
+        """Names this engine run in ``ping`` and ``status``: a client that sees it change knows
+        the engine restarted and its accepted requests are lost."""
         self._rate = RateLimiter(self.config.rate_per_s, self.config.burst)
         self._log_limit = LogLimiter(self.config.log_lines_per_s)
         self._budget = 0  # reply bytes left for the datagram being handled (before auth)
@@ -459,7 +463,8 @@ class EngineServer:
             raise AudioError(f"{path}: no such file") from None
         except OSError as exc:
             raise AudioError(f"{path}: cannot open ({exc.strerror})") from None
-        f = os.fdopen(fd, "rb")
+        # Every check runs on the bare descriptor, closed here on any failure: wrapping it in
+        # a file object first fails for a folder (IsADirectoryError) and leaves it open.
         try:
             if self._roots and not self._inside_roots(_fd_path(fd, path)):
                 raise self._forbidden(path)
@@ -479,8 +484,9 @@ class EngineServer:
                     f"{path}: {st.st_size} bytes exceeds the limit of "
                     f"{self.config.max_file_bytes} bytes"
                 )
+            f = os.fdopen(fd, "rb")
         except BaseException:
-            f.close()
+            os.close(fd)
             raise
         return f, st
 

@@ -11,6 +11,11 @@ Every write is committed before it returns: a crash loses nothing already writte
 is checked when it opens (integrity, writable, not a 0-byte file) so a broken one is refused
 at start instead of failing every request later. Stores written before the split (one
 ``annotations`` table keyed by content) are migrated when opened.
+
+Every failure of the database, at open or later (damaged, locked by another process, read-only,
+a full disk), is a :class:`~engine.errors.StoreError` naming the file, its ``reason`` and what
+to do. A damaged store is never replaced or deleted: :func:`open_store` with ``fresh=True``
+(``sonicverse engine --fresh-store``) renames it aside and starts an empty one.
 """
 
 from __future__ import annotations
@@ -19,16 +24,18 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from engine.errors import EngineError
+from engine.errors import StoreError
 from engine.types import SCHEMA_VERSION, Region, RegionAnnotation, TrackNarrative
 
 log = logging.getLogger(__name__)
@@ -99,8 +106,8 @@ class Store:
         path: the SQLite file (created with its folder); None for :func:`default_path`.
 
     Raises:
-        EngineError: the store cannot be opened, is corrupted, read-only or a 0-byte file
-            (the message says which and what to do).
+        StoreError: the store cannot be opened, is damaged, locked, read-only or a 0-byte
+            file (its ``reason`` and message say which and what to do).
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
@@ -108,9 +115,17 @@ class Store:
         self._db = _open(self.path)
         self._lock = threading.Lock()
 
+    @contextmanager
+    def _sql(self, doing: str) -> Iterator[None]:
+        """Turn a database failure while ``doing`` something into a :class:`StoreError`."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise store_error(self.path, exc, doing=doing) from exc
+
     def get(self, key: str, *, region: Region | None = None) -> RegionAnnotation | None:
         """The annotation cached under ``key``, moved to ``region``'s position and name if given."""
-        with self._lock:
+        with self._lock, self._sql("reading a cached annotation"):
             row = self._db.execute(
                 "SELECT json FROM results WHERE cache_key = ?", (key,)
             ).fetchone()
@@ -132,7 +147,7 @@ class Store:
         if not rows:
             return
         now = time.time()
-        with self._lock, self._db:
+        with self._lock, self._sql("storing annotations"), self._db:
             self._db.execute("BEGIN IMMEDIATE")
             for key, annotation, payload in rows:
                 self._db.execute(
@@ -144,7 +159,7 @@ class Store:
     def record(self, key: str, region: Region | RegionAnnotation, *, source: str) -> None:
         """Record that ``source``'s ``region`` has the content cached under ``key`` (a cache
         hit for a file that did not ask for this region before)."""
-        with self._lock:
+        with self._lock, self._sql("recording an annotation"):
             self._record(key, region, source=source, now=time.time())
 
     def _record(
@@ -157,7 +172,7 @@ class Store:
 
     def annotations_for(self, source: str) -> list[RegionAnnotation]:
         """Every annotation recorded for a file, in time order, each at its recorded region."""
-        with self._lock:
+        with self._lock, self._sql("listing a file's annotations"):
             rows = self._db.execute(
                 "SELECT r.start_s, r.end_s, r.name, c.json FROM records r "
                 "JOIN results c ON c.cache_key = r.cache_key "
@@ -171,7 +186,7 @@ class Store:
 
     def get_narrative(self, key: str) -> TrackNarrative | None:
         """The narrative stored under ``key``."""
-        with self._lock:
+        with self._lock, self._sql("reading a narrative"):
             row = self._db.execute(
                 "SELECT json FROM narratives WHERE cache_key = ?", (key,)
             ).fetchone()
@@ -180,7 +195,7 @@ class Store:
     def put_narrative(self, key: str, narrative: TrackNarrative) -> None:
         """Store a narrative (committed on return)."""
         payload = json.dumps(narrative.to_dict(), allow_nan=False)
-        with self._lock:
+        with self._lock, self._sql("storing a narrative"):
             self._db.execute(
                 "INSERT OR REPLACE INTO narratives VALUES (?, ?, ?, ?)",
                 (key, narrative.source, payload, time.time()),
@@ -188,12 +203,12 @@ class Store:
 
     def count(self) -> int:
         """Number of cached region results (distinct contents)."""
-        with self._lock:
+        with self._lock, self._sql("counting annotations"):
             return int(self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0])
 
     def count_records(self) -> int:
         """Number of per-file region records."""
-        with self._lock:
+        with self._lock, self._sql("counting records"):
             return int(self._db.execute("SELECT COUNT(*) FROM records").fetchone()[0])
 
     def close(self) -> None:
@@ -201,6 +216,107 @@ class Store:
         with self._lock:
             self._db.close()
 
+
+HINTS = {
+    "empty": "it was truncated, or created by something else",
+    "corrupt": "it is damaged",
+    "newer": "it was written by a newer engine: upgrade this one, or pass --store elsewhere",
+    "readonly": "make it writable, or pass --store elsewhere",
+    "locked": "another process holds it (a second engine, a batch run?): stop that process, "
+    "or pass --store elsewhere",
+    "full": "its disk is full ({free} free): free some space or pass --store elsewhere; what is "
+    "already stored is kept",
+    "io": "the disk reported an error: check the disk, or pass --store elsewhere",
+}
+"""What to do, by :attr:`StoreError.reason`."""
+
+FRESH_HINT = (
+    "start the engine with --fresh-store to keep it aside as {aside} and begin an empty store, "
+    "or restore a backup"
+)
+
+
+def _reason(exc: sqlite3.Error) -> str:
+    text = str(exc).lower()
+    for needle, reason in (
+        ("locked", "locked"),
+        ("busy", "locked"),
+        ("readonly", "readonly"),
+        ("read-only", "readonly"),
+        ("full", "full"),
+        ("not a database", "corrupt"),
+        ("malformed", "corrupt"),
+        ("integrity", "corrupt"),
+        ("newer", "newer"),
+    ):
+        if needle in text:
+            return reason
+    return "io"
+
+
+def store_error(path: Path, exc: sqlite3.Error | str, *, doing: str) -> StoreError:
+    """A :class:`StoreError` for ``path`` saying what failed, why and what to do."""
+    reason = "empty" if isinstance(exc, str) else _reason(exc)
+    try:
+        free = f"{shutil.disk_usage(path.parent).free / 1e6:.1f} MB"
+    except OSError:
+        free = "unknown"
+    hint = HINTS[reason].format(free=free)
+    if reason in StoreError.DAMAGED:
+        hint += "; " + FRESH_HINT.format(aside=aside_path(path, stamp="<date-time>").name)
+    return StoreError(f"annotation store {path}: {doing} failed ({exc}); {hint}", reason=reason)
+
+
+def aside_path(path: Path, *, stamp: str | None = None) -> Path:
+    """Where a damaged store is kept: ``<name>.damaged-<date-time>`` beside it."""
+    stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
+    return path.with_name(f"{path.name}.damaged-{stamp}")
+
+
+def move_aside(path: Path) -> Path:
+    """Rename a store and its ``-wal`` / ``-shm`` files aside (never deleting anything).
+
+    Returns:
+        The new path of the store file.
+    """
+    target = aside_path(path)
+    n = 1
+    while target.exists():
+        n += 1
+        target = aside_path(path, stamp=f"{time.strftime('%Y%m%d-%H%M%S')}-{n}")
+    for suffix in ("-wal", "-shm"):
+        extra = path.with_name(path.name + suffix)
+        if extra.exists():
+            os.replace(extra, target.with_name(target.name + suffix))
+    os.replace(path, target)
+    return target
+
+
+def open_store(path: str | os.PathLike[str] | None = None, *, fresh: bool = False) -> Store:
+    """Open a store; with ``fresh``, a damaged one (:attr:`StoreError.DAMAGED`) is renamed
+    aside with :func:`move_aside` and an empty store begins in its place.
+
+    Raises:
+        StoreError: the store cannot be opened (and ``fresh`` does not apply to its reason).
+    """
+    try:
+        return Store(path)
+    except StoreError as exc:
+        if not fresh or exc.reason not in StoreError.DAMAGED:
+            raise
+        damaged = Path(path) if path is not None else default_path()
+        kept = move_aside(damaged)
+        log.warning(
+            "annotation store %s is damaged (%s); kept as %s, starting an empty store",
+            damaged,
+            exc.reason,
+            kept,
+        )
+        return Store(damaged)
+
+
+LOCK_WAIT_S = 5.0
+"""How long an open or a write waits for another process's lock before a ``locked`` error."""
 
 NEW_STORE_WAIT_S = 2.0
 """How long an empty store file may take to get its header: another process (a Ray actor, a
@@ -225,18 +341,21 @@ def _open(path: Path) -> sqlite3.Connection:
     """Open, check, migrate and create the store at ``path``.
 
     Raises:
-        EngineError: naming the file, what is wrong with it and what to do.
+        StoreError: naming the file, what is wrong with it and what to do.
     """
     if path.is_file() and path.stat().st_size == 0 and not _grows(path):
-        raise EngineError(
-            f"annotation store {path} is a 0-byte file, not a store (truncated or created by "
-            "something else); move it away to start a new store, or pass --store elsewhere"
-        )
+        raise store_error(path, "a 0-byte file, not a store", doing="opening")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-    except (OSError, sqlite3.Error) as exc:
-        raise EngineError(f"annotation store {path}: cannot open ({exc})") from exc
+        db = sqlite3.connect(
+            path, check_same_thread=False, isolation_level=None, timeout=LOCK_WAIT_S
+        )
+    except OSError as exc:
+        raise StoreError(
+            f"annotation store {path}: cannot open ({exc}); pass --store elsewhere", reason="io"
+        ) from exc
+    except sqlite3.Error as exc:
+        raise store_error(path, exc, doing="opening") from exc
     try:
         check = db.execute("PRAGMA quick_check").fetchone()[0]
         if check != "ok":
@@ -261,13 +380,7 @@ def _open(path: Path) -> sqlite3.Connection:
             raise
     except sqlite3.Error as exc:
         db.close()
-        reason = str(exc)
-        hint = (
-            "make it writable or pass --store elsewhere"
-            if "readonly" in reason or "read-only" in reason
-            else "it is damaged: move it away (a new store starts empty) or restore a backup"
-        )
-        raise EngineError(f"annotation store {path}: {reason}; {hint}") from exc
+        raise store_error(path, exc, doing="opening") from exc
     return db
 
 

@@ -11,12 +11,13 @@ if TYPE_CHECKING:
 
 
 def ping(server: EngineServer, job: Job) -> dict[str, Any]:
-    """``engine/ping``: the protocol version, preset and backend."""
+    """``engine/ping``: the protocol version, preset, backend and this engine run's instance id."""
     return {
         "pong": True,
         "protocol_version": protocol.PROTOCOL_VERSION,
         "preset": server.annotator.preset.name,
         "backend": server.annotator.backend.name,
+        "instance": server.instance,
     }
 
 
@@ -33,4 +34,5 @@ def status(server: EngineServer, job: Job) -> dict[str, Any]:
         "served": server.served,
         "token_required": bool(server.config.token),
         "roots": [str(r) for r in server.roots],
+        "instance": server.instance,
     }

@@ -40,6 +40,7 @@ def test_addresses_and_argument_order_match_the_protocol(live_script: Any) -> No
     surface = live_script.sonicverse
     declared = protocol.REQUESTS[surface.ANNOTATE]
     assert tuple(a.name for a in declared.args) == surface.ANNOTATE_ARGS
+    assert tuple(a.name for a in protocol.REQUESTS[surface.PING].args) == surface.PING_ARGS
 
 
 def test_the_script_does_not_need_anything_live_lacks() -> None:
@@ -361,3 +362,31 @@ def test_engine_host_is_resolved_once(live_script: Any, monkeypatch: Any) -> Non
         surface._sendto(b"/x\0\0,\0\0\0")
     assert lookups == ["localhost"]
     surface.disconnect()
+
+
+def test_a_restarted_engine_is_named_and_asked_again(live_script: Any) -> None:
+    """The engine restarts while the clip's request waits: the script says so, sends it again
+    to the new engine, and the clip gets its name (no wait for the two-minute timeout)."""
+    from tests.daw_bridge.test_client import FakeEngine, Instances
+
+    engines = Instances()
+    engine = FakeEngine(engines)
+    c = CInstance()
+    surface = live_script.sonicverse.SonicVerse(c, settings={"port": engine.port})
+    try:
+        clip = Clip("/a.wav", name="Vox", start=0.0, end=1.0)
+        c.song().view.detail_clip = clip
+        rid = surface.annotate_selected_clip()
+        _tick_until(surface, lambda: surface._pending[rid].accepted and surface._instance)
+        engines.instance = "second"  # killed and started again: the request is lost with it
+        engines.answer = {"silent": False, "key": {"key": "A minor"}, "caption": "a test"}
+        t0 = time.monotonic()
+        _tick_until(surface, lambda: not surface._pending, timeout_s=5.0)
+        assert time.monotonic() - t0 < 3.0
+        assert any("engine restarted; asking again" in m for m in c.messages)
+        assert clip.name == "Vox [SV A minor]"
+        sent = [a for a, p in engine.received if a == protocol.ANNOTATE]
+        assert len(sent) == 2  # once to each engine
+    finally:
+        surface.disconnect()
+        engine.close()

@@ -19,7 +19,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_server import ThreadingOSCUDPServer
 
 from daw_bridge import protocol, send
-from daw_bridge.client import EngineBusy, EngineClient, EngineTimeout, ReplyError
+from daw_bridge.client import EngineBusy, EngineClient, EngineRestarted, EngineTimeout, ReplyError
 
 
 def test_importing_daw_bridge_imports_neither_torch_nor_engine() -> None:
@@ -85,6 +85,9 @@ def test_result_progress_and_chunks_out_of_order(fake: Any) -> None:
     assert len(pieces) > 2
 
     def behave(e: FakeEngine, to: tuple[str, int], address: str, p: list[Any]) -> None:
+        if address == protocol.PING:  # the client's probe
+            e.send(to, _reply(protocol.RESULT, id=p[0], part=0, parts=1, json='{"pong": true}'))
+            return
         e.send(to, _reply(protocol.ACCEPTED, id=p[0], position=0))
         e.send(to, _reply(protocol.PROGRESS, id=p[0], stage="analyze", done=1, total=2))
         for i in reversed(range(len(pieces))):
@@ -157,7 +160,89 @@ def test_accepted_request_waits_for_its_timeout_without_resending(fake: Any) -> 
         )
         with pytest.raises(EngineTimeout, match="accepted"):
             pending.result()
-    assert positions == [2] and len(engine.received) == 1
+    annotates = [a for a, _ in engine.received if a == protocol.ANNOTATE]
+    assert positions == [2] and len(annotates) == 1  # (the client's probes are pings)
+
+
+class Instances:
+    """A fake engine that answers pings with an instance id and accepts everything else, so
+    a test can restart it (a new id) or stop it (silence) under an accepted request."""
+
+    def __init__(self) -> None:
+        self.instance = "first"
+        self.silent = False
+        self.answer: dict[str, Any] | None = None  # set: requests are answered with it
+
+    def __call__(self, e: FakeEngine, to: tuple[str, int], address: str, p: list[Any]) -> None:
+        if self.silent:
+            return
+        if address == protocol.PING:
+            body = json.dumps({"pong": True, "instance": self.instance})
+            e.send(to, _reply(protocol.RESULT, id=p[0], part=0, parts=1, json=body))
+        elif self.answer is not None:
+            body = json.dumps(self.answer)
+            e.send(to, _reply(protocol.RESULT, id=p[0], part=0, parts=1, json=body))
+        else:
+            e.send(to, _reply(protocol.ACCEPTED, id=p[0], position=0))
+
+
+def _annotate(client: EngineClient) -> Any:
+    return client.submit(protocol.ANNOTATE, {"path": "/a.wav", "start_s": 0, "end_s": 1})
+
+
+def test_a_restarted_engine_ends_the_requests_it_had_accepted(fake: Any) -> None:
+    engines = Instances()
+    engine = fake(engines)
+    with EngineClient(port=engine.port, timeout_s=30.0, probe_interval_s=0.1) as client:
+        pending = _annotate(client)
+        time.sleep(0.3)  # accepted, and the first probe learnt the instance
+        assert pending.accepted and not pending.done()
+        engines.instance = "second"  # killed and started again: the request is gone with it
+        t0 = time.monotonic()
+        with pytest.raises(EngineRestarted, match="engine restarted: a new engine instance"):
+            pending.result()
+        assert time.monotonic() - t0 < 2.0
+        assert pending.exception().request_id == pending.id  # type: ignore[union-attr]
+        # sent again, the request is accepted by the new instance and keeps waiting
+        again = _annotate(client)
+        time.sleep(0.5)
+        assert again.accepted and not again.done()
+
+
+def test_an_engine_that_stops_answering_ends_the_accepted_requests(fake: Any) -> None:
+    engines = Instances()
+    engine = fake(engines)
+    with EngineClient(
+        port=engine.port, timeout_s=30.0, probe_interval_s=0.1, retry_interval_s=0.05
+    ) as client:
+        pending = _annotate(client)
+        time.sleep(0.3)
+        engines.silent = True  # killed, not (yet) started again
+        t0 = time.monotonic()
+        with pytest.raises(EngineRestarted, match="stopped answering"):
+            pending.result()
+        assert time.monotonic() - t0 < 4.0
+
+
+def test_an_engine_that_keeps_its_instance_keeps_the_request_waiting(fake: Any) -> None:
+    engine = fake(Instances())
+    with EngineClient(port=engine.port, timeout_s=1.0, probe_interval_s=0.05) as client:
+        pending = _annotate(client)
+        with pytest.raises(EngineTimeout, match="accepted, then silence"):
+            pending.result()
+    pings = [a for a, _ in engine.received if a == protocol.PING]
+    assert len(pings) >= 5  # it was probed all along, and that did not end it
+
+
+def test_send_says_the_engine_restarted(fake: Any) -> None:
+    engines = Instances()
+    engine = fake(engines)
+    threading.Timer(1.0, lambda: setattr(engines, "instance", "second")).start()
+    status, reply = _run_send(
+        ["region/annotate", "path=/a.wav", "start_s=0", "end_s=1", "--port", str(engine.port)]
+    )
+    assert (status, reply["code"]) == (send.EXIT_RESTARTED, "engine_restarted")
+    assert reply["message"].startswith("engine restarted")
 
 
 def test_submit_refuses_bad_arguments_before_sending(fake: Any) -> None:

@@ -25,7 +25,7 @@ from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from daw_bridge import protocol
-from daw_bridge.client import EngineClient
+from daw_bridge.client import EngineClient, ReplyError
 from engine import cli
 from engine import serve as engine_command
 from engine.gate import FramingError, GateLimits, LogLimiter, RateLimiter, check_datagram
@@ -382,7 +382,7 @@ def test_broken_stores_are_refused_at_start(
     data = bytearray(corrupt.read_bytes())
     data[100:4096] = os.urandom(3996)
     corrupt.write_bytes(bytes(data))
-    for store, needle in ((empty, "0-byte file"), (corrupt, "move it away")):
+    for store, needle in ((empty, "0-byte file"), (corrupt, "--fresh-store")):
         caplog.clear()
         assert engine_command.run(_engine_args(store)) == 2
         assert needle in caplog.text, caplog.text
@@ -490,3 +490,76 @@ def test_ctrl_c_in_the_cli_exits_130_without_a_traceback(
     assert cli.main(args) == cli.INTERRUPTED == 130
     err = capsys.readouterr().err
     assert "interrupted" in err and "Traceback" not in err
+
+
+# 9. Leaks found by the soak and the fuzzer -----------------------------------------------------
+
+
+def test_a_folder_named_as_the_audio_file_leaks_no_descriptor(
+    annotator: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A folder passed the open and then failed in the file wrapper (IsADirectoryError): an
+    'internal' error with a traceback, and its descriptor stayed open, one per request, until
+    the engine could open no file at all."""
+    folder = tmp_path / "folder.wav"
+    folder.mkdir()
+    audio = tones(tmp_path / "a.wav", [220.0])
+    server = serve(annotator)
+    try:
+        before = len(os.listdir("/proc/self/fd"))
+        with EngineClient(*server.address, timeout_s=10.0) as client:
+            for i in range(50):
+                with pytest.raises(ReplyError) as err:
+                    client.annotate_region(str(folder), 0.0, 1.0 + i)
+                assert err.value.code == "audio_error" and "not a regular file" in err.value.message
+            with pytest.raises(ReplyError, match="not a regular file"):
+                client.narrate(str(folder))
+        assert len(os.listdir("/proc/self/fd")) <= before + 2  # the client's socket, at most
+        assert "Traceback" not in caplog.text
+        still_serves(server, audio)
+    finally:
+        server.stop()
+
+
+def _engine_process(port: int, store: Path) -> subprocess.Popen[str]:
+    cmd = [sys.executable, "-m", "engine.serve", "--port", str(port), "--store", str(store)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    while "listening on" not in (line := proc.stderr.readline()):
+        assert line, "the engine exited before listening"
+    return proc
+
+
+def test_send_waiting_on_a_killed_and_restarted_engine_says_so(tmp_path: Path) -> None:
+    """kill -9 while `sonicverse send` waits on a narrate; the engine starts again on its port.
+    The command ends within seconds with code engine_restarted (exit 5), no traceback, and the
+    same command sent again is answered."""
+    import signal
+
+    from tests.ui.conftest import free_udp_port
+
+    audio = tones(tmp_path / "long.wav", [220.0, 330.0, 440.0, 550.0] * 10, seconds_each=3.0)
+    port, store = free_udp_port(), tmp_path / "store.sqlite3"
+    send = [sys.executable, "-m", "engine.cli", "send", "track/narrate", f"path={audio}"]
+    send += ["--port", str(port), "--timeout", "120"]
+    engine = _engine_process(port, store)
+    try:
+        waiting = subprocess.Popen(send, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        with EngineClient("127.0.0.1", port) as client:  # kill it while the narrate runs
+            deadline = time.monotonic() + 30
+            while client.status()["running"] is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+        engine.send_signal(signal.SIGKILL)
+        engine.wait()
+        engine = _engine_process(port, store)
+        t0 = time.monotonic()
+        out, err = waiting.communicate(timeout=60)
+        assert time.monotonic() - t0 < 10.0
+        reply = json.loads(out)
+        assert (waiting.returncode, reply["code"]) == (5, "engine_restarted"), (out, err)
+        assert reply["message"].startswith("engine restarted") and "Traceback" not in err
+        again = subprocess.run(send, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0 and json.loads(again.stdout)["ok"] is True
+    finally:
+        engine.kill()
+        engine.wait()

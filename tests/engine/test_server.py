@@ -133,15 +133,17 @@ def engine(annotator: Any) -> Any:
 
 
 def test_ping_and_status(engine: Any) -> None:
-    _, client = engine
+    server, client = engine
     assert client.ping() == {
         "pong": True,
         "protocol_version": protocol.PROTOCOL_VERSION,
         "preset": "lite",
         "backend": "lite",
+        "instance": server.instance,
     }
     status = client.status()
     assert status["queued"] == 0 and status["running"] is None and status["capacity"] == 32
+    assert status["instance"] == server.instance and len(server.instance) == 16
 
 
 def test_annotate_region_then_cache_hit_for_a_rebounced_copy(engine: Any, audio: Path) -> None:

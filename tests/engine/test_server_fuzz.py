@@ -9,6 +9,7 @@ engine still answers a ping within a second.
 from __future__ import annotations
 
 import socket
+import time
 from typing import Any
 
 import pytest
@@ -147,3 +148,36 @@ def test_any_datagram_up_to_64k_then_ping_answered_within_1s(engine: Any, data: 
     sock.sendto(b.build().dgram, server.address)
     replies = _drain(sock, timeout_s=1.0)  # the answer must come within the first second
     assert any(m.address == protocol.RESULT and m.params[0] == "after" for m in replies)
+
+
+def test_a_slice_of_the_grammar_never_stalls_the_engine(engine: Any, tmp_path: Any) -> None:
+    """The first 600 datagrams of the benchmark's generator (bench/fuzz.py sends 100,000):
+    after every 100 the engine answers a ping within a second."""
+    import soundfile as sf
+
+    from tests.osc_grammar import KINDS, Grammar
+    from tests.synth import tone
+
+    server, sock = engine
+    path = tmp_path / "tone.wav"
+    sf.write(path, tone(440.0, 3.0), 22050)
+    grammar = Grammar(0, [str(path)])
+    kinds = set()
+    for i in range(600):
+        kind, dgram = grammar.draw()
+        kinds.add(kind)
+        sock.sendto(dgram, server.address)
+        if i % 100 == 99:
+            _drain(sock, timeout_s=0.01)
+            b = OscMessageBuilder(protocol.PING)
+            for v in (f"after-{i}", 0, ""):
+                b.add_arg(v)
+            sock.sendto(b.build().dgram, server.address)
+            deadline, answered = time.monotonic() + 1.0, False
+            while not answered and time.monotonic() < deadline:
+                replies = _drain(sock, timeout_s=max(0.001, deadline - time.monotonic()))
+                answered = any(
+                    m.address == protocol.RESULT and m.params[0] == f"after-{i}" for m in replies
+                )
+            assert answered, f"no answer to a ping within 1 s after {i + 1} datagrams"
+    assert kinds == set(KINDS)

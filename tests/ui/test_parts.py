@@ -346,3 +346,29 @@ def test_live_listener_that_fails_reports_why(qtbot, monkeypatch):
     ):
         live.start()
     assert notices == [("error", "no audio input device found")]
+
+
+def test_the_link_says_the_engine_restarted_and_a_retry_gets_its_answer(qtbot):
+    """The engine restarts while the panel waits for a region: the row's error says so (no
+    wait for the request's timeout, no traceback), and asking again is answered."""
+    from tests.daw_bridge.test_client import FakeEngine, Instances
+    from ui.engine_link import EngineLink
+
+    engines = Instances()
+    engine = FakeEngine(engines)
+    link = EngineLink(port=engine.port, heartbeat_ms=0)
+    failed: list[str] = []
+    link.regionFailed.connect(lambda rid, rev, message: failed.append(message))
+    try:
+        link.annotate("r1", 1, "/a.wav", 0.0, 1.0)
+        qtbot.wait(500)  # accepted; the client knows the engine's instance
+        engines.instance = "second"
+        qtbot.waitUntil(lambda: bool(failed), timeout=5_000)
+        assert failed[0].startswith("engine restarted") and "ask again" in failed[0]
+        engines.answer = {"start_s": 0.0, "end_s": 1.0}
+        with qtbot.waitSignal(link.regionResult, timeout=5_000) as got:
+            link.annotate("r1", 2, "/a.wav", 0.0, 1.0)
+        assert got.args[:2] == ["r1", 2] and got.args[2]["end_s"] == 1.0
+    finally:
+        link.close()
+        engine.close()

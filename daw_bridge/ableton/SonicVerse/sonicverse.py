@@ -32,6 +32,8 @@ ANNOTATE_ARGS = (
     "lyrics",
     "channels",
 )
+PING = "/sonicverse/engine/ping"
+PING_ARGS = ("id", "reply_port", "token")
 NARRATE = "/sonicverse/track/narrate"
 NARRATE_ARGS = ("id", "reply_port", "token", "path", "track", "regions", "channels")
 ACCEPTED = "/sonicverse/reply/accepted"
@@ -44,6 +46,8 @@ RETRY_AFTER_S = 1.0  # re-send a request the engine has not acknowledged
 RETRIES = 3
 TIMEOUT_S = 120.0  # give up on a request after this long
 SETTLE_S = 0.4  # wait for the selection to settle before sending
+PROBE_S = 1.0  # while a request waits, ask the engine which instance it is this often
+PROBE_TIMEOUT_S = 3.0  # a probe unanswered this long: the engine stopped
 
 # Live's clip colour palette indices (0..69) for the vocals label.
 VOCAL_COLOURS = {"none": 13, "male": 41, "female": 56}
@@ -131,6 +135,7 @@ class _Pending:
         self.started_at = now
         self.sends = 1
         self.accepted = False
+        self.accepted_at = None
         self.parts = {}
 
 
@@ -154,6 +159,9 @@ class SonicVerse:
         self._counter = 0
         self._selected_at = None
         self._last_sent = None
+        self._instance = None  # the engine instance that answered the last probe
+        self._probe = None  # (id, sent_at) of the probe in flight
+        self._probe_at = -PROBE_S
         self._song().view.add_detail_clip_listener(self._on_selection)
         self._log("ready: engine at {}:{}".format(*self._engine))
 
@@ -284,11 +292,15 @@ class SonicVerse:
             except osc.OscError as exc:
                 self._log(f"malformed reply ignored: {exc}")
                 continue
-            if args and isinstance(args[0], str) and args[0] in self._pending:
+            if self._probe is not None and args and args[0] == self._probe[0]:
+                self._on_probe(address, args)
+            elif args and isinstance(args[0], str) and args[0] in self._pending:
                 self._handle(address, args)
 
     def _handle(self, address, args):
         p = self._pending[args[0]]
+        if p.accepted_at is None:
+            p.accepted_at = self._clock()
         if address in (ACCEPTED, PROGRESS):
             p.accepted = True
         elif address == RESULT and len(args) >= 4:
@@ -324,6 +336,44 @@ class SonicVerse:
             return
         self._show("SonicVerse: " + (annotation.get("caption") or text))
 
+    # Is the engine that accepted our requests still the one running? -------------------
+
+    def _send_probe(self, now):
+        self._counter += 1
+        rid = f"{self._prefix}-probe-{self._counter}"
+        self._probe = (rid, now)
+        self._probe_at = now
+        values = {"id": rid, "reply_port": 0, "token": self._token}
+        self._sendto(osc.encode(PING, [values[a] for a in PING_ARGS]))
+
+    def _on_probe(self, address, args):
+        _, sent_at = self._probe
+        self._probe = None
+        if address != RESULT or len(args) < 4 or args[2] != 1:
+            return
+        try:
+            instance = json.loads(args[3]).get("instance")
+        except (ValueError, AttributeError):
+            return
+        previous, self._instance = self._instance, instance
+        if previous is not None and instance != previous:
+            self._restarted(sent_at, "the engine restarted")
+
+    def _restarted(self, before, why):
+        """Requests the lost engine had accepted are sent again (the new one runs them)."""
+        lost = [
+            p
+            for p in self._pending.values()
+            if p.accepted_at is not None and p.accepted_at < before
+        ]
+        for p in lost:
+            p.accepted, p.accepted_at, p.parts = False, None, {}
+            p.sends, p.sent_at = 1, self._clock()
+            self._sendto(p.dgram)
+        if lost:
+            self._log(f"{why}: {len(lost)} request(s) sent again")
+            self._show(f"SonicVerse: {why}; asking again")
+
     def _apply_form(self, clip, result):
         song = self._song()
         try:
@@ -337,6 +387,14 @@ class SonicVerse:
         self._cues = form.CueWriter(song, cues, self._log)
 
     def _housekeeping(self, now):
+        if self._probe is not None and now - self._probe[1] > PROBE_TIMEOUT_S:
+            sent_at = self._probe[1]
+            self._probe = None
+            self._restarted(sent_at, "the engine stopped answering (restarting?)")
+        waiting = any(p.accepted for p in self._pending.values())
+        unknown = self._instance is None and bool(self._pending)
+        if self._probe is None and (waiting or unknown) and now - self._probe_at >= PROBE_S:
+            self._send_probe(now)
         for p in list(self._pending.values()):
             if now - p.started_at > TIMEOUT_S:
                 del self._pending[p.id]
