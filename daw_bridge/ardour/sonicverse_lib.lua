@@ -563,4 +563,46 @@ function M.all_regions()
   return out
 end
 
+-- The selected audio region (the session's first when none is selected, or headless) narrated
+-- by the engine, for the actions that read the track's grid, form or chords. Reports what went
+-- wrong (nothing on a cancel) and returns nil; else the region, the engine's result, the
+-- session's rate and the region's position, source start and length in seconds.
+function M.narrate_target(title)
+  local target
+  if Editor then
+    for region in Editor:get_selection().regions:regionlist():iter() do
+      if not region:to_audioregion():isnil() then target = target or region end
+    end
+  end
+  local id = target and target:to_stateful():id():to_s()
+  local track = ""
+  for _, r in ipairs(M.all_regions()) do
+    if id and r.region:to_stateful():id():to_s() == id then track = r.track end
+    if not target then target, track = r.region, r.track end
+  end
+  if not target then return M.report(title, { "no audio region in the session" }) end
+  local paths = M.channel_paths(target:to_audioregion())
+  if not paths then return M.report(title, { target:name() .. ": no file behind the region" }) end
+
+  local rate = Session:nominal_sample_rate()
+  local dialog = M.progress_dialog(title)
+  local args = { path = paths[1], track = track }
+  if #paths > 1 then args.channels = { table.unpack(paths, 2) } end  -- a stereo region: both
+  local reply = M.send(M.NARRATE, args, 600, M.ticker(dialog, 1, 1, target:name()))
+  if dialog then dialog:done() end
+  if not reply.ok then
+    if reply.code == "cancelled" then return nil end
+    return M.report(title, { string.format("%s: %s: %s", target:name(), tostring(reply.code),
+                                           tostring(reply.message)) })
+  end
+  return {
+    region = target,
+    result = reply.result,
+    rate = rate,
+    pos = target:position():samples() / rate,
+    start_s = target:start():samples() / rate,
+    len_s = target:length():samples() / rate,
+  }
+end
+
 return M

@@ -18,38 +18,10 @@ function factory () return function ()
   local sv = dofile(lib_path)
   local title = "SonicVerse: set tempo from analysis"
 
-  local target
-  if Editor then
-    for region in Editor:get_selection().regions:regionlist():iter() do
-      if not region:to_audioregion():isnil() then target = target or region end
-    end
-  end
-  local id = target and target:to_stateful():id():to_s()
-  local track = ""
-  for _, r in ipairs(sv.all_regions()) do
-    if id and r.region:to_stateful():id():to_s() == id then track = r.track end
-    if not target then target, track = r.region, r.track end
-  end
-  if not target then return sv.report(title, { "no audio region in the session" }) end
-  local paths = sv.channel_paths(target:to_audioregion())
-  if not paths then return sv.report(title, { target:name() .. ": no file behind the region" }) end
-
-  local rate = Session:nominal_sample_rate()
-  local pos = target:position():samples() / rate
-  local start_s = target:start():samples() / rate
-  local len_s = target:length():samples() / rate
-  local dialog = sv.progress_dialog(title)
-  local args = { path = paths[1], track = track }
-  if #paths > 1 then args.channels = { table.unpack(paths, 2) } end  -- a stereo region: both
-  local reply = sv.send(sv.NARRATE, args, 600,
-                        sv.ticker(dialog, 1, 1, target:name()))
-  if dialog then dialog:done() end
-  if not reply.ok then
-    if reply.code == "cancelled" then return end
-    return sv.report(title, { string.format("%s: %s: %s", target:name(), tostring(reply.code),
-                                            tostring(reply.message)) })
-  end
-  local at, bpm, meter = sv.first_downbeat(reply.result, start_s, start_s + len_s)
+  local t = sv.narrate_target(title)
+  if not t then return end
+  local target, rate, pos, start_s, len_s = t.region, t.rate, t.pos, t.start_s, t.len_s
+  local at, bpm, meter = sv.first_downbeat(t.result, start_s, start_s + len_s)
   if not at then
     return sv.report(title, { target:name() .. ": the engine found no downbeat in it" })
   end
