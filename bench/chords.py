@@ -43,6 +43,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from engine.analysis.chords import QUALITIES  # noqa: E402
+
 SR = 22050
 SEEDS = {"train": 3000, "test": 4000}
 KINDS = ("piano", "guitar", "sustained", "arpeggio")
@@ -55,16 +57,6 @@ QUALITY_WEIGHTS = {
     "dim": 0.06,
     "sus4": 0.05,
     "sus2": 0.05,
-}
-INTERVALS = {
-    "maj": (0, 4, 7),
-    "min": (0, 3, 7),
-    "7": (0, 4, 7, 10),
-    "maj7": (0, 4, 7, 11),
-    "min7": (0, 3, 7, 10),
-    "dim": (0, 3, 6),
-    "sus4": (0, 5, 7),
-    "sus2": (0, 2, 7),
 }
 DEGREE_NAMES = {2: "2", 3: "b3", 4: "3", 5: "4", 6: "b5", 7: "5", 10: "b7", 11: "7"}  # Harte bass
 NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
@@ -123,7 +115,7 @@ def render_song(rng: np.random.Generator, name: str, kind: str, tmp: Path) -> So
             t0 = t_bar + half * span
             root = (tonic + scale[int(rng.integers(0, 7))]) % 12
             quality = str(rng.choice(qualities, p=weights / weights.sum()))
-            ivs = INTERVALS[quality]
+            ivs = QUALITIES[quality]  # the chord spellings (Harte) the songs are written with
             inv = int(rng.choice(ivs[1:])) if rng.random() < 0.25 else 0
             label = f"{NAMES[root]}:{quality}" + (f"/{DEGREE_NAMES[inv]}" if inv else "")
             ref.append((q(t0), q(t0 + span), label))
