@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from daw_bridge.keys import vocals_word
 from daw_bridge.schema import SCHEMA_VERSION
 
 FORMATS: tuple[str, ...] = ("json", "jams", "audacity", "csv")
@@ -202,7 +203,8 @@ def region_label(r: dict[str, Any]) -> str:
     bits = [r["key"]["key"] if r.get("key") else "?"]
     vocals = r.get("vocals")
     if vocals and vocals["label"] != "none":
-        bits.append(f"{vocals['label']} vocals")
+        word = vocals_word(vocals["label"], vocals.get("probabilities", ()))
+        bits.append("vocals" if word == "vocals" else f"{word} vocals")
     if r.get("tempo_bpm") is not None:
         bits.append(f"{r['tempo_bpm']:.0f} BPM")
     return " | ".join(bits)

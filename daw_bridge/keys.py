@@ -24,6 +24,20 @@ PITCH_CLASSES: tuple[str, ...] = (
 MODES: tuple[str, ...] = ("major", "minor")
 KEYS: tuple[str, ...] = tuple(f"{pc} {mode}" for mode in MODES for pc in PITCH_CLASSES)
 VOCALS: tuple[str, ...] = ("none", "male", "female")
+GENDER_CONFIDENCE = 0.7
+"""A singer's gender is told when P(that gender | vocals) is at least this; else "vocals"."""
+
+
+def vocals_word(label: str, probabilities: list[float] | tuple[float, ...]) -> str:
+    """A region's vocals as the narrative and captions say them: ``"none"``, ``"male"`` or
+    ``"female"``, and ``"vocals"`` when the labelled gender's share of P(vocals) is under
+    :data:`GENDER_CONFIDENCE` (``probabilities`` in :data:`VOCALS` order)."""
+    if label == "none" or len(probabilities) != len(VOCALS):
+        return label
+    sung = 1.0 - float(probabilities[0])
+    share = float(probabilities[VOCALS.index(label)]) / max(1e-9, sung)
+    return label if share >= GENDER_CONFIDENCE else "vocals"
+
 
 ENHARMONIC: dict[str, str] = {
     "Db": "C#",

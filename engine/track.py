@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from daw_bridge.keys import GENDER_CONFIDENCE
 from engine.labels import KEYS, VOCALS
 from engine.presets import AnalysisSettings, TrackSettings
 from engine.types import BeatGrid, KeyEstimate, NarrativeEvent, RegionAnnotation, VocalsEstimate
@@ -476,9 +477,6 @@ def _on_level(
 
 
 # --- vocals --------------------------------------------------------------------------------
-
-
-GENDER_CONFIDENCE = 0.7  # a stretch's gender is told when P(that gender | vocals) >= this
 
 
 def gender_share(v: VocalsEstimate) -> float:

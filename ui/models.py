@@ -18,6 +18,7 @@ from PyQt6.QtCore import QAbstractTableModel, QModelIndex, Qt, pyqtSignal
 from PyQt6.QtGui import QBrush, QColor
 
 from daw_bridge.clock import clock
+from daw_bridge.keys import vocals_word
 from ui.keys import VOCAL_COLOURS, key_hsv
 
 STATES = ("new", "queued", "running", "done", "error")
@@ -214,7 +215,8 @@ class RegionTableModel(QAbstractTableModel):
         if col == "alone":
             return row_alone(row)
         if col == "vocals":
-            return a["vocals"]["label"] if a.get("vocals") else "—"
+            v = a.get("vocals")
+            return vocals_word(v["label"], v.get("probabilities", ())) if v else "—"
         if col == "tags":
             return row_tags(a)
         if col == "tempo":

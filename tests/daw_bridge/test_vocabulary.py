@@ -30,3 +30,19 @@ def test_clock():
     assert clock(0) == "0:00.0"
     assert clock(75.25) == "1:15.2"
     assert clock(-3) == "0:00.0"
+
+
+def test_the_gender_is_said_only_when_clear_as_the_narrative_says_it() -> None:
+    from daw_bridge.export import region_label
+    from daw_bridge.keys import GENDER_CONFIDENCE, vocals_word
+    from engine.track import GENDER_CONFIDENCE as ENGINE_RULE
+
+    assert GENDER_CONFIDENCE == ENGINE_RULE  # one rule for the engine's text and the panel's
+    assert vocals_word("female", [0.1, 0.05, 0.85]) == "female"
+    assert vocals_word("female", [0.1, 0.4, 0.5]) == "vocals"  # 0.5 / 0.9 of the voice: unsure
+    assert vocals_word("none", [0.9, 0.05, 0.05]) == "none"
+    region = {"key": {"key": "A minor"}, "tempo_bpm": 120.0}
+    unsure = {**region, "vocals": {"label": "male", "probabilities": [0.2, 0.45, 0.35]}}
+    sure = {**region, "vocals": {"label": "male", "probabilities": [0.2, 0.7, 0.1]}}
+    assert region_label(unsure) == "A minor | vocals | 120 BPM"
+    assert region_label(sure) == "A minor | male vocals | 120 BPM"
