@@ -14,7 +14,10 @@ recogniser's constants were chosen on; ``test`` songs (the default) were never l
 choosing them.
 
 **Real recordings.** ``../shared/realaudio2``'s files with a ``*.chords.lab`` (Harte labels;
-the GuitarSet take's lead-sheet chords). Nothing was fitted on them.
+the GuitarSet take's lead-sheet chords). With ``--beatles DIR``, also the first song of each
+Beatles album with its Isophonics chord annotation: ``DIR/<album>/<song>.mp3`` beside
+``<song>.lab``, as in the repository mattmcvicar/death2chroma at commit 6387bd3 (folders
+``mp3s-32k`` and ``chordlabs``; 32 kbps mono MP3s). Nothing was fitted on any of them.
 
 Methods, in one run: ours (:func:`engine.analysis.chords.track_chords` on the beat grid of
 :func:`engine.analysis.beats.track_beats`); a 24-template baseline (librosa CQT chroma,
@@ -350,6 +353,25 @@ def real_items(shared: Path) -> list[tuple[str, np.ndarray, list[str], np.ndarra
     return out
 
 
+def beatles_items(folder: Path) -> list[tuple[str, np.ndarray, list[str], np.ndarray, int]]:
+    """The first song of each album under ``folder`` that has its ``.lab`` beside it."""
+    import mir_eval
+
+    from engine import audio
+
+    out = []
+    for album in sorted(p for p in folder.iterdir() if p.is_dir()):
+        songs_ = sorted(album.glob("*.mp3"))
+        lab = songs_[0].with_suffix(".lab") if songs_ else None
+        if lab is None or not lab.is_file():
+            continue
+        iv, labels = mir_eval.io.load_labeled_intervals(str(lab))
+        a = audio.load(str(songs_[0]), max_sr=44100)
+        y = audio.resample(audio.to_mono(a.samples), sr=a.sr, target_sr=SR)
+        out.append((f"{album.name}/{songs_[0].stem}", iv, list(labels), y, SR))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--songs", type=int, default=5, help="songs per kind")
@@ -357,6 +379,7 @@ def main() -> None:
     ap.add_argument("--no-real", action="store_true")
     ap.add_argument("--cache", type=Path, default=ROOT / "bench" / "data" / "chords")
     ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
+    ap.add_argument("--beatles", type=Path, default=None, help="Beatles songs with .lab files")
     args = ap.parse_args()
     set_ = songs(args.songs, args.split, args.cache)
     items = [(s.name, s.intervals, s.labels, s.y, SR) for s in set_]
@@ -368,6 +391,11 @@ def main() -> None:
             print()
             names = ", ".join(n for n, *_ in real)
             print("\n".join(table(f"Real recordings with chord annotations ({names})", real)))
+    if args.beatles is not None:
+        beatles = beatles_items(args.beatles)
+        print()
+        title = f"The Beatles, Isophonics chord annotations ({len(beatles)} songs, real)"
+        print("\n".join(table(title, beatles)))
 
 
 if __name__ == "__main__":
