@@ -10,23 +10,7 @@ local script_dir = ({ reaper.get_action_context() })[2]:match("^(.*[/\\])")
 local sv = dofile(script_dir .. "sonicverse_common.lua")
 
 local function main()
-  local path = sv.render_project("sv_chords")
-  if not path then return end
-  sv.run_steps("SonicVerse: annotate chords", {
-    { label = "chords",
-      prepare = function() return sv.NARRATE, { path = path, track = "Master" }, 600 end,
-      apply = function(result)
-        local markers, why = sv.chord_markers(result)
-        if not markers then
-          reaper.ShowMessageBox(why, "SonicVerse", 0)
-          return
-        end
-        reaper.Undo_BeginBlock()
-        sv.write_chord_markers(markers)
-        reaper.UpdateTimeline()
-        reaper.Undo_EndBlock("SonicVerse: annotate chords", -1)
-      end },
-  }, function() os.remove(path) end)
+  sv.narrate_mix("SonicVerse: annotate chords", "sv_chords", "chords", sv.chord_markers, sv.write_chord_markers)
 end
 
 main()

@@ -110,23 +110,7 @@ local function write(regions)
 end
 
 local function main()
-  local path = sv.render_project("sv_form")
-  if not path then return end
-  sv.run_steps("SonicVerse: annotate form", {
-    { label = "form",
-      prepare = function() return sv.NARRATE, { path = path, track = "Master" }, 600 end,
-      apply = function(result)
-        local regions, why = form_regions(result)
-        if not regions then
-          reaper.ShowMessageBox(why, "SonicVerse", 0)
-          return
-        end
-        reaper.Undo_BeginBlock()
-        write(regions)
-        reaper.UpdateTimeline()
-        reaper.Undo_EndBlock("SonicVerse: annotate form", -1)
-      end },
-  }, function() os.remove(path) end)
+  sv.narrate_mix("SonicVerse: annotate form", "sv_form", "form", form_regions, write)
 end
 
 main()

@@ -657,4 +657,27 @@ function M.write_chord_markers(markers)
   for _, m in ipairs(markers) do reaper.AddProjectMarker(0, false, m.time, 0, m.name, -1) end
 end
 
+-- Renders the project's mix, asks the engine to narrate it and gives the result to
+-- `plan(result)`, which returns what to write (or nil and why, shown to the user); `write(what)`
+-- then runs as one undo step named `title`. The temporary render is removed at the end.
+function M.narrate_mix(title, stem, label, plan, write)
+  local path = M.render_project(stem)
+  if not path then return end
+  M.run_steps(title, {
+    { label = label,
+      prepare = function() return M.NARRATE, { path = path, track = "Master" }, 600 end,
+      apply = function(result)
+        local what, why = plan(result)
+        if not what then
+          reaper.ShowMessageBox(why, "SonicVerse", 0)
+          return
+        end
+        reaper.Undo_BeginBlock()
+        write(what)
+        reaper.UpdateTimeline()
+        reaper.Undo_EndBlock(title, -1)
+      end },
+  }, function() os.remove(path) end)
+end
+
 return M

@@ -13,23 +13,7 @@ local script_dir = ({ reaper.get_action_context() })[2]:match("^(.*[/\\])")
 local sv = dofile(script_dir .. "sonicverse_common.lua")
 
 local function main()
-  local path = sv.render_project("sv_tempo")
-  if not path then return end
-  sv.run_steps("SonicVerse: set project tempo", {
-    { label = "beat grid",
-      prepare = function() return sv.NARRATE, { path = path, track = "Master" }, 600 end,
-      apply = function(result)
-        local markers, why = sv.tempo_markers(result)
-        if not markers then
-          reaper.ShowMessageBox(why, "SonicVerse", 0)
-          return
-        end
-        reaper.Undo_BeginBlock()
-        sv.write_tempo_markers(markers)
-        reaper.UpdateTimeline()
-        reaper.Undo_EndBlock("SonicVerse: set project tempo", -1)
-      end },
-  }, function() os.remove(path) end)
+  sv.narrate_mix("SonicVerse: set project tempo", "sv_tempo", "beat grid", sv.tempo_markers, sv.write_tempo_markers)
 end
 
 main()
