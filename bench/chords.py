@@ -279,13 +279,28 @@ METHODS: dict[str, Callable[[np.ndarray, int], Estimate]] = {
 # --- metrics ------------------------------------------------------------------------------
 
 
+def _tiled(iv: np.ndarray, labels: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Intervals (none before 0 s) each ending where the next starts, empty ones dropped."""
+    iv = np.clip(np.array(iv, dtype=np.float64, copy=True), 0.0, None)
+    if len(iv) > 1:
+        iv[:-1, 1] = iv[1:, 0]
+    keep = iv[:, 1] > iv[:, 0]
+    return iv[keep], [lab for lab, k in zip(labels, keep, strict=True) if k]
+
+
 def scores(ref_iv: np.ndarray, ref_lab: list[str], est: Estimate) -> dict[str, tuple[float, float]]:
     """``metric -> (value x weight, weight)``: majmin and sevenths with their compared
     durations, segmentation with weight 1."""
     import mir_eval
 
+    # annotations may overlap or leave gaps by a few ms: tile both over the reference's span
+    ref_iv, ref_lab = _tiled(ref_iv, list(ref_lab))
+    ref_iv, ref_lab = mir_eval.util.adjust_intervals(
+        ref_iv, ref_lab, ref_iv.min(), ref_iv.max(), "N", "N"
+    )
+    est_iv, est_lab = _tiled(est.intervals, list(est.labels))
     est_iv, est_lab = mir_eval.util.adjust_intervals(
-        est.intervals, est.labels, ref_iv.min(), ref_iv.max(), "N", "N"
+        est_iv, est_lab, ref_iv.min(), ref_iv.max(), "N", "N"
     )
     iv, r, e = mir_eval.util.merge_labeled_intervals(ref_iv, ref_lab, est_iv, est_lab)
     dur = mir_eval.util.intervals_to_durations(iv)
