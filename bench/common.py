@@ -1,6 +1,6 @@
-"""What the speed benchmarks share: the busy loop that plays a DAW's audio thread, and the
-shipped ``lite`` preset rewritten with other ``[lite.tagger]`` values, as a file a child
-process or an engine can load by path.
+"""What the benchmarks share: the busy loop that plays a DAW's audio thread, the shipped
+``lite`` preset rewritten with other ``[lite.tagger]`` values, as a file a child process or an
+engine can load by path, and a Markdown table with aligned columns.
 
 Imported by the benchmarks as ``common`` (a script's own folder is first on ``sys.path``).
 """
@@ -32,3 +32,15 @@ def lite_preset_file(folder: Path, name: str, tagger: dict[str, object]) -> Path
     path = folder / f"{name}.toml"
     path.write_text(text)
     return path
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table with every column padded to its widest cell."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(r: list[str]) -> str:
+        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
+
+    return "\n".join(
+        [line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)]
+    )

@@ -46,6 +46,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
 import make_vocal_set as render_kit
+from common import table
 
 from engine import presets
 from engine.audio import Audio, load, to_mono
@@ -517,17 +518,6 @@ def methods_for(raw, ess, cfg: TrackSettings) -> dict:
     """The compared methods: ``name -> (regions, track settings)``, ``raw`` and ``ess`` being
     the same regions analysed by ours and by essentia."""
     return dict(zip(METHODS, ((raw, per_region(cfg)), (ess, cfg), (raw, cfg)), strict=True))
-
-
-def table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-
-    def line(r: list[str]) -> str:
-        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
-
-    return "\n".join(
-        [line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)]
-    )
 
 
 def render_and_analyse(split: str, n: int, backend) -> tuple:

@@ -38,6 +38,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from common import table
 
 from engine import presets
 from engine.audio import Audio, load, resample, to_mono
@@ -187,17 +188,6 @@ def region_truth(lines: Sequence[tuple[float, float]], a: RegionAnnotation) -> b
 
 def sung(a: RegionAnnotation) -> bool | None:
     return None if a.vocals is None else a.vocals.label != "none"
-
-
-def table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-
-    def line(r: list[str]) -> str:
-        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
-
-    return "\n".join(
-        [line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)]
-    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
