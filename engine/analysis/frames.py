@@ -7,8 +7,11 @@ samples. :func:`track_frames` computes the spectrum once and derives from it:
 - ``chroma``: 12 pitch classes (0 = C) of the treble, folded from log-compressed magnitudes
   after a global tuning correction;
 - ``bass``: the same below :data:`BASS_SPLIT_HZ` (the chord's root is usually there);
-- ``harmony``: the pitch classes the chords are read from, ``chroma`` up to
-  :data:`HARMONY_MAX_HZ` only (the accompaniment's register: fewer melody notes and overtones);
+- ``harmony``: the pitch classes the chords are read from: the accompaniment's register,
+  :data:`HARMONY_MIN_HZ` to :data:`HARMONY_MAX_HZ` (the bass's upper octave in, most of the
+  melody's notes and overtones out), compressed more gently (:data:`HARMONY_GAIN`) and scaled
+  so that each frame's strongest class is 1, so a loud frame does not outweigh the rest of its
+  beat;
 - ``timbre``: MFCCs of a mel spectrum (instrumentation, density);
 - ``rms``: frame loudness in dB; ``low``: the energy of the kick band in dB.
 
@@ -27,7 +30,12 @@ FRAME_HOP = 1024  # 93 ms
 FMIN_HZ = 50.0
 FMAX_HZ = 2500.0
 BASS_SPLIT_HZ = 200.0
-HARMONY_MAX_HZ = 1500.0  # chords: the treble up to here (chosen on bench/chords.py's renders)
+# The chords' register and compression, chosen on bench/chords.py's train renders together with
+# a development set of real recordings (the second song of each Beatles album), never on the
+# sets it reports.
+HARMONY_MIN_HZ = 100.0
+HARMONY_MAX_HZ = 1300.0
+HARMONY_GAIN = 10.0  # log1p(gain x magnitude / the track's largest)
 N_MELS = 40
 N_MFCC = 13
 LOW_BAND_HZ = 150.0
@@ -87,8 +95,10 @@ def track_frames(y: np.ndarray, *, sr: int) -> TrackFrames:
     is_bass = freqs[band] < BASS_SPLIT_HZ
     chroma = (compressed[:, ~is_bass] @ fold[~is_bass]).T
     bass = (compressed[:, is_bass] @ fold[is_bass]).T
-    voicing = ~is_bass & (freqs[band] <= HARMONY_MAX_HZ)
-    harmony = (compressed[:, voicing] @ fold[voicing]).T
+    voicing = (freqs[band] >= HARMONY_MIN_HZ) & (freqs[band] <= HARMONY_MAX_HZ)
+    gentle = np.log1p(HARMONY_GAIN * mag[:, band][:, voicing] / (float(mag.max()) + 1e-9))
+    harmony = (gentle @ fold[voicing]).T
+    harmony /= harmony.max(axis=0, keepdims=True) + 1e-9
 
     power = mag.astype(np.float64) ** 2
     rms = 10 * np.log10(power.sum(axis=1) / FRAME_FFT + 1e-12)

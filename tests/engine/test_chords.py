@@ -1,6 +1,6 @@
-"""Chords on synthesized audio: a four-chord song on its bars, a dominant seventh, drums alone,
-silence; Roman numerals against the track's key; the chords in the document, the captions and
-the narrative."""
+"""Chords on synthesized audio: a four-chord song on its bars, with a voice over it, a dominant
+seventh, drums alone, silence; Roman numerals against the track's key; the chords in the
+document, the captions and the narrative."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from engine.captions import template_caption
 from engine.pipeline import Annotator
 from engine.types import ChordSpan, TrackResult
 from tests.engine.helpers import annotation
-from tests.synth import NOTE, chord, drum_loop
+from tests.synth import NOTE, chord, drum_loop, sung_voice
 
 SR = 22050
 
@@ -72,6 +72,23 @@ def test_a_g7_is_a_g7_and_a_g_is_a_g() -> None:
         spans = chords_of(bars_of([name], bpm=100.0, repeats=4))
         held = sum(c.end_s - c.start_s for c in spans if c.chord == label)
         assert held >= 0.9 * spans[-1].end_s, (name, spans)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_sung_melody_as_loud_as_the_chords_leaves_them_readable(seed: int) -> None:
+    # real mixes put a voice in the chords' register: it must not turn them into N or into
+    # the seventh chords its notes suggest
+    names, bar = ["C:maj", "A:min", "F:maj", "G:maj"], 2.4  # 100 BPM, 4/4
+    y = bars_of(["C", "Am", "F", "G"], bpm=100.0, repeats=3)
+    y = y + np.abs(y).max() * sung_voice(y.size / SR, f0_hz=440.0, sr=SR, seed=seed)
+    spans = chords_of(y)
+    right = sum(
+        max(0.0, min(c.end_s, (i + 1) * bar) - max(c.start_s, i * bar))
+        for c in spans
+        for i in range(12)
+        if c.chord == names[i % 4]
+    )
+    assert right >= 0.85 * 12 * bar, spans
 
 
 @pytest.mark.parametrize("seed", range(5))
