@@ -160,10 +160,11 @@ def decode(scores: np.ndarray, on_bar: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 def _posterior(loglik: np.ndarray, pen: np.ndarray) -> np.ndarray:
     """``[states, units]`` state posteriors of the change-penalty HMM (scaled forward-backward;
-    a change into unit i costs ``exp(-pen[i])``, shared among the other states)."""
+    a change into unit i weighs ``exp(-pen[i])`` against staying, for each other state: the
+    transitions the Viterbi path is decoded with, so a path's chord and its confidence agree)."""
     k, t = loglik.shape
     e = np.exp(loglik - loglik.max(axis=0, keepdims=True))
-    p_switch = np.exp(-pen) / (k - 1)
+    p_switch = np.exp(-pen)
     alpha = np.zeros((k, t))
     a = e[:, 0] / e[:, 0].sum()
     alpha[:, 0] = a

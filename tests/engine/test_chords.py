@@ -17,6 +17,7 @@ from engine.analysis.beats import GRID_SR, track_beats
 from engine.analysis.chords import (
     chord_names,
     chords_between,
+    decode,
     parse_chord,
     progression,
     roman,
@@ -98,6 +99,19 @@ def test_drums_alone_are_no_chord(seed: int) -> None:
     silent = sum(c.end_s - c.start_s for c in spans if c.chord == "N")
     assert silent >= 0.95 * 12.0, spans  # at most a stray beat
     assert all(c.confidence < 0.5 for c in spans if c.chord != "N"), spans
+
+
+def test_a_chords_confidence_agrees_with_the_path_that_names_it() -> None:
+    # six units clearly A, then six where B beats A by enough to pay for one change: the path
+    # changes to B, and B's confidence must say so (the posterior uses the path's transitions)
+    k = len(chord_names())
+    scores = np.full((k, 12), 0.5)
+    scores[1, :] = 1.0
+    scores[2, 6:] = 1.05
+    path, confidence = decode(scores, np.zeros(12, dtype=bool))
+    assert path.tolist() == [1] * 6 + [2] * 6
+    assert confidence[6:].min() > 0.5, confidence
+    assert confidence[:6].min() > 0.5, confidence
 
 
 def test_silence_is_no_chord() -> None:
