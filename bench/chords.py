@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,6 +47,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
+
+from common import cached_renders  # noqa: E402
 
 from engine.analysis.chords import QUALITIES  # noqa: E402
 
@@ -161,22 +162,15 @@ def render_song(rng: np.random.Generator, name: str, kind: str, tmp: Path) -> So
 
 def songs(n_per_kind: int, split: str, cache: Path) -> list[Song]:
     """The rendered set (cached as .npz under ``cache``)."""
-    out = []
-    cache.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        for k, kind in enumerate(KINDS):
-            for i in range(n_per_kind):
-                name = f"{split}-{kind}-{i}"
-                f = cache / f"{name}.npz"
-                if f.is_file():
-                    z = np.load(f)
-                    out.append(Song(name, z["intervals"], [str(x) for x in z["labels"]], z["y"]))
-                    continue
-                rng = np.random.default_rng(SEEDS[split] + 100 * k + i)
-                s = render_song(rng, name, kind, Path(tmp))
-                np.savez_compressed(f, intervals=s.intervals, labels=np.array(s.labels), y=s.y)
-                out.append(s)
-    return out
+    return cached_renders(KINDS, n_per_kind, split, SEEDS[split], cache, render_song, _saved, _song)
+
+
+def _saved(s: Song) -> dict[str, np.ndarray]:
+    return {"intervals": s.intervals, "labels": np.array(s.labels), "y": s.y}
+
+
+def _song(name: str, _kind: str, z: dict[str, np.ndarray]) -> Song:
+    return Song(name, z["intervals"], [str(x) for x in z["labels"]], z["y"])
 
 
 # --- methods ------------------------------------------------------------------------------

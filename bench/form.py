@@ -49,6 +49,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from common import cached_renders  # noqa: E402
+
 SR = 22050
 SEEDS = {"train": 3000, "test": 4000}
 FORMS: dict[str, list[tuple[str, str, int]]] = {
@@ -225,41 +227,27 @@ def render_song(rng: np.random.Generator, name: str, kind: str, tmp: Path) -> So
 
 def songs(n_per_kind: int, split: str, cache: Path) -> list[Song]:
     """The rendered set (cached as .npz under ``cache``)."""
-    out = []
-    cache.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        for k, kind in enumerate(FORMS):
-            for i in range(n_per_kind):
-                name = f"{split}-{kind}-{i}"
-                f = cache / f"{name}.npz"
-                if f.is_file():
-                    z = np.load(f)
-                    out.append(
-                        Song(
-                            name,
-                            kind,
-                            float(z["bpm"]),
-                            z["starts"],
-                            float(z["duration"]),
-                            [str(x) for x in z["labels"]],
-                            [str(x) for x in z["functions"]],
-                            z["y"],
-                        )
-                    )
-                    continue
-                rng = np.random.default_rng(SEEDS[split] + 100 * k + i)
-                s = render_song(rng, name, kind, Path(tmp))
-                np.savez_compressed(
-                    f,
-                    bpm=s.bpm,
-                    starts=s.starts,
-                    duration=s.duration_s,
-                    labels=np.array(s.labels),
-                    functions=np.array(s.functions),
-                    y=s.y,
-                )
-                out.append(s)
-    return out
+    return cached_renders(FORMS, n_per_kind, split, SEEDS[split], cache, render_song, _saved, _song)
+
+
+def _saved(s: Song) -> dict[str, np.ndarray]:
+    labels, functions = np.array(s.labels), np.array(s.functions)
+    return {
+        "bpm": s.bpm,
+        "starts": s.starts,
+        "duration": s.duration_s,
+        "labels": labels,
+        "functions": functions,
+        "y": s.y,
+    }
+
+
+def _song(name: str, kind: str, z: dict[str, np.ndarray]) -> Song:
+    labels = [str(x) for x in z["labels"]]
+    functions = [str(x) for x in z["functions"]]
+    return Song(
+        name, kind, float(z["bpm"]), z["starts"], float(z["duration"]), labels, functions, z["y"]
+    )
 
 
 # --- methods ------------------------------------------------------------------------------

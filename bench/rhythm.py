@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +37,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
+
+from common import cached_renders  # noqa: E402
 
 SR = 22050
 SONG_S = 40.0
@@ -131,34 +132,16 @@ def render_song(rng: np.random.Generator, name: str, kind: str, tmp: Path) -> So
 
 def songs(n_per_kind: int, split: str, cache: Path) -> list[Song]:
     """The rendered set (cached as .npz under ``cache``)."""
-    out = []
-    cache.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        for k, kind in enumerate(KINDS):
-            for i in range(n_per_kind):
-                name = f"{split}-{kind.replace('/', '')}-{i}"
-                f = cache / f"{name}.npz"
-                if f.is_file():
-                    z = np.load(f)
-                    out.append(
-                        Song(
-                            name,
-                            kind,
-                            int(z["meter"]),
-                            float(z["bpm"]),
-                            z["beats"],
-                            z["downbeats"],
-                            z["y"],
-                        )
-                    )
-                    continue
-                rng = np.random.default_rng(SEEDS[split] + 100 * k + i)
-                s = render_song(rng, name, kind, Path(tmp))
-                np.savez_compressed(
-                    f, meter=s.meter, bpm=s.bpm, beats=s.beats, downbeats=s.downbeats, y=s.y
-                )
-                out.append(s)
-    return out
+    return cached_renders(KINDS, n_per_kind, split, SEEDS[split], cache, render_song, _saved, _song)
+
+
+def _saved(s: Song) -> dict[str, np.ndarray]:
+    return {"meter": s.meter, "bpm": s.bpm, "beats": s.beats, "downbeats": s.downbeats, "y": s.y}
+
+
+def _song(name: str, kind: str, z: dict[str, np.ndarray]) -> Song:
+    meter, bpm = int(z["meter"]), float(z["bpm"])
+    return Song(name, kind, meter, bpm, z["beats"], z["downbeats"], z["y"])
 
 
 # --- methods ------------------------------------------------------------------------------
