@@ -231,13 +231,12 @@ def songs(n_per_kind: int, split: str, cache: Path) -> list[Song]:
 
 
 def _saved(s: Song) -> dict[str, np.ndarray]:
-    labels, functions = np.array(s.labels), np.array(s.functions)
     return {
         "bpm": s.bpm,
         "starts": s.starts,
         "duration": s.duration_s,
-        "labels": labels,
-        "functions": functions,
+        "labels": np.array(s.labels),
+        "functions": np.array(s.functions),
         "y": s.y,
     }
 

@@ -140,8 +140,7 @@ def _saved(s: Song) -> dict[str, np.ndarray]:
 
 
 def _song(name: str, kind: str, z: dict[str, np.ndarray]) -> Song:
-    meter, bpm = int(z["meter"]), float(z["bpm"])
-    return Song(name, kind, meter, bpm, z["beats"], z["downbeats"], z["y"])
+    return Song(name, kind, int(z["meter"]), float(z["bpm"]), z["beats"], z["downbeats"], z["y"])
 
 
 # --- methods ------------------------------------------------------------------------------

@@ -22,8 +22,8 @@ in A minor), the degree counted on the key's own scale (natural minor for minor 
 
 The constants were chosen on the ``train`` renders of ``bench/chords.py`` together with a
 development set of real recordings (the second song of each Beatles album, with its Isophonics
-annotation); the ``test`` renders and the real recordings it reports (the first song of each
-album, ``../shared/realaudio2``) were only measured.
+annotation); the ``test`` renders and the real recordings it reports (the first, third and
+fourth songs of each album, ``../shared/realaudio2``) were only measured.
 """
 
 from __future__ import annotations

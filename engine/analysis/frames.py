@@ -89,14 +89,16 @@ def track_frames(y: np.ndarray, *, sr: int) -> TrackFrames:
 
     band = (freqs >= FMIN_HZ) & (freqs <= FMAX_HZ)
     midi = 12 * np.log2(freqs[band] / 440.0) + 69
-    tuning = _tuning(midi, mag[:, band])
+    banded = mag[:, band]
+    peak = float(mag.max()) + 1e-9
+    tuning = _tuning(midi, banded)
     fold = _fold_matrix(midi - tuning)
-    compressed = np.log1p(100.0 * mag[:, band] / (float(mag.max()) + 1e-9))
+    compressed = np.log1p(100.0 * banded / peak)
     is_bass = freqs[band] < BASS_SPLIT_HZ
     chroma = (compressed[:, ~is_bass] @ fold[~is_bass]).T
     bass = (compressed[:, is_bass] @ fold[is_bass]).T
     voicing = (freqs[band] >= HARMONY_MIN_HZ) & (freqs[band] <= HARMONY_MAX_HZ)
-    gentle = np.log1p(HARMONY_GAIN * mag[:, band][:, voicing] / (float(mag.max()) + 1e-9))
+    gentle = np.log1p(HARMONY_GAIN * banded[:, voicing] / peak)
     harmony = (gentle @ fold[voicing]).T
     harmony /= harmony.max(axis=0, keepdims=True) + 1e-9
 
