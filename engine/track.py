@@ -268,33 +268,56 @@ def _decode_keys(
     cfg: TrackSettings,
     changes: dict[int, list[NarrativeEvent]],
 ) -> tuple[list[int], list[float]]:
+    """Keys in two steps, as the vocals: whether there is a key, then which.
+
+    Whether is decoded over two states, a key and "no clear key", from each region's
+    tonality alone (:func:`no_key_probability`), so regions whose key is uncertain but
+    pitched still count towards a key: a singer without accompaniment whose three regions each
+    lean to G minor has G minor, where one decoder over the 25 states gave "no clear key" to
+    every region whose best key was less likely than the threshold's share. Which key is then
+    decoded over the regions that have one, in order, as if the stretches without a key were
+    not there: a drum break does not end the key, and the key after it is told only when it
+    differs from the one before.
+    """
     own = [_own_key(a) for a in regions]
     idx = _audible(regions, [k is not None for k in own])
     if not idx:
         return [NO_KEY] * len(regions), [0.0] * len(regions)
-    probs = np.zeros((len(idx), NO_KEY + 1))
-    for row, i in enumerate(idx):
-        est = own[i]
-        assert est is not None
-        none = no_key_probability(est.tonality, cfg)
-        probs[row, :NO_KEY] = (1.0 - none) * key_distribution(est)
-        probs[row, NO_KEY] = none
-    states = NO_KEY + 1
-    emissions = np.log(cfg.key_floor + probs)
-    # the opening key is the home key unless the rest of the track says otherwise: this breaks
-    # near-ties between keys the regions support equally (a relative major and minor)
-    emissions[0, int(np.argmax(probs[0]))] += OPENING_KEY_PRIOR
-    path, found = _decode_classes(
-        emissions,
+    none = np.array([no_key_probability(own[i].tonality, cfg) for i in idx])  # type: ignore[union-attr]
+    dist = np.stack([key_distribution(own[i]) for i in idx])  # type: ignore[arg-type]
+    probs = np.concatenate([(1.0 - none)[:, None] * dist, none[:, None]], axis=1)
+    presence, found = _decode_classes(
+        np.log(cfg.key_floor + np.stack([1.0 - none, none], axis=1)),
         penalty=cfg.key_change_penalty,
         min_confidence=cfg.min_event_confidence,
     )
+    path = np.full(len(idx), NO_KEY)
+    keyed = np.flatnonzero(presence == 0)
+    moves: dict[int, float] = {}
+    if keyed.size:
+        emissions = np.log(cfg.key_floor + dist[keyed])
+        # the opening key is the home key unless the rest of the track says otherwise: this
+        # breaks near-ties between keys the regions support equally (a relative major and minor)
+        emissions[0, int(np.argmax(dist[keyed[0]]))] += OPENING_KEY_PRIOR
+        path[keyed], key_found = _decode_classes(
+            emissions,
+            penalty=cfg.key_change_penalty,
+            min_confidence=cfg.min_event_confidence,
+        )
+        moves = {int(keyed[step]): conf for step, conf in key_found}
+    told = dict(moves)
     for step, conf in found:
+        # a key's return after a stretch without one is told when it is a new key, with the
+        # confidence of both decisions
+        told[step] = min(conf, moves[step]) if step in moves else conf
+    for step in sorted(told):
         state = int(path[step])
+        if state != NO_KEY and step not in moves and any(path[:step] != NO_KEY):
+            continue  # the key comes back as it was: nothing to tell
         text = "the key becomes unclear" if state == NO_KEY else f"the key moves to {KEYS[state]}"
-        changes.setdefault(idx[step], []).append(NarrativeEvent("key", text, round(conf, 3)))
+        changes.setdefault(idx[step], []).append(NarrativeEvent("key", text, round(told[step], 3)))
     conf_rows = []
-    for a, b in _segments(path, np.eye(states, dtype=bool)):
+    for a, b in _segments(path, np.eye(NO_KEY + 1, dtype=bool)):
         mean = float(probs[a:b, path[a]].mean())
         conf_rows.extend([round(min(1.0, max(0.0, mean)), 4)] * (b - a))
     return (

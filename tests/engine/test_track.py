@@ -237,3 +237,44 @@ def test_key_evidence_helpers() -> None:
     assert no_key_probability(None, cfg) == 0.0
     assert no_key_probability(0.9, cfg) < 0.01
     assert no_key_probability(0.01, cfg) > 0.95
+
+
+def _keyed(tonalities: list[float], keys: list[str], conf: float = 0.3) -> list:
+    """Regions whose best key has probability ``conf`` (the rest spread) and given tonality."""
+    return [
+        replace(
+            annotation(10 * i, 10 * i + 10, key=k, conf=conf),
+            key=replace(annotation(0, 1, key=k, conf=conf).key, tonality=t),  # type: ignore[arg-type]
+        )
+        for i, (t, k) in enumerate(zip(tonalities, keys, strict=True))
+    ]
+
+
+def test_uncertain_but_pitched_regions_keep_their_common_key() -> None:
+    # a singer alone: every region leans to G minor at 0.3 and is pitched (tonality over the
+    # threshold but for the first), so the track has G minor, not "no clear key"
+    regions = _keyed([0.065, 0.12, 0.10], ["G minor"] * 3)
+    res = resolve(regions)
+    assert [a.key.key if a.key else None for a in res.annotations] == ["G minor"] * 3
+    # unpitched regions stay without a key however peaked their key evidence
+    flat = resolve(_keyed([0.02, 0.03, 0.01], ["G minor"] * 3, conf=0.9))
+    assert all(a.key is None for a in flat.annotations)
+
+
+def test_a_break_without_a_key_does_not_end_the_key() -> None:
+    # D major, a 40 s drum break, D major again: the key becomes unclear, then nothing more
+    same = resolve(_keyed([0.4] * 3 + [0.0] * 4 + [0.4] * 3, ["D major"] * 10, conf=0.8))
+    assert [a.key.key if a.key else None for a in same.annotations] == (
+        ["D major"] * 3 + [None] * 4 + ["D major"] * 3
+    )
+    told = {i: [e.text for e in ev if e.kind == "key"] for i, ev in same.changes.items()}
+    assert {i: t for i, t in told.items() if t} == {3: ["the key becomes unclear"]}
+    # a new key after the break is told where it starts
+    moved = resolve(
+        _keyed([0.4] * 3 + [0.0] * 4 + [0.4] * 3, ["D major"] * 7 + ["F minor"] * 3, conf=0.8)
+    )
+    told = {i: [e.text for e in ev if e.kind == "key"] for i, ev in moved.changes.items()}
+    assert {i: t for i, t in told.items() if t} == {
+        3: ["the key becomes unclear"],
+        7: ["the key moves to F minor"],
+    }

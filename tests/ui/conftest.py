@@ -90,4 +90,4 @@ def settled(w) -> bool:
 def open_and_annotate(qtbot, w, path: str) -> None:
     """Open ``path`` in the panel and wait until every region is annotated or failed."""
     w.open_audio(path)
-    qtbot.waitUntil(lambda: settled(w), timeout=20_000)
+    qtbot.waitUntil(lambda: settled(w), timeout=60_000)

@@ -163,7 +163,7 @@ def test_dropping_a_file_opens_it(qtbot, window, song):
     with qtbot.waitSignal(window.overviewLoaded, timeout=10_000):
         window.dropEvent(QDropEvent(QPointF(50, 50), *args))
     assert window.audio_path.endswith("two_keys.wav")
-    qtbot.waitUntil(lambda: settled(window), timeout=20_000)
+    qtbot.waitUntil(lambda: settled(window), timeout=60_000)
 
     text = QMimeData()
     text.setUrls([QUrl.fromLocalFile("/tmp/notes.txt")])
