@@ -19,9 +19,17 @@ the track (:func:`engine.track.resolve`), as ``sonicverse annotate`` does. Print
   on one, two and every 3 s patch per region;
 - clip-level vocals of the other files (a-cappella singing, instrumentals, speech).
 
+``--beatles DIR`` adds the track key on Beatles songs with Isophonics key annotations (the key
+held longest in each song's key lab; ``<album>/<NN-song>.mp3`` beside ``<NN-song>.key``, one
+line ``"E major"``; see ``docs/benchmarks.md`` for where they come from), ours beside essentia
+in the same run. ``--beatles-split``: ``dev`` (odd track numbers, the songs anything may be
+chosen on), ``test`` (even track numbers but the second, on which the chord recogniser's
+constants were chosen; reported) or ``all``.
+
 Usage::
 
     python bench/real.py [--real2 ../shared/realaudio2] [--real ../shared/realaudio]
+    python bench/real.py --beatles bench/data/beatles-keys --beatles-split test [--beatles-only]
 
 essentia is imported only here: it is a baseline, never a runtime dependency.
 """
@@ -44,9 +52,9 @@ from engine import presets
 from engine.audio import Audio, load, resample, to_mono
 from engine.backends.base import Segment
 from engine.labels import KEYS
-from engine.pipeline import plan_regions
+from engine.pipeline import attach_chords, plan_regions
 from engine.track import resolve
-from engine.types import RegionAnnotation
+from engine.types import ChordSpan, RegionAnnotation
 
 log = logging.getLogger("bench.real")
 
@@ -132,6 +140,51 @@ def realaudio(folder: Path) -> list[Track]:
     return out
 
 
+def beatles(folder: Path, split: str) -> list[Track]:
+    """Beatles songs with an annotated key: ``<album>/<NN-song>.mp3`` beside ``.key``."""
+    out = []
+    for key_file in sorted(folder.glob("*/*.key")):
+        number = int(key_file.stem.split("-")[0])
+        if split != "all" and (number % 2 == 1) != (split == "dev"):
+            continue
+        if split == "test" and number == 2:
+            continue  # the chord recogniser's constants were chosen on each album's 2nd song
+        key = key_file.read_text(encoding="utf-8").strip()
+        if key not in KEYS:
+            raise ValueError(f"{key_file}: {key!r} is not one of the 24 keys")
+        path = key_file.with_suffix(".mp3")
+        out.append(Track(path, key, True, tonal=True, vocals="", lines=None))
+    return out
+
+
+def track_keys(
+    tracks: Sequence[Track], backend: object, preset: presets.Preset, *, with_essentia: bool
+) -> tuple[dict[str, list[float]], list[list[str]]]:
+    """Track key of each track, ours (decoded over its regions) beside essentia's: the MIREX
+    scores per method and a row per track."""
+    scores: dict[str, list[float]] = {}
+    rows = []
+    for tr in tracks:
+        clip = load(tr.path)
+        y = resample(to_mono(clip.samples), sr=clip.sr, target_sr=SR)
+        raw = backend.analyze(regions_of(y, tr.path.name))  # type: ignore[attr-defined]
+        raw = attach_chords(raw, chords_of(y, preset))
+        ours = track_key(resolve(raw, settings=preset.track, analysis=preset.analysis).annotations)
+        ess = essentia_keys(y) if with_essentia else {}
+        assert tr.key is not None
+        for method, est in {"ours": ours, **{f"essentia {p}": k for p, k in ess.items()}}.items():
+            scores.setdefault(method, []).append(mirex(tr.key, est))
+        rows.append(
+            [
+                f"{tr.path.parent.name[:12]}/{tr.path.stem[:24]}",
+                tr.key,
+                ours or "no clear key",
+                *[ess.get(p, "") for p in ESSENTIA_PROFILES],
+            ]
+        )
+    return scores, rows
+
+
 def mirex(reference: str, estimate: str | None) -> float:
     """mir_eval's weighted key score; 0 for no estimate."""
     import mir_eval
@@ -148,6 +201,19 @@ def regions_of(y: np.ndarray, name: str) -> list[Segment]:
         a, b = round(r.start_s * SR), round(r.end_s * SR)
         segs.append(Segment(r, Audio(y[None, a:b].copy(), SR, name, r.start_s)))
     return segs
+
+
+def chords_of(y: np.ndarray, preset: presets.Preset) -> tuple[ChordSpan, ...]:
+    """The track's chords as ``sonicverse annotate`` finds them (on the beat grid, from the
+    shared spectrum), to hand to the track decoder with the regions (:func:`attach_chords`)."""
+    from engine.analysis.beats import GRID_SR, track_beats
+    from engine.analysis.chords import track_chords
+    from engine.analysis.frames import track_frames
+
+    x = resample(y[None, :], sr=SR, target_sr=GRID_SR)[0]
+    a = preset.analysis
+    grid = track_beats(x, sr=GRID_SR, min_bpm=a.tempo_min_bpm, max_bpm=a.tempo_max_bpm)
+    return track_chords(track_frames(x, sr=GRID_SR), grid, duration_s=x.size / GRID_SR)
 
 
 def track_key(regions: Sequence[RegionAnnotation]) -> str | None:
@@ -195,6 +261,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--real2", type=Path, default=SHARED / "realaudio2")
     ap.add_argument("--real", type=Path, default=SHARED / "realaudio")
     ap.add_argument("--no-essentia", action="store_true")
+    ap.add_argument("--beatles", type=Path, help="Beatles songs with .key files (track key only)")
+    ap.add_argument("--beatles-split", choices=("dev", "test", "all"), default="test")
+    ap.add_argument("--beatles-only", action="store_true", help="skip the shared recordings")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
@@ -202,6 +271,20 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     preset = presets.load("lite")
     lite = backends.create(preset)
+    if args.beatles is not None:
+        songs = beatles(args.beatles, args.beatles_split)
+        scores, rows = track_keys(songs, lite, preset, with_essentia=not args.no_essentia)
+        print(
+            f"\nTrack key on the Beatles, Isophonics annotations ({args.beatles_split} split, "
+            f"{len(songs)} songs, real; MIREX weighted, 'no clear key' scores 0)"
+        )
+        print(table(list(scores), [[f"{np.mean(v):.3f}" for v in scores.values()]]))
+        exact = {m: sum(v == 1.0 for v in vs) for m, vs in scores.items()}
+        print("exactly right: " + ", ".join(f"{m} {n}/{len(songs)}" for m, n in exact.items()))
+        print(table(["song", "reference", "ours", *ESSENTIA_PROFILES], rows))
+        if args.beatles_only:
+            lite.close()
+            return
     # the other patch setting shares the loaded networks
     from engine.tagging import Tagger
 
@@ -228,10 +311,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         y = resample(to_mono(clip.samples), sr=clip.sr, target_sr=SR)
         seconds += y.size / SR
         segs = regions_of(y, tr.path.name)
+        t0 = time.perf_counter()
+        chords = chords_of(y, preset)
+        t_ours += time.perf_counter() - t0
         decoded = {}
         for label, backend in variants.items():
             t0 = time.perf_counter()
-            raw = backend.analyze(segs)
+            raw = attach_chords(backend.analyze(segs), chords)
             res = resolve(raw, settings=preset.track, analysis=preset.analysis)
             if label == shipped:
                 t_ours += time.perf_counter() - t0

@@ -356,6 +356,8 @@ class Annotator:
             form = self._form(frames, grid, duration_s=hdr.duration_s)
             chords = self._chords(frames, grid, duration_s=hdr.duration_s)
             progress("beats", 1, 1)
+        if chords:  # the regions carry the chords to the key decoder, then their numerals
+            raw = attach_chords(raw, chords)
         done = resolve_track(raw, preset=self.preset, grid=grid)
         if chords:
             done = attach_chords(done, chords)

@@ -87,6 +87,7 @@ class TrackSettings:
 
     key_change_penalty: float = 5.0  # cost of a key change (nats)
     key_floor: float = 0.03  # probability floor per key and region (caps one region's say)
+    home_key_bonus: float = 3.0  # nats per region for the key the track's chords support
     min_tonality: float = 0.08  # regions less pitched than this have no clear key
     tonality_width: float = 0.02  # softness of that threshold
     tempo_change_penalty: float = 3.0  # cost of a tempo change (nats)
@@ -99,7 +100,12 @@ class TrackSettings:
     min_event_confidence: float = 0.5  # events below this are not claimed
 
     def __post_init__(self) -> None:
-        for name in ("key_change_penalty", "tempo_change_penalty", "vocals_change_penalty"):
+        for name in (
+            "key_change_penalty",
+            "home_key_bonus",
+            "tempo_change_penalty",
+            "vocals_change_penalty",
+        ):
             check_range(f"track.{name}", getattr(self, name), 0.0, 100.0)
         for name in ("key_floor", "tempo_floor", "vocals_floor"):
             check_range(f"track.{name}", getattr(self, name), 1e-6, 0.5)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from daw_bridge.keys import GENDER_CONFIDENCE
+from engine.analysis.chords import home_keys
 from engine.labels import KEYS, VOCALS
 from engine.presets import AnalysisSettings, TrackSettings
 from engine.types import BeatGrid, KeyEstimate, NarrativeEvent, RegionAnnotation, VocalsEstimate
@@ -277,7 +278,9 @@ def _decode_keys(
     every region whose best key was less likely than the threshold's share. Which key is then
     decoded over the regions that have one, in order, as if the stretches without a key were
     not there: a drum break does not end the key, and the key after it is told only when it
-    differs from the one before.
+    differs from the one before. When the regions carry the track's chords, the home key of
+    the chords under each region (:func:`engine.analysis.chords.home_keys`) gets
+    ``home_key_bonus`` nats there.
     """
     own = [_own_key(a) for a in regions]
     idx = _audible(regions, [k is not None for k in own])
@@ -296,9 +299,17 @@ def _decode_keys(
     moves: dict[int, float] = {}
     if keyed.size:
         emissions = np.log(cfg.key_floor + dist[keyed])
-        # the opening key is the home key unless the rest of the track says otherwise: this
-        # breaks near-ties between keys the regions support equally (a relative major and minor)
-        emissions[0, int(np.argmax(dist[keyed[0]]))] += OPENING_KEY_PRIOR
+        homes = _home_keys([regions[idx[t]] for t in keyed], regions)
+        for row, home in enumerate(homes):
+            # the key the chords under a region circle weighs in it: a region leaves it only
+            # where its own evidence outweighs that
+            if home is not None:
+                emissions[row, KEYS.index(home)] += cfg.home_key_bonus
+        if not any(h is not None for h in homes):
+            # the opening key is the home key unless the rest of the track says otherwise:
+            # this breaks near-ties between keys the regions support equally (a relative
+            # major and minor)
+            emissions[0, int(np.argmax(dist[keyed[0]]))] += OPENING_KEY_PRIOR
         path[keyed], key_found = _decode_classes(
             emissions,
             penalty=cfg.key_change_penalty,
@@ -324,6 +335,24 @@ def _decode_keys(
         _fill(len(regions), idx, [int(s) for s in path], NO_KEY),
         _fill(len(regions), idx, conf_rows, 0.0),
     )
+
+
+def _home_keys(
+    keyed: Sequence[RegionAnnotation], regions: Sequence[RegionAnnotation]
+) -> list[str | None]:
+    """The home key of the chords under each region (:func:`engine.analysis.chords.home_keys`,
+    the stretch holding most of the region's time); None without chords."""
+    chords = sorted({c for a in regions for c in a.chords}, key=lambda c: c.start_s)
+    spans = home_keys(chords)
+    out: list[str | None] = []
+    for a in keyed:
+        best, held = None, 0.0
+        for s, e, key in spans:
+            overlap = min(e, a.end_s) - max(s, a.start_s)
+            if overlap > held:
+                best, held = key, overlap
+        out.append(best)
+    return out
 
 
 # --- tempo ---------------------------------------------------------------------------------

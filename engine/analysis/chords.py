@@ -33,7 +33,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from engine.analysis.frames import TrackFrames, beat_sync
-from engine.labels import ENHARMONIC, PITCH_CLASSES, parse_key
+from engine.labels import ENHARMONIC, KEYS, PITCH_CLASSES, parse_key
 from engine.types import BeatGrid, ChordSpan
 
 QUALITIES: dict[str, tuple[int, ...]] = {
@@ -245,6 +245,137 @@ def chords_between(
         if b - a > 1e-6:
             out.append(ChordSpan(round(a, 4), round(b, 4), c.chord, c.confidence))
     return tuple(out)
+
+
+# The home key from the chords (:func:`home_key`): how much each chord, by its degree above a
+# key's tonic and its quality, says "this is the key". Written from functional harmony, not
+# fitted: the tonic triad most, the subdominant and dominant (and their sevenths) next, the
+# relative and other diatonic minor chords less, pop's flat-seven chord a little in major;
+# in minor the dominant may be major (harmonic minor). A chord off the key's degrees weighs 0.
+HOME_MAJOR: dict[tuple[int, str], float] = {
+    (0, "maj"): 1.0,
+    (0, "maj7"): 0.8,
+    (0, "7"): 0.6,
+    (0, "sus4"): 0.5,
+    (0, "sus2"): 0.5,
+    (5, "maj"): 0.7,
+    (5, "7"): 0.7,
+    (7, "maj"): 0.7,
+    (7, "7"): 0.7,
+    (9, "min"): 0.5,
+    (9, "min7"): 0.4,
+    (2, "min"): 0.4,
+    (2, "min7"): 0.4,
+    (4, "min"): 0.3,
+    (10, "maj"): 0.3,
+}
+HOME_MINOR: dict[tuple[int, str], float] = {
+    (0, "min"): 1.0,
+    (0, "min7"): 0.8,
+    (5, "min"): 0.6,
+    (7, "min"): 0.4,
+    (7, "maj"): 0.6,
+    (7, "7"): 0.6,
+    (8, "maj"): 0.5,
+    (3, "maj"): 0.5,
+    (10, "maj"): 0.5,
+    (2, "dim"): 0.3,
+}
+HOME_MIN_CHORDS = 0.5  # the chords (not N) must fill this share of the time to say a home key
+
+
+HOME_CHANGE_PENALTY = 8.0  # chord-weighted seconds a change of home key must earn
+
+
+def _home_weights() -> np.ndarray:
+    """:data:`HOME_MAJOR` and :data:`HOME_MINOR` as an array [2 modes, 12 degrees, qualities]."""
+    weights = np.zeros((2, 12, len(QUALITIES)))
+    names = list(QUALITIES)
+    for m, table in enumerate((HOME_MAJOR, HOME_MINOR)):
+        for (degree, quality), w in table.items():
+            weights[m, degree, names.index(quality)] = w
+    return weights
+
+
+def _key_support(chords: Sequence[ChordSpan]) -> np.ndarray:
+    """How much each chord supports each key, ``[chords, 24]`` (keys in :data:`KEYS` order):
+    its duration times its weight as a degree of that key (0 for ``N``)."""
+    weights = _home_weights()
+    names = list(QUALITIES)
+    out = np.zeros((len(chords), 24))
+    for i, c in enumerate(chords):
+        parsed = parse_chord(c.chord)
+        if parsed is None:
+            continue
+        root, quality = parsed
+        d = max(0.0, c.end_s - c.start_s)
+        degrees = (root - np.arange(12)) % 12  # the chord's degree above each tonic
+        for m in range(2):
+            out[i, 12 * m : 12 * m + 12] = d * weights[m, degrees, names.index(quality)]
+    return out
+
+
+def home_key(chords: Sequence[ChordSpan]) -> str | None:
+    """The key a stretch of chords supports best: each key scores its chords' durations
+    weighted by :data:`HOME_MAJOR` / :data:`HOME_MINOR` by their degree and quality.
+
+    Args:
+        chords: spans in time order (:func:`track_chords`, or a part of them).
+
+    Returns:
+        The key name (``"E major"``), or None when chords fill less than
+        :data:`HOME_MIN_CHORDS` of the spans' time (drums, speech, near-silence).
+    """
+    total = sum(max(0.0, c.end_s - c.start_s) for c in chords)
+    support = _key_support(chords)
+    voiced = sum(c.end_s - c.start_s for c in chords if c.chord != NO_CHORD)
+    if total <= 0 or voiced < HOME_MIN_CHORDS * total:
+        return None
+    return KEYS[int(np.argmax(support.sum(axis=0)))]
+
+
+def home_keys(chords: Sequence[ChordSpan]) -> tuple[tuple[float, float, str | None], ...]:
+    """The home key of each stretch of a track: ``(start_s, end_s, key)`` spans tiling the
+    chords' time.
+
+    The key is decoded over the chords with the Viterbi algorithm: each chord supports each
+    key by its duration times its weight as a degree of that key (:data:`HOME_MAJOR`,
+    :data:`HOME_MINOR`), and a change of key costs :data:`HOME_CHANGE_PENALTY`. A bridge that
+    leans on the subdominant for a few bars does not pay for two changes; a modulation that
+    holds for half a minute does. Without enough chords (:func:`home_key` is None) the one
+    span has no key.
+
+    On Beatles songs with Isophonics key annotations the home key reads the key better than
+    pitch-class profiles (``bench/real.py --beatles``): real songs colour their melodies with
+    a flat seventh or a minor third that a profile fitted on renders takes for another key,
+    while their chords still circle the tonic.
+    """
+    if not chords:
+        return ()
+    start, end = chords[0].start_s, chords[-1].end_s
+    if home_key(chords) is None:
+        return ((start, end, None),)
+    support = _key_support(chords)
+    n = len(chords)
+    score = support[0].copy()
+    back = np.zeros((n, 24), dtype=np.int64)
+    for i in range(1, n):
+        best = int(np.argmax(score))
+        switch = score[best] - HOME_CHANGE_PENALTY
+        stay = score >= switch
+        back[i] = np.where(stay, np.arange(24), best)
+        score = np.where(stay, score, switch) + support[i]
+    path = np.zeros(n, dtype=np.int64)
+    path[-1] = int(np.argmax(score))
+    for i in range(n - 1, 0, -1):
+        path[i - 1] = back[i, path[i]]
+    spans: list[tuple[float, float, str | None]] = []
+    first = 0
+    for i in range(1, n + 1):
+        if i == n or path[i] != path[first]:
+            spans.append((chords[first].start_s, chords[i - 1].end_s, KEYS[int(path[first])]))
+            first = i
+    return tuple(spans)
 
 
 # Roman numerals: the degree of each interval above the tonic on the key's scale, with the

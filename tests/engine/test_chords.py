@@ -18,6 +18,7 @@ from engine.analysis.chords import (
     chord_names,
     chords_between,
     decode,
+    home_key,
     parse_chord,
     progression,
     roman,
@@ -26,7 +27,8 @@ from engine.analysis.chords import (
 from engine.analysis.frames import track_frames
 from engine.backends.lite import LiteBackend
 from engine.captions import template_caption
-from engine.pipeline import Annotator
+from engine.pipeline import Annotator, attach_chords
+from engine.track import resolve
 from engine.types import ChordSpan, TrackResult
 from tests.engine.helpers import annotation
 from tests.synth import NOTE, chord, drum_loop, sung_voice
@@ -255,3 +257,48 @@ def test_every_chord_the_decoder_can_name_is_valid_harte_for_jams_and_mir_eval()
         parsed = parse_chord(name)
         assert parsed is None or (root == parsed[0] and bits.sum() >= 3), name
     ann.validate(strict=True)
+
+
+def _spans(names: list[str], *, seconds: float = 2.0) -> tuple[ChordSpan, ...]:
+    return tuple(
+        ChordSpan(i * seconds, (i + 1) * seconds, name, 0.9) for i, name in enumerate(names)
+    )
+
+
+def test_the_home_key_is_the_key_the_chords_circle() -> None:
+    assert home_key(_spans(["G:maj", "C:maj", "D:7", "G:maj"] * 4)) == "G major"
+    assert home_key(_spans(["A:min", "D:min", "E:7", "A:min"] * 4)) == "A minor"
+    # a rock song that dwells on its tonic keeps it through a flat-seven chord and the
+    # subdominant (not the key of the subdominant, where the tonic would be the dominant)
+    assert home_key(_spans(["D:maj", "D:maj", "C:maj", "G:maj", "D:maj"] * 4)) == "D major"
+    # the relative minor's chords around a major tonic stay in the major key
+    assert home_key(_spans(["C:maj", "A:min", "F:maj", "G:maj"] * 4)) == "C major"
+    # drums or speech: no chords, no home key
+    assert home_key(_spans(["N"] * 8 + ["C:maj"])) is None
+    assert home_key(()) is None
+
+
+def test_the_chords_keep_the_track_key_where_the_profiles_lean_elsewhere() -> None:
+    # every region's own pitch classes lean to G major (the subdominant of D), as a melody's
+    # flat sevenths make them, but the chords circle D: the track is in D major
+    chords = _spans(["D:maj", "D:maj", "C:maj", "G:maj", "D:maj"] * 6)
+    regions = [replace(annotation(10 * i, 10 * i + 10, key="G major", conf=0.6)) for i in range(6)]
+    alone = resolve(regions)
+    assert {a.key.key for a in alone.annotations if a.key} == {"G major"}
+    told = resolve(attach_chords(regions, chords))
+    assert {a.key.key for a in told.annotations if a.key} == {"D major"}
+    # the numerals are said against the decoded key
+    assert attach_chords(told.annotations, chords)[0].progression == "I-bVII-IV"
+
+
+def test_a_modulation_the_chords_follow_is_still_told() -> None:
+    chords = _spans(
+        ["C:maj", "F:maj", "G:7", "C:maj"] * 6 + ["E:min", "A:min", "B:7", "E:min"] * 6,
+        seconds=1.25,
+    )
+    regions = [annotation(10 * i, 10 * i + 10, key="C major", conf=0.9) for i in range(3)] + [
+        annotation(10 * i, 10 * i + 10, key="E minor", conf=0.9) for i in range(3, 6)
+    ]
+    res = resolve(attach_chords(regions, chords))
+    assert [a.key.key for a in res.annotations if a.key] == ["C major"] * 3 + ["E minor"] * 3
+    assert [e.text for e in res.changes[3] if e.kind == "key"] == ["the key moves to E minor"]
