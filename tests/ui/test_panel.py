@@ -39,10 +39,11 @@ def test_open_annotate_fills_the_table(qtbot, window, song):
     m = window.model
     assert [(r.start_s, r.end_s) for r in m.rows] == [(0.0, 10.0), (10.0, 20.0), (20.0, 25.0)]
     qtbot.waitUntil(lambda: window.narrative is not None, timeout=15_000)  # the panel asks
-    assert [m.data(m.index(i, 2)) for i in range(3)] == ["D major", "D major", "D major"]
+    # the song's chords move from A minor to D major at 12 s: the track view follows them
+    assert [m.data(m.index(i, 2)) for i in range(3)] == ["A minor", "D major", "D major"]
     assert m.data(m.index(0, 4)).startswith("A minor")  # what the first region alone hears
     assert all(m.data(m.index(i, 7)) == "120" for i in range(3))
-    assert "D major" in m.data(m.index(0, 9))  # the caption tells the track view too
+    assert "D major" in m.data(m.index(1, 9))  # the caption tells the track view too
     assert window.link.state == "up" and not window.progress.isVisible()
     assert "engine up" in window.engine_label.text()
 
@@ -80,10 +81,10 @@ def test_narrate_exports_timeline_and_session_round_trip(qtbot, window, song, tm
     open_and_annotate(qtbot, window, song)
     window.narrate()
     qtbot.waitUntil(lambda: window.narrative is not None, timeout=15_000)
-    assert "D major" in window.narrative["text"]
-    # the narrative pane shows the text and each section with its span
+    assert "at 0:10 the key moves to D major" in window.narrative["text"]
+    # the narrative pane shows the text and each stretch with its span
     assert window.narrative["text"] in window.narrative_view.toPlainText()
-    assert "0:00.0–0:25.0" in window.narrative_view.toPlainText()
+    assert "0:10.0–0:25.0 D major" in window.narrative_view.toPlainText()
 
     for fmt, suffix in (
         ("json", ".json"),
@@ -93,17 +94,21 @@ def test_narrate_exports_timeline_and_session_round_trip(qtbot, window, song, tm
     ):
         assert window.export_to(str(tmp_path / f"out{suffix}"), fmt)
     doc = json.loads((tmp_path / "out.json").read_text())
-    # the track's view, as the narrative tells it; the first region alone hears A minor
-    assert [r["key"]["key"] for r in doc["regions"]] == ["D major", "D major", "D major"]
+    # the track's view, as the narrative tells it, beside what each region alone hears
+    assert [r["key"]["key"] for r in doc["regions"]] == ["A minor", "D major", "D major"]
     assert doc["regions"][0]["region_key"]["key"] == "A minor"
     assert doc["narrative"]["text"] == window.narrative["text"]
     import jams
 
     jam = jams.load(str(tmp_path / "out.jams"))
-    assert [o.value for o in jam.search(namespace="key_mode")[0].data] == ["D:major"] * 3
+    assert [o.value for o in jam.search(namespace="key_mode")[0].data] == [
+        "A:minor",
+        "D:major",
+        "D:major",
+    ]
     # a label per region and one per section of the form
     assert (tmp_path / "out.txt").read_text().count("\n") == 3 + len(doc["form"])
-    assert (tmp_path / "out.csv").read_text().startswith("#,Name,Start,End,Length\nR1,D major")
+    assert (tmp_path / "out.csv").read_text().startswith("#,Name,Start,End,Length\nR1,A minor")
     assert window.save_timeline(str(tmp_path / "timeline.png"))
     assert (tmp_path / "timeline.png").read_bytes()[:4] == b"\x89PNG"
 
