@@ -264,6 +264,23 @@ def no_key_probability(tonality: float | None, cfg: TrackSettings) -> float:
     return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
 
+HARMONY_FROM, HARMONY_FULL = 0.5, 0.75  # chords' share of a region: from some to full say
+
+
+def harmony_share(a: RegionAnnotation) -> float:
+    """How far the chords under a region say it has harmony, in [0, 1]: 0 when chords (not
+    ``N``) fill up to :data:`HARMONY_FROM` of its time (or it carries none), 1 from
+    :data:`HARMONY_FULL`, linear between. Chords are read against each other (the best chord
+    must stand out from the median one), so detuned unison synths and saturation, which lower
+    the tuning coherence behind the tonality, leave them: a region whose chords fill it has a
+    key whatever its tonality; drums, noise and speech find ``N``."""
+    span = a.end_s - a.start_s
+    if not a.chords or span <= 0:
+        return 0.0
+    voiced = sum(c.end_s - c.start_s for c in a.chords if c.chord != "N") / span
+    return float(np.clip((voiced - HARMONY_FROM) / (HARMONY_FULL - HARMONY_FROM), 0.0, 1.0))
+
+
 def _decode_keys(
     regions: Sequence[RegionAnnotation],
     cfg: TrackSettings,
@@ -271,22 +288,26 @@ def _decode_keys(
 ) -> tuple[list[int], list[float]]:
     """Keys in two steps, as the vocals: whether there is a key, then which.
 
-    Whether is decoded over two states, a key and "no clear key", from each region's
-    tonality alone (:func:`no_key_probability`), so regions whose key is uncertain but
-    pitched still count towards a key: a singer without accompaniment whose three regions each
-    lean to G minor has G minor, where one decoder over the 25 states gave "no clear key" to
-    every region whose best key was less likely than the threshold's share. Which key is then
-    decoded over the regions that have one, in order, as if the stretches without a key were
-    not there: a drum break does not end the key, and the key after it is told only when it
-    differs from the one before. When the regions carry the track's chords, the home key of
-    the chords under each region (:func:`engine.analysis.chords.home_keys`) gets
-    ``home_key_bonus`` nats there.
+    Whether is decoded over two states, a key and "no clear key", from each region's tonality
+    (:func:`no_key_probability`) and the chords under it (:func:`harmony_share`), so regions
+    whose key is uncertain but pitched still count towards a key: a singer without
+    accompaniment whose three regions each lean to G minor has G minor, where one decoder over
+    the 25 states gave "no clear key" to every region whose best key was less likely than the
+    threshold's share; and a region whose chords fill it has a key whatever its tonality.
+    Which key is then decoded over the regions that have one, in order, as if the stretches
+    without a key were not there: a drum break does not end the key, and the key after it is
+    told only when it differs from the one before. When the regions carry the track's chords,
+    the home key of the chords under each region (:func:`engine.analysis.chords.home_keys`)
+    gets ``home_key_bonus`` nats there.
     """
     own = [_own_key(a) for a in regions]
     idx = _audible(regions, [k is not None for k in own])
     if not idx:
         return [NO_KEY] * len(regions), [0.0] * len(regions)
-    none = np.array([no_key_probability(own[i].tonality, cfg) for i in idx])  # type: ignore[union-attr]
+    unpitched = [no_key_probability(own[i].tonality, cfg) for i in idx]  # type: ignore[union-attr]
+    none = np.array(
+        [p * (1.0 - harmony_share(regions[i])) for p, i in zip(unpitched, idx, strict=True)]
+    )
     dist = np.stack([key_distribution(own[i]) for i in idx])  # type: ignore[arg-type]
     probs = np.concatenate([(1.0 - none)[:, None] * dist, none[:, None]], axis=1)
     presence, found = _decode_classes(

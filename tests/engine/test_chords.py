@@ -302,3 +302,19 @@ def test_a_modulation_the_chords_follow_is_still_told() -> None:
     res = resolve(attach_chords(regions, chords))
     assert [a.key.key for a in res.annotations if a.key] == ["C major"] * 3 + ["E minor"] * 3
     assert [e.text for e in res.changes[3] if e.kind == "key"] == ["the key moves to E minor"]
+
+
+def test_chords_that_fill_a_region_give_it_a_key_whatever_its_tonality() -> None:
+    # saturated, detuned synths: the tuning coherence (tonality) is under the threshold, but
+    # the chords stand out from one another all along, so the regions have a key
+    regions = [
+        replace(a, key=replace(a.key, tonality=0.03))  # type: ignore[arg-type]
+        for a in (annotation(10 * i, 10 * i + 10, key="D major", conf=0.7) for i in range(3))
+    ]
+    assert all(a.key is None for a in resolve(regions).annotations)
+    chords = _spans(["D:maj", "G:maj", "A:maj", "D:maj"] * 4, seconds=30 / 16)
+    told = resolve(attach_chords(regions, chords)).annotations
+    assert [a.key.key for a in told if a.key] == ["D major"] * 3
+    # drums: the chords are N, the regions keep "no clear key"
+    drums = resolve(attach_chords(regions, _spans(["N"] * 16, seconds=30 / 16))).annotations
+    assert all(a.key is None for a in drums)
