@@ -53,7 +53,7 @@ from engine.audio import Audio, load, to_mono
 from engine.backends.base import Segment
 from engine.labels import KEYS
 from engine.narrative import rule_based
-from engine.pipeline import attach_chords, plan_regions
+from engine.pipeline import carry_chords, plan_regions, track_chords_of
 from engine.presets import TrackSettings
 from engine.track import resolve
 from engine.types import KeyEstimate, RegionAnnotation
@@ -238,21 +238,13 @@ def build_songs(n_per_kind: int, split: str, tmp: Path) -> list[tuple[Song, np.n
 def analyse(backend, y: np.ndarray, name: str, sr: int = SR) -> list[RegionAnnotation]:
     """Raw region annotations of a signal, cut by the default region plan, carrying the
     track's chords as ``sonicverse annotate`` hands them to the track decoder."""
-    from engine.analysis.beats import GRID_SR, track_beats
-    from engine.analysis.chords import track_chords
-    from engine.analysis.frames import track_frames
-    from engine.audio import resample
-
     regions = plan_regions(y.size / sr, length_s=10.0, min_tail_s=5.0)
     segs = []
     for r in regions:
         a, b = round(r.start_s * sr), round(r.end_s * sr)
         segs.append(Segment(r, Audio(y[None, a:b].copy(), sr, name, r.start_s)))
-    x = resample(y, sr=sr, target_sr=GRID_SR)
-    ana = backend.preset.analysis
-    grid = track_beats(x, sr=GRID_SR, min_bpm=ana.tempo_min_bpm, max_bpm=ana.tempo_max_bpm)
-    chords = track_chords(track_frames(x, sr=GRID_SR), grid, duration_s=x.size / GRID_SR)
-    return list(attach_chords(backend.analyze(segs), chords))
+    chords = track_chords_of(y, sr=sr, analysis=backend.preset.analysis)
+    return list(carry_chords(backend.analyze(segs), chords))
 
 
 def essentia_regions(

@@ -52,9 +52,9 @@ from engine import presets
 from engine.audio import Audio, load, resample, to_mono
 from engine.backends.base import Segment
 from engine.labels import KEYS
-from engine.pipeline import attach_chords, plan_regions
+from engine.pipeline import carry_chords, plan_regions, track_chords_of
 from engine.track import resolve
-from engine.types import ChordSpan, RegionAnnotation
+from engine.types import RegionAnnotation
 
 log = logging.getLogger("bench.real")
 
@@ -168,7 +168,7 @@ def track_keys(
         clip = load(tr.path)
         y = resample(to_mono(clip.samples), sr=clip.sr, target_sr=SR)
         raw = backend.analyze(regions_of(y, tr.path.name))  # type: ignore[attr-defined]
-        raw = attach_chords(raw, chords_of(y, preset))
+        raw = carry_chords(raw, track_chords_of(y, sr=SR, analysis=preset.analysis))
         ours = track_key(resolve(raw, settings=preset.track, analysis=preset.analysis).annotations)
         ess = essentia_keys(y) if with_essentia else {}
         assert tr.key is not None
@@ -201,19 +201,6 @@ def regions_of(y: np.ndarray, name: str) -> list[Segment]:
         a, b = round(r.start_s * SR), round(r.end_s * SR)
         segs.append(Segment(r, Audio(y[None, a:b].copy(), SR, name, r.start_s)))
     return segs
-
-
-def chords_of(y: np.ndarray, preset: presets.Preset) -> tuple[ChordSpan, ...]:
-    """The track's chords as ``sonicverse annotate`` finds them (on the beat grid, from the
-    shared spectrum), to hand to the track decoder with the regions (:func:`attach_chords`)."""
-    from engine.analysis.beats import GRID_SR, track_beats
-    from engine.analysis.chords import track_chords
-    from engine.analysis.frames import track_frames
-
-    x = resample(y[None, :], sr=SR, target_sr=GRID_SR)[0]
-    a = preset.analysis
-    grid = track_beats(x, sr=GRID_SR, min_bpm=a.tempo_min_bpm, max_bpm=a.tempo_max_bpm)
-    return track_chords(track_frames(x, sr=GRID_SR), grid, duration_s=x.size / GRID_SR)
 
 
 def track_key(regions: Sequence[RegionAnnotation]) -> str | None:
@@ -312,12 +299,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         seconds += y.size / SR
         segs = regions_of(y, tr.path.name)
         t0 = time.perf_counter()
-        chords = chords_of(y, preset)
+        chords = track_chords_of(y, sr=SR, analysis=preset.analysis)
         t_ours += time.perf_counter() - t0
         decoded = {}
         for label, backend in variants.items():
             t0 = time.perf_counter()
-            raw = attach_chords(backend.analyze(segs), chords)
+            raw = carry_chords(backend.analyze(segs), chords)
             res = resolve(raw, settings=preset.track, analysis=preset.analysis)
             if label == shipped:
                 t_ours += time.perf_counter() - t0

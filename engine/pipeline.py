@@ -17,7 +17,7 @@ import numpy as np
 from engine import audio
 from engine.backends.base import Backend, Progress, Segment, no_progress
 from engine.errors import AudioError, Cancelled, InvalidRequest
-from engine.presets import LimitSettings, Preset
+from engine.presets import AnalysisSettings, LimitSettings, Preset
 from engine.store import Store, narrative_key, region_key
 from engine.types import (
     BeatGrid,
@@ -125,19 +125,56 @@ def resolve_track(
     return tuple(out)
 
 
+def grid_and_frames(y: np.ndarray, *, analysis: AnalysisSettings) -> tuple[BeatGrid, TrackFrames]:
+    """The beat grid of a track's mono samples at the grid's rate (in ``analysis``'s tempo
+    range), and the one spectrum of the same samples the analyses after the grid share
+    (:func:`engine.analysis.frames.track_frames`)."""
+    from engine.analysis.beats import GRID_SR, track_beats
+    from engine.analysis.frames import track_frames
+
+    grid = track_beats(
+        y, sr=GRID_SR, min_bpm=analysis.tempo_min_bpm, max_bpm=analysis.tempo_max_bpm
+    )
+    return grid, track_frames(y, sr=GRID_SR)
+
+
+def track_chords_of(y: np.ndarray, *, sr: int, analysis: AnalysisSettings) -> tuple[ChordSpan, ...]:
+    """A track's chords from its mono samples as :meth:`Annotator.annotate` finds them: on
+    its beat grid, from the shared spectrum."""
+    from engine.analysis.beats import GRID_SR
+    from engine.analysis.chords import track_chords
+
+    x = audio.resample(y, sr=sr, target_sr=GRID_SR)
+    grid, frames = grid_and_frames(x, analysis=analysis)
+    return track_chords(frames, grid, duration_s=x.size / GRID_SR)
+
+
+def carry_chords(
+    annotations: Sequence[RegionAnnotation], chords: Sequence[ChordSpan]
+) -> tuple[RegionAnnotation, ...]:
+    """Each region with the track's chords sounding in it, clipped to it (none when silent):
+    what the track decoder reads the home key from (:func:`engine.track.resolve`)."""
+    from engine.analysis.chords import chords_between
+
+    return tuple(
+        replace(a, chords=() if a.silent else chords_between(chords, a.start_s, a.end_s))
+        for a in annotations
+    )
+
+
 def attach_chords(
     annotations: Sequence[RegionAnnotation], chords: Sequence[ChordSpan]
 ) -> tuple[RegionAnnotation, ...]:
-    """Each region with the track's chords sounding in it and their Roman numerals against
-    its (track-level) key, its template caption rewritten to say the progression."""
-    from engine.analysis.chords import chords_between, progression
+    """Each region with the track's chords sounding in it (:func:`carry_chords`) and their
+    Roman numerals against its (track-level) key, its template caption rewritten to say the
+    progression."""
+    from engine.analysis.chords import progression
     from engine.captions import template_caption
 
     out = []
-    for a in annotations:
-        inside = () if a.silent else chords_between(chords, a.start_s, a.end_s)
-        numerals = progression(inside, a.key.key) if a.key is not None else ""
-        r = replace(a, chords=inside, progression=numerals)
+    for a in carry_chords(annotations, chords):
+        numerals = progression(a.chords, a.key.key) if a.key is not None else ""
+        r = replace(a, progression=numerals)
         if a.caption and a.caption == template_caption(a):
             r = replace(r, caption=template_caption(r))
         out.append(r)
@@ -357,7 +394,7 @@ class Annotator:
             chords = self._chords(frames, grid, duration_s=hdr.duration_s)
             progress("beats", 1, 1)
         if chords:  # the regions carry the chords to the key decoder, then their numerals
-            raw = attach_chords(raw, chords)
+            raw = carry_chords(raw, chords)
         done = resolve_track(raw, preset=self.preset, grid=grid)
         if chords:
             done = attach_chords(done, chords)
@@ -453,13 +490,8 @@ class Annotator:
         return regions, grid, form, chords
 
     def _grid_and_frames(self, y: np.ndarray) -> tuple[BeatGrid, TrackFrames]:
-        """The beat grid of a track's mono samples at the grid's rate, and the one spectrum of
-        the same samples the analyses after the grid share
-        (:func:`engine.analysis.frames.track_frames`)."""
-        from engine.analysis.beats import GRID_SR
-        from engine.analysis.frames import track_frames
-
-        return self._grid(y), track_frames(y, sr=GRID_SR)
+        """:func:`grid_and_frames` in the preset's tempo range."""
+        return grid_and_frames(y, analysis=self.preset.analysis)
 
     @staticmethod
     def _form(frames: TrackFrames, grid: BeatGrid, *, duration_s: float) -> tuple[Section, ...]:
@@ -474,13 +506,6 @@ class Annotator:
         from engine.analysis.chords import track_chords
 
         return track_chords(frames, grid, duration_s=duration_s)
-
-    def _grid(self, y: np.ndarray) -> BeatGrid:
-        """The beat grid of a track's mono samples at the grid's rate, in the preset's range."""
-        from engine.analysis.beats import GRID_SR, track_beats
-
-        a = self.preset.analysis
-        return track_beats(y, sr=GRID_SR, min_bpm=a.tempo_min_bpm, max_bpm=a.tempo_max_bpm)
 
     def narrate(self, path: str, annotations: Sequence[RegionAnnotation]) -> TrackNarrative:
         """A narrative over annotations of ``path`` (e.g. regions annotated earlier)."""

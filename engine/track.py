@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from daw_bridge.keys import GENDER_CONFIDENCE
-from engine.analysis.chords import home_keys
+from engine.analysis.chords import home_keys, voiced_seconds
 from engine.labels import KEYS, VOCALS
 from engine.presets import AnalysisSettings, TrackSettings
 from engine.types import BeatGrid, KeyEstimate, NarrativeEvent, RegionAnnotation, VocalsEstimate
@@ -277,7 +277,7 @@ def harmony_share(a: RegionAnnotation) -> float:
     span = a.end_s - a.start_s
     if not a.chords or span <= 0:
         return 0.0
-    voiced = sum(c.end_s - c.start_s for c in a.chords if c.chord != "N") / span
+    voiced = voiced_seconds(a.chords) / span
     return float(np.clip((voiced - HARMONY_FROM) / (HARMONY_FULL - HARMONY_FROM), 0.0, 1.0))
 
 

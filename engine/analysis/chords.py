@@ -282,9 +282,18 @@ HOME_MINOR: dict[tuple[int, str], float] = {
     (2, "dim"): 0.3,
 }
 HOME_MIN_CHORDS = 0.5  # the chords (not N) must fill this share of the time to say a home key
-
-
 HOME_CHANGE_PENALTY = 8.0  # chord-weighted seconds a change of home key must earn
+
+
+def voiced_seconds(chords: Sequence[ChordSpan]) -> float:
+    """How long ``chords`` hold a chord (not ``N``), in seconds."""
+    return sum(max(0.0, c.end_s - c.start_s) for c in chords if c.chord != NO_CHORD)
+
+
+def _enough_chords(chords: Sequence[ChordSpan]) -> bool:
+    """Whether chords fill at least :data:`HOME_MIN_CHORDS` of the spans' time."""
+    total = sum(max(0.0, c.end_s - c.start_s) for c in chords)
+    return total > 0 and voiced_seconds(chords) >= HOME_MIN_CHORDS * total
 
 
 def _home_weights() -> np.ndarray:
@@ -326,12 +335,9 @@ def home_key(chords: Sequence[ChordSpan]) -> str | None:
         The key name (``"E major"``), or None when chords fill less than
         :data:`HOME_MIN_CHORDS` of the spans' time (drums, speech, near-silence).
     """
-    total = sum(max(0.0, c.end_s - c.start_s) for c in chords)
-    support = _key_support(chords)
-    voiced = sum(c.end_s - c.start_s for c in chords if c.chord != NO_CHORD)
-    if total <= 0 or voiced < HOME_MIN_CHORDS * total:
+    if not _enough_chords(chords):
         return None
-    return KEYS[int(np.argmax(support.sum(axis=0)))]
+    return KEYS[int(np.argmax(_key_support(chords).sum(axis=0)))]
 
 
 def home_keys(chords: Sequence[ChordSpan]) -> tuple[tuple[float, float, str | None], ...]:
@@ -342,8 +348,8 @@ def home_keys(chords: Sequence[ChordSpan]) -> tuple[tuple[float, float, str | No
     key by its duration times its weight as a degree of that key (:data:`HOME_MAJOR`,
     :data:`HOME_MINOR`), and a change of key costs :data:`HOME_CHANGE_PENALTY`. A bridge that
     leans on the subdominant for a few bars does not pay for two changes; a modulation that
-    holds for half a minute does. Without enough chords (:func:`home_key` is None) the one
-    span has no key.
+    holds for half a minute does. Without enough chords (fewer than :data:`HOME_MIN_CHORDS`
+    of the time) the one span has no key.
 
     On Beatles songs with Isophonics key annotations the home key reads the key better than
     pitch-class profiles (``bench/real.py --beatles``): real songs colour their melodies with
@@ -352,9 +358,8 @@ def home_keys(chords: Sequence[ChordSpan]) -> tuple[tuple[float, float, str | No
     """
     if not chords:
         return ()
-    start, end = chords[0].start_s, chords[-1].end_s
-    if home_key(chords) is None:
-        return ((start, end, None),)
+    if not _enough_chords(chords):
+        return ((chords[0].start_s, chords[-1].end_s, None),)
     support = _key_support(chords)
     n = len(chords)
     score = support[0].copy()
