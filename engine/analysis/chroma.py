@@ -93,7 +93,7 @@ def pitch_profiles(y: np.ndarray, *, sr: int, config: ChromaConfig | None = None
     if sr != ANALYSIS_SR:
         x = soxr.resample(x, sr, ANALYSIS_SR, quality="LQ").astype(np.float32, copy=False)
     spec_db = _frame_spectra_db(x, cfg.n_fft, cfg.hop)
-    midi, weight, frame = _spectral_peaks(spec_db, cfg)
+    midi, weight, frame = spectral_peaks(spec_db, cfg)
     if midi.size == 0:
         return PitchProfiles(np.zeros(12), np.zeros(12), np.zeros(24))
     held = held_peaks(midi, frame, cfg)
@@ -222,18 +222,23 @@ def _frame_spectra_db(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     return 20.0 * np.log10(spec + 1e-9, dtype=np.float32)
 
 
-def _spectral_peaks(
-    spec_db: np.ndarray, cfg: ChromaConfig
+def spectral_peaks(
+    spec_db: np.ndarray, cfg: ChromaConfig, *, sr: int = ANALYSIS_SR
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Local maxima of each frame, with parabolic interpolation.
+
+    Args:
+        spec_db: magnitude spectra in dB, ``[frames, n_fft // 2 + 1]``.
+        cfg: the band, range and silence settings (its ``n_fft`` is read from ``spec_db``).
+        sr: the sample rate the spectra were taken at.
 
     Returns:
         ``(midi, weight, frame)``: fractional MIDI pitch, weight (dB above the frame's floor,
         scaled to [0, 1]) and frame index of every peak, each [peaks].
     """
     n_fft = (spec_db.shape[1] - 1) * 2
-    lo = max(1, int(cfg.fmin_hz * n_fft / ANALYSIS_SR))
-    hi = min(spec_db.shape[1] - 1, int(cfg.fmax_hz * n_fft / ANALYSIS_SR) + 1)
+    lo = max(1, int(cfg.fmin_hz * n_fft / sr))
+    hi = min(spec_db.shape[1] - 1, int(cfg.fmax_hz * n_fft / sr) + 1)
     frame_max = spec_db[:, lo:hi].max(axis=1, initial=-180.0)
     loud = frame_max > frame_max.max(initial=-180.0) - cfg.silence_db
     loud &= frame_max > -60.0  # a digitally silent frame has no peaks
@@ -247,7 +252,7 @@ def _spectral_peaks(
     denom = a - 2.0 * b + c
     offset = np.where(denom < 0, 0.5 * (a - c) / np.where(denom < 0, denom, -1.0), 0.0)
     height = b - 0.25 * (a - c) * offset
-    freq = (k + lo + offset) * ANALYSIS_SR / n_fft
+    freq = (k + lo + offset) * sr / n_fft
     midi = 69.0 + 12.0 * np.log2(freq / 440.0)
     weight = (height - floor[frame, 0]) / cfg.range_db
     return midi, weight.astype(np.float64), frame

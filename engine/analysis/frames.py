@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from engine.analysis.chroma import ChromaConfig, estimate_tuning, spectral_peaks
+
 FRAME_FFT = 4096  # at the grid's rate: 371 ms, 2.7 Hz bins, so bass semitones separate
 FRAME_HOP = 1024  # 93 ms
 FMIN_HZ = 50.0
@@ -39,6 +41,7 @@ HARMONY_GAIN = 10.0  # log1p(gain x magnitude / the track's largest)
 N_MELS = 40
 N_MFCC = 13
 LOW_BAND_HZ = 150.0
+TUNING_STRIDE = 2  # frames between those the tuning is read from (186 ms)
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,7 @@ def track_frames(y: np.ndarray, *, sr: int) -> TrackFrames:
     midi = 12 * np.log2(freqs[band] / 440.0) + 69
     banded = mag[:, band]
     peak = float(mag.max()) + 1e-9
-    tuning = _tuning(midi, banded)
+    tuning = _tuning(mag, sr)
     fold = _fold_matrix(midi - tuning)
     compressed = np.log1p(100.0 * banded / peak)
     is_bass = freqs[band] < BASS_SPLIT_HZ
@@ -159,14 +162,19 @@ def _fold_matrix(pitch: np.ndarray) -> np.ndarray:
     return fold
 
 
-def _tuning(midi: np.ndarray, mag: np.ndarray) -> float:
-    """Global deviation from equal temperament: the circular mean of the bins' offsets from
-    the nearest semitone, weighted by their total magnitude (peaks dominate)."""
-    w = mag.sum(axis=0) ** 2
-    if float(w.sum()) <= 0:
-        return 0.0
-    angle = np.angle(np.sum(w * np.exp(2j * np.pi * midi)))
-    return float(angle / (2 * np.pi))
+def _tuning(mag: np.ndarray, sr: int) -> float:
+    """Global deviation from equal temperament, in semitones in [-0.5, 0.5): the weighted
+    circular mean of the interpolated spectral peaks' offsets from the nearest semitone
+    (:func:`~engine.analysis.chroma.spectral_peaks`, every :data:`TUNING_STRIDE`-th frame).
+
+    Peaks, not bins: a bin's centre is a semitone from its neighbour's at 50 Hz, so the
+    magnitude-weighted offsets of bins lean wherever a loud bass note's bins happen to fall
+    (a quarter of a semitone flat on most Beatles songs and on a sine bass in tune).
+    """
+    spec_db = 20.0 * np.log10(mag[::TUNING_STRIDE] + 1e-9, dtype=np.float32)
+    cfg = ChromaConfig(n_fft=FRAME_FFT, fmin_hz=FMIN_HZ, fmax_hz=FMAX_HZ)
+    midi, weight, _ = spectral_peaks(spec_db, cfg, sr=sr)
+    return estimate_tuning(midi, weight) if midi.size else 0.0
 
 
 def _mel_matrix(sr: int, freqs: np.ndarray) -> np.ndarray:

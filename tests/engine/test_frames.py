@@ -53,3 +53,24 @@ def test_the_chords_register_leaves_out_high_melody_notes() -> None:
     treble, harmony = fr.chroma.mean(axis=1), fr.harmony.mean(axis=1)
     assert treble[11] > treble[4] and harmony[11] < harmony[4] / 4  # only the treble hears B6
     assert fr.harmony.shape == fr.chroma.shape
+
+
+@pytest.mark.parametrize("cents", [0.0, 20.0, -30.0])
+def test_a_loud_sine_bass_does_not_pull_the_tuning(cents: float) -> None:
+    # A-F-C-G-A-D-E-B roots: a loud sine bass an octave down under decaying triads, in tune
+    # or detuned by ``cents``; the bins of a bass note sit a semitone apart, the peaks do not
+    rate = 11025
+    t = np.arange(2 * rate) / rate
+    shift = 2 ** (cents / 1200)
+    parts = []
+    for root in (57, 53, 48, 55, 45, 50, 52, 47):
+        f0 = 440 * 2 ** ((root - 69) / 12) * shift
+        bass = np.sin(np.pi * f0 * t) + 0.35 * np.sin(2 * np.pi * f0 * t)
+        triad = sum(
+            np.sin(2 * np.pi * k * f0 * 2 ** (d / 12) * t) / k**1.5
+            for d in (12, 16, 19)
+            for k in range(1, 7)
+        )
+        parts.append(bass + 0.2 * triad * np.exp(-1.5 * t))
+    y = (0.1 * np.concatenate(parts)).astype(np.float32)
+    assert track_frames(y, sr=rate).tuning == pytest.approx(cents / 100, abs=0.05)
