@@ -252,14 +252,19 @@ def chords_between(
 # fitted: the tonic triad most, the subdominant and dominant (and their sevenths) next, the
 # relative and other diatonic minor chords less, pop's flat-seven chord a little in major;
 # in minor the dominant may be major (harmonic minor). A chord off the key's degrees weighs 0.
+# Among the dominant sevenths, the order of how often pop songs sound them in a major key
+# (McGill Billboard annotations: I7 17 %, V7 15 %, IV7 4 % of the tonic triad's time): a
+# blues tonic I7 is not taken for the V7 of the subdominant's key. The subdominant's major
+# seventh is as diatonic as the tonic's.
 HOME_MAJOR: dict[tuple[int, str], float] = {
     (0, "maj"): 1.0,
     (0, "maj7"): 0.8,
-    (0, "7"): 0.6,
+    (0, "7"): 0.8,
     (0, "sus4"): 0.5,
     (0, "sus2"): 0.5,
     (5, "maj"): 0.7,
-    (5, "7"): 0.7,
+    (5, "maj7"): 0.6,
+    (5, "7"): 0.6,
     (7, "maj"): 0.7,
     (7, "7"): 0.7,
     (9, "min"): 0.5,

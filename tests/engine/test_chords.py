@@ -273,6 +273,12 @@ def test_the_home_key_is_the_key_the_chords_circle() -> None:
     assert home_key(_spans(["D:maj", "D:maj", "C:maj", "G:maj", "D:maj"] * 4)) == "D major"
     # the relative minor's chords around a major tonic stay in the major key
     assert home_key(_spans(["C:maj", "A:min", "F:maj", "G:maj"] * 4)) == "C major"
+    # a blues on its tonic seventh, with the subdominant's and dominant's: E, not the key
+    # of A where E7 would be the dominant, nor B's
+    blues = ["E:7"] * 4 + ["A:7"] * 2 + ["E:7"] * 2 + ["B:7", "A:7", "E:7", "B:7"]
+    assert home_key(_spans(blues)) == "E major"
+    # a tonic and its subdominant's major seventh: the tonic, not the key of the fourth
+    assert home_key(_spans(["Bb:maj", "Eb:maj7"] * 6 + ["F:7", "Bb:maj"])) == "Bb major"
     # drums or speech: no chords, no home key
     assert home_key(_spans(["N"] * 8 + ["C:maj"])) is None
     assert home_key(()) is None
