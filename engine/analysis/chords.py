@@ -288,6 +288,10 @@ HOME_MINOR: dict[tuple[int, str], float] = {
 }
 HOME_MIN_CHORDS = 0.5  # the chords (not N) must fill this share of the time to say a home key
 HOME_CHANGE_PENALTY = 8.0  # chord-weighted seconds a change of home key must earn
+# A song opens and closes on its tonic more often than on any other chord (a fade-out aside):
+# its first and last chords count this many seconds more. Chosen on the Beatles dev songs
+# (0: 0.892 MIREX, 4 on both ends: 0.915, 8: 0.901; the last chord alone, 4: 0.895).
+CADENCE_S = 4.0
 
 
 def voiced_seconds(chords: Sequence[ChordSpan]) -> float:
@@ -313,16 +317,19 @@ def _home_weights() -> np.ndarray:
 
 def _key_support(chords: Sequence[ChordSpan]) -> np.ndarray:
     """How much each chord supports each key, ``[chords, 24]`` (keys in :data:`KEYS` order):
-    its duration times its weight as a degree of that key (0 for ``N``)."""
+    its duration times its weight as a degree of that key (0 for ``N``); the first and the
+    last chord count :data:`CADENCE_S` seconds longer."""
     weights = _home_weights()
     names = list(QUALITIES)
     out = np.zeros((len(chords), 24))
+    voiced = [i for i, c in enumerate(chords) if c.chord != NO_CHORD]
+    ends = {voiced[0], voiced[-1]} if voiced else set()
     for i, c in enumerate(chords):
         parsed = parse_chord(c.chord)
         if parsed is None:
             continue
         root, quality = parsed
-        d = max(0.0, c.end_s - c.start_s)
+        d = max(0.0, c.end_s - c.start_s) + (CADENCE_S if i in ends else 0.0)
         degrees = (root - np.arange(12)) % 12  # the chord's degree above each tonic
         for m in range(2):
             out[i, 12 * m : 12 * m + 12] = d * weights[m, degrees, names.index(quality)]

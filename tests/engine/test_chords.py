@@ -279,6 +279,14 @@ def test_the_home_key_is_the_key_the_chords_circle() -> None:
     assert home_key(_spans(blues)) == "E major"
     # a tonic and its subdominant's major seventh: the tonic, not the key of the fourth
     assert home_key(_spans(["Bb:maj", "Eb:maj7"] * 6 + ["F:7", "Bb:maj"])) == "Bb major"
+    # a little longer on C than on G, but opening and closing on G: in G
+    bounds = np.cumsum([0.5, 1.0, 2.2, 2.0, 2.2, 1.0])
+    names = ["G:maj", "C:maj", "G:maj", "C:maj", "G:maj"]
+    g_c_g = [
+        ChordSpan(float(a), float(b), n, 0.9)
+        for a, b, n in zip(bounds[:-1], bounds[1:], names, strict=True)
+    ]
+    assert home_key((ChordSpan(0.0, 0.5, "N", 0.9), *g_c_g)) == "G major"
     # drums or speech: no chords, no home key
     assert home_key(_spans(["N"] * 8 + ["C:maj"])) is None
     assert home_key(()) is None
