@@ -292,6 +292,10 @@ HOME_CHANGE_PENALTY = 8.0  # chord-weighted seconds a change of home key must ea
 # its first and last chords count this many seconds more. Chosen on the Beatles dev songs
 # (0: 0.892 MIREX, 4 on both ends: 0.915, 8: 0.901; the last chord alone, 4: 0.895).
 CADENCE_S = 4.0
+# ... among the chords that last at least this long: a chord cut by the edge of an excerpt (a
+# region chosen in a DAW, a 30 s clip) is where the selection ends, not a cadence (train renders
+# through the pipeline, progressions 0.844 -> 0.892; Beatles dev 0.904).
+CADENCE_MIN_S = 1.0
 
 
 def voiced_seconds(chords: Sequence[ChordSpan]) -> float:
@@ -318,11 +322,15 @@ def _home_weights() -> np.ndarray:
 def _key_support(chords: Sequence[ChordSpan]) -> np.ndarray:
     """How much each chord supports each key, ``[chords, 24]`` (keys in :data:`KEYS` order):
     its duration times its weight as a degree of that key (0 for ``N``); the first and the
-    last chord count :data:`CADENCE_S` seconds longer."""
+    last chord of at least :data:`CADENCE_MIN_S` count :data:`CADENCE_S` seconds longer."""
     weights = _home_weights()
     names = list(QUALITIES)
     out = np.zeros((len(chords), 24))
-    voiced = [i for i, c in enumerate(chords) if c.chord != NO_CHORD]
+    voiced = [
+        i
+        for i, c in enumerate(chords)
+        if c.chord != NO_CHORD and c.end_s - c.start_s >= CADENCE_MIN_S
+    ]
     ends = {voiced[0], voiced[-1]} if voiced else set()
     for i, c in enumerate(chords):
         parsed = parse_chord(c.chord)

@@ -287,6 +287,10 @@ def test_the_home_key_is_the_key_the_chords_circle() -> None:
         for a, b, n in zip(bounds[:-1], bounds[1:], names, strict=True)
     ]
     assert home_key((ChordSpan(0.0, 0.5, "N", 0.9), *g_c_g)) == "G major"
+    # an excerpt cut a moment into its next chord does not close on it: E minor, not the G
+    # major that a closing D7 would make it
+    cut = _spans(["E:min", "D:maj", "G:maj", "C:maj"] * 2 + ["E:min"])
+    assert home_key((*cut, ChordSpan(cut[-1].end_s, cut[-1].end_s + 0.3, "D:7", 0.9))) == "E minor"
     # drums or speech: no chords, no home key
     assert home_key(_spans(["N"] * 8 + ["C:maj"])) is None
     assert home_key(()) is None
