@@ -1,7 +1,8 @@
 """What the benchmarks share: the busy loop that plays a DAW's audio thread, the shipped
 ``lite`` preset rewritten with other ``[lite.tagger]`` values, as a file a child process or an
-engine can load by path, a Markdown table with aligned columns, and the cache of rendered
-songs that the rhythm, form and chord benchmarks draw their sets from.
+engine can load by path, a Markdown table with aligned columns, the cache of rendered songs
+that the rhythm, form and chord benchmarks draw their sets from, and a signal's regions as
+``sonicverse annotate`` analyses them, with the key the decoded track holds longest.
 
 Imported by the benchmarks as ``common`` (a script's own folder is first on ``sys.path``).
 """
@@ -12,11 +13,16 @@ import json
 import multiprocessing.synchronize
 import re
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from engine.backends.base import Segment
+    from engine.types import RegionAnnotation
 
 SongT = TypeVar("SongT")
 
@@ -87,3 +93,38 @@ def cached_renders(
                 np.savez_compressed(f, **arrays(song))
                 out.append(song)
     return out
+
+
+def default_segments(
+    y: np.ndarray, sr: int, name: str, *, length_s: float = 10.0, min_tail_s: float = 5.0
+) -> list[Segment]:
+    """A mono signal cut by the default region plan (:func:`engine.pipeline.plan_regions`),
+    each region's samples as a :class:`~engine.backends.base.Segment`."""
+    from engine.audio import Audio
+    from engine.backends.base import Segment
+    from engine.pipeline import plan_regions
+
+    segs = []
+    for r in plan_regions(y.size / sr, length_s=length_s, min_tail_s=min_tail_s):
+        a, b = round(r.start_s * sr), round(r.end_s * sr)
+        segs.append(Segment(r, Audio(y[None, a:b].copy(), sr, name, r.start_s)))
+    return segs
+
+
+def annotated(backend: Any, y: np.ndarray, sr: int, name: str) -> list[RegionAnnotation]:
+    """Raw region annotations of a mono signal (:func:`default_segments`) by ``backend``,
+    carrying the track's chords as ``sonicverse annotate`` hands them to the track decoder."""
+    from engine.pipeline import carry_chords, track_chords_of
+
+    chords = track_chords_of(y, sr=sr, analysis=backend.preset.analysis)
+    return list(carry_chords(backend.analyze(default_segments(y, sr, name)), chords))
+
+
+def track_key(regions: Sequence[RegionAnnotation]) -> str | None:
+    """The key the decoded regions hold longest; None ("no clear key") when most audible
+    time has none."""
+    held: Counter[str | None] = Counter()
+    for a in regions:
+        if not a.silent:
+            held[a.key.key if a.key is not None else None] += a.end_s - a.start_s
+    return held.most_common(1)[0][0] if held else None

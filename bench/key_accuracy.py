@@ -89,32 +89,17 @@ def annotate_method() -> Callable[[np.ndarray, int], str | None]:
     """The track key ``sonicverse annotate`` tells for a clip (``lite`` preset): the clip's
     default regions analysed, the track's chords handed to the track decoder, and the key the
     decoded regions hold longest (None when most of the clip has "no clear key")."""
-    from collections import Counter
+    from common import annotated, track_key
 
     from engine import backends, presets
-    from engine.audio import Audio
-    from engine.backends.base import Segment
-    from engine.pipeline import carry_chords, plan_regions, track_chords_of
     from engine.track import resolve
 
     preset = presets.load("lite")
     backend = backends.create(preset)
 
     def run(y: np.ndarray, sr: int) -> str | None:
-        regions = plan_regions(
-            y.size / sr, length_s=preset.regions.length_s, min_tail_s=preset.regions.min_tail_s
-        )
-        segs = []
-        for r in regions:
-            a, b = round(r.start_s * sr), round(r.end_s * sr)
-            segs.append(Segment(r, Audio(y[None, a:b].astype(np.float32), sr, "clip", r.start_s)))
-        chords = track_chords_of(y, sr=sr, analysis=preset.analysis)
-        raw = carry_chords(backend.analyze(segs), chords)
-        held: Counter[str | None] = Counter()
-        for ann in resolve(raw, settings=preset.track, analysis=preset.analysis).annotations:
-            if not ann.silent:
-                held[ann.key.key if ann.key is not None else None] += ann.end_s - ann.start_s
-        return held.most_common(1)[0][0] if held else None
+        raw = annotated(backend, y, sr, "clip")
+        return track_key(resolve(raw, settings=preset.track, analysis=preset.analysis).annotations)
 
     return run
 

@@ -46,14 +46,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
 import make_vocal_set as render_kit
-from common import table
+from common import annotated, table
 
 from engine import presets
-from engine.audio import Audio, load, to_mono
-from engine.backends.base import Segment
+from engine.audio import load, to_mono
 from engine.labels import KEYS
 from engine.narrative import rule_based
-from engine.pipeline import carry_chords, plan_regions, track_chords_of
 from engine.presets import TrackSettings
 from engine.track import resolve
 from engine.types import KeyEstimate, RegionAnnotation
@@ -233,18 +231,6 @@ def build_songs(n_per_kind: int, split: str, tmp: Path) -> list[tuple[Song, np.n
 
 
 # --- running the analysers -------------------------------------------------------------------
-
-
-def analyse(backend, y: np.ndarray, name: str, sr: int = SR) -> list[RegionAnnotation]:
-    """Raw region annotations of a signal, cut by the default region plan, carrying the
-    track's chords as ``sonicverse annotate`` hands them to the track decoder."""
-    regions = plan_regions(y.size / sr, length_s=10.0, min_tail_s=5.0)
-    segs = []
-    for r in regions:
-        a, b = round(r.start_s * sr), round(r.end_s * sr)
-        segs.append(Segment(r, Audio(y[None, a:b].copy(), sr, name, r.start_s)))
-    chords = track_chords_of(y, sr=sr, analysis=backend.preset.analysis)
-    return list(carry_chords(backend.analyze(segs), chords))
 
 
 def essentia_regions(
@@ -439,7 +425,7 @@ def real_rows(real_dir: Path, backend, cfg: TrackSettings) -> tuple[list[list[st
             from engine.audio import resample
 
             y = resample(y, sr=clip.sr, target_sr=SR)
-        raw = analyse(backend, y, str(path))
+        raw = annotated(backend, y, SR, str(path))
         ess = essentia_regions(raw, y)
         for m, (regions, settings) in methods_for(raw, ess, cfg).items():
             res = resolve(regions, settings=settings)
@@ -534,7 +520,10 @@ def render_and_analyse(split: str, n: int, backend) -> tuple:
             for i in progress(range(n), description=f"render {split} {kind}"):
                 rng = np.random.default_rng([SEEDS[split], k, i])
                 songs.append(render_song(rng, f"{split}_{kind}_{i:02d}", kind, Path(d)))
-    raw = [analyse(backend, y, s.name) for s, y in progress(songs, description=f"analyse {split}")]
+    raw = [
+        annotated(backend, y, SR, s.name)
+        for s, y in progress(songs, description=f"analyse {split}")
+    ]
     ess = [
         essentia_regions(r, y)
         for (s, y), r in progress(list(zip(songs, raw, strict=True)), description="essentia")

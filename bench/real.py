@@ -46,13 +46,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from common import table
+from common import annotated, default_segments, table, track_key
 
 from engine import presets
-from engine.audio import Audio, load, resample, to_mono
-from engine.backends.base import Segment
+from engine.audio import load, resample, to_mono
 from engine.labels import KEYS
-from engine.pipeline import carry_chords, plan_regions, track_chords_of
+from engine.pipeline import carry_chords, track_chords_of
 from engine.track import resolve
 from engine.types import RegionAnnotation
 
@@ -167,8 +166,7 @@ def track_keys(
     for tr in tracks:
         clip = load(tr.path)
         y = resample(to_mono(clip.samples), sr=clip.sr, target_sr=SR)
-        raw = backend.analyze(regions_of(y, tr.path.name))  # type: ignore[attr-defined]
-        raw = carry_chords(raw, track_chords_of(y, sr=SR, analysis=preset.analysis))
+        raw = annotated(backend, y, SR, tr.path.name)
         ours = track_key(resolve(raw, settings=preset.track, analysis=preset.analysis).annotations)
         ess = essentia_keys(y) if with_essentia else {}
         assert tr.key is not None
@@ -192,25 +190,6 @@ def mirex(reference: str, estimate: str | None) -> float:
     if estimate is None:
         return 0.0
     return float(mir_eval.key.weighted_score(reference, estimate))
-
-
-def regions_of(y: np.ndarray, name: str) -> list[Segment]:
-    """The default 10 s regions of a signal at :data:`SR`."""
-    segs = []
-    for r in plan_regions(y.size / SR, length_s=REGION_S, min_tail_s=5.0):
-        a, b = round(r.start_s * SR), round(r.end_s * SR)
-        segs.append(Segment(r, Audio(y[None, a:b].copy(), SR, name, r.start_s)))
-    return segs
-
-
-def track_key(regions: Sequence[RegionAnnotation]) -> str | None:
-    """The key the decoded regions hold longest; None ("no clear key") when most audible
-    time has none."""
-    held: Counter[str | None] = Counter()
-    for a in regions:
-        if not a.silent:
-            held[a.key.key if a.key is not None else None] += a.end_s - a.start_s
-    return held.most_common(1)[0][0] if held else None
 
 
 def essentia_keys(y: np.ndarray) -> dict[str, str]:
@@ -297,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         clip = load(tr.path)
         y = resample(to_mono(clip.samples), sr=clip.sr, target_sr=SR)
         seconds += y.size / SR
-        segs = regions_of(y, tr.path.name)
+        segs = default_segments(y, SR, tr.path.name, length_s=REGION_S)
         t0 = time.perf_counter()
         chords = track_chords_of(y, sr=SR, analysis=preset.analysis)
         t_ours += time.perf_counter() - t0
