@@ -26,10 +26,17 @@ in the same run. ``--beatles-split``: ``dev`` (odd track numbers, the songs anyt
 chosen on), ``test`` (even track numbers but the second, on which the chord recogniser's
 constants were chosen; reported) or ``all``.
 
+``--gtzan DIR`` adds the track key on GTZAN clips with Kraft & Lerch's key annotations
+(``<genre>.<NNNNN>.wav`` beside ``<genre>.<NNNNN>.key``, one line ``"E minor"``; see
+``docs/benchmarks.md``), per genre, ours beside essentia. ``--gtzan-split``: ``dev`` (clip
+numbers ending in 0-4), ``test`` (5-9) or ``all``. ``--no-shared`` skips the shared
+recordings.
+
 Usage::
 
     python bench/real.py [--real2 ../shared/realaudio2] [--real ../shared/realaudio]
-    python bench/real.py --beatles bench/data/beatles-keys --beatles-split test [--beatles-only]
+    python bench/real.py --beatles bench/data/beatles-keys --beatles-split test [--no-shared]
+    python bench/real.py --gtzan bench/data/gtzan-keys --gtzan-split test --no-shared
 
 essentia is imported only here: it is a baseline, never a runtime dependency.
 """
@@ -156,6 +163,23 @@ def beatles(folder: Path, split: str) -> list[Track]:
     return out
 
 
+def gtzan(folder: Path, split: str) -> list[Track]:
+    """GTZAN clips with an annotated key: ``<genre>.<NNNNN>.wav`` beside ``.key`` (one line,
+    ``"E minor"``). ``dev``: clip numbers ending in 0-4; ``test``: 5-9; ``all``."""
+    out = []
+    for key_file in sorted(folder.glob("*.key")):
+        number = int(key_file.stem.rsplit(".", 1)[1])
+        if split != "all" and (number % 10 < 5) != (split == "dev"):
+            continue
+        key = key_file.read_text(encoding="utf-8").strip()
+        if key not in KEYS:
+            raise ValueError(f"{key_file}: {key!r} is not one of the 24 keys")
+        out.append(
+            Track(key_file.with_suffix(".wav"), key, True, tonal=True, vocals="", lines=None)
+        )
+    return out
+
+
 def track_keys(
     tracks: Sequence[Track], backend: object, preset: presets.Preset, *, with_essentia: bool
 ) -> tuple[dict[str, list[float]], list[list[str]]]:
@@ -229,7 +253,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--no-essentia", action="store_true")
     ap.add_argument("--beatles", type=Path, help="Beatles songs with .key files (track key only)")
     ap.add_argument("--beatles-split", choices=("dev", "test", "all"), default="test")
-    ap.add_argument("--beatles-only", action="store_true", help="skip the shared recordings")
+    ap.add_argument(
+        "--no-shared",
+        "--beatles-only",
+        dest="no_shared",
+        action="store_true",
+        help="only the --beatles and --gtzan sets: skip the shared recordings",
+    )
+    ap.add_argument("--gtzan", type=Path, help="GTZAN clips with .key files (track key only)")
+    ap.add_argument("--gtzan-split", choices=("dev", "test", "all"), default="test")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
@@ -248,9 +280,34 @@ def main(argv: Sequence[str] | None = None) -> None:
         exact = {m: sum(v == 1.0 for v in vs) for m, vs in scores.items()}
         print("exactly right: " + ", ".join(f"{m} {n}/{len(songs)}" for m, n in exact.items()))
         print(table(["song", "reference", "ours", *ESSENTIA_PROFILES], rows))
-        if args.beatles_only:
-            lite.close()
-            return
+    if args.gtzan is not None:
+        clips = gtzan(args.gtzan, args.gtzan_split)
+        by_genre: dict[str, list[Track]] = {}
+        for tr in clips:
+            by_genre.setdefault(tr.path.stem.split(".")[0], []).append(tr)
+        genre_rows, all_scores, all_rows = [], {}, []
+        for genre, tracks in by_genre.items():
+            scores, rows = track_keys(tracks, lite, preset, with_essentia=not args.no_essentia)
+            genre_rows.append(
+                [f"{genre} ({len(tracks)})", *(f"{np.mean(v):.3f}" for v in scores.values())]
+            )
+            for m, v in scores.items():
+                all_scores.setdefault(m, []).extend(v)
+            all_rows += rows
+        genre_rows.append(
+            [f"all ({len(clips)})", *(f"{np.mean(v):.3f}" for v in all_scores.values())]
+        )
+        unclear = sum(r[2] == "no clear key" for r in all_rows)
+        print(
+            f"\nTrack key on GTZAN clips, Kraft & Lerch annotations ({args.gtzan_split} split, "
+            f"{len(clips)} clips, real; MIREX weighted, 'no clear key' scores 0)"
+        )
+        print(table(["genre (clips)", *all_scores], genre_rows))
+        print(f"'no clear key' on {unclear} of {len(clips)} tonal clips")
+        print(table(["clip", "reference", "ours", *ESSENTIA_PROFILES], all_rows))
+    if args.no_shared:
+        lite.close()
+        return
     # the other patch setting shares the loaded networks
     from engine.tagging import Tagger
 
