@@ -286,11 +286,27 @@ def test_the_home_key_is_the_key_the_chords_circle() -> None:
         ChordSpan(float(a), float(b), n, 0.9)
         for a, b, n in zip(bounds[:-1], bounds[1:], names, strict=True)
     ]
-    assert home_key((ChordSpan(0.0, 0.5, "N", 0.9), *g_c_g)) == "G major"
-    # an excerpt cut a moment into its next chord does not close on it: E minor, not the G
-    # major that a closing D7 would make it
-    cut = _spans(["E:min", "D:maj", "G:maj", "C:maj"] * 2 + ["E:min"])
-    assert home_key((*cut, ChordSpan(cut[-1].end_s, cut[-1].end_s + 0.3, "D:7", 0.9))) == "E minor"
+    end = g_c_g[-1].end_s
+    assert home_key((ChordSpan(0.0, 0.5, "N", 0.9), *g_c_g, ChordSpan(end, end + 1, "N", 0.9))) == (
+        "G major"
+    )
+    # a song opening on E minor from silence, cut a moment into its next chord, does not
+    # close on that chord: E minor, not the G major that a closing D7 would make it
+    song = _spans(["E:min", "D:maj", "G:maj", "C:maj"] * 2 + ["E:min"])  # 0-18 s
+    cut = (ChordSpan(-1.0, 0.0, "N", 0.9), *song, ChordSpan(18.0, 18.3, "D:7", 0.9))
+    assert home_key(cut) == "E minor"
+
+
+def test_only_a_track_that_opens_and_closes_without_chords_has_cadences() -> None:
+    # C's chords, G on both edges: a song that starts and stops on G (silence around it) is in
+    # G; the same chords cut out of a longer song (no silence at either edge) are in C, the key
+    # their durations say, whatever chord the cut fell on
+    names = ["G:maj", "C:maj", "F:maj", "C:maj", "G:maj"]
+    excerpt = _spans(names)
+    end = excerpt[-1].end_s
+    song = (ChordSpan(-1.0, 0.0, "N", 0.9), *excerpt, ChordSpan(end, end + 1.0, "N", 0.9))
+    assert home_key(song) == "G major"
+    assert home_key(excerpt) == "C major"
     # drums or speech: no chords, no home key
     assert home_key(_spans(["N"] * 8 + ["C:maj"])) is None
     assert home_key(()) is None
