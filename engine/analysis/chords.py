@@ -368,9 +368,13 @@ def home_key(chords: Sequence[ChordSpan]) -> str | None:
     return KEYS[int(np.argmax(_key_support(chords).sum(axis=0)))]
 
 
-def home_keys(chords: Sequence[ChordSpan]) -> tuple[tuple[float, float, str | None], ...]:
-    """The home key of each stretch of a track: ``(start_s, end_s, key)`` spans tiling the
-    chords' time.
+def home_keys(
+    chords: Sequence[ChordSpan],
+) -> tuple[tuple[float, float, str | None, float], ...]:
+    """The home key of each stretch of a track: ``(start_s, end_s, key, lead)`` spans tiling
+    the chords' time, ``lead`` being how far the chords of the stretch support its key above
+    any other, in chord-weighted seconds (0 without a key): a whole song's chords lead by tens
+    of seconds, a 10 s selection's by a few or none.
 
     The key is decoded over the chords with the Viterbi algorithm: each chord supports each
     key by its duration times its weight as a degree of that key (:data:`HOME_MAJOR`,
@@ -387,7 +391,7 @@ def home_keys(chords: Sequence[ChordSpan]) -> tuple[tuple[float, float, str | No
     if not chords:
         return ()
     if not _enough_chords(chords):
-        return ((chords[0].start_s, chords[-1].end_s, None),)
+        return ((chords[0].start_s, chords[-1].end_s, None, 0.0),)
     support = _key_support(chords)
     n = len(chords)
     score = support[0].copy()
@@ -402,11 +406,14 @@ def home_keys(chords: Sequence[ChordSpan]) -> tuple[tuple[float, float, str | No
     path[-1] = int(np.argmax(score))
     for i in range(n - 1, 0, -1):
         path[i - 1] = back[i, path[i]]
-    spans: list[tuple[float, float, str | None]] = []
+    spans: list[tuple[float, float, str | None, float]] = []
     first = 0
     for i in range(1, n + 1):
         if i == n or path[i] != path[first]:
-            spans.append((chords[first].start_s, chords[i - 1].end_s, KEYS[int(path[first])]))
+            key = int(path[first])
+            held = support[first:i].sum(axis=0)
+            lead = float(held[key] - np.delete(held, key).max())
+            spans.append((chords[first].start_s, chords[i - 1].end_s, KEYS[key], lead))
             first = i
     return tuple(spans)
 

@@ -19,6 +19,7 @@ from engine.analysis.chords import (
     chords_between,
     decode,
     home_key,
+    home_keys,
     parse_chord,
     progression,
     roman,
@@ -297,6 +298,20 @@ def test_the_home_key_is_the_key_the_chords_circle() -> None:
     assert home_key(cut) == "E minor"
 
 
+def test_the_home_key_says_how_far_its_chords_lead() -> None:
+    # D D C G D: D major scores 36 + 0.3 x 12 + 0.7 x 12 = 48 chord-weighted seconds over a
+    # minute, G major (where C is IV and D is V) 12 + 0.7 x 36 + 0.7 x 12 = 45.6: a 2.4 s lead
+    ((start, end, key, lead),) = home_keys(
+        _spans(["D:maj", "D:maj", "C:maj", "G:maj", "D:maj"] * 6)
+    )
+    assert (start, end, key) == (0.0, 60.0, "D major")
+    assert lead == pytest.approx(2.4)
+    # three times as long, three times the lead
+    ((_, _, _, lead),) = home_keys(_spans(["D:maj", "D:maj", "C:maj", "G:maj", "D:maj"] * 18))
+    assert lead == pytest.approx(7.2)
+    assert home_keys(_spans(["N"] * 8)) == ((0.0, 16.0, None, 0.0),)
+
+
 def test_only_a_track_that_opens_and_closes_without_chords_has_cadences() -> None:
     # C's chords, G on both edges: a song that starts and stops on G (silence around it) is in
     # G; the same chords cut out of a longer song (no silence at either edge) are in C, the key
@@ -314,15 +329,19 @@ def test_only_a_track_that_opens_and_closes_without_chords_has_cadences() -> Non
 
 def test_the_chords_keep_the_track_key_where_the_profiles_lean_elsewhere() -> None:
     # every region's own pitch classes lean to G major (the subdominant of D), as a melody's
-    # flat sevenths make them, but the chords circle D: the track is in D major
-    chords = _spans(["D:maj", "D:maj", "C:maj", "G:maj", "D:maj"] * 6)
-    regions = [replace(annotation(10 * i, 10 * i + 10, key="G major", conf=0.6)) for i in range(6)]
+    # flat sevenths make them, but the chords of a 3-minute song circle D: it is in D major
+    chords = _spans(["D:maj", "D:maj", "C:maj", "G:maj", "D:maj"] * 18)
+    regions = [replace(annotation(10 * i, 10 * i + 10, key="G major", conf=0.6)) for i in range(18)]
     alone = resolve(regions)
     assert {a.key.key for a in alone.annotations if a.key} == {"G major"}
     told = resolve(attach_chords(regions, chords))
     assert {a.key.key for a in told.annotations if a.key} == {"D major"}
     # the numerals are said against the decoded key
     assert attach_chords(told.annotations, chords)[0].progression == "I-bVII-IV"
+    # 20 s of the same: the chords lead D over G by under a second of support, too little to
+    # overrule regions that say G
+    short = resolve(attach_chords(regions[:2], chords[:10]))
+    assert {a.key.key for a in short.annotations if a.key} == {"G major"}
 
 
 def test_a_modulation_the_chords_follow_is_still_told() -> None:
