@@ -87,7 +87,7 @@ class TrackSettings:
 
     key_change_penalty: float = 5.0  # cost of a key change (nats)
     key_floor: float = 0.03  # probability floor per key and region (caps one region's say)
-    home_key_bonus: float = 3.0  # nats per region for the key the track's chords support
+    home_key_bonus: float = 3.0  # nats per region for the chords' home key, at a full lead
     min_tonality: float = 0.08  # regions less pitched than this have no clear key
     tonality_width: float = 0.02  # softness of that threshold
     tempo_change_penalty: float = 3.0  # cost of a tempo change (nats)
