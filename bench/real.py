@@ -285,7 +285,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         by_genre: dict[str, list[Track]] = {}
         for tr in clips:
             by_genre.setdefault(tr.path.stem.split(".")[0], []).append(tr)
-        genre_rows, all_scores, all_rows = [], {}, []
+        genre_rows: list[list[str]] = []
+        all_scores: dict[str, list[float]] = {}
+        all_rows: list[list[str]] = []
         for genre, tracks in by_genre.items():
             scores, rows = track_keys(tracks, lite, preset, with_essentia=not args.no_essentia)
             genre_rows.append(
@@ -297,13 +299,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         genre_rows.append(
             [f"all ({len(clips)})", *(f"{np.mean(v):.3f}" for v in all_scores.values())]
         )
-        unclear = sum(r[2] == "no clear key" for r in all_rows)
+        told_none = sum(r[2] == "no clear key" for r in all_rows)
         print(
             f"\nTrack key on GTZAN clips, Kraft & Lerch annotations ({args.gtzan_split} split, "
             f"{len(clips)} clips, real; MIREX weighted, 'no clear key' scores 0)"
         )
         print(table(["genre (clips)", *all_scores], genre_rows))
-        print(f"'no clear key' on {unclear} of {len(clips)} tonal clips")
+        print(f"'no clear key' on {told_none} of {len(clips)} tonal clips")
         print(table(["clip", "reference", "ours", *ESSENTIA_PROFILES], all_rows))
     if args.no_shared:
         lite.close()
