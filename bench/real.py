@@ -155,12 +155,21 @@ def beatles(folder: Path, split: str) -> list[Track]:
             continue
         if split == "test" and number == 2:
             continue  # the chord recogniser's constants were chosen on each album's 2nd song
-        key = key_file.read_text(encoding="utf-8").strip()
-        if key not in KEYS:
-            raise ValueError(f"{key_file}: {key!r} is not one of the 24 keys")
-        path = key_file.with_suffix(".mp3")
-        out.append(Track(path, key, True, tonal=True, vocals="", lines=None))
+        out.append(keyed_track(key_file, ".mp3"))
     return out
+
+
+def keyed_track(key_file: Path, suffix: str) -> Track:
+    """The tonal recording ``key_file`` names (its name with ``suffix``) and its annotated key,
+    the file's one line (``"E minor"``).
+
+    Raises:
+        ValueError: naming the file when its line is not one of the 24 keys.
+    """
+    key = key_file.read_text(encoding="utf-8").strip()
+    if key not in KEYS:
+        raise ValueError(f"{key_file}: {key!r} is not one of the 24 keys")
+    return Track(key_file.with_suffix(suffix), key, True, tonal=True, vocals="", lines=None)
 
 
 def gtzan(folder: Path, split: str) -> list[Track]:
@@ -171,12 +180,7 @@ def gtzan(folder: Path, split: str) -> list[Track]:
         number = int(key_file.stem.rsplit(".", 1)[1])
         if split != "all" and (number % 10 < 5) != (split == "dev"):
             continue
-        key = key_file.read_text(encoding="utf-8").strip()
-        if key not in KEYS:
-            raise ValueError(f"{key_file}: {key!r} is not one of the 24 keys")
-        out.append(
-            Track(key_file.with_suffix(".wav"), key, True, tonal=True, vocals="", lines=None)
-        )
+        out.append(keyed_track(key_file, ".wav"))
     return out
 
 
