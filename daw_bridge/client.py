@@ -150,6 +150,7 @@ class Pending:
         self._last_heard = 0.0
         self._last_sent = 0.0
         self._accepted_at = 0.0
+        self._accepted_sent = 0.0  # when the send the engine acknowledged left (at the latest)
         self._parts: dict[int, str] = {}
 
     def result(self, timeout_s: float | None = None) -> Any:
@@ -239,6 +240,7 @@ class EngineClient:
         self.retry_interval_s = retry_interval_s
         self.probe_interval_s = probe_interval_s
         self._instance: str | None = None  # the engine instance that answered the last probe
+        self._confirmed_at = 0.0  # when the probe that instance last answered was first sent
         self._probing = False
         self._last_probe = 0.0
         self._addr: tuple[str, int] = (str(addr[0]), int(addr[1]))
@@ -532,28 +534,49 @@ class EngineClient:
         probe.add_done_callback(lambda p: self._on_probe(p, sent_at))
 
     def _on_probe(self, probe: Pending, sent_at: float) -> None:
+        """Read a probe's answer. A request the old instance surely held (sent, and so
+        received, before a probe it answered: datagrams from one socket arrive in order) is
+        lost: it fails with :class:`EngineRestarted`. One sent since then may be held by
+        either instance, so it is sent again under its id: the new instance acknowledges a
+        request it holds (or replays its reply) and queues one it never saw, so either way
+        it completes."""
         self._probing = False
         if self._closed.is_set():
             return
         where = f"{self.host}:{self.port}"
+        resend: list[Pending] = []
         if probe.exception() is None:
             instance = probe.result().get("instance")
             if not isinstance(instance, str):
                 return  # an engine that does not name its instance
-            previous, self._instance = self._instance, instance
-            if previous is None or previous == instance:
-                return
+            with self._lock:
+                previous, self._instance = self._instance, instance
+                confirmed_at, self._confirmed_at = self._confirmed_at, sent_at
+                if previous is None or previous == instance:
+                    return
+                lost = [
+                    self._pending.pop(p.id)
+                    for p in list(self._pending.values())
+                    if p.accepted and 0.0 < p._accepted_sent <= confirmed_at
+                ]
+                resend = [p for p in self._pending.values() if p.accepted]
+                for p in resend:
+                    p.accepted, p._accepted_at, p._sends, p._parts = False, 0.0, 0, {}
+                    p._accepted_sent = 0.0
+                    self._send(p)
             reason = f"a new engine instance answers at {where}"
         elif isinstance(probe.exception(), EngineTimeout):
             reason = f"the engine at {where} stopped answering"
+            with self._lock:
+                lost = [
+                    self._pending.pop(p.id)
+                    for p in list(self._pending.values())
+                    if p.accepted and 0.0 < p._accepted_at < sent_at
+                ]
         else:
             return  # an engine that answers, if not with a pong (a wrong token): still there
-        with self._lock:
-            lost = [
-                self._pending.pop(p.id)
-                for p in list(self._pending.values())
-                if p.accepted and 0.0 < p._accepted_at < sent_at
-            ]
+        for p in resend:
+            log.info("%s (id %s): asked the new engine instance again", p.address, p.id)
         for p in lost:
             log.warning("%s (id %s): engine restarted (%s)", p.address, p.id, reason)
             p._finish(
@@ -573,7 +596,8 @@ class EngineClient:
             p = self._pending.get(request_id)
             if p is not None:
                 p._last_heard = time.monotonic()
-                p._accepted_at = p._accepted_at or p._last_heard
+                if not p._accepted_at:
+                    p._accepted_at, p._accepted_sent = p._last_heard, p._last_sent
             return p
 
     def _pop(self, request_id: str) -> Pending | None:

@@ -209,6 +209,27 @@ def test_a_restarted_engine_ends_the_requests_it_had_accepted(fake: Any) -> None
         assert again.accepted and not again.done()
 
 
+def test_a_request_the_new_instance_accepted_before_the_probe_saw_it_keeps_waiting(
+    fake: Any,
+) -> None:
+    """The engine restarts, a new request reaches the new instance, and only then does a
+    probe see the new instance: the old request is lost, the new one is asked again and
+    keeps waiting (it used to fail as "engine restarted" too)."""
+    engines = Instances()
+    engine = fake(engines)
+    with EngineClient(port=engine.port, timeout_s=30.0, probe_interval_s=0.5) as client:
+        old = _annotate(client)
+        time.sleep(1.2)  # probes at about 0, 0.5 and 1.0 s found "first" holding it
+        engines.instance = "second"
+        new = _annotate(client)
+        with pytest.raises(EngineRestarted, match="a new engine instance"):
+            old.result()
+        time.sleep(0.3)
+        assert new.accepted and not new.done()
+    annotates = [p[0] for a, p in engine.received if a == protocol.ANNOTATE]
+    assert annotates.count(new.id) == 2 and annotates.count(old.id) == 1
+
+
 def test_an_engine_that_stops_answering_ends_the_accepted_requests(fake: Any) -> None:
     engines = Instances()
     engine = fake(engines)
