@@ -23,10 +23,17 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from daw_bridge.keys import GENDER_CONFIDENCE
-from engine.analysis.chords import home_keys, voiced_seconds
+from engine.analysis.chords import NO_CHORD, home_keys, voiced_seconds
 from engine.labels import KEYS, VOCALS
 from engine.presets import AnalysisSettings, TrackSettings
-from engine.types import BeatGrid, KeyEstimate, NarrativeEvent, RegionAnnotation, VocalsEstimate
+from engine.types import (
+    BeatGrid,
+    ChordSpan,
+    KeyEstimate,
+    NarrativeEvent,
+    RegionAnnotation,
+    VocalsEstimate,
+)
 
 NO_KEY = len(KEYS)  # the extra key state: "no clear key"
 TEMPO_STEP_OCTAVES = 0.01  # tempo grid resolution (0.7 %)
@@ -371,9 +378,13 @@ def _home_keys(
 ) -> list[tuple[str | None, float]]:
     """The home key of the chords under each region (:func:`engine.analysis.chords.home_keys`,
     the stretch holding most of the region's time) and its lead over the runner-up key in
-    chord-weighted seconds; ``(None, 0.0)`` without chords."""
-    chords = sorted({c for a in regions for c in a.chords}, key=lambda c: c.start_s)
-    spans = home_keys(chords)
+    chord-weighted seconds; ``(None, 0.0)`` without chords. A silent region carries no
+    chords; it counts as ``N`` here, so that a track opening (closing) on a whole region of
+    silence still opens (closes) without a chord, and its first (last) chord is a cadence."""
+    chords = {c for a in regions for c in a.chords}
+    if chords:
+        chords |= {ChordSpan(a.start_s, a.end_s, NO_CHORD, 1.0) for a in regions if a.silent}
+    spans = home_keys(sorted(chords, key=lambda c: c.start_s))
     out: list[tuple[str | None, float]] = []
     for a in keyed:
         best: tuple[str | None, float] = (None, 0.0)

@@ -28,9 +28,9 @@ from engine.analysis.chords import (
 from engine.analysis.frames import track_frames
 from engine.backends.lite import LiteBackend
 from engine.captions import template_caption
-from engine.pipeline import Annotator, attach_chords
+from engine.pipeline import Annotator, attach_chords, carry_chords
 from engine.track import resolve
-from engine.types import ChordSpan, TrackResult
+from engine.types import ChordSpan, KeyEstimate, TrackResult
 from tests.engine.helpers import annotation
 from tests.synth import NOTE, chord, drum_loop, sung_voice
 
@@ -325,6 +325,23 @@ def test_only_a_track_that_opens_and_closes_without_chords_has_cadences() -> Non
     # drums or speech: no chords, no home key
     assert home_key(_spans(["N"] * 8 + ["C:maj"])) is None
     assert home_key(()) is None
+
+
+def test_whole_regions_of_silence_frame_the_music_as_the_track_decoder_reads_it() -> None:
+    # the song above, between regions of silence (which carry no chords): its edges are still
+    # cadences, so regions torn between C and G decode to G; without the silence, to C
+    body = tuple(
+        replace(c, start_s=c.start_s + 10.0, end_s=c.end_s + 10.0)
+        for c in _spans(["G:maj", "C:maj", "F:maj", "C:maj", "G:maj"] * 2)
+    )
+    chords = (ChordSpan(0.0, 10.0, "N", 0.9), *body, ChordSpan(30.0, 40.0, "N", 0.9))
+    torn = KeyEstimate("C major", 0.45, (("G major", 0.45),))
+    music = [replace(annotation(t, t + 10.0), key=torn) for t in (10.0, 20.0)]
+    song = [annotation(0.0, 10.0, silent=True), *music, annotation(30.0, 40.0, silent=True)]
+    framed = resolve(carry_chords(song, chords)).annotations
+    assert [a.key.key for a in framed if a.key] == ["G major", "G major"]
+    cut = resolve(carry_chords(music, body)).annotations
+    assert [a.key.key for a in cut if a.key] == ["C major", "C major"]
 
 
 def test_the_chords_keep_the_track_key_where_the_profiles_lean_elsewhere() -> None:
