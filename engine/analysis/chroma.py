@@ -4,10 +4,13 @@ The signal is resampled to 11025 Hz and cut into long frames (4096 samples, 371 
 bass notes a semitone apart are resolved. In each frame the spectral peaks are located with
 parabolic interpolation, converted to fractional MIDI pitch, corrected for the global tuning
 (circular mean of the peaks' deviation from equal temperament) and folded onto 12 pitch
-classes, separately for the bass and the treble register. Each peak's weight is its height
-in dB above a floor ``range_db`` below the frame's strongest peak: a log-compressed magnitude
-that lets soft inner voices count. (HPCP-style subharmonic summation, per-frame normalisation
-and other weight curves were tried and did not help on the benchmark's train split.)
+classes, separately for the bass and the treble register. Each peak's weight in the profiles
+is its height in dB above a floor ``profile_range_db`` below the frame's strongest peak: a
+log-compressed magnitude that lets soft inner voices count without letting the many faint
+peaks of drums, distortion and reverb in a real mix drown the notes. (The floor was chosen by
+two-fold cross-validation on the rendered train split, 30 dB against 15-40; on real
+recordings it also serves the profiles better than 40 dB. HPCP-style subharmonic summation,
+per-frame normalisation and other weight curves were tried and did not help on that split.)
 
 Global profiles are linear in the peaks; the triad histogram adds the harmony: every
 ``chord_frames`` frames, the 24 major/minor triad templates are correlated with the segment's
@@ -36,7 +39,11 @@ class ChromaConfig:
         fmin_hz: lowest peak frequency considered.
         fmax_hz: highest peak frequency considered.
         split_midi: peaks below this MIDI pitch feed the bass profile, the rest the treble one.
-        range_db: peaks more than this many dB below their frame's strongest peak are ignored.
+        range_db: peaks more than this many dB below their frame's strongest peak are ignored
+            (the tonality reads every peak in this range).
+        profile_range_db: the pitch-class profiles and the triad histogram weigh a peak by its
+            height above a floor this many dB below its frame's strongest peak (at most
+            ``range_db``).
         silence_db: frames this many dB below the loudest frame are skipped.
         chord_frames: frames per segment of the triad histogram (2 frames = 0.37 s of hops).
     """
@@ -47,6 +54,7 @@ class ChromaConfig:
     fmax_hz: float = 2500.0
     split_midi: float = 55.0
     range_db: float = 40.0
+    profile_range_db: float = 30.0
     silence_db: float = 50.0
     chord_frames: int = 2
 
@@ -103,7 +111,9 @@ def pitch_profiles(y: np.ndarray, *, sr: int, config: ChromaConfig | None = None
     )
     midi = midi - estimate_tuning(midi, weight)
     nearest = np.round(midi)
-    weight = weight * np.cos(np.pi * (midi - nearest)) ** 2
+    # the same height, above the profiles' (higher) floor
+    above = 1.0 - (1.0 - weight) * cfg.range_db / min(cfg.profile_range_db, cfg.range_db)
+    weight = np.maximum(above, 0.0) * np.cos(np.pi * (midi - nearest)) ** 2
     pc = nearest.astype(np.int64) % 12
     is_bass = midi < cfg.split_midi
     treble = np.bincount(pc[~is_bass], weights=weight[~is_bass], minlength=12)
