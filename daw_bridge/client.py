@@ -211,6 +211,11 @@ class EngineClient:
             engine this often; a ping answered by another engine instance, or not answered at
             all, ends the waiting requests with :class:`EngineRestarted` at once instead of
             letting them run into their timeout.
+        reask_interval_s: an accepted request the engine has said nothing about for this long
+            is sent again under its id: the engine acknowledges it again while it holds it
+            (``on_accepted`` hears its queue position then) and sends its final reply again
+            when it has finished it, so a final reply lost on the way (a full receive buffer
+            under load) costs this long, not the request's whole timeout.
     """
 
     def __init__(
@@ -223,11 +228,14 @@ class EngineClient:
         retries: int = 3,
         retry_interval_s: float = 0.5,
         probe_interval_s: float = 1.0,
+        reask_interval_s: float = 5.0,
     ) -> None:
         if timeout_s <= 0:
             raise ValueError(f"timeout_s={timeout_s}: must be > 0")
         if retries < 0:
             raise ValueError(f"retries={retries}: must be >= 0")
+        if reask_interval_s <= 0:
+            raise ValueError(f"reask_interval_s={reask_interval_s}: must be > 0")
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
         if not infos:
             raise ValueError(f"host={host!r}: cannot be resolved")
@@ -239,6 +247,7 @@ class EngineClient:
         self.retries = retries
         self.retry_interval_s = retry_interval_s
         self.probe_interval_s = probe_interval_s
+        self.reask_interval_s = reask_interval_s
         self._instance: str | None = None  # the engine instance that answered the last probe
         self._confirmed_at = 0.0  # when the probe that instance last answered was first sent
         self._probing = False
@@ -288,7 +297,8 @@ class EngineClient:
             args: the body arguments by name (header arguments are filled in).
             timeout_s: time allowed for the final reply; None = the client's default.
             on_progress: called with ``(stage, done, total)`` on the receive thread.
-            on_accepted: called with the queue position once the engine queued it.
+            on_accepted: called with the queue position once the engine queued it (and
+                again whenever a long wait asks the engine after it).
             request_id: reuse an id (to re-ask for a reply); None = a fresh unique id.
 
         Raises:
@@ -492,7 +502,12 @@ class EngineClient:
                     continue
                 quiet_since = max(p._last_sent, p._last_heard)
                 waiting_for_ack = not p.accepted or p._parts
-                if not waiting_for_ack or now - quiet_since < self.retry_interval_s:
+                if not waiting_for_ack:
+                    if now - quiet_since >= self.reask_interval_s:
+                        log.debug("asking again for %s (id %s)", p.address, p.id)
+                        self._send(p)
+                    continue
+                if now - quiet_since < self.retry_interval_s:
                     continue
                 if p._sends <= self.retries:
                     log.debug("re-sending %s (id %s)", p.address, p.id)

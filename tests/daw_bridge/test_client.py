@@ -164,6 +164,30 @@ def test_accepted_request_waits_for_its_timeout_without_resending(fake: Any) -> 
     assert positions == [2] and len(annotates) == 1  # (the client's probes are pings)
 
 
+def test_a_final_reply_lost_on_the_way_comes_when_the_client_asks_again(fake: Any) -> None:
+    """The engine accepts, finishes, and its final reply is lost (a receive buffer full under
+    load): the client asks again under the same id after a quiet spell, and the engine's
+    replay of the reply ends the request long before its timeout."""
+
+    def behave(e: FakeEngine, to: tuple[str, int], address: str, p: list[Any]) -> None:
+        if address == protocol.PING:
+            e.send(to, _reply(protocol.RESULT, id=p[0], part=0, parts=1, json='{"pong": true}'))
+        elif sum(1 for a, q in e.received if a == address and q[0] == p[0]) == 1:
+            e.send(to, _reply(protocol.ACCEPTED, id=p[0], position=0))  # the result: lost
+        else:
+            e.send(to, _reply(protocol.RESULT, id=p[0], part=0, parts=1, json='{"key": "C"}'))
+
+    engine = fake(behave)
+    with EngineClient(port=engine.port, timeout_s=30.0, reask_interval_s=0.3) as client:
+        t0 = time.monotonic()
+        assert _annotate(client).result() == {"key": "C"}
+        assert time.monotonic() - t0 < 3.0
+    annotates = [a for a, _ in engine.received if a == protocol.ANNOTATE]
+    assert len(annotates) == 2
+    with pytest.raises(ValueError, match="reask_interval_s=0"):
+        EngineClient(port=engine.port, reask_interval_s=0)
+
+
 class Instances:
     """A fake engine that answers pings with an instance id and accepts everything else, so
     a test can restart it (a new id) or stop it (silence) under an accepted request."""
