@@ -188,42 +188,61 @@ def fit_logistic(
     return w[:dims].reshape(4, 12), w[dims:].reshape(4, 12)
 
 
+# The profiles' floors the fit chooses from with the L2 penalty
+# (:attr:`engine.analysis.chroma.ChromaConfig.profile_range_db`).
+PROFILE_FLOORS_DB = (25.0, 30.0, 35.0, 40.0)
+
+
 def fit_profiles(rows: list[dict[str, str]], audio: dict[str, np.ndarray], sr: int) -> None:
     """Fit the key weights on ``rows`` (the train split) and print them as constants.
 
     Every train clip counts twice: as rendered and with a drum loop mixed in
-    (:func:`with_drums`), so the weights learn to read harmony under drums. The L2 penalty is
-    chosen by two-fold cross-validation over pieces inside ``rows``: the penalty whose weights,
-    fitted on one half, give the other half (clean and drummed) the highest mean log-probability
-    of its true keys, because the track decoder reads the probabilities, not only the best key.
-    The printed weights are then fitted on all of ``rows``.
+    (:func:`with_drums`), so the weights learn to read harmony under drums. The profiles'
+    floor (:data:`PROFILE_FLOORS_DB`) and the L2 penalty are chosen together by two-fold
+    cross-validation over pieces inside ``rows``: the setting whose
+    weights, fitted on one half, give the other half (clean and drummed) the highest mean
+    log-probability of its true keys, because the track decoder reads the probabilities, not
+    only the best key. The printed weights are then fitted on all of ``rows`` with it.
     """
+    from dataclasses import replace
+
+    from engine.analysis.chroma import ChromaConfig
+
     both = rows + rows
     clips = [audio[r["clip"]] for r in rows]
     clips += [with_drums(y, sr, seed=i) for i, y in enumerate(clips)]
-    profiles = [pitch_profiles(y, sr=sr) for y in clips]
-    feats = np.stack([key_features(p) for p in profiles])
     truth = np.array([key_index(r["key"]) for r in both])
     pieces = sorted({r["piece"] for r in rows})
     fold = np.array([pieces.index(r["piece"]) % 2 for r in both])
-    best = (-np.inf, 0.0)
-    for l2 in L2_PENALTIES:
-        estimates = np.zeros(len(both), dtype=int)
-        loglik = np.zeros(len(both))
-        for f in (0, 1):
-            weights = fit_logistic(feats[fold != f], truth[fold != f], l2)
-            for i in np.flatnonzero(fold == f):
-                s = key_scores(profiles[i], weights=weights)
-                estimates[i] = int(np.argmax(s))
-                loglik[i] = s[truth[i]] - s.max() - np.log(np.exp(s - s.max()).sum())
-        scores = [mirex_score(r["key"], KEYS[e]) for r, e in zip(both, estimates, strict=True)]
-        print(
-            f"# L2 {l2:g}: 2-fold CV on train (clean and drummed): MIREX {np.mean(scores):.3f}, "
-            f"log-probability of the true key {loglik.mean():.3f}"
-        )
-        best = max(best, (float(loglik.mean()), l2))
-    weights = fit_logistic(feats, truth, best[1])
-    print(f"# L2 {best[1]:g}, fitted on {len(rows)} train clips, clean and drummed")
+    best: tuple[float, float, ChromaConfig] = (-np.inf, 0.0, ChromaConfig())
+    chosen_feats = np.zeros(0)
+    print("# 2-fold CV on train (clean and drummed): log-probability of the true key / MIREX")
+    print("# floor dB: " + "  ".join(f"L2 {l2:g}" for l2 in L2_PENALTIES))
+    for floor in PROFILE_FLOORS_DB:
+        config = replace(ChromaConfig(), profile_range_db=floor)
+        profiles = [pitch_profiles(y, sr=sr, config=config) for y in clips]
+        feats = np.stack([key_features(p) for p in profiles])
+        cells = []
+        for l2 in L2_PENALTIES:
+            estimates = np.zeros(len(both), dtype=int)
+            loglik = np.zeros(len(both))
+            for f in (0, 1):
+                weights = fit_logistic(feats[fold != f], truth[fold != f], l2)
+                for i in np.flatnonzero(fold == f):
+                    s = key_scores(profiles[i], weights=weights)
+                    estimates[i] = int(np.argmax(s))
+                    loglik[i] = s[truth[i]] - s.max() - np.log(np.exp(s - s.max()).sum())
+            scores = [mirex_score(r["key"], KEYS[e]) for r, e in zip(both, estimates, strict=True)]
+            cells.append(f"{loglik.mean():.3f} / {np.mean(scores):.3f}")
+            if loglik.mean() > best[0]:
+                best, chosen_feats = (float(loglik.mean()), l2, config), feats
+        print(f"# {floor:2.0f}: " + "  ".join(cells))
+    _, l2, config = best
+    weights = fit_logistic(chosen_feats, truth, l2)
+    print(
+        f"# chosen: ChromaConfig(profile_range_db={config.profile_range_db:g}), L2 {l2:g}; "
+        f"fitted on {len(rows)} train clips, clean and drummed"
+    )
     rows_doc = ("treble", "bass", "major triads", "minor triads")
     for name, w in zip(("MAJOR_WEIGHTS", "MINOR_WEIGHTS"), weights, strict=True):
         print(f"{name} = np.array([")
