@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import importlib
+import json
 import re
 import sys
 import time
@@ -387,6 +388,48 @@ def test_a_restarted_engine_is_named_and_asked_again(live_script: Any) -> None:
         assert clip.name == "Vox [SV A minor]"
         sent = [a for a, p in engine.received if a == protocol.ANNOTATE]
         assert len(sent) == 2  # once to each engine
+    finally:
+        surface.disconnect()
+        engine.close()
+
+
+def test_a_lost_final_reply_is_asked_for_again(live_script: Any) -> None:
+    """The engine accepts the clip's request and its final reply is lost: after a quiet spell
+    the script sends the request again under its id and the engine's replay names the clip."""
+    from tests.daw_bridge.test_client import FakeEngine, _reply
+
+    body = json.dumps({"silent": False, "key": {"key": "A minor"}, "caption": "a test"})
+
+    def behave(e: Any, to: tuple[str, int], address: str, p: list[Any]) -> None:
+        if address == protocol.PING:
+            pong = json.dumps({"pong": True, "instance": "one"})
+            e.send(to, _reply(protocol.RESULT, id=p[0], part=0, parts=1, json=pong))
+        elif sum(1 for a, q in e.received if a == address and q[0] == p[0]) == 1:
+            e.send(to, _reply(protocol.ACCEPTED, id=p[0], position=0))  # the result: lost
+        else:
+            e.send(to, _reply(protocol.RESULT, id=p[0], part=0, parts=1, json=body))
+
+    engine = FakeEngine(behave)
+    now = [0.0]
+    c = CInstance()
+    surface = live_script.sonicverse.SonicVerse(
+        c, settings={"port": engine.port}, clock=lambda: now[0]
+    )
+    try:
+        clip = Clip("/a.wav", name="Vox", start=0.0, end=1.0)
+        c.song().view.detail_clip = clip
+        rid = surface.annotate_selected_clip()
+        _tick_until(surface, lambda: surface._pending[rid].accepted)
+        for _ in range(200):  # a second of the script's clock per tick, far under its timeout
+            if not surface._pending:
+                break
+            now[0] += 1.0
+            surface.update_display()
+            time.sleep(0.02)
+        assert clip.name == "Vox [SV A minor]"
+        assert now[0] <= 10.0
+        sent = [a for a, p in engine.received if a == protocol.ANNOTATE]
+        assert len(sent) == 2
     finally:
         surface.disconnect()
         engine.close()

@@ -44,6 +44,9 @@ BUSY = "/sonicverse/reply/busy"
 
 RETRY_AFTER_S = 1.0  # re-send a request the engine has not acknowledged
 RETRIES = 3
+# ask again for an accepted request the engine has said nothing about this long: it
+# acknowledges one it holds and sends a finished one's final reply again (one lost on the way)
+REASK_S = 5.0
 TIMEOUT_S = 120.0  # give up on a request after this long
 SETTLE_S = 0.4  # wait for the selection to settle before sending
 PROBE_S = 1.0  # while a request waits, ask the engine which instance it is this often
@@ -132,6 +135,7 @@ class _Pending:
         self.dgram = dgram
         self.clip = clip
         self.sent_at = now
+        self.heard_at = now
         self.started_at = now
         self.sends = 1
         self.accepted = False
@@ -299,8 +303,9 @@ class SonicVerse:
 
     def _handle(self, address, args):
         p = self._pending[args[0]]
+        p.heard_at = self._clock()
         if p.accepted_at is None:
-            p.accepted_at = self._clock()
+            p.accepted_at = p.heard_at
         if address in (ACCEPTED, PROGRESS):
             p.accepted = True
         elif address == RESULT and len(args) >= 4:
@@ -399,6 +404,9 @@ class SonicVerse:
             if now - p.started_at > TIMEOUT_S:
                 del self._pending[p.id]
                 self._show("SonicVerse: no answer in time (is `sonicverse engine` running?)")
+            elif p.accepted and now - max(p.sent_at, p.heard_at) >= REASK_S:
+                p.sent_at = now
+                self._sendto(p.dgram)
             elif not p.accepted and now - p.sent_at >= RETRY_AFTER_S:
                 if p.sends > RETRIES:
                     del self._pending[p.id]
