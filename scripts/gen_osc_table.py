@@ -28,9 +28,9 @@ Trailing arguments with a default may be left off.
 * **Request ids.** Every request starts with `id`, `reply_port`, `token`. The id is echoed in
   every reply. Re-sending a request with the same id while it is queued or running is
   acknowledged again, not run twice; after it finished, the same final reply is sent again.
-  The Python client leans on this: an accepted request the engine has said nothing about for
-  5 s is sent again, so a final reply lost on the way (a receive buffer full under load) costs
-  seconds, not the request's timeout.
+  The Python client and the Live script lean on this: an accepted request the engine has said
+  nothing about for 5 s is sent again, so a final reply lost on the way (a receive buffer full
+  under load) costs seconds, not the request's timeout.
 * **Exactly one final reply** per request: `/sonicverse/reply/result`, `/sonicverse/reply/error`
   or `/sonicverse/reply/busy`, sent to the sender's address, or to `reply_port` on the sender's
   host when it is not 0. Queued requests first get `/sonicverse/reply/accepted` and, while
