@@ -249,7 +249,8 @@ class EngineClient:
         self.probe_interval_s = probe_interval_s
         self.reask_interval_s = reask_interval_s
         self._instance: str | None = None  # the engine instance that answered the last probe
-        self._confirmed_at = 0.0  # when the probe that instance last answered was first sent
+        # when the probe that instance last answered was first sent, and when its answer came
+        self._confirmed: tuple[float, float] = (0.0, 0.0)
         self._probing = False
         self._last_probe = 0.0
         self._addr: tuple[str, int] = (str(addr[0]), int(addr[1]))
@@ -463,8 +464,8 @@ class EngineClient:
 
     # Receive thread -------------------------------------------------------------------------
 
-    def _send(self, pending: Pending) -> None:
-        pending._sends += 1
+    def _send(self, pending: Pending, *, retry: bool = True) -> None:
+        pending._sends += retry
         pending._last_sent = time.monotonic()
         try:
             self._sock.sendto(pending._dgram, self._addr)
@@ -500,14 +501,17 @@ class EngineClient:
                 if now >= p._deadline:
                     expired.append(self._pending.pop(p.id))
                     continue
-                quiet_since = max(p._last_sent, p._last_heard)
-                waiting_for_ack = not p.accepted or p._parts
-                if not waiting_for_ack:
-                    if now - quiet_since >= self.reask_interval_s:
+                quiet = now - max(p._last_sent, p._last_heard)
+                if p.accepted:
+                    # ask again under its id (not counted against ``retries``; the deadline
+                    # bounds it): the engine acknowledges it or replays its final reply; soon
+                    # when parts of that reply are missing, after a quiet spell otherwise
+                    wait = self.retry_interval_s if p._parts else self.reask_interval_s
+                    if quiet >= wait:
                         log.debug("asking again for %s (id %s)", p.address, p.id)
-                        self._send(p)
+                        self._send(p, retry=False)
                     continue
-                if now - quiet_since < self.retry_interval_s:
+                if quiet < self.retry_interval_s:
                     continue
                 if p._sends <= self.retries:
                     log.debug("re-sending %s (id %s)", p.address, p.id)
@@ -550,46 +554,55 @@ class EngineClient:
 
     def _on_probe(self, probe: Pending, sent_at: float) -> None:
         """Read a probe's answer. A request the old instance surely held (sent, and so
-        received, before a probe it answered: datagrams from one socket arrive in order) is
-        lost: it fails with :class:`EngineRestarted`. One sent since then may be held by
-        either instance, so it is sent again under its id: the new instance acknowledges a
-        request it holds (or replays its reply) and queues one it never saw, so either way
-        it completes."""
-        self._probing = False
-        if self._closed.is_set():
-            return
+        received, before a probe it answered: datagrams from one socket arrive in order; and
+        not heard from after that answer) is lost: it fails with :class:`EngineRestarted`. Any other
+        accepted request may be held by either instance, so it is sent again under its id,
+        as if new: the new instance acknowledges a request it holds (or replays its reply)
+        and queues one it never saw, so either way it completes; one the new instance never
+        answers expires as unanswered once its retries are spent."""
         where = f"{self.host}:{self.port}"
         resend: list[Pending] = []
-        if probe.exception() is None:
-            instance = probe.result().get("instance")
-            if not isinstance(instance, str):
-                return  # an engine that does not name its instance
-            with self._lock:
+        lost: list[Pending] = []
+        with self._lock:
+            self._probing = False
+            if self._closed.is_set():
+                return
+            if probe.exception() is None:
+                instance = probe.result().get("instance")
+                if not isinstance(instance, str):
+                    return  # an engine that does not name its instance
                 previous, self._instance = self._instance, instance
-                confirmed_at, self._confirmed_at = self._confirmed_at, sent_at
+                (confirmed_sent, confirmed_heard), self._confirmed = (
+                    self._confirmed,
+                    (sent_at, probe._last_heard),
+                )
                 if previous is None or previous == instance:
                     return
+                reason = f"a new engine instance answers at {where}"
+                # surely lost: sent before a probe the old instance answered, and not heard
+                # from after that answer (replies from one socket arrive in order too: one
+                # heard later may come from the new instance)
                 lost = [
                     self._pending.pop(p.id)
                     for p in list(self._pending.values())
-                    if p.accepted and 0.0 < p._accepted_sent <= confirmed_at
+                    if p.accepted
+                    and 0.0 < p._accepted_sent <= confirmed_sent
+                    and p._last_heard <= confirmed_heard
                 ]
                 resend = [p for p in self._pending.values() if p.accepted]
                 for p in resend:
-                    p.accepted, p._accepted_at, p._sends, p._parts = False, 0.0, 0, {}
-                    p._accepted_sent = 0.0
+                    p.accepted, p._parts, p._sends = False, {}, 0
+                    p._accepted_at = p._accepted_sent = p._last_heard = 0.0
                     self._send(p)
-            reason = f"a new engine instance answers at {where}"
-        elif isinstance(probe.exception(), EngineTimeout):
-            reason = f"the engine at {where} stopped answering"
-            with self._lock:
+            elif isinstance(probe.exception(), EngineTimeout):
+                reason = f"the engine at {where} stopped answering"
                 lost = [
                     self._pending.pop(p.id)
                     for p in list(self._pending.values())
                     if p.accepted and 0.0 < p._accepted_at < sent_at
                 ]
-        else:
-            return  # an engine that answers, if not with a pong (a wrong token): still there
+            else:
+                return  # an engine that answers, if not with a pong (a wrong token): still there
         for p in resend:
             log.info("%s (id %s): asked the new engine instance again", p.address, p.id)
         for p in lost:
@@ -611,6 +624,7 @@ class EngineClient:
             p = self._pending.get(request_id)
             if p is not None:
                 p._last_heard = time.monotonic()
+                p.accepted = True
                 if not p._accepted_at:
                     p._accepted_at, p._accepted_sent = p._last_heard, p._last_sent
             return p
