@@ -249,8 +249,7 @@ class EngineClient:
         self.probe_interval_s = probe_interval_s
         self.reask_interval_s = reask_interval_s
         self._instance: str | None = None  # the engine instance that answered the last probe
-        # when the probe that instance last answered was first sent, and when its answer came
-        self._confirmed: tuple[float, float] = (0.0, 0.0)
+        self._confirmed_at = 0.0  # when the probe that instance last answered was first sent
         self._probing = False
         self._last_probe = 0.0
         self._addr: tuple[str, int] = (str(addr[0]), int(addr[1]))
@@ -554,8 +553,8 @@ class EngineClient:
 
     def _on_probe(self, probe: Pending, sent_at: float) -> None:
         """Read a probe's answer. A request the old instance surely held (sent, and so
-        received, before a probe it answered: datagrams from one socket arrive in order; and
-        not heard from after that answer) is lost: it fails with :class:`EngineRestarted`. Any other
+        received, before a probe it answered: datagrams from one socket arrive in order; a
+        re-ask of it too) is lost: it fails with :class:`EngineRestarted`. Any other
         accepted request may be held by either instance, so it is sent again under its id,
         as if new: the new instance acknowledges a request it holds (or replays its reply)
         and queues one it never saw, so either way it completes; one the new instance never
@@ -572,22 +571,16 @@ class EngineClient:
                 if not isinstance(instance, str):
                     return  # an engine that does not name its instance
                 previous, self._instance = self._instance, instance
-                (confirmed_sent, confirmed_heard), self._confirmed = (
-                    self._confirmed,
-                    (sent_at, probe._last_heard),
-                )
+                confirmed_at, self._confirmed_at = self._confirmed_at, sent_at
                 if previous is None or previous == instance:
                     return
                 reason = f"a new engine instance answers at {where}"
-                # surely lost: sent before a probe the old instance answered, and not heard
-                # from after that answer (replies from one socket arrive in order too: one
-                # heard later may come from the new instance)
+                # surely lost: every copy of it (a re-ask included) was sent before a probe
+                # the old instance answered, so each reached the old instance
                 lost = [
                     self._pending.pop(p.id)
                     for p in list(self._pending.values())
-                    if p.accepted
-                    and 0.0 < p._accepted_sent <= confirmed_sent
-                    and p._last_heard <= confirmed_heard
+                    if p.accepted and p._accepted_sent > 0.0 and p._last_sent <= confirmed_at
                 ]
                 resend = [p for p in self._pending.values() if p.accepted]
                 for p in resend:

@@ -301,6 +301,34 @@ def test_a_request_asked_again_that_the_new_instance_never_answers_expires_soon(
         assert time.monotonic() - t0 < 5.0
 
 
+def test_a_request_asked_again_of_the_new_instance_before_the_probe_keeps_waiting(
+    fake: Any,
+) -> None:
+    """The engine restarts under a waiting request and the client's re-ask reaches the new
+    instance (which queues it) before a probe sees that instance: the request is not failed
+    as lost, since the new instance holds it."""
+    engines = Instances()
+    engine = fake(engines)
+    with EngineClient(
+        port=engine.port, timeout_s=30.0, probe_interval_s=0.25, reask_interval_s=1.0
+    ) as client:
+        pending = _annotate(client)
+        _wait(lambda: pending.accepted)
+        time.sleep(0.5)  # probes find "first" holding it
+        engines.hold_pings = True
+        time.sleep(0.3)  # a probe already answered by "first" is read
+        engines.instance = "second"
+
+        def sent() -> int:
+            return sum(1 for a, p in engine.received if a == protocol.ANNOTATE)
+
+        _wait(lambda: sent() >= 2)  # the re-ask, acknowledged by "second"
+        engines.hold_pings = False
+        time.sleep(1.0)  # a probe sees "second"
+        assert client._instance == "second"
+        assert not pending.done() and pending.accepted
+
+
 def test_asking_again_does_not_spend_the_retries_a_missing_part_needs(fake: Any) -> None:
     """A queued request is asked after many times; then its two-part result loses a part:
     the client still asks for it again and gets it."""
