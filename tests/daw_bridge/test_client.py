@@ -249,15 +249,22 @@ def _wait(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
     assert condition()
 
 
-def _restart_under(client: EngineClient, engines: Instances) -> tuple[Pending, Pending]:
-    """A request the first instance holds; then the engine restarts and a second request
-    reaches the new instance before any probe sees it (pings held meanwhile)."""
+def _held_then_restarted(client: EngineClient, engines: Instances) -> Pending:
+    """A request the first instance holds (probes every 0.25 s have seen it); then, pings held
+    so that no probe sees it yet, the engine restarts as "second"."""
     old = _annotate(client)
     _wait(lambda: old.accepted)
-    time.sleep(0.8)  # probes every 0.25 s find "first" holding it
+    time.sleep(0.6)  # probes find "first" holding it
     engines.hold_pings = True
     time.sleep(0.3)  # a probe already answered by "first" is read
     engines.instance = "second"
+    return old
+
+
+def _restart_under(client: EngineClient, engines: Instances) -> tuple[Pending, Pending]:
+    """As :func:`_held_then_restarted`, and a second request reaches the new instance before
+    any probe sees it."""
+    old = _held_then_restarted(client, engines)
     new = _annotate(client)
     _wait(lambda: new.accepted)
     return old, new
@@ -310,14 +317,9 @@ def test_a_request_asked_again_of_the_new_instance_before_the_probe_keeps_waitin
     engines = Instances()
     engine = fake(engines)
     with EngineClient(
-        port=engine.port, timeout_s=30.0, probe_interval_s=0.25, reask_interval_s=1.0
+        port=engine.port, timeout_s=30.0, probe_interval_s=0.25, reask_interval_s=1.5
     ) as client:
-        pending = _annotate(client)
-        _wait(lambda: pending.accepted)
-        time.sleep(0.5)  # probes find "first" holding it
-        engines.hold_pings = True
-        time.sleep(0.3)  # a probe already answered by "first" is read
-        engines.instance = "second"
+        pending = _held_then_restarted(client, engines)
 
         def sent() -> int:
             return sum(1 for a, p in engine.received if a == protocol.ANNOTATE)
