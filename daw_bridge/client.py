@@ -150,7 +150,6 @@ class Pending:
         self._last_heard = 0.0
         self._last_sent = 0.0
         self._accepted_at = 0.0
-        self._accepted_sent = 0.0  # when the send the engine acknowledged left (at the latest)
         self._parts: dict[int, str] = {}
 
     def result(self, timeout_s: float | None = None) -> Any:
@@ -580,12 +579,12 @@ class EngineClient:
                 lost = [
                     self._pending.pop(p.id)
                     for p in list(self._pending.values())
-                    if p.accepted and p._accepted_sent > 0.0 and p._last_sent <= confirmed_at
+                    if p.accepted and p._last_sent <= confirmed_at
                 ]
                 resend = [p for p in self._pending.values() if p.accepted]
                 for p in resend:
                     p.accepted, p._parts, p._sends = False, {}, 0
-                    p._accepted_at = p._accepted_sent = p._last_heard = 0.0
+                    p._accepted_at = p._last_heard = 0.0
                     self._send(p)
             elif isinstance(probe.exception(), EngineTimeout):
                 reason = f"the engine at {where} stopped answering"
@@ -618,8 +617,7 @@ class EngineClient:
             if p is not None:
                 p._last_heard = time.monotonic()
                 p.accepted = True
-                if not p._accepted_at:
-                    p._accepted_at, p._accepted_sent = p._last_heard, p._last_sent
+                p._accepted_at = p._accepted_at or p._last_heard
             return p
 
     def _pop(self, request_id: str) -> Pending | None:
@@ -630,7 +628,6 @@ class EngineClient:
         p = self._get(params[0] if params else None)
         if p is None or len(params) < 2:
             return
-        p.accepted = True
         p.position = int(params[1])
         if p._on_accepted is not None:
             self._safe(p._on_accepted, p.position)
@@ -639,7 +636,6 @@ class EngineClient:
         p = self._get(params[0] if params else None)
         if p is None or len(params) < 4:
             return
-        p.accepted = True
         if p._on_progress is not None:
             self._safe(p._on_progress, str(params[1]), int(params[2]), int(params[3]))
 
@@ -648,7 +644,6 @@ class EngineClient:
         if p is None or len(params) < 4:
             return
         part, parts, text = params[1], params[2], params[3]
-        p.accepted = True
         p._parts[int(part)] = str(text)
         if len(p._parts) < int(parts):
             return
