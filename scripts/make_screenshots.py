@@ -49,7 +49,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         while not done():
             if time.monotonic() - t0 > timeout_s:
                 if what:
-                    raise TimeoutError(f"screenshots: {what} took over {timeout_s:.0f} s")
+                    rows = ", ".join(
+                        f"{r.start_s:.0f}-{r.end_s:.0f}s {r.state}"
+                        + (f" ({r.error})" if r.error else "")
+                        for r in window.model.rows
+                    )
+                    took = f"screenshots: {what} took over {timeout_s:.0f} s"
+                    raise TimeoutError(f"{took}; regions: {rows or 'none'}")
                 return
             app.processEvents()
             time.sleep(0.02)

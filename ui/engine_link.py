@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from PyQt6.QtCore import QObject, QProcess, QTimer, pyqtSignal
+from PyQt6.QtCore import QObject, QProcess, Qt, QTimer, pyqtSignal
 
 from daw_bridge import protocol
 from daw_bridge.client import BridgeError, EngineClient, EngineTimeout, Pending, ReplyError
@@ -99,8 +99,12 @@ class EngineLink(QObject):
         self._client = EngineClient(host, port, timeout_s=timeout_s, retries=3)
         self._requests: dict[str, _Request] = {}
         self._pinging = False
-        self._pinged.connect(self._on_pinged)
-        self._finished.connect(self._on_finished)
+        # queued even when emitted on the GUI thread: a request that completed before
+        # ``add_done_callback`` ran calls back at once, on the caller's thread, and the
+        # caller must return (and note what it asked) before its answer is read
+        queued = Qt.ConnectionType.QueuedConnection
+        self._pinged.connect(self._on_pinged, queued)
+        self._finished.connect(self._on_finished, queued)
         self._heartbeat = QTimer(self)
         self._heartbeat.timeout.connect(self.check)
         if heartbeat_ms > 0:

@@ -12,7 +12,7 @@ from PyQt6.QtCore import QEvent, QPointF, Qt, QTimer
 from PyQt6.QtGui import QMouseEvent
 from PyQt6.QtWidgets import QApplication
 
-from daw_bridge import export
+from daw_bridge import export, protocol
 from tests.ui.conftest import free_udp_port, open_and_annotate, settled
 from ui.app import MainWindow
 from ui.models import COLUMNS
@@ -296,3 +296,23 @@ def test_the_chords_of_the_narrate_reply_fill_the_lane_exports_and_session(
     assert Session.load(saved).chords == chords
     window.open_audio(song)  # another file (here the same one again): the lane empties
     assert window.chords == [] and window.waveform.chords == []
+
+
+def test_a_plan_answered_before_the_panel_notes_it_still_annotates(qtbot, window, song):
+    """The engine's plan may come back before ``plan()`` returns (a busy machine deschedules
+    the GUI thread between sending and listening): the panel still takes it and annotates
+    the regions instead of leaving them unsent."""
+    client = window.link._client
+    submit = client.submit
+
+    def answered_first(address, args=None, **kw):
+        pending = submit(address, args, **kw)
+        if address == protocol.PLAN:
+            pending._future.exception(timeout=10.0)  # its reply is in before we go on
+        return pending
+
+    client.submit = answered_first
+    qtbot.waitUntil(lambda: window.link.state == "up", timeout=10_000)
+    window.open_audio(song)
+    qtbot.waitUntil(lambda: settled(window), timeout=20_000)
+    assert all(r.state == "done" for r in window.model.rows)
