@@ -14,12 +14,15 @@ Non-blocking use (a Qt panel)::
 
     pending = engine.submit(protocol.ANNOTATE, {"path": p, "start_s": 0.0, "end_s": 10.0},
                             on_progress=lambda stage, done, total: ...)
-    pending.add_done_callback(lambda p: ...)   # runs on the client's receive thread
+    pending.add_done_callback(lambda p: ...)   # see below for the thread it runs on
     pending.cancel()                           # asks the engine to cancel it
 
 Callbacks (``on_progress``, ``on_accepted``, done callbacks) run on the client's receive
 thread: a Qt application must hand them to the GUI thread (emit a signal from them) and must
-not block in them. ``pending.result()`` raises :class:`ReplyError` (``code`` from
+not block in them. A done callback added to a request that has already finished (a fast
+reply) runs at once, on the thread adding it: note what the request is for before adding it,
+or queue the callback's work (the panel connects its signal with a queued connection).
+``pending.result()`` raises :class:`ReplyError` (``code`` from
 :data:`daw_bridge.protocol.ERROR_CODES`), :class:`EngineBusy`, :class:`EngineTimeout` or
 :class:`EngineRestarted` (the engine that accepted it restarted or stopped: the client pings it
 once a second while an accepted request waits, so this comes within about two seconds).
@@ -174,7 +177,8 @@ class Pending:
         return self._future.done()
 
     def add_done_callback(self, fn: Callable[[Pending], None]) -> None:
-        """Call ``fn(self)`` when the request completes (at once if it already has)."""
+        """Call ``fn(self)`` when the request completes: on the receive thread, or at once on
+        this thread if it already has."""
         self._future.add_done_callback(lambda _f: fn(self))
 
     def exception(self) -> BaseException | None:
