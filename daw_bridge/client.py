@@ -38,6 +38,7 @@ import ipaddress
 import itertools
 import json
 import logging
+import select
 import socket
 import threading
 import time
@@ -53,6 +54,8 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from daw_bridge import protocol
 
 log = logging.getLogger(__name__)
+
+DRAIN_MAX = 256  # datagrams read in one go before the deadlines are looked at
 
 ProgressCallback = Callable[[str, int, int], None]
 """``(stage, done, total)``."""
@@ -487,11 +490,25 @@ class EngineClient:
                 time.sleep(0.05)
                 continue
             if data:
-                try:
-                    self._dispatcher.call_handlers_for_packet(data, self._addr)
-                except Exception:
-                    log.exception("malformed reply (%d bytes) ignored", len(data))
+                self._handle(data)
+                # read whatever else has arrived before any deadline is judged: after a stall
+                # (a callback that took long, a starved process) a reply may be waiting
+                # behind others, and the request it answers must not expire first
+                for _ in range(DRAIN_MAX):
+                    if not select.select([self._sock], [], [], 0)[0]:
+                        break
+                    try:
+                        data, _ = self._sock.recvfrom(65536)
+                    except OSError:
+                        break
+                    self._handle(data)
             self._housekeeping()
+
+    def _handle(self, data: bytes) -> None:
+        try:
+            self._dispatcher.call_handlers_for_packet(data, self._addr)
+        except Exception:
+            log.exception("malformed reply (%d bytes) ignored", len(data))
 
     def _housekeeping(self) -> None:
         now = time.monotonic()

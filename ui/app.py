@@ -133,6 +133,7 @@ class MainWindow(QMainWindow):
         self.form: list[dict[str, Any]] = []  # the track's sections from the narrate reply
         self._planning = ""  # the file whose plan the engine is computing
         self._narrating = False  # a narrate request is on its way
+        self._opening = 0  # counts open_audio calls: a slow load of an older file is dropped
         self.session_path = ""
         self._jobs: list[_Job] = []
         self._autostart = start_engine
@@ -306,6 +307,12 @@ class MainWindow(QMainWindow):
         """Load a file's overview on a worker thread, then show it with ``regions`` (default:
         10 s regions) and annotate the regions that have no annotation."""
         self.waveform.set_overview(None, f"reading {Path(path).name}…")
+        # the previous file's requests are cancelled and their replies never read
+        self.link.forget_all()
+        self._narrating = False
+        self._planning = ""
+        self._opening += 1
+        opening = self._opening
         self.narrative = None
         self.grid = None
         self.set_chords([])
@@ -314,6 +321,8 @@ class MainWindow(QMainWindow):
         self.model.set_rows([])
 
         def loaded(result: Any, error: Any) -> None:
+            if opening != self._opening:
+                return  # another file was opened while this one loaded
             if error is not None:
                 self.audio_path = ""
                 self.waveform.set_overview(None, str(error))
@@ -442,9 +451,18 @@ class MainWindow(QMainWindow):
         if not preset or preset == self.link.info.get("preset"):
             return
         if self.link.process is not None:
+            self.link.forget_all()  # the old engine's last replies are not this preset's
+            self._narrating = False
             self.link.restart_engine(preset)
             for row in self.model.rows:  # annotations of the old preset are dropped
-                self.model.update(row.id, state="new", annotation=None, error="", progress=(0, 0))
+                self.model.update(
+                    row.id,
+                    state="new",
+                    annotation=None,
+                    error="",
+                    progress=(0, 0),
+                    revision=row.revision + 1,  # a reply already on its way is stale
+                )
             self.narrative = None
             self.grid = None
             self.set_chords([])
@@ -471,16 +489,17 @@ class MainWindow(QMainWindow):
             if preset:
                 self.preset_box.setCurrentText(str(preset))
             self.annotate_all()
-        if state == "down" and self._first_state and self._autostart:
-            self.start_engine()
+        first = self._first_state
         if state in ("up", "down"):
-            self._first_state = False
+            self._first_state = False  # before starting: a failed start reports "down" at once
+        if state == "down" and first and self._autostart:
+            self.start_engine()
 
     def _on_region_progress(
         self, region_id: str, revision: int, stage: str, done: int, total: int
     ) -> None:
         row = self.model.get(region_id)
-        if row is not None and row.revision == revision and row.annotation is None:
+        if row is not None and row.revision == revision and row.state in ("queued", "running"):
             self.model.update(region_id, state="running", progress=(done, total))
 
     def _on_region_result(self, region_id: str, revision: int, annotation: dict) -> None:
@@ -680,9 +699,12 @@ class MainWindow(QMainWindow):
         self.preset_box.setCurrentText(s.preset)
         narrative, grid, chords, form = s.narrative, s.grid, s.chords, s.form
         self.open_audio(s.audio_path, regions=[RegionRow.from_dict(r) for r in s.regions])
+        opening = self._opening
 
         def restore(_path: str) -> None:
             self.overviewLoaded.disconnect(restore)
+            if self._opening != opening:
+                return  # the session's audio did not load; another file did
             self.narrative = narrative
             self.grid = grid
             self.set_chords(chords)

@@ -10,8 +10,10 @@ child process when none answers.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +21,14 @@ from typing import Any
 from PyQt6.QtCore import QObject, QProcess, Qt, QTimer, pyqtSignal
 
 from daw_bridge import protocol
-from daw_bridge.client import BridgeError, EngineClient, EngineTimeout, Pending, ReplyError
+from daw_bridge.client import (
+    BridgeError,
+    EngineBusy,
+    EngineClient,
+    EngineTimeout,
+    Pending,
+    ReplyError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +41,30 @@ def engine_command(command: str, *args: str) -> tuple[str, list[str]]:
     return sys.executable, ["-m", "engine.cli", command, *args]
 
 
+# Regions a panel keeps at the engine at once; the rest wait in the panel. The engine queues
+# 32 requests by default and answers more with ``busy``: a long track's regions (36 for a
+# 6-minute song at 10 s) sent together would overflow it, and other clients share it.
+MAX_REGIONS_IN_FLIGHT = 8
+BUSY_RETRY_S = 1.0  # an engine that answered ``busy`` is asked again after this long
+
+
 @dataclass
 class _Request:
     kind: str  # "annotate", "narrate" or "plan"
     pending: Pending
     region_id: str = ""
     revision: int = 0
+    held: _Held | None = None  # what was asked (a region asked again when the engine is busy)
+
+
+@dataclass
+class _Held:
+    """A region's annotation asked for and not yet sent (the engine has enough of ours)."""
+
+    region_id: str
+    revision: int
+    args: dict[str, Any]
+    since: float  # monotonic time it was asked for
 
 
 def describe_error(exc: BaseException | None) -> str:
@@ -55,6 +82,10 @@ class EngineLink(QObject):
         port: the engine's UDP port.
         timeout_s: time a request may take, from sending to its final reply.
         heartbeat_ms: interval of the liveness ping (0 = no heartbeat).
+        max_regions_in_flight: regions sent to the engine at once; more wait in the panel
+            (shown as queued) and go as answers come back. One the engine answers ``busy``
+            (its queue full of other clients' requests) waits and is sent again, for up to
+            ``timeout_s``.
 
     Signals:
         stateChanged(state, detail): ``"up"`` (detail: preset/backend), ``"down"`` (detail:
@@ -86,9 +117,12 @@ class EngineLink(QObject):
         *,
         timeout_s: float = 300.0,
         heartbeat_ms: int = 2000,
+        max_regions_in_flight: int = MAX_REGIONS_IN_FLIGHT,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
+        if max_regions_in_flight < 1:
+            raise ValueError(f"max_regions_in_flight={max_regions_in_flight}: expected >= 1")
         self.host = host
         self.port = port
         self.timeout_s = timeout_s
@@ -98,6 +132,12 @@ class EngineLink(QObject):
         self.last_exit = ""  # how the last engine process we started ended
         self._client = EngineClient(host, port, timeout_s=timeout_s, retries=3)
         self._requests: dict[str, _Request] = {}
+        self.max_regions_in_flight = max_regions_in_flight
+        self._held: dict[str, _Held] = {}  # by region id, in the order asked
+        self._busy_until = 0.0
+        self._pump_timer = QTimer(self)
+        self._pump_timer.setSingleShot(True)
+        self._pump_timer.timeout.connect(self._pump)
         self._pinging = False
         # queued even when emitted on the GUI thread: a request that completed before
         # ``add_done_callback`` ran calls back at once, on the caller's thread, and the
@@ -119,6 +159,11 @@ class EngineLink(QObject):
     def in_flight(self) -> int:
         """Requests sent and not answered yet."""
         return len(self._requests)
+
+    @property
+    def waiting(self) -> int:
+        """Regions asked for and not sent yet (the engine has enough of ours)."""
+        return len(self._held)
 
     # Liveness -------------------------------------------------------------------------------
 
@@ -164,28 +209,67 @@ class EngineLink(QObject):
             self.stateChanged.emit(state, detail)
 
     def _fail_all(self, message: str) -> None:
-        """Fail every request in flight (the engine is gone); later replies are ignored."""
+        """Fail every request in flight or waiting (the engine is gone); later replies are
+        ignored."""
         requests, self._requests = self._requests, {}
+        held, self._held = self._held, {}
         for rid, req in requests.items():
             self._report_failure(req, message)
             log.info("request %s failed: %s", rid, message)
+        for h in held.values():
+            self.regionFailed.emit(h.region_id, h.revision, message)
+
+    def forget_all(self) -> None:
+        """Drop every request in flight or waiting without a word (another file was opened,
+        or the engine is restarted with another preset): the engine is asked to cancel them,
+        and their replies are never reported."""
+        requests, self._requests = self._requests, {}
+        self._held.clear()
+        for req in requests.values():
+            with contextlib.suppress(BridgeError):  # a closed client has nothing to cancel
+                req.pending.cancel()
 
     # Requests -------------------------------------------------------------------------------
 
     def annotate(
         self, region_id: str, revision: int, path: str, start_s: float, end_s: float, name: str = ""
-    ) -> str:
+    ) -> None:
         """Ask for one region's annotation; the reply comes as regionResult / regionFailed.
 
-        Returns:
-            The request id ("" when it could not be sent; regionFailed says why).
+        It is sent at once while fewer than ``max_regions_in_flight`` regions are at the
+        engine, otherwise when one comes back; asking again for a region still waiting
+        replaces what it asks.
         """
-
-        def progress(stage: str, done: int, total: int) -> None:
-            self.regionProgress.emit(region_id, revision, stage, done, total)
-
         args = {"path": path, "start_s": float(start_s), "end_s": float(end_s), "name": name}
-        return self._submit("annotate", protocol.ANNOTATE, args, progress, region_id, revision)
+        self._held.pop(region_id, None)  # the newer ask goes to the back
+        self._held[region_id] = _Held(region_id, revision, args, time.monotonic())
+        self._pump()
+
+    def _pump(self) -> None:
+        """Send waiting regions while the engine has room for them."""
+        wait = self._busy_until - time.monotonic()
+        if wait > 0:
+            self._pump_timer.start(int(wait * 1000) + 1)
+            return
+        while self._held:
+            sent = sum(1 for r in self._requests.values() if r.kind == "annotate")
+            if sent >= self.max_regions_in_flight:
+                return
+            region_id = next(iter(self._held))
+            held = self._held.pop(region_id)
+
+            def progress(stage: str, done: int, total: int, h: _Held = held) -> None:
+                self.regionProgress.emit(h.region_id, h.revision, stage, done, total)
+
+            self._submit(
+                "annotate",
+                protocol.ANNOTATE,
+                held.args,
+                progress,
+                held.region_id,
+                held.revision,
+                held=held,
+            )
 
     def narrate(self, path: str, regions: Sequence[tuple[float, float, str]]) -> str:
         """Ask for the narrative over ``regions`` (the engine answers from its store)."""
@@ -212,6 +296,8 @@ class EngineLink(QObject):
         on_progress: Any,
         region_id: str = "",
         revision: int = 0,
+        *,
+        held: _Held | None = None,
     ) -> str:
         try:
             pending = self._client.submit(address, args, on_progress=on_progress)
@@ -223,15 +309,28 @@ class EngineLink(QObject):
             else:
                 self.narrativeFailed.emit(str(exc))
             return ""
-        self._requests[pending.id] = _Request(kind, pending, region_id, revision)
+        self._requests[pending.id] = _Request(kind, pending, region_id, revision, held)
         pending.add_done_callback(lambda p: self._finished.emit(p.id))
         return pending.id
 
     def _on_finished(self, request_id: str) -> None:
         req = self._requests.pop(request_id, None)
         if req is None:
-            return  # already failed when the engine went down
+            return  # already failed when the engine went down, or forgotten
         exc = req.pending.exception()
+        h = req.held
+        if (
+            isinstance(exc, EngineBusy)
+            and h is not None
+            and time.monotonic() - h.since < self.timeout_s
+        ):
+            # the engine's queue is full (of other clients' requests): ask again shortly,
+            # first in line, unless the region was asked for anew meanwhile
+            if h.region_id not in self._held:
+                self._held = {h.region_id: h, **self._held}
+            self._busy_until = time.monotonic() + BUSY_RETRY_S
+            self._pump()
+            return
         if exc is not None:
             self._report_failure(req, describe_error(exc))
         elif req.kind == "annotate":
@@ -240,6 +339,8 @@ class EngineLink(QObject):
             self.planResult.emit(req.pending.result())
         else:
             self.narrativeResult.emit(req.pending.result())
+        if req.kind == "annotate":
+            self._pump()
 
     def _report_failure(self, req: _Request, message: str) -> None:
         if req.kind == "annotate":
@@ -250,7 +351,11 @@ class EngineLink(QObject):
             self.narrativeFailed.emit(message)
 
     def cancel_all(self) -> None:
-        """Ask the engine to cancel everything this panel has in flight."""
+        """Ask the engine to cancel everything this panel has in flight; regions not sent
+        yet fail as cancelled at once."""
+        held, self._held = self._held, {}
+        for h in held.values():
+            self.regionFailed.emit(h.region_id, h.revision, "cancelled: not sent yet")
         for req in list(self._requests.values()):
             req.pending.cancel()
 
@@ -323,6 +428,8 @@ class EngineLink(QObject):
     def close(self) -> None:
         """Stop the heartbeat and the engine process we started, close the socket."""
         self._heartbeat.stop()
+        self._pump_timer.stop()
         self.stop_engine()
         self._requests.clear()
+        self._held.clear()
         self._client.close()

@@ -541,3 +541,25 @@ def test_send_cancels_when_the_cancel_file_appears(fake: Any, tmp_path: Any) -> 
     timer.join()
     assert (status, reply["code"]) == (send.EXIT_ERROR, "cancelled")
     assert json.loads(progress.read_text())["done"] == 1
+
+
+def test_a_reply_waiting_behind_a_slow_callback_is_read_before_its_deadline(fake: Any) -> None:
+    """The receive thread stalls in a progress callback (a busy machine, a slow handler)
+    while a ping's answer arrives behind it: the answer is read before the ping's deadline is
+    judged, instead of the ping expiring with its pong already in the socket."""
+
+    def behave(e: FakeEngine, to: tuple[str, int], address: str, p: list[Any]) -> None:
+        if address == protocol.PING:
+            e.send(to, _reply(protocol.RESULT, id=p[0], part=0, parts=1, json='{"pong": 1}'))
+        elif address == protocol.NARRATE:
+            e.send(to, _reply(protocol.PROGRESS, id=p[0], stage="analyze", done=1, total=2))
+
+    engine = fake(behave)
+    with EngineClient(port=engine.port, probe_interval_s=3600.0) as client:
+        narrate = client.submit(
+            protocol.NARRATE, {"path": "/x.wav"}, on_progress=lambda *a: time.sleep(1.5)
+        )
+        time.sleep(0.2)  # the progress reply is in; its callback holds the receive thread
+        ping = client.submit(protocol.PING, timeout_s=1.0)
+        assert ping.result(timeout_s=5.0) == {"pong": 1}
+        narrate.cancel()

@@ -316,3 +316,85 @@ def test_a_plan_answered_before_the_panel_notes_it_still_annotates(qtbot, window
     window.open_audio(song)
     qtbot.waitUntil(lambda: settled(window), timeout=20_000)
     assert all(r.state == "done" for r in window.model.rows)
+
+
+def test_a_full_engine_queue_holds_regions_back_instead_of_failing_them(qtbot, tmp_path):
+    """An engine whose queue is full answers ``busy``: the panel keeps at most its share of
+    regions at the engine, asks again for one turned away, and every region is annotated
+    (a long track's 10 s regions outnumber the engine's queue)."""
+    import soundfile as sf
+
+    from engine import presets
+    from engine.pipeline import Annotator
+    from engine.server import EngineServer, ServerConfig
+    from tests.ui.conftest import A_MINOR, SR, cadences
+
+    annotator = Annotator(presets.load("lite"), store=None)
+    server = EngineServer(annotator, ServerConfig(port=0, queue_size=2))
+    server.start()
+    try:
+        path = tmp_path / "long.wav"
+        sf.write(path, cadences([(70.0, A_MINOR)]), SR)
+        w = MainWindow(port=server.address[1], heartbeat_ms=300)
+        qtbot.addWidget(w)
+        qtbot.waitUntil(lambda: w.link.state == "up", timeout=10_000)
+        most = 0
+
+        def watch() -> bool:
+            nonlocal most
+            most = max(most, w.link.in_flight)
+            return settled(w)
+
+        w.open_audio(str(path))
+        qtbot.waitUntil(watch, timeout=60_000)
+        assert len(w.model.rows) == 7
+        assert [r.error for r in w.model.rows if r.state != "done"] == []
+        assert most <= w.link.max_regions_in_flight + 2  # its regions, a plan, a narrate
+        w.close()
+    finally:
+        server.stop()
+        annotator.close()
+
+
+def test_opening_another_file_drops_the_first_files_replies(qtbot, window, song, tmp_path):
+    """The first file's narrative, still on its way when a second file is opened, never
+    lands on the second file's regions (same spans, other keys)."""
+    import soundfile as sf
+
+    from tests.ui.conftest import D_MAJOR, SR, cadences
+
+    other = tmp_path / "d_major.wav"
+    sf.write(other, cadences([(25.0, D_MAJOR)]), SR)
+    qtbot.waitUntil(lambda: window.link.state == "up", timeout=10_000)
+    window.open_audio(song)
+    qtbot.waitUntil(lambda: window._narrating, timeout=30_000)  # the first file's narrate
+    window.open_audio(str(other))
+    qtbot.waitUntil(lambda: settled(window) and window.narrative is not None, timeout=30_000)
+    qtbot.wait(1500)  # anything of the first file's still on its way has arrived
+    keys = [r.annotation["key"]["key"] for r in window.model.rows]
+    assert keys and all(k == "D major" for k in keys), keys
+    assert "A minor" not in window.narrative["text"]
+
+
+def test_a_reply_of_the_old_preset_does_not_land_after_a_switch(qtbot, window, song):
+    """Switching the preset restarts the panel's engine; a region's reply from the old engine
+    that arrives afterwards is not taken for the new preset's (it would never be redone), and
+    neither is its progress on a region that has failed meanwhile."""
+    open_and_annotate(qtbot, window, song)
+    row = window.model.rows[0]
+    old_revision, old_annotation = row.revision, dict(row.annotation)
+    window.link.process = object()  # as if the panel had started the engine
+    window.link.restart_engine = lambda preset: None
+    try:
+        window.preset_box.setCurrentText("some-other-preset")
+        window.switch_preset()
+        assert row.state == "new" and row.revision == old_revision + 1
+        window.link.regionResult.emit(row.id, old_revision, old_annotation)
+        qtbot.wait(50)
+        assert row.state == "new" and row.annotation is None
+        window.model.update(row.id, state="error", error="engine restarted")
+        window.link.regionProgress.emit(row.id, row.revision, "analyze", 1, 2)
+        qtbot.wait(50)
+        assert row.state == "error"
+    finally:
+        window.link.process = None
