@@ -56,6 +56,7 @@ from daw_bridge import protocol
 log = logging.getLogger(__name__)
 
 DRAIN_MAX = 256  # datagrams read in one go before the deadlines are looked at
+_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 
 ProgressCallback = Callable[[str, int, int], None]
 """``(stage, done, total)``."""
@@ -495,14 +496,26 @@ class EngineClient:
                 # (a callback that took long, a starved process) a reply may be waiting
                 # behind others, and the request it answers must not expire first
                 for _ in range(DRAIN_MAX):
-                    if not select.select([self._sock], [], [], 0)[0]:
+                    more = self._arrived()
+                    if more is None:
                         break
-                    try:
-                        data, _ = self._sock.recvfrom(65536)
-                    except OSError:
-                        break
-                    self._handle(data)
+                    self._handle(more)
             self._housekeeping()
+
+    def _arrived(self) -> bytes | None:
+        """A datagram that has already arrived, or None; never waits."""
+        if self._closed.is_set():
+            return None
+        try:
+            if _DONTWAIT:
+                data, _ = self._sock.recvfrom(65536, _DONTWAIT)
+                return data
+            if not select.select([self._sock], [], [], 0)[0]:  # Windows: no MSG_DONTWAIT
+                return None
+            data, _ = self._sock.recvfrom(65536)
+            return data
+        except (OSError, ValueError):  # nothing there (BlockingIOError), or closed meanwhile
+            return None
 
     def _handle(self, data: bytes) -> None:
         try:

@@ -391,10 +391,12 @@ class MainWindow(QMainWindow):
         """A region moved or resized: its old annotation is dropped and it is sent again."""
         row = self.model.move(region_id, start_s, end_s)
         if row is not None:
+            self.link.forget(region_id)  # its old span's request is moot
             self.annotate(row)
 
     def delete_region(self, region_id: str) -> None:
-        """Remove a region (a reply still on its way is ignored)."""
+        """Remove a region (its request is cancelled; a reply still on its way is ignored)."""
+        self.link.forget(region_id)
         self.model.remove(region_id)
 
     def _select_row(self, region_id: str) -> None:
@@ -544,6 +546,8 @@ class MainWindow(QMainWindow):
         self._planning = ""
         spans = [(float(a), float(b)) for a, b in result.get("regions", [])]
         if spans and spans != [(r.start_s, r.end_s) for r in self.model.rows]:
+            for row in self.model.rows:  # the stand-in regions' requests are moot
+                self.link.forget(row.id)
             self.model.set_rows([RegionRow(start_s=a, end_s=b) for a, b in spans])
         if result.get("beats"):
             self.grid = {k: result[k] for k in export.EMPTY_GRID if k in result}

@@ -64,7 +64,7 @@ class _Held:
     region_id: str
     revision: int
     args: dict[str, Any]
-    since: float  # monotonic time it was asked for
+    busy_since: float = 0.0  # monotonic time the engine first answered busy to it
 
 
 def describe_error(exc: BaseException | None) -> str:
@@ -134,6 +134,7 @@ class EngineLink(QObject):
         self._requests: dict[str, _Request] = {}
         self.max_regions_in_flight = max_regions_in_flight
         self._held: dict[str, _Held] = {}  # by region id, in the order asked
+        self._latest: dict[str, int] = {}  # the revision last asked for, by region id
         self._busy_until = 0.0
         self._pump_timer = QTimer(self)
         self._pump_timer.setSingleShot(True)
@@ -213,6 +214,7 @@ class EngineLink(QObject):
         ignored."""
         requests, self._requests = self._requests, {}
         held, self._held = self._held, {}
+        self._latest.clear()
         for rid, req in requests.items():
             self._report_failure(req, message)
             log.info("request %s failed: %s", rid, message)
@@ -225,6 +227,7 @@ class EngineLink(QObject):
         and their replies are never reported."""
         requests, self._requests = self._requests, {}
         self._held.clear()
+        self._latest.clear()
         for req in requests.values():
             with contextlib.suppress(BridgeError):  # a closed client has nothing to cancel
                 req.pending.cancel()
@@ -242,7 +245,20 @@ class EngineLink(QObject):
         """
         args = {"path": path, "start_s": float(start_s), "end_s": float(end_s), "name": name}
         self._held.pop(region_id, None)  # the newer ask goes to the back
-        self._held[region_id] = _Held(region_id, revision, args, time.monotonic())
+        self._held[region_id] = _Held(region_id, revision, args)
+        self._latest[region_id] = revision
+        self._pump()
+
+    def forget(self, region_id: str) -> None:
+        """Drop a region's requests (it was deleted, moved or replaced): one waiting is not
+        sent, one at the engine is cancelled there, and neither is reported."""
+        self._held.pop(region_id, None)
+        self._latest.pop(region_id, None)
+        for rid, req in list(self._requests.items()):
+            if req.kind == "annotate" and req.region_id == region_id:
+                del self._requests[rid]
+                with contextlib.suppress(BridgeError):  # a closed client has nothing to cancel
+                    req.pending.cancel()
         self._pump()
 
     def _pump(self) -> None:
@@ -319,16 +335,20 @@ class EngineLink(QObject):
             return  # already failed when the engine went down, or forgotten
         exc = req.pending.exception()
         h = req.held
+        now = time.monotonic()
+        if isinstance(exc, EngineBusy) and h is not None:
+            h.busy_since = h.busy_since or now
         if (
             isinstance(exc, EngineBusy)
             and h is not None
-            and time.monotonic() - h.since < self.timeout_s
+            and now - h.busy_since < self.timeout_s
+            and self._latest.get(h.region_id) == h.revision
+            and h.region_id not in self._held
         ):
             # the engine's queue is full (of other clients' requests): ask again shortly,
-            # first in line, unless the region was asked for anew meanwhile
-            if h.region_id not in self._held:
-                self._held = {h.region_id: h, **self._held}
-            self._busy_until = time.monotonic() + BUSY_RETRY_S
+            # first in line, unless the region was asked for anew or dropped meanwhile
+            self._held = {h.region_id: h, **self._held}
+            self._busy_until = now + BUSY_RETRY_S
             self._pump()
             return
         if exc is not None:
@@ -357,6 +377,7 @@ class EngineLink(QObject):
         for h in held.values():
             self.regionFailed.emit(h.region_id, h.revision, "cancelled: not sent yet")
         for req in list(self._requests.values()):
+            req.held = None  # a busy answer already on its way is not asked again
             req.pending.cancel()
 
     # Engine process -------------------------------------------------------------------------
@@ -432,4 +453,5 @@ class EngineLink(QObject):
         self.stop_engine()
         self._requests.clear()
         self._held.clear()
+        self._latest.clear()
         self._client.close()

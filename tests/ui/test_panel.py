@@ -330,26 +330,31 @@ def test_a_full_engine_queue_holds_regions_back_instead_of_failing_them(qtbot, t
     from tests.ui.conftest import A_MINOR, SR, cadences
 
     annotator = Annotator(presets.load("lite"), store=None)
-    server = EngineServer(annotator, ServerConfig(port=0, queue_size=2))
+    server = EngineServer(annotator, ServerConfig(port=0, queue_size=1))
     server.start()
     try:
         path = tmp_path / "long.wav"
         sf.write(path, cadences([(70.0, A_MINOR)]), SR)
         w = MainWindow(port=server.address[1], heartbeat_ms=300)
         qtbot.addWidget(w)
+        w.link.max_regions_in_flight = 3  # one running, one queued, one turned away
         qtbot.waitUntil(lambda: w.link.state == "up", timeout=10_000)
-        most = 0
+        counts: list[int] = []
+        submit = w.link._submit
 
-        def watch() -> bool:
-            nonlocal most
-            most = max(most, w.link.in_flight)
-            return settled(w)
+        def counted(*args, **kw):
+            rid = submit(*args, **kw)
+            counts.append(w.link.in_flight)
+            return rid
 
+        w.link._submit = counted
         w.open_audio(str(path))
-        qtbot.waitUntil(watch, timeout=60_000)
+        qtbot.waitUntil(lambda: settled(w), timeout=60_000)
+        most = max(counts)
         assert len(w.model.rows) == 7
         assert [r.error for r in w.model.rows if r.state != "done"] == []
-        assert most <= w.link.max_regions_in_flight + 2  # its regions, a plan, a narrate
+        assert 3 <= most <= 3 + 2, counts  # its regions, a plan, a narrate
+        assert w.link.waiting == 0
         w.close()
     finally:
         server.stop()
@@ -383,7 +388,13 @@ def test_a_reply_of_the_old_preset_does_not_land_after_a_switch(qtbot, window, s
     open_and_annotate(qtbot, window, song)
     row = window.model.rows[0]
     old_revision, old_annotation = row.revision, dict(row.annotation)
-    window.link.process = object()  # as if the panel had started the engine
+    from PyQt6.QtCore import QProcess
+
+    class Running:  # as if the panel had started the engine
+        def state(self):
+            return QProcess.ProcessState.Running
+
+    window.link.process = Running()
     window.link.restart_engine = lambda preset: None
     try:
         window.preset_box.setCurrentText("some-other-preset")
