@@ -371,10 +371,26 @@ def test_opening_another_file_drops_the_first_files_replies(qtbot, window, song,
     other = tmp_path / "d_major.wav"
     sf.write(other, cadences([(25.0, D_MAJOR)]), SR)
     qtbot.waitUntil(lambda: window.link.state == "up", timeout=10_000)
+    narrate, opened = window.link.narrate, []
+
+    def narrate_then_open(path, regions):
+        rid = narrate(path, regions)
+        if not opened:  # the first file's narrative is on its way: open the second file
+            opened.append(path)
+            QTimer.singleShot(0, lambda: window.open_audio(str(other)))
+        return rid
+
+    window.link.narrate = narrate_then_open
     window.open_audio(song)
-    qtbot.waitUntil(lambda: window._narrating, timeout=30_000)  # the first file's narrate
-    window.open_audio(str(other))
-    qtbot.waitUntil(lambda: settled(window) and window.narrative is not None, timeout=30_000)
+    qtbot.waitUntil(
+        lambda: (
+            len(opened) == 1
+            and window.audio_path.endswith("d_major.wav")
+            and settled(window)
+            and window.narrative is not None
+        ),
+        timeout=30_000,
+    )
     qtbot.wait(1500)  # anything of the first file's still on its way has arrived
     keys = [r.annotation["key"]["key"] for r in window.model.rows]
     assert keys and all(k == "D major" for k in keys), keys
