@@ -259,7 +259,9 @@ class EngineLink(QObject):
                 del self._requests[rid]
                 with contextlib.suppress(BridgeError):  # a closed client has nothing to cancel
                     req.pending.cancel()
-        self._pump()
+        # refill the freed slot once the caller is done (it may be forgetting many regions,
+        # whose waiting requests must not be sent meanwhile)
+        self._pump_timer.start(0)
 
     def _pump(self) -> None:
         """Send waiting regions while the engine has room for them."""

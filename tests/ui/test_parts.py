@@ -372,3 +372,38 @@ def test_the_link_says_the_engine_restarted_and_a_retry_gets_its_answer(qtbot):
     finally:
         link.close()
         engine.close()
+
+
+def test_the_link_paces_regions_and_forgotten_ones_free_their_place(qtbot):
+    """With room for one region at the engine, the others wait in the panel; forgetting the
+    one at the engine (its region deleted) sends the next, and a forgotten waiting region is
+    never sent."""
+    from daw_bridge import protocol
+    from tests.daw_bridge.test_client import FakeEngine, _reply
+    from ui.engine_link import EngineLink
+
+    def behave(e, to, address, p):
+        if address == protocol.PING:
+            e.send(to, _reply(protocol.RESULT, id=p[0], part=0, parts=1, json='{"pong": 1}'))
+        elif address == protocol.ANNOTATE:
+            e.send(to, _reply(protocol.ACCEPTED, id=p[0], position=0))  # and works on it
+
+    engine = FakeEngine(behave)
+    link = EngineLink(port=engine.port, heartbeat_ms=0, max_regions_in_flight=1)
+
+    def asked() -> list[float]:
+        return [p[4] for a, p in engine.received if a == protocol.ANNOTATE]  # start_s
+
+    try:
+        for i, rid in enumerate(("r1", "r2", "r3")):
+            link.annotate(rid, 1, "/a.wav", 10.0 * i, 10.0 * i + 10.0)
+        qtbot.waitUntil(lambda: asked() == [0.0], timeout=5_000)
+        assert (link.in_flight, link.waiting) == (1, 2)
+        link.forget("r3")
+        link.forget("r1")
+        qtbot.waitUntil(lambda: 10.0 in asked(), timeout=5_000)
+        qtbot.wait(300)
+        assert sorted(set(asked())) == [0.0, 10.0] and link.waiting == 0
+    finally:
+        link.close()
+        engine.close()
