@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from daw_bridge.keys import vocals_word
 from engine import __version__
 from engine.errors import EngineError
 from engine.progress import progress_bar
@@ -318,7 +319,7 @@ def _cells(a: RegionAnnotation) -> tuple[str | Text, ...]:
         Text(key, style=_key_colour(a.key.key if a.key else None)),
         f"{a.key.confidence:.2f}" if a.key else "",
         f"{own.key} {own.confidence:.2f}" if own is not None else "",
-        a.vocals.label if a.vocals else "",
+        vocals_word(a.vocals.label, a.vocals.probabilities) if a.vocals else "",
         f"{a.tempo_bpm:.1f}" if a.tempo_bpm else "",
         f"{a.loudness_lufs:.1f}" if a.loudness_lufs is not None else "",
     )

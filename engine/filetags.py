@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from daw_bridge.keys import vocals_word
 from engine.errors import EngineError, InvalidRequest
 from engine.labels import key_index, key_tonic_mode
 
@@ -115,7 +116,11 @@ def values_of(result: Any, *, notation: str = "standard") -> dict[str, str]:
         if a.key is not None:
             keys[a.key.key] += a.duration_s
     tempi = [a.tempo_bpm for a in result.regions if a.tempo_bpm is not None]
-    vocals = Counter(a.vocals.label for a in result.regions if a.vocals is not None)
+    vocals = Counter(
+        vocals_word(a.vocals.label, a.vocals.probabilities)
+        for a in result.regions
+        if a.vocals is not None
+    )
     genres = Counter(t.label for a in result.regions for t in a.genres)
     out: dict[str, str] = {}
     bits = []
@@ -132,7 +137,7 @@ def values_of(result: Any, *, notation: str = "standard") -> dict[str, str]:
         bits.append(f"{out['bpm']} BPM")
     if vocals:
         label = vocals.most_common(1)[0][0]
-        bits.append("instrumental" if label == "none" else f"{label} vocals")
+        bits.append({"none": "instrumental", "vocals": "vocals"}.get(label, f"{label} vocals"))
     if genres:
         bits.append(", ".join(g for g, _ in genres.most_common(2)))
     if bits:

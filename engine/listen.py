@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from daw_bridge import live as live_format
 from daw_bridge.clock import clock
+from daw_bridge.keys import vocals_word
 from daw_bridge.live import LiveEvent
 from engine.errors import EngineError
 from engine.live import LatencyStats, Listener, LiveResult, warm_up
@@ -278,7 +279,7 @@ def describe(result: LiveResult) -> tuple[str, str, str, str, str, str]:
     if a.silent:
         return span, "—", "—", "—", _num(a.loudness_lufs, "{:.1f}"), a.caption or "silence"
     key = f"{a.key.key} {a.key.confidence:.2f}" if a.key else "—"
-    vocals = a.vocals.label if a.vocals else "—"
+    vocals = vocals_word(a.vocals.label, a.vocals.probabilities) if a.vocals else "—"
     tempo, lufs = _num(a.tempo_bpm, "{:.0f}"), _num(a.loudness_lufs, "{:.1f}")
     return span, key, vocals, tempo, lufs, a.caption
 

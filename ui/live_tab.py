@@ -21,6 +21,7 @@ from PyQt6.QtWidgets import (
 )
 
 from daw_bridge.clock import clock
+from daw_bridge.keys import vocals_word
 from ui.live import LiveCaptioner
 
 EngineAddress = tuple[str, int]
@@ -115,7 +116,8 @@ class LiveTab(QWidget):
             self.facts.setText(span)
         else:
             key = "silence" if a.get("silent") else (a["key"]["key"] if a.get("key") else "—")
-            vocals = a["vocals"]["label"] if a.get("vocals") else "—"
+            v = a.get("vocals")
+            vocals = vocals_word(v["label"], v.get("probabilities", ())) if v else "—"
             tempo = "—" if a.get("tempo_bpm") is None else f"{a['tempo_bpm']:.0f} BPM"
             self.facts.setText(
                 f"<b>{span}</b> &nbsp; key <b>{key}</b> &nbsp; "

@@ -342,6 +342,11 @@ def test_tag_name_and_summary(live_script: Any) -> None:
     assert sv.summary({**ann, "tempo_bpm": 123.6}) == "F# minor · female vocals · 124 BPM"
     assert sv.summary({**ann, "tempo_bpm": None}) == "F# minor · female vocals"
     assert sv.summary({"silent": True}) == "silence"
+    # the gender only when sure of it, as the panel and the exports tell it
+    unsure = {"label": "male", "probabilities": [0.05, 0.5, 0.45]}
+    sure = {"label": "female", "probabilities": [0.05, 0.05, 0.9]}
+    assert sv.summary({**ann, "vocals": unsure}) == "F# minor · vocals"
+    assert sv.summary({**ann, "vocals": sure}) == "F# minor · female vocals"
 
 
 def test_engine_host_is_resolved_once(live_script: Any, monkeypatch: Any) -> None:

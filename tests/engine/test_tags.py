@@ -6,6 +6,7 @@ import hashlib
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import mutagen
 import numpy as np
@@ -157,3 +158,19 @@ def test_errors_keep_square_brackets_and_whole_lines(
     err = capsys.readouterr().err
     line = next(x for x in err.splitlines() if "failed:" in x)
     assert "[take 2]" in line and "eighty.flac" in line  # one line, brackets kept
+
+
+def test_the_comment_names_a_gender_only_when_sure() -> None:
+    """Like the panel and the exports: "male vocals" only when P(male | vocals) >= 0.7."""
+    from types import SimpleNamespace as NS
+
+    from engine.filetags import values_of
+    from engine.types import VocalsEstimate
+
+    def result(p: tuple[float, float, float]) -> Any:
+        region = NS(key=None, tempo_bpm=None, genres=(), duration_s=10.0)
+        region.vocals = VocalsEstimate("male", p)
+        return NS(regions=[region], grid=None)
+
+    assert values_of(result((0.05, 0.5, 0.45)))["comment"] == "SonicVerse: vocals"
+    assert values_of(result((0.05, 0.9, 0.05)))["comment"] == "SonicVerse: male vocals"

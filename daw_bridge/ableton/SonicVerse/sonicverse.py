@@ -52,6 +52,9 @@ SETTLE_S = 0.4  # wait for the selection to settle before sending
 PROBE_S = 1.0  # while a request waits, ask the engine which instance it is this often
 PROBE_TIMEOUT_S = 3.0  # a probe unanswered this long: the engine stopped
 
+GENDER_CONFIDENCE = 0.7  # as daw_bridge.keys: P(gender | vocals) needed to name the gender
+VOCALS = ("none", "male", "female")  # the order of a vocals estimate's probabilities
+
 # Live's clip colour palette indices (0..69) for the vocals label.
 VOCAL_COLOURS = {"none": 13, "male": 41, "female": 56}
 
@@ -86,7 +89,17 @@ def summary(annotation):
     vocals = annotation.get("vocals")
     if vocals:
         label = vocals["label"]
-        bits.append("no vocals" if label == "none" else label + " vocals")
+        p = vocals.get("probabilities") or ()
+        sung = 1.0 - p[0] if len(p) == 3 else 0.0
+        # the gender only when sure of it (daw_bridge.keys.GENDER_CONFIDENCE)
+        if (
+            label in ("male", "female")
+            and sung > 0
+            and p[VOCALS.index(label)] / sung < GENDER_CONFIDENCE
+        ):
+            label = "sung"
+        words = {"none": "no vocals", "sung": "vocals"}
+        bits.append(words.get(label, label + " vocals"))
     tempo = annotation.get("tempo_bpm")
     if isinstance(tempo, (int, float)):
         bits.append(f"{tempo:.0f} BPM")
