@@ -335,13 +335,29 @@ function M.has(v)
   return v ~= nil and v ~= json_null
 end
 
+-- A singer's gender is named when P(that gender | vocals) is at least this, as
+-- daw_bridge.keys.GENDER_CONFIDENCE; otherwise the summary says just "vocals".
+M.GENDER_CONFIDENCE = 0.7
+
+-- "female vocals", "vocals" (gender unsure) or "no vocals" from a vocals estimate.
+function M.vocals_words(v)
+  if v.label == "none" then return "no vocals" end
+  local p = v.probabilities
+  if type(p) == "table" and #p == 3 and (v.label == "male" or v.label == "female") then
+    local sung = 1.0 - p[1]
+    local share = v.label == "male" and p[2] or p[3]
+    if sung <= 0 or share / sung < M.GENDER_CONFIDENCE then return "vocals" end
+  end
+  return v.label .. " vocals"
+end
+
 -- "A minor · female vocals · 124 BPM" from a RegionAnnotation dict.
 function M.summary(ann)
   if ann.silent == true then return "silence" end
   local bits = {}
   if M.has(ann.key) then bits[#bits + 1] = ann.key.key end
   if M.has(ann.vocals) then
-    bits[#bits + 1] = ann.vocals.label == "none" and "no vocals" or (ann.vocals.label .. " vocals")
+    bits[#bits + 1] = M.vocals_words(ann.vocals)
   end
   if type(ann.tempo_bpm) == "number" then
     bits[#bits + 1] = string.format("%.0f BPM", ann.tempo_bpm)

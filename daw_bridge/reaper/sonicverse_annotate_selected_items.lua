@@ -1,13 +1,9 @@
 -- @description SonicVerse: annotate selected items (key, vocals, tempo, caption)
 -- @author SonicVerse
--- @version 0.5.0
+-- @version 0.5.1
 -- @changelog
---   New actions "Script: sonicverse_annotate_chords.lua": a project marker "SV♪ <chord>" where
---   each chord the engine recognises in the project's mix starts, one undo step; running it
---   again replaces only the chord markers it wrote. "Script: sonicverse_annotate_form.lua":
---   one project region per section of the project mix's form ("Chorus 1 · A minor ·
---   128 BPM"), coloured by repeat label, one undo step; running it again replaces only the
---   regions it wrote
+--   Labels and take markers name a singer's gender only when the engine is sure of it
+--   (P(gender | vocals) >= 0.7), and say "vocals" otherwise, as the panel and the exports do
 -- @provides
 --   [nomain] sonicverse_common.lua
 --   [main] sonicverse_annotate_regions.lua

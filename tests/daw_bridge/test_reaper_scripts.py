@@ -566,3 +566,25 @@ def test_annotate_chords_from_a_real_analysis(engine, tmp_path: Path) -> None:
     names = [name.split(" ", 1)[1] for _, name in marks]
     assert names == ["C:maj", "A:min", "F:maj", "G:maj"] * 2, marks
     assert all(abs(t - 2.0 * i) < 0.15 for i, (t, _) in enumerate(marks)), marks
+
+
+@pytest.mark.skipif(LUA is None, reason="lua5.4 is needed")
+@pytest.mark.parametrize("lib", ["reaper/sonicverse_common.lua", "ardour/sonicverse_lib.lua"])
+def test_summaries_name_a_gender_only_when_sure(lib: str) -> None:
+    """REAPER's and Ardour's labels say "vocals" where P(gender | vocals) < 0.7, as the panel,
+    the exports and the narrative do."""
+    path = REAPER_DIR.parent / lib
+    code = (
+        f"local sv = dofile({_lua_str(str(path))})\n"
+        "print(sv.summary({key={key='A minor'}, tempo_bpm=124.2,"
+        " vocals={label='male', probabilities={0.05, 0.5, 0.45}}}))\n"
+        "print(sv.summary({vocals={label='female', probabilities={0.05, 0.05, 0.9}}}))\n"
+        "print(sv.summary({vocals={label='none', probabilities={0.9, 0.05, 0.05}}}))\n"
+    )
+    proc = subprocess.run([LUA, "-e", code], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "A minor · vocals · 124 BPM",
+        "female vocals",
+        "no vocals",
+    ]
