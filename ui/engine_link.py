@@ -209,12 +209,17 @@ class EngineLink(QObject):
         if changed or state == "down":
             self.stateChanged.emit(state, detail)
 
-    def _fail_all(self, message: str) -> None:
-        """Fail every request in flight or waiting (the engine is gone); later replies are
-        ignored."""
+    def _take_all(self) -> tuple[dict[str, _Request], dict[str, _Held]]:
+        """Every request in flight and every region waiting, no longer tracked."""
         requests, self._requests = self._requests, {}
         held, self._held = self._held, {}
         self._latest.clear()
+        return requests, held
+
+    def _fail_all(self, message: str) -> None:
+        """Fail every request in flight or waiting (the engine is gone); later replies are
+        ignored."""
+        requests, held = self._take_all()
         for rid, req in requests.items():
             self._report_failure(req, message)
             log.info("request %s failed: %s", rid, message)
@@ -225,9 +230,7 @@ class EngineLink(QObject):
         """Drop every request in flight or waiting without a word (another file was opened,
         or the engine is restarted with another preset): the engine is asked to cancel them,
         and their replies are never reported."""
-        requests, self._requests = self._requests, {}
-        self._held.clear()
-        self._latest.clear()
+        requests, _ = self._take_all()
         for req in requests.values():
             with contextlib.suppress(BridgeError):  # a closed client has nothing to cancel
                 req.pending.cancel()
@@ -453,7 +456,5 @@ class EngineLink(QObject):
         self._heartbeat.stop()
         self._pump_timer.stop()
         self.stop_engine()
-        self._requests.clear()
-        self._held.clear()
-        self._latest.clear()
+        self._take_all()
         self._client.close()

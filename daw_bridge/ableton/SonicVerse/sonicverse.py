@@ -91,15 +91,12 @@ def summary(annotation):
         label = vocals["label"]
         p = vocals.get("probabilities") or ()
         sung = 1.0 - p[0] if len(p) == 3 else 0.0
-        # the gender only when sure of it (daw_bridge.keys.GENDER_CONFIDENCE)
-        if (
-            label in ("male", "female")
-            and sung > 0
-            and p[VOCALS.index(label)] / sung < GENDER_CONFIDENCE
-        ):
-            label = "sung"
-        words = {"none": "no vocals", "sung": "vocals"}
-        bits.append(words.get(label, label + " vocals"))
+        if label == "none":
+            bits.append("no vocals")
+        elif label in VOCALS and sung > 0 and p[VOCALS.index(label)] / sung < GENDER_CONFIDENCE:
+            bits.append("vocals")  # the gender only when sure of it (as daw_bridge.keys)
+        else:
+            bits.append(label + " vocals")
     tempo = annotation.get("tempo_bpm")
     if isinstance(tempo, (int, float)):
         bits.append(f"{tempo:.0f} BPM")
