@@ -3,8 +3,9 @@
 :class:`EngineLink` wraps :class:`daw_bridge.client.EngineClient`. The client calls back on
 its receive thread; every callback here only emits a signal, which Qt queues to the GUI
 thread, so the GUI never waits on the network. A heartbeat ping tells when the engine goes
-away; requests still in flight then fail with a message naming the engine's address instead
-of leaving rows spinning. :meth:`EngineLink.start_engine` runs ``sonicverse engine`` as a
+away (one unanswered ping is asked again at once; two in a row, or an error, mean gone);
+requests still in flight then fail with a message naming the engine's address instead of
+leaving rows spinning. :meth:`EngineLink.start_engine` runs ``sonicverse engine`` as a
 child process when none answers.
 """
 
@@ -46,6 +47,10 @@ def engine_command(command: str, *args: str) -> tuple[str, list[str]]:
 # 6-minute song at 10 s) sent together would overflow it, and other clients share it.
 MAX_REGIONS_IN_FLIGHT = 8
 BUSY_RETRY_S = 1.0  # an engine that answered ``busy`` is asked again after this long
+# Unanswered pings in a row before an engine that was up counts as down and its requests
+# fail: one ping lost or late (a datagram dropped, an engine stalled for a moment on a busy
+# machine) is asked again at once instead of failing every region in flight.
+MISSES_BEFORE_DOWN = 2
 
 
 @dataclass
@@ -140,6 +145,8 @@ class EngineLink(QObject):
         self._pump_timer.setSingleShot(True)
         self._pump_timer.timeout.connect(self._pump)
         self._pinging = False
+        self._missed = 0  # unanswered pings in a row while the engine was up
+        self._ping_timeout_s = 1.5
         # queued even when emitted on the GUI thread: a request that completed before
         # ``add_done_callback`` ran calls back at once, on the caller's thread, and the
         # caller must return (and note what it asked) before its answer is read
@@ -173,6 +180,7 @@ class EngineLink(QObject):
         if self._pinging:
             return
         self._pinging = True
+        self._ping_timeout_s = timeout_s
         try:
             pending = self._client.submit(protocol.PING, timeout_s=timeout_s)
         except BridgeError as exc:
@@ -186,6 +194,7 @@ class EngineLink(QObject):
     def _on_pinged(self, ok: bool, payload: Any) -> None:
         self._pinging = False
         if ok:
+            self._missed = 0
             self.info = dict(payload)
             preset, backend = self.info.get("preset", "?"), self.info.get("backend", "?")
             self._set_state("up", f"{preset} ({backend})")
@@ -193,6 +202,13 @@ class EngineLink(QObject):
         if self.process is not None and self.process.state() != QProcess.ProcessState.NotRunning:
             self._set_state("starting", f"engine process starting on port {self.port}")
             return
+        if isinstance(payload, EngineTimeout) and self.state == "up":
+            self._missed += 1
+            if self._missed < MISSES_BEFORE_DOWN:
+                log.info("engine at %s missed a ping; asking again", self.address)
+                self.check(self._ping_timeout_s)
+                return
+        self._missed = 0
         why = (
             f"no engine answers at {self.address}"
             if isinstance(payload, EngineTimeout)

@@ -7,6 +7,7 @@ import itertools
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -405,5 +406,60 @@ def test_the_link_paces_regions_and_forgotten_ones_free_their_place(qtbot):
         qtbot.wait(300)
         assert sorted(set(asked())) == [0.0, 10.0] and link.waiting == 0
     finally:
+        link.close()
+        engine.close()
+
+
+def test_the_link_rides_out_one_unanswered_ping_but_not_two(qtbot):
+    """An engine that stalls for longer than a ping may wait (a busy machine) keeps its
+    requests when the ping asked again at once is answered; one silent for two pings in a
+    row is down, and its requests fail with a message naming it."""
+    import threading
+
+    from daw_bridge import protocol
+    from tests.daw_bridge.test_client import FakeEngine, _reply
+    from ui.engine_link import EngineLink
+
+    stall_until = [0.0]
+    late: list[threading.Timer] = []
+
+    def behave(e, to, address, p):
+        if address == protocol.PING:  # a stalled engine answers late, when it wakes
+            pong = _reply(protocol.RESULT, id=p[0], part=0, parts=1, json='{"pong": 1}')
+            late.append(threading.Timer(max(0.0, stall_until[0] - time.monotonic()), e.send))
+            late[-1].args = (to, pong)
+            late[-1].start()
+        elif address == protocol.ANNOTATE:
+            e.send(to, _reply(protocol.ACCEPTED, id=p[0], position=0))  # and works on it
+
+    engine = FakeEngine(behave)
+    link = EngineLink(port=engine.port, heartbeat_ms=0)
+    states: list[str] = []
+    failed: list[str] = []
+    link.stateChanged.connect(lambda state, detail: states.append(state))
+    link.regionFailed.connect(lambda rid, rev, message: failed.append(message))
+
+    def pings() -> int:
+        return sum(a == protocol.PING for a, _ in engine.received)
+
+    try:
+        link.check(timeout_s=0.4)
+        qtbot.waitUntil(lambda: link.state == "up", timeout=5_000)
+        link.annotate("r1", 1, "/a.wav", 0.0, 10.0)
+        qtbot.waitUntil(lambda: any(a == protocol.ANNOTATE for a, _ in engine.received))
+        before = pings()
+        stall_until[0] = time.monotonic() + 0.6  # longer than one ping's 0.4 s, not two
+        link.check(timeout_s=0.4)
+        qtbot.waitUntil(lambda: pings() == before + 2, timeout=5_000)  # missed, asked again
+        qtbot.wait(800)
+        assert states == ["up"] and failed == [] and link.in_flight == 1
+        stall_until[0] = time.monotonic() + 3.0  # silent for two pings in a row
+        link.check(timeout_s=0.4)
+        qtbot.waitUntil(lambda: link.state == "down", timeout=5_000)
+        assert states == ["up", "down"] and len(failed) == 1
+        assert "stopped answering" in failed[0] and str(engine.port) in failed[0]
+    finally:
+        for timer in late:
+            timer.cancel()
         link.close()
         engine.close()
