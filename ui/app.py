@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from PyQt6 import sip
 from PyQt6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, pyqtSignal
 from PyQt6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PyQt6.QtWidgets import (
@@ -136,6 +137,7 @@ class MainWindow(QMainWindow):
         self._opening = 0  # counts open_audio calls: a slow load of an older file is dropped
         self.session_path = ""
         self._jobs: list[_Job] = []
+        self._closed = False  # closed: results of jobs still running are dropped
         self._autostart = start_engine
         self._first_state = True
 
@@ -350,6 +352,10 @@ class MainWindow(QMainWindow):
 
         def finished(result: Any, error: Any) -> None:
             self._jobs.remove(job)
+            # the job's signal outlives the window: one closed (or deleted) while the job ran
+            # has nothing left to show its result in
+            if self._closed or sip.isdeleted(self):
+                return
             done(result, error)
 
         job.signals.done.connect(finished)
@@ -735,6 +741,7 @@ class MainWindow(QMainWindow):
     # Shutdown -------------------------------------------------------------------------------
 
     def closeEvent(self, event: QCloseEvent | None) -> None:
+        self._closed = True
         self.live.stop()
         self.link.close()
         super().closeEvent(event)

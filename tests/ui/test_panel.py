@@ -425,3 +425,36 @@ def test_a_reply_of_the_old_preset_does_not_land_after_a_switch(qtbot, window, s
         assert row.state == "error"
     finally:
         window.link.process = None
+
+
+@pytest.mark.parametrize("deleted", [False, True])
+def test_a_window_closed_while_its_file_loads_drops_the_load(qtbot, monkeypatch, song, deleted):
+    """The file's overview loads on a worker thread whose signal outlives the window: a
+    window closed (or closed and deleted) meanwhile ignores the result instead of raising
+    from the event loop."""
+    import threading
+
+    from PyQt6 import sip
+
+    import ui.app
+
+    release = threading.Event()
+    real = ui.app.load_overview
+
+    def slow(path):
+        release.wait(10.0)
+        return real(path)
+
+    monkeypatch.setattr(ui.app, "load_overview", slow)
+    w = MainWindow(port=free_udp_port(), heartbeat_ms=0)
+    title = w.windowTitle()
+    w.open_audio(song)
+    w.close()
+    if deleted:
+        w.deleteLater()
+        qtbot.waitUntil(lambda: sip.isdeleted(w), timeout=5_000)
+    release.set()
+    qtbot.waitUntil(lambda: not w._jobs, timeout=10_000)  # the load came back, and was dropped
+    qtbot.wait(100)
+    if not deleted:
+        assert w.overview is None and w.windowTitle() == title and w.model.rowCount() == 0
