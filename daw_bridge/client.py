@@ -157,6 +157,7 @@ class Pending:
         self._last_heard = 0.0
         self._last_sent = 0.0
         self._accepted_at = 0.0
+        self._queued_since = 0.0  # when the engine last said it waits behind others (0: not)
         self._parts: dict[int, str] = {}
 
     def result(self, timeout_s: float | None = None) -> Any:
@@ -211,7 +212,10 @@ class EngineClient:
         host: the engine's host (default loopback).
         port: the engine's UDP port.
         token: the engine's shared token ("" when it runs without one).
-        timeout_s: default time a request may take, from first send to final reply.
+        timeout_s: default time a request may take, from first send to final reply; the time
+            it waits in the engine's queue behind other requests (the engine says so each time
+            it acknowledges it) is not counted, so a long queue of slow regions does not run
+            the last ones out of time before their work starts.
         retries: times an unanswered request is re-sent (same id: the engine answers once).
         retry_interval_s: silence after which an unacknowledged request is re-sent.
         probe_interval_s: while a request the engine accepted waits, the client pings the
@@ -658,11 +662,22 @@ class EngineClient:
         with self._lock:
             return self._pending.pop(request_id, None)
 
+    def _queued(self, p: Pending, waiting: bool) -> None:
+        """Note whether the engine says ``p`` waits behind other requests: the time between
+        two such words, and from the last of them until its work starts, is added to its
+        deadline (waiting in the queue is not the engine's time on it)."""
+        with self._lock:
+            now = time.monotonic()
+            if p._queued_since:
+                p._deadline += now - p._queued_since
+            p._queued_since = now if waiting else 0.0
+
     def _on_accepted(self, _address: str, *params: Any) -> None:
         p = self._get(params[0] if params else None)
         if p is None or len(params) < 2:
             return
         p.position = int(params[1])
+        self._queued(p, p.position > 0)
         if p._on_accepted is not None:
             self._safe(p._on_accepted, p.position)
 
@@ -670,6 +685,8 @@ class EngineClient:
         p = self._get(params[0] if params else None)
         if p is None or len(params) < 4:
             return
+        if p._queued_since:
+            self._queued(p, False)  # its work has started
         if p._on_progress is not None:
             self._safe(p._on_progress, str(params[1]), int(params[2]), int(params[3]))
 

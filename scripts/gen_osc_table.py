@@ -30,7 +30,9 @@ Trailing arguments with a default may be left off.
   acknowledged again, not run twice; after it finished, the same final reply is sent again.
   The Python client and the Live script lean on this: an accepted request the engine has said
   nothing about for 5 s is sent again, so a final reply lost on the way (a receive buffer full
-  under load) costs seconds, not the request's timeout.
+  under load) costs seconds, not the request's timeout. The Python client's timeout does not
+  count the time a request waits with others ahead of it (an acknowledgement's `position`
+  above 0), so a long queue of slow regions does not time the last ones out before they start.
 * **Exactly one final reply** per request: `/sonicverse/reply/result`, `/sonicverse/reply/error`
   or `/sonicverse/reply/busy`, sent to the sender's address, or to `reply_port` on the sender's
   host when it is not 0. Queued requests first get `/sonicverse/reply/accepted` and, while

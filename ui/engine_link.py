@@ -85,7 +85,8 @@ class EngineLink(QObject):
     Args:
         host: the engine's host.
         port: the engine's UDP port.
-        timeout_s: time a request may take, from sending to its final reply.
+        timeout_s: time a request may take, from sending to its final reply (time waiting in
+            the engine's queue with others ahead of it not counted).
         heartbeat_ms: interval of the liveness ping (0 = no heartbeat).
         max_regions_in_flight: regions sent to the engine at once; more wait in the panel
             (shown as queued) and go as answers come back. One the engine answers ``busy``

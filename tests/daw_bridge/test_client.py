@@ -171,6 +171,41 @@ def test_accepted_request_waits_for_its_timeout_without_resending(fake: Any) -> 
     assert positions == [2] and len(annotates) == 1  # (the client's probes are pings)
 
 
+@pytest.mark.parametrize("queued", [True, False])
+def test_time_waiting_behind_other_requests_does_not_count_against_the_timeout(
+    fake: Any, queued: bool
+) -> None:
+    """An engine that says the request waits behind others (position > 0) for 1 s, then
+    works on it for 0.3 s: with a 0.8 s timeout the answer comes, as the wait is the queue's
+    and not the request's; the same 1.3 s spent working on it is over the timeout."""
+    first: list[float] = []
+    answered: list[bool] = []
+
+    def behave(e: FakeEngine, to: tuple[str, int], address: str, p: list[Any]) -> None:
+        if address == protocol.PING:
+            e.send(to, _reply(protocol.RESULT, id=p[0], part=0, parts=1, json='{"pong": 1}'))
+            return
+        first.append(time.monotonic())
+        waited = time.monotonic() - first[0]
+        position = 2 if queued and waited < 1.0 else 0
+        e.send(to, _reply(protocol.ACCEPTED, id=p[0], position=position))
+        if waited >= 1.0 and not answered:  # its work starts now and takes 0.3 s
+            answered.append(True)
+            done = _reply(protocol.RESULT, id=p[0], part=0, parts=1, json='{"ok": 1}')
+            threading.Timer(0.3, e.send, (to, done)).start()
+
+    engine = fake(behave)
+    with EngineClient(port=engine.port, reask_interval_s=0.1, probe_interval_s=60.0) as client:
+        pending = client.submit(
+            protocol.ANNOTATE, {"path": "/a.wav", "start_s": 0, "end_s": 1}, timeout_s=0.8
+        )
+        if queued:
+            assert pending.result() == {"ok": 1}
+        else:
+            with pytest.raises(EngineTimeout, match="accepted"):
+                pending.result()
+
+
 def test_a_final_reply_lost_on_the_way_comes_when_the_client_asks_again(fake: Any) -> None:
     """The engine accepts, finishes, and its final reply is lost (a receive buffer full under
     load): the client asks again under the same id after a quiet spell, and the engine's
