@@ -56,6 +56,11 @@ from daw_bridge import protocol
 log = logging.getLogger(__name__)
 
 DRAIN_MAX = 256  # datagrams read in one go before the deadlines are looked at
+# The time a request waits with other queued requests ahead of it does not count against its
+# timeout, up to this many times the timeout: requests queued behind a job that never ends
+# (the engine still acknowledges them while its worker hangs) end too.
+MAX_QUEUE_CREDIT = 3.0
+PROBE_MISSES = 2  # unanswered probes in a row before the engine counts as gone
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 
 ProgressCallback = Callable[[str, int, int], None]
@@ -140,6 +145,7 @@ class Pending:
         dgram: bytes,
         *,
         deadline: float,
+        queue_credit_max: float = 0.0,
         on_progress: ProgressCallback | None,
         on_accepted: Callable[[int], None] | None,
     ) -> None:
@@ -150,15 +156,24 @@ class Pending:
         self._client = client
         self._dgram = dgram
         self._future: Future[Any] = Future()
-        self._deadline = deadline
+        self._deadline = deadline  # without the queue wait (:meth:`expires`)
+        self._queue_credit_max = queue_credit_max
+        self._credit = 0.0  # seconds it waited with others ahead of it, as far as known
         self._on_progress = on_progress
         self._on_accepted = on_accepted
         self._sends = 0
         self._last_heard = 0.0
         self._last_sent = 0.0
         self._accepted_at = 0.0
-        self._queued_since = 0.0  # when the engine last said it waits behind others (0: not)
+        self._queued_since = 0.0  # since when the engine says others are ahead of it (0: not)
         self._parts: dict[int, str] = {}
+
+    def expires(self, now: float) -> float:
+        """When the request times out, as known at ``now``: its deadline pushed back by the
+        time it has waited with other queued requests ahead of it (the last word from the
+        engine holds until the next), at most ``queue_credit_max``."""
+        waiting = self._credit + (now - self._queued_since if self._queued_since else 0.0)
+        return self._deadline + min(waiting, self._queue_credit_max)
 
     def result(self, timeout_s: float | None = None) -> Any:
         """Block until the final reply and return the decoded result JSON.
@@ -212,16 +227,17 @@ class EngineClient:
         host: the engine's host (default loopback).
         port: the engine's UDP port.
         token: the engine's shared token ("" when it runs without one).
-        timeout_s: default time a request may take, from first send to final reply; the time
-            it waits in the engine's queue behind other requests (the engine says so each time
-            it acknowledges it) is not counted, so a long queue of slow regions does not run
-            the last ones out of time before their work starts.
+        timeout_s: default time a request may take, from first send to final reply. The
+            time it waits with other queued requests ahead of it (the engine says so each
+            time it acknowledges it: ``position`` > 0; the job running is not "ahead") is not
+            counted, up to :data:`MAX_QUEUE_CREDIT` times the timeout, so a long queue of
+            slow regions does not run the last ones out of time before their work starts.
         retries: times an unanswered request is re-sent (same id: the engine answers once).
         retry_interval_s: silence after which an unacknowledged request is re-sent.
         probe_interval_s: while a request the engine accepted waits, the client pings the
-            engine this often; a ping answered by another engine instance, or not answered at
-            all, ends the waiting requests with :class:`EngineRestarted` at once instead of
-            letting them run into their timeout.
+            engine this often; a ping answered by another engine instance, or two in a row not
+            answered at all, end the waiting requests with :class:`EngineRestarted` at once
+            instead of letting them run into their timeout.
         reask_interval_s: an accepted request the engine has said nothing about for this long
             is sent again under its id: the engine acknowledges it again while it holds it
             (``on_accepted`` hears its queue position then) and sends its final reply again
@@ -263,6 +279,7 @@ class EngineClient:
         self._confirmed_at = 0.0  # when the probe that instance last answered was first sent
         self._probing = False
         self._last_probe = 0.0
+        self._probe_misses = 0  # unanswered probes in a row
         self._addr: tuple[str, int] = (str(addr[0]), int(addr[1]))
         self._sock = socket.socket(family, socket.SOCK_DGRAM)
         loopback = ipaddress.ip_address(self._addr[0].split("%")[0]).is_loopback
@@ -334,6 +351,7 @@ class EngineClient:
             message.path,
             builder.build().dgram,
             deadline=time.monotonic() + timeout,
+            queue_credit_max=MAX_QUEUE_CREDIT * timeout,
             on_progress=on_progress,
             on_accepted=on_accepted,
         )
@@ -534,7 +552,7 @@ class EngineClient:
         with self._lock:
             for p in list(self._pending.values()):
                 probe = probe or (p.accepted and now - self._last_probe >= self.probe_interval_s)
-                if now >= p._deadline:
+                if now >= p.expires(now):
                     expired.append(self._pending.pop(p.id))
                     continue
                 quiet = now - max(p._last_sent, p._last_heard)
@@ -603,6 +621,8 @@ class EngineClient:
             self._probing = False
             if self._closed.is_set():
                 return
+            if not isinstance(probe.exception(), EngineTimeout):
+                self._probe_misses = 0
             if probe.exception() is None:
                 instance = probe.result().get("instance")
                 if not isinstance(instance, str):
@@ -622,9 +642,16 @@ class EngineClient:
                 resend = [p for p in self._pending.values() if p.accepted]
                 for p in resend:
                     p.accepted, p._parts, p._sends = False, {}, 0
-                    p._accepted_at = p._last_heard = 0.0
+                    p._accepted_at = p._last_heard = p._queued_since = 0.0
+                    p.position = -1
                     self._send(p)
             elif isinstance(probe.exception(), EngineTimeout):
+                # one probe may go unanswered while the engine stalls for a moment on a busy
+                # machine; the next goes out at once (its interval has passed)
+                self._probe_misses += 1
+                if self._probe_misses < PROBE_MISSES:
+                    return
+                self._probe_misses = 0
                 reason = f"the engine at {where} stopped answering"
                 lost = [
                     self._pending.pop(p.id)
@@ -663,13 +690,13 @@ class EngineClient:
             return self._pending.pop(request_id, None)
 
     def _queued(self, p: Pending, waiting: bool) -> None:
-        """Note whether the engine says ``p`` waits behind other requests: the time between
-        two such words, and from the last of them until its work starts, is added to its
-        deadline (waiting in the queue is not the engine's time on it)."""
+        """Note whether the engine says other queued requests are ahead of ``p``: the time
+        from such a word to the next word about it is credited to its deadline
+        (:meth:`Pending.expires`; waiting in the queue is not the engine's time on it)."""
         with self._lock:
             now = time.monotonic()
             if p._queued_since:
-                p._deadline += now - p._queued_since
+                p._credit += now - p._queued_since
             p._queued_since = now if waiting else 0.0
 
     def _on_accepted(self, _address: str, *params: Any) -> None:

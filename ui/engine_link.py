@@ -85,8 +85,9 @@ class EngineLink(QObject):
     Args:
         host: the engine's host.
         port: the engine's UDP port.
-        timeout_s: time a request may take, from sending to its final reply (time waiting in
-            the engine's queue with others ahead of it not counted).
+        timeout_s: time a request may take, from sending to its final reply (the time it
+            waits with other queued requests ahead of it is not counted; see
+            :class:`daw_bridge.client.EngineClient`).
         heartbeat_ms: interval of the liveness ping (0 = no heartbeat).
         max_regions_in_flight: regions sent to the engine at once; more wait in the panel
             (shown as queued) and go as answers come back. One the engine answers ``busy``
@@ -203,7 +204,8 @@ class EngineLink(QObject):
         if self.process is not None and self.process.state() != QProcess.ProcessState.NotRunning:
             self._set_state("starting", f"engine process starting on port {self.port}")
             return
-        if isinstance(payload, EngineTimeout) and self.state == "up":
+        if isinstance(payload, EngineTimeout) and self.state == "up" and self.process is None:
+            # (an engine process of ours that has exited is gone: no second ping for it)
             self._missed += 1
             if self._missed < MISSES_BEFORE_DOWN:
                 log.info("engine at %s missed a ping; asking again", self.address)

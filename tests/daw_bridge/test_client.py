@@ -154,7 +154,7 @@ def test_silent_engine_times_out_after_the_retries(fake: Any) -> None:
 
 def test_accepted_request_waits_for_its_timeout_without_resending(fake: Any) -> None:
     def behave(e: FakeEngine, to: tuple[str, int], address: str, p: list[Any]) -> None:
-        e.send(to, _reply(protocol.ACCEPTED, id=p[0], position=2))
+        e.send(to, _reply(protocol.ACCEPTED, id=p[0], position=0))  # next, or running
 
     engine = fake(behave)
     positions: list[int] = []
@@ -168,7 +168,7 @@ def test_accepted_request_waits_for_its_timeout_without_resending(fake: Any) -> 
         with pytest.raises(EngineTimeout, match="accepted"):
             pending.result()
     annotates = [a for a, _ in engine.received if a == protocol.ANNOTATE]
-    assert positions == [2] and len(annotates) == 1  # (the client's probes are pings)
+    assert positions == [0] and len(annotates) == 1  # (the client's probes are pings)
 
 
 @pytest.mark.parametrize("queued", [True, False])
@@ -254,8 +254,8 @@ class Instances:
             e.send(to, _reply(protocol.ACCEPTED, id=p[0], position=0))
 
 
-def _annotate(client: EngineClient) -> Any:
-    return client.submit(protocol.ANNOTATE, {"path": "/a.wav", "start_s": 0, "end_s": 1})
+def _annotate(client: EngineClient, **kw: Any) -> Any:
+    return client.submit(protocol.ANNOTATE, {"path": "/a.wav", "start_s": 0, "end_s": 1}, **kw)
 
 
 def test_a_restarted_engine_ends_the_requests_it_had_accepted(fake: Any) -> None:
@@ -404,7 +404,60 @@ def test_an_engine_that_stops_answering_ends_the_accepted_requests(fake: Any) ->
         t0 = time.monotonic()
         with pytest.raises(EngineRestarted, match="stopped answering"):
             pending.result()
-        assert time.monotonic() - t0 < 4.0
+        assert time.monotonic() - t0 < 6.0  # two probes of 2 s unanswered in a row
+
+
+def test_an_engine_that_stalls_for_one_probe_keeps_the_accepted_requests(fake: Any) -> None:
+    """The engine stalls for 2.5 s (a busy machine): the probe sent as it stalls goes
+    unanswered (2 s), the next one sent at once is answered late, and the request it had
+    accepted gets its answer instead of failing as lost."""
+    late: list[threading.Timer] = []
+    stall_until = [0.0]
+
+    def behave(e: FakeEngine, to: tuple[str, int], address: str, p: list[Any]) -> None:
+        if address == protocol.PING:
+            reply = _reply(protocol.RESULT, id=p[0], part=0, parts=1, json='{"instance": "one"}')
+        elif stall_until[0]:
+            reply = _reply(protocol.RESULT, id=p[0], part=0, parts=1, json='{"ok": 1}')
+        else:
+            e.send(to, _reply(protocol.ACCEPTED, id=p[0], position=0))
+            return
+        late.append(threading.Timer(max(0.0, stall_until[0] - time.monotonic()), e.send))
+        late[-1].args = (to, reply)
+        late[-1].start()
+
+    engine = fake(behave)
+    try:
+        # (a probe's resends every 0.5 s, 4 in all, bound it to 2 s)
+        with EngineClient(port=engine.port, timeout_s=10.0, probe_interval_s=0.1) as client:
+            pending = _annotate(client)
+            time.sleep(0.3)  # accepted, probed
+            stall_until[0] = time.monotonic() + 2.5  # then answers all it was asked
+            client.reask_interval_s = 0.2
+            assert pending.result(timeout_s=8.0) == {"ok": 1}
+    finally:
+        for timer in late:
+            timer.cancel()
+
+
+@pytest.mark.parametrize("queue", [False, True])
+def test_queue_credit_is_bounded(fake: Any, queue: bool) -> None:
+    """An engine that keeps saying others are ahead (its worker hung) still times the
+    request out, after at most the timeout and three times it in the queue."""
+
+    def behave(e: FakeEngine, to: tuple[str, int], address: str, p: list[Any]) -> None:
+        if address == protocol.PING:
+            e.send(to, _reply(protocol.RESULT, id=p[0], part=0, parts=1, json='{"pong": 1}'))
+        else:
+            e.send(to, _reply(protocol.ACCEPTED, id=p[0], position=2 if queue else 0))
+
+    engine = fake(behave)
+    with EngineClient(port=engine.port, reask_interval_s=0.05, probe_interval_s=60.0) as client:
+        t0 = time.monotonic()
+        with pytest.raises(EngineTimeout, match="accepted"):
+            _annotate(client, timeout_s=0.3).result(timeout_s=5.0)  # (not "no reply within")
+        took = time.monotonic() - t0
+    assert (1.15 < took < 2.5) if queue else (took < 0.6)
 
 
 def test_an_engine_that_keeps_its_instance_keeps_the_request_waiting(fake: Any) -> None:
