@@ -438,3 +438,57 @@ def test_a_lost_final_reply_is_asked_for_again(live_script: Any) -> None:
     finally:
         surface.disconnect()
         engine.close()
+
+
+@pytest.mark.parametrize("forever", [False, True])
+def test_the_wait_behind_other_requests_does_not_count_against_the_timeout(
+    live_script: Any, forever: bool
+) -> None:
+    """The engine says other requests are ahead of the clip's for 200 s of the script's clock
+    (its timeout is 120 s), then answers: the clip is named. An engine that says so forever
+    (its worker hung) still times the request out, after the timeout and three times it."""
+    from tests.daw_bridge.test_client import FakeEngine, _reply
+
+    mod = live_script.sonicverse
+    body = json.dumps({"silent": False, "key": {"key": "A minor"}, "caption": "a test"})
+    now = [0.0]
+
+    def behave(e: Any, to: tuple[str, int], address: str, p: list[Any]) -> None:
+        if address == protocol.PING:
+            pong = json.dumps({"pong": True, "instance": "one"})
+            e.send(to, _reply(protocol.RESULT, id=p[0], part=0, parts=1, json=pong))
+        elif forever or now[0] < 200.0:
+            e.send(to, _reply(protocol.ACCEPTED, id=p[0], position=2))
+        else:
+            e.send(to, _reply(protocol.RESULT, id=p[0], part=0, parts=1, json=body))
+
+    engine = FakeEngine(behave)
+    c = CInstance()
+    surface = mod.SonicVerse(c, settings={"port": engine.port}, clock=lambda: now[0])
+    try:
+        clip = Clip("/a.wav", name="Vox", start=0.0, end=1.0)
+        c.song().view.detail_clip = clip
+        rid = surface.annotate_selected_clip()
+        _tick_until(surface, lambda: surface._pending[rid].accepted)
+        for _ in range(200):  # the re-ask interval of the script's clock per tick
+            if not surface._pending:
+                break
+            now[0] += mod.REASK_S
+            surface.update_display()
+            # the re-ask and the probe answered before the clock moves on
+            _tick_until(
+                surface,
+                lambda: (
+                    rid not in surface._pending
+                    or (surface._pending[rid].heard_at >= now[0] and surface._probe is None)
+                ),
+            )
+        if forever:
+            assert "no answer in time" in c.messages[-1] and clip.name == "Vox"
+            limit = (1 + mod.MAX_QUEUE_CREDIT) * mod.TIMEOUT_S
+            assert limit <= now[0] <= limit + 2 * mod.REASK_S
+        else:
+            assert clip.name == "Vox [SV A minor]" and 200.0 <= now[0] <= 215.0
+    finally:
+        surface.disconnect()
+        engine.close()

@@ -48,6 +48,10 @@ RETRIES = 3
 # acknowledges one it holds and sends a finished one's final reply again (one lost on the way)
 REASK_S = 5.0
 TIMEOUT_S = 120.0  # give up on a request after this long
+# ... not counting the time it waits with other queued requests ahead of it (the engine says
+# so in each acknowledgement), up to this many times TIMEOUT_S: one queued behind a job that
+# never ends still ends
+MAX_QUEUE_CREDIT = 3.0
 SETTLE_S = 0.4  # wait for the selection to settle before sending
 PROBE_S = 1.0  # while a request waits, ask the engine which instance it is this often
 PROBE_TIMEOUT_S = 3.0  # a probe unanswered this long: the engine stopped
@@ -151,6 +155,19 @@ class _Pending:
         self.accepted = False
         self.accepted_at = None
         self.parts = {}
+        self.credit = 0.0  # seconds it waited with other requests ahead of it, as far as known
+        self.queued_since = None  # since when the engine says others are ahead of it
+
+    def queued(self, waiting, now):
+        """Note whether the engine says other queued requests are ahead of it."""
+        if self.queued_since is not None:
+            self.credit += now - self.queued_since
+        self.queued_since = now if waiting else None
+
+    def overdue(self, now):
+        """Whether it has taken longer than TIMEOUT_S, its wait in the queue not counted."""
+        waited = self.credit + (now - self.queued_since if self.queued_since is not None else 0)
+        return now - self.started_at - min(waited, MAX_QUEUE_CREDIT * TIMEOUT_S) > TIMEOUT_S
 
 
 class SonicVerse:
@@ -318,6 +335,9 @@ class SonicVerse:
             p.accepted_at = p.heard_at
         if address in (ACCEPTED, PROGRESS):
             p.accepted = True
+            position = args[1] if address == ACCEPTED and len(args) >= 2 else 0
+            waiting = isinstance(position, int) and position > 0  # others ahead of it
+            p.queued(waiting, p.heard_at)
         elif address == RESULT and len(args) >= 4:
             p.accepted = True
             p.parts[args[1]] = args[3]
@@ -382,7 +402,7 @@ class SonicVerse:
             if p.accepted_at is not None and p.accepted_at < before
         ]
         for p in lost:
-            p.accepted, p.accepted_at, p.parts = False, None, {}
+            p.accepted, p.accepted_at, p.parts, p.queued_since = False, None, {}, None
             p.sends, p.sent_at = 1, self._clock()
             self._sendto(p.dgram)
         if lost:
@@ -411,7 +431,7 @@ class SonicVerse:
         if self._probe is None and (waiting or unknown) and now - self._probe_at >= PROBE_S:
             self._send_probe(now)
         for p in list(self._pending.values()):
-            if now - p.started_at > TIMEOUT_S:
+            if p.overdue(now):
                 del self._pending[p.id]
                 self._show("SonicVerse: no answer in time (is `sonicverse engine` running?)")
             elif p.accepted and now - max(p.sent_at, p.heard_at) >= REASK_S:
