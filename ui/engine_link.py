@@ -15,7 +15,7 @@ import contextlib
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -250,7 +250,12 @@ class EngineLink(QObject):
         or the engine is restarted with another preset): the engine is asked to cancel them,
         and their replies are never reported."""
         requests, _ = self._take_all()
-        for req in requests.values():
+        self._cancel_quietly(requests.values())
+
+    @staticmethod
+    def _cancel_quietly(requests: Iterable[_Request]) -> None:
+        """Ask the engine to cancel ``requests`` (no longer tracked: never reported)."""
+        for req in requests:
             with contextlib.suppress(BridgeError):  # a closed client has nothing to cancel
                 req.pending.cancel()
 
@@ -276,11 +281,12 @@ class EngineLink(QObject):
         sent, one at the engine is cancelled there, and neither is reported."""
         self._held.pop(region_id, None)
         self._latest.pop(region_id, None)
-        for rid, req in list(self._requests.items()):
-            if req.kind == "annotate" and req.region_id == region_id:
-                del self._requests[rid]
-                with contextlib.suppress(BridgeError):  # a closed client has nothing to cancel
-                    req.pending.cancel()
+        ids = [
+            rid
+            for rid, req in self._requests.items()
+            if req.kind == "annotate" and req.region_id == region_id
+        ]
+        self._cancel_quietly([self._requests.pop(rid) for rid in ids])
         # refill the freed slot once the caller is done (it may be forgetting many regions,
         # whose waiting requests must not be sent meanwhile)
         self._pump_timer.start(0)
@@ -359,22 +365,20 @@ class EngineLink(QObject):
             return  # already failed when the engine went down, or forgotten
         exc = req.pending.exception()
         h = req.held
-        now = time.monotonic()
         if isinstance(exc, EngineBusy) and h is not None:
+            now = time.monotonic()
             h.busy_since = h.busy_since or now
-        if (
-            isinstance(exc, EngineBusy)
-            and h is not None
-            and now - h.busy_since < self.timeout_s
-            and self._latest.get(h.region_id) == h.revision
-            and h.region_id not in self._held
-        ):
-            # the engine's queue is full (of other clients' requests): ask again shortly,
-            # first in line, unless the region was asked for anew or dropped meanwhile
-            self._held = {h.region_id: h, **self._held}
-            self._busy_until = now + BUSY_RETRY_S
-            self._pump()
-            return
+            if (
+                now - h.busy_since < self.timeout_s
+                and self._latest.get(h.region_id) == h.revision
+                and h.region_id not in self._held
+            ):
+                # the engine's queue is full (of other clients' requests): ask again shortly,
+                # first in line, unless the region was asked for anew or dropped meanwhile
+                self._held = {h.region_id: h, **self._held}
+                self._busy_until = now + BUSY_RETRY_S
+                self._pump()
+                return
         if exc is not None:
             self._report_failure(req, describe_error(exc))
         elif req.kind == "annotate":
