@@ -89,6 +89,8 @@ class TrackSettings:
     key_floor: float = 0.03  # probability floor per key and region (caps one region's say)
     home_key_bonus: float = 3.0  # nats per region for the chords' home key, at a full lead
     min_tonality: float = 0.08  # regions less pitched than this have no clear key
+    # ... and regions whose chords were read and hold none (a drum kit alone) less than this
+    min_tonality_chordless: float = 0.25
     tonality_width: float = 0.02  # softness of that threshold
     tempo_change_penalty: float = 3.0  # cost of a tempo change (nats)
     tempo_floor: float = 0.05  # salience floor per tempo and region
@@ -110,6 +112,7 @@ class TrackSettings:
         for name in ("key_floor", "tempo_floor", "vocals_floor"):
             check_range(f"track.{name}", getattr(self, name), 1e-6, 0.5)
         check_range("track.min_tonality", self.min_tonality, 0.0, 1.0)
+        check_range("track.min_tonality_chordless", self.min_tonality_chordless, 0.0, 1.0)
         check_range("track.tonality_width", self.tonality_width, 1e-4, 1.0)
         check_range("track.tempo_level_octaves", self.tempo_level_octaves, 0.05, 4.0)
         check_range("track.level_prior_bpm", self.level_prior_bpm, 20.0, 400.0)

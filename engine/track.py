@@ -263,21 +263,53 @@ def key_distribution(est: KeyEstimate) -> np.ndarray:
     return p / total if total > 0 else np.full(len(KEYS), 1.0 / len(KEYS))
 
 
-def no_key_probability(tonality: float | None, cfg: TrackSettings) -> float:
-    """Probability that a region has no clear key, from its tonality (0 when unmeasured)."""
-    if tonality is None:
-        return 0.0
-    z = (cfg.min_tonality - tonality) / cfg.tonality_width
-    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
-
-
 HARMONY_FROM, HARMONY_FULL = 0.5, 0.75  # chords' share of a region: from some to full say
+# Under this share of chords a region needs more tonality for a key, up to
+# ``min_tonality_chordless`` where it holds none. Chosen with that threshold on GM drum kits
+# rendered alone and on the dev halves of the real sets (``bench/drum_keys.py``).
+CHORDLESS_BELOW = 0.25
 # The home key gets its full bonus where the chords support it this many chord-weighted
 # seconds above any other key, proportionally less below: a song's chords lead by tens of
 # seconds, a 15 s excerpt's by a few or none. Chosen on the Beatles dev songs and GTZAN clips
 # 0-4 (a lead of 1 to 3.75 s: dev 0.921; 3.5 to 5 s: GTZAN dev 0.560; always full: 0.915 and
 # 0.437), the train renders rising with it (0.811 always full, 0.886 at 3.75).
 HOME_FULL_LEAD_S = 3.75
+
+
+def no_key_probability(
+    tonality: float | None, cfg: TrackSettings, *, chords: float | None = None
+) -> float:
+    """Probability that a region has no clear key, from its tonality (0 when unmeasured) and,
+    when its chords were read, the share of it they fill (:func:`chord_share`): the tonality it
+    needs is :func:`needed_tonality`."""
+    if tonality is None:
+        return 0.0
+    z = (needed_tonality(chords, cfg) - tonality) / cfg.tonality_width
+    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+
+def chord_share(a: RegionAnnotation) -> float | None:
+    """The share of a region's time its chords (not ``N``) fill; None when it carries no
+    chords (they were not read, or it is silent)."""
+    span = a.end_s - a.start_s
+    if not a.chords or span <= 0:
+        return None
+    return min(1.0, voiced_seconds(a.chords) / span)
+
+
+def needed_tonality(chords: float | None, cfg: TrackSettings) -> float:
+    """The tonality at which a region is as likely to have a key as not.
+
+    ``min_tonality`` where chords fill at least :data:`CHORDLESS_BELOW` of the region (or they
+    were not read, ``chords`` None), rising linearly to ``min_tonality_chordless`` where they
+    fill none. A drum kit alone holds steady partials (a ride cymbal's bell, tuned toms, an
+    808 kick), coherent enough with equal temperament to pass ``min_tonality``, but the chord
+    recogniser finds no chord in them (``N``); music without a chord in a whole region is a
+    melody alone, whose notes the recogniser reads as chords, or a break."""
+    if chords is None or chords >= CHORDLESS_BELOW:
+        return cfg.min_tonality
+    lack = 1.0 - chords / CHORDLESS_BELOW
+    return cfg.min_tonality + lack * max(0.0, cfg.min_tonality_chordless - cfg.min_tonality)
 
 
 def harmony_share(a: RegionAnnotation) -> float:
@@ -287,10 +319,9 @@ def harmony_share(a: RegionAnnotation) -> float:
     must stand out from the median one), so detuned unison synths and saturation, which lower
     the tuning coherence behind the tonality, leave them: a region whose chords fill it has a
     key whatever its tonality; drums, noise and speech find ``N``."""
-    span = a.end_s - a.start_s
-    if not a.chords or span <= 0:
+    voiced = chord_share(a)
+    if voiced is None:
         return 0.0
-    voiced = voiced_seconds(a.chords) / span
     return float(np.clip((voiced - HARMONY_FROM) / (HARMONY_FULL - HARMONY_FROM), 0.0, 1.0))
 
 
@@ -302,7 +333,8 @@ def _decode_keys(
     """Keys in two steps, as the vocals: whether there is a key, then which.
 
     Whether is decoded over two states, a key and "no clear key", from each region's tonality
-    (:func:`no_key_probability`) and the chords under it (:func:`harmony_share`), so regions
+    (:func:`no_key_probability`; a region without chords needs more of it) and the chords under
+    it (:func:`harmony_share`), so regions
     whose key is uncertain but pitched still count towards a key: a singer without
     accompaniment whose three regions each lean to G minor has G minor, where one decoder over
     the 25 states gave "no clear key" to every region whose best key was less likely than the
@@ -317,7 +349,10 @@ def _decode_keys(
     idx = _audible(regions, [k is not None for k in own])
     if not idx:
         return [NO_KEY] * len(regions), [0.0] * len(regions)
-    unpitched = [no_key_probability(own[i].tonality, cfg) for i in idx]  # type: ignore[union-attr]
+    unpitched = [
+        no_key_probability(own[i].tonality, cfg, chords=chord_share(regions[i]))  # type: ignore[union-attr]
+        for i in idx
+    ]
     none = np.array(
         [p * (1.0 - harmony_share(regions[i])) for p, i in zip(unpitched, idx, strict=True)]
     )

@@ -130,7 +130,8 @@ def _scale(tonic: int, minor: bool) -> list[int]:
 def _parts(
     rng: np.random.Generator, programs: list[int], *, bpm: float, drums: bool, bass: bool = False
 ) -> list[tuple[int, list[tuple[int, float, float, int]]]]:
-    """(program or -1 for drums, [(pitch, onset s, duration s, velocity)]) per part."""
+    """(program, or -1 - GM drum kit for drums, [(pitch, onset s, duration s, velocity)]) per
+    part."""
     beat = 60.0 / bpm
     tonic = 48 + int(rng.integers(12))
     scale = _scale(tonic, bool(rng.integers(2)))
@@ -178,7 +179,8 @@ def _parts(
 
 
 def render(parts: list, tmp: Path) -> np.ndarray:
-    """MIDI (music21) -> fluidsynth -> 16 kHz mono, CLIP_S long."""
+    """MIDI (music21) -> fluidsynth -> 16 kHz mono, CLIP_S long. A part's program below 0 plays
+    on the drum channel with GM drum kit ``-1 - program`` (-1: the standard kit)."""
     from music21 import instrument, note, stream, tempo
 
     score = stream.Score()
@@ -186,7 +188,7 @@ def render(parts: list, tmp: Path) -> np.ndarray:
         part = stream.Part()
         inst = instrument.Instrument()
         inst.midiChannel = 9 if program < 0 else k
-        inst.midiProgram = max(0, program)
+        inst.midiProgram = -1 - program if program < 0 else program  # -1 - kit on channel 10
         part.insert(0, inst)
         part.insert(0, tempo.MetronomeMark(number=60))  # a quarter note = 1 s
         for pitch, onset, dur, vel in events:

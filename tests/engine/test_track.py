@@ -12,8 +12,15 @@ from engine import audio, presets
 from engine.backends.lite import LiteBackend
 from engine.pipeline import Annotator
 from engine.presets import TrackSettings
-from engine.track import key_distribution, no_key_probability, resolve, viterbi
-from engine.types import KeyEstimate, TrackResult, VocalsEstimate
+from engine.track import (
+    CHORDLESS_BELOW,
+    key_distribution,
+    needed_tonality,
+    no_key_probability,
+    resolve,
+    viterbi,
+)
+from engine.types import ChordSpan, KeyEstimate, TrackResult, VocalsEstimate
 from tests.engine.helpers import annotation
 from tests.synth import detuned_saw_song, drum_loop, progression, song_with_change, sung_voice
 
@@ -259,6 +266,56 @@ def test_uncertain_but_pitched_regions_keep_their_common_key() -> None:
     # unpitched regions stay without a key however peaked their key evidence
     flat = resolve(_keyed([0.02, 0.03, 0.01], ["G minor"] * 3, conf=0.9))
     assert all(a.key is None for a in flat.annotations)
+
+
+def test_a_region_without_chords_needs_more_tonality() -> None:
+    cfg = TrackSettings()
+    assert needed_tonality(None, cfg) == cfg.min_tonality  # chords not read: as before
+    assert needed_tonality(CHORDLESS_BELOW, cfg) == cfg.min_tonality
+    assert needed_tonality(1.0, cfg) == cfg.min_tonality
+    assert needed_tonality(0.0, cfg) == cfg.min_tonality_chordless
+    half = needed_tonality(CHORDLESS_BELOW / 2, cfg)
+    assert half == pytest.approx((cfg.min_tonality + cfg.min_tonality_chordless) / 2)
+    # one threshold for all when the chordless one is not above it
+    flat = replace(cfg, min_tonality_chordless=0.0)
+    assert needed_tonality(0.0, flat) == flat.min_tonality
+    assert no_key_probability(0.17, cfg) < 0.02
+    assert no_key_probability(0.17, cfg, chords=0.0) > 0.95
+    assert no_key_probability(0.17, cfg, chords=0.5) < 0.02
+
+
+def _with_chords(regions: list, chord: str | None, share: float = 1.0) -> list:
+    """Each region carrying the track's chords: ``chord`` over ``share`` of it, ``N`` over
+    the rest (``chord`` None: ``N`` throughout)."""
+    out = []
+    for a in regions:
+        split = a.start_s + share * (a.end_s - a.start_s) if chord else a.start_s
+        spans = [ChordSpan(a.start_s, split, chord, 0.9)] if chord else []
+        spans.append(ChordSpan(split, a.end_s, "N", 1.0))
+        out.append(replace(a, chords=tuple(s for s in spans if s.end_s > s.start_s)))
+    return out
+
+
+def test_a_pitched_drum_kit_without_chords_has_no_clear_key() -> None:
+    # a drum kit's ride cymbal and tuned toms hold steady partials: tonality 0.17 (over
+    # min_tonality), every region leaning to F# major, but the chord recogniser finds only
+    # N under them
+    kit = _keyed([0.17, 0.18, 0.16], ["F# major"] * 3, conf=0.8)
+    res = resolve(_with_chords(kit, None))
+    assert all(a.key is None and "no_clear_key" in a.flags for a in res.annotations)
+    assert all(a.region_key is not None for a in res.annotations)  # the evidence is kept
+    # the same evidence under chords has a key: music
+    keyed = resolve(_with_chords(kit, "F#:maj"))
+    assert [a.key.key if a.key else None for a in keyed.annotations] == ["F# major"] * 3
+    # a third of each region in chords is enough (a melody, a sparse riff) ...
+    sparse = resolve(_with_chords(kit, "F#:maj", share=0.3))
+    assert [a.key.key if a.key else None for a in sparse.annotations] == ["F# major"] * 3
+    # ... and without chords read at all (another backend, chords off) the tonality decides
+    assert all(a.key is not None for a in resolve(kit).annotations)
+    # strongly pitched regions keep their key without chords (a melody the recogniser misses)
+    bright = _keyed([0.4, 0.45, 0.42], ["F# major"] * 3, conf=0.8)
+    held = resolve(_with_chords(bright, None))
+    assert [a.key.key if a.key else None for a in held.annotations] == ["F# major"] * 3
 
 
 def test_a_break_without_a_key_does_not_end_the_key() -> None:
