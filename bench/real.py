@@ -17,7 +17,12 @@ the track (:func:`engine.track.resolve`), as ``sonicverse annotate`` does. Print
   scored; accuracy and the confusion matrix of the decoded vocals, the Brier score of each
   region's own P(vocals) (its calibration), and each song's regions as told, for the tagger
   on one, two and every 3 s patch per region;
-- clip-level vocals of the other files (a-cappella singing, instrumentals, speech).
+- clip-level vocals of the other files (a-cappella singing, instrumentals, speech);
+- **region requests**: each 10 s region decoded alone, as a DAW's region request is (no track
+  read): its key MIREX against the track's key and the "no clear key" counts on tonal and
+  atonal files, without chords (as region requests were told before they read their own) and
+  with the chords the region reads from its own samples. Also printed for ``--beatles`` and
+  ``--gtzan``.
 
 ``--beatles DIR`` adds the track key on Beatles songs with Isophonics key annotations (the key
 held longest in each song's key lab; ``<album>/<NN-song>.mp3`` beside ``<NN-song>.key``, one
@@ -51,14 +56,15 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from common import annotated, default_segments, table, track_key
+from common import default_segments, table, track_key
 
 from engine import presets
 from engine.audio import load, resample, to_mono
 from engine.labels import KEYS
-from engine.pipeline import carry_chords, track_chords_of
+from engine.pipeline import carry_chords, region_chords, track_chords_of
 from engine.track import resolve
 from engine.types import RegionAnnotation
 
@@ -184,18 +190,86 @@ def gtzan(folder: Path, split: str) -> list[Track]:
     return out
 
 
+RegionKeys = list[tuple[str | None, str | None, str | None, str | None]]
+"""Per audible region of a track: the track's reference key (None: atonal; "": tonal, key
+unknown), the region's key decoded alone without chords, with the chords it reads from its
+own samples, and essentia bgate's on the region ("" when not run)."""
+
+
+def region_requests(
+    segs: Sequence[Any],
+    raw: Sequence[RegionAnnotation],
+    reference: str | None,
+    preset: Any,
+    *,
+    with_essentia: bool,
+) -> RegionKeys:
+    """Each audible region decoded alone, as a DAW's region request is (no track read): its
+    key without chords (as region requests were told before they read them), with the chords
+    it reads from its own samples (:func:`engine.pipeline.region_chords`), and essentia's
+    KeyExtractor (bgate) on the region's samples."""
+    out: RegionKeys = []
+    for seg, a in zip(segs, raw, strict=True):
+        if a.silent:
+            continue
+        keys = []
+        for chords in ((), region_chords(seg.audio, analysis=preset.analysis)):
+            one = carry_chords([replace(a, chords=())], chords) if chords else [a]
+            told = resolve(one, settings=preset.track, analysis=preset.analysis).annotations[0]
+            keys.append(told.key.key if told.key is not None else None)
+        ess = essentia_keys(seg.audio.samples[0], profiles=("bgate",)) if with_essentia else {}
+        out.append((reference, keys[0], keys[1], ess.get("bgate", "")))
+    return out
+
+
+def region_table(sets: dict[str, RegionKeys]) -> str:
+    """Region requests per set: tonal regions' key MIREX against the track's key (those with
+    one) and their "no clear key" count, atonal regions' "no clear key" count; before and
+    now."""
+    rows = []
+    with_essentia = any(r[3] for regions in sets.values() for r in regions)
+    for name, regions in sets.items():
+        tonal = [r for r in regions if r[0] is not None]
+        atonal = [r for r in regions if r[0] is None]
+        keyed = [r for r in tonal if r[0]]
+        row = [name, str(len(tonal)), str(len(atonal))]
+        for i in (1, 2):
+            row.append(f"{np.mean([mirex(r[0], r[i]) for r in keyed]):.3f}" if keyed else "")
+            row.append(f"{sum(r[i] is None for r in tonal)}" if tonal else "")
+            row.append(f"{sum(r[i] is None for r in atonal)}" if atonal else "")
+        if with_essentia:
+            row.append(f"{np.mean([mirex(r[0], r[3]) for r in keyed]):.3f}" if keyed else "")
+        rows.append(row)
+    header = ["set", "tonal regions", "atonal regions"]
+    for when in ("without chords (before)", "with the region's chords (now)"):
+        header += [f"{when}: key MIREX", "no clear key, tonal", "no clear key, atonal"]
+    if with_essentia:
+        header.append("essentia bgate on the region: key MIREX")
+    return table(header, rows)
+
+
 def track_keys(
-    tracks: Sequence[Track], backend: object, preset: presets.Preset, *, with_essentia: bool
+    tracks: Sequence[Track],
+    backend: object,
+    preset: presets.Preset,
+    *,
+    with_essentia: bool,
+    regions: RegionKeys | None = None,
 ) -> tuple[dict[str, list[float]], list[list[str]]]:
     """Track key of each track, ours (decoded over its regions) beside essentia's: the MIREX
-    scores per method and a row per track."""
+    scores per method and a row per track; each region as a region request into ``regions``
+    when given (:func:`region_requests`)."""
     scores: dict[str, list[float]] = {}
     rows = []
     for tr in tracks:
         clip = load(tr.path)
         y = resample(to_mono(clip.samples), sr=clip.sr, target_sr=SR)
-        raw = annotated(backend, y, SR, tr.path.name)
+        segs = default_segments(y, SR, tr.path.name, length_s=REGION_S)
+        bare = backend.analyze(segs)  # type: ignore[attr-defined]
+        raw = carry_chords(bare, track_chords_of(y, sr=SR, analysis=preset.analysis))
         ours = track_key(resolve(raw, settings=preset.track, analysis=preset.analysis).annotations)
+        if regions is not None:
+            regions += region_requests(segs, bare, tr.key, preset, with_essentia=with_essentia)
         ess = essentia_keys(y) if with_essentia else {}
         assert tr.key is not None
         for method, est in {"ours": ours, **{f"essentia {p}": k for p, k in ess.items()}}.items():
@@ -220,8 +294,8 @@ def mirex(reference: str, estimate: str | None) -> float:
     return float(mir_eval.key.weighted_score(reference, estimate))
 
 
-def essentia_keys(y: np.ndarray) -> dict[str, str]:
-    """essentia KeyExtractor on the whole signal, per profile."""
+def essentia_keys(y: np.ndarray, *, profiles: Sequence[str] = ESSENTIA_PROFILES) -> dict[str, str]:
+    """essentia KeyExtractor on the whole signal (at :data:`SR`), per profile."""
     import essentia
     import essentia.standard as es
     import soxr
@@ -229,7 +303,7 @@ def essentia_keys(y: np.ndarray) -> dict[str, str]:
     essentia.log.infoActive = False
     y44 = soxr.resample(y, SR, 44100).astype(np.float32)
     out = {}
-    for profile in ESSENTIA_PROFILES:
+    for profile in profiles:
         tonic, scale, _ = es.KeyExtractor(profileType=profile, sampleRate=44100)(y44)
         out[profile] = f"{ESSENTIA_SPELLING.get(tonic, tonic)} {scale}"
     return out
@@ -275,7 +349,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     lite = backends.create(preset)
     if args.beatles is not None:
         songs = beatles(args.beatles, args.beatles_split)
-        scores, rows = track_keys(songs, lite, preset, with_essentia=not args.no_essentia)
+        beatles_regions: RegionKeys = []
+        scores, rows = track_keys(
+            songs, lite, preset, with_essentia=not args.no_essentia, regions=beatles_regions
+        )
         print(
             f"\nTrack key on the Beatles, Isophonics annotations ({args.beatles_split} split, "
             f"{len(songs)} songs, real; MIREX weighted, 'no clear key' scores 0)"
@@ -284,6 +361,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         exact = {m: sum(v == 1.0 for v in vs) for m, vs in scores.items()}
         print("exactly right: " + ", ".join(f"{m} {n}/{len(songs)}" for m, n in exact.items()))
         print(table(["song", "reference", "ours", *ESSENTIA_PROFILES], rows))
+        print("\nRegion requests on the same songs (each 10 s region decoded alone)")
+        print(region_table({f"Beatles {args.beatles_split}": beatles_regions}))
     if args.gtzan is not None:
         clips = gtzan(args.gtzan, args.gtzan_split)
         by_genre: dict[str, list[Track]] = {}
@@ -292,8 +371,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         genre_rows: list[list[str]] = []
         all_scores: dict[str, list[float]] = {}
         all_rows: list[list[str]] = []
+        gtzan_regions: RegionKeys = []
         for genre, tracks in by_genre.items():
-            scores, rows = track_keys(tracks, lite, preset, with_essentia=not args.no_essentia)
+            scores, rows = track_keys(
+                tracks, lite, preset, with_essentia=not args.no_essentia, regions=gtzan_regions
+            )
             genre_rows.append(
                 [f"{genre} ({len(tracks)})", *(f"{np.mean(v):.3f}" for v in scores.values())]
             )
@@ -311,6 +393,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(table(["genre (clips)", *all_scores], genre_rows))
         print(f"'no clear key' on {told_none} of {len(clips)} tonal clips")
         print(table(["clip", "reference", "ours", *ESSENTIA_PROFILES], all_rows))
+        print("\nRegion requests on the same clips (each 10 s region decoded alone)")
+        print(region_table({f"GTZAN {args.gtzan_split}": gtzan_regions}))
     if args.no_shared:
         lite.close()
         return
@@ -335,6 +419,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     unclear: list[str] = []
     brier: dict[str, list[float]] = {v: [] for v in PATCH_SETTINGS}
     seconds, t_ours = 0.0, 0.0
+    shared_regions: RegionKeys = []
     for tr in tracks:
         clip = load(tr.path)
         y = resample(to_mono(clip.samples), sr=clip.sr, target_sr=SR)
@@ -346,10 +431,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         decoded = {}
         for label, backend in variants.items():
             t0 = time.perf_counter()
-            raw = carry_chords(backend.analyze(segs), chords)
-            res = resolve(raw, settings=preset.track, analysis=preset.analysis)
+            bare = backend.analyze(segs)
+            res = resolve(
+                carry_chords(bare, chords), settings=preset.track, analysis=preset.analysis
+            )
             if label == shipped:
                 t_ours += time.perf_counter() - t0
+                reference = None if not tr.tonal else tr.key or ""
+                shared_regions += region_requests(
+                    segs, bare, reference, preset, with_essentia=not args.no_essentia
+                )
             decoded[label] = res.annotations
         ours = track_key(decoded[shipped])
         no_key[tr.tonal][0] += ours is None
@@ -416,6 +507,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     for line in unclear:
         print("  wrong: " + line)
+    print("\nRegion requests (each 10 s region decoded alone, as a DAW asks for one)")
+    print(region_table({"shared recordings": shared_regions}))
     print(
         "\nVocals per 10 s region, songs with timed sung lines (sung >= 3 s, instrumental < 0.5 s)"
     )

@@ -211,7 +211,7 @@ REQUESTS: dict[str, Message] = {
                     json=True,
                 ),
             ),
-            "Annotate one region of a file (key, vocals, tags, tempo, loudness, caption). "
+            "Annotate one region of a file (key, vocals, tags, tempo, loudness, chords, caption). "
             "With channels, the region is decoded from every file over the same span and "
             "analysed as one signal. "
             "An unchanged region answers from the annotation store; a region of a file "

@@ -149,6 +149,15 @@ def track_chords_of(y: np.ndarray, *, sr: int, analysis: AnalysisSettings) -> tu
     return track_chords(frames, grid, duration_s=x.size / GRID_SR)
 
 
+def region_chords(clip: audio.Audio, *, analysis: AnalysisSettings) -> tuple[ChordSpan, ...]:
+    """A region's chords read from its own samples (:func:`track_chords_of`), timed on the
+    file's clock: what a region request, which reads no track, hands the key decoder."""
+    spans = track_chords_of(audio.to_mono(clip.samples), sr=clip.sr, analysis=analysis)
+    return tuple(
+        replace(c, start_s=c.start_s + clip.start_s, end_s=c.end_s + clip.start_s) for c in spans
+    )
+
+
 def carry_chords(
     annotations: Sequence[RegionAnnotation], chords: Sequence[ChordSpan]
 ) -> tuple[RegionAnnotation, ...]:
@@ -347,6 +356,12 @@ class Annotator:
         want_grid = (narrate if beats is None else beats) and grid is None
         # while the regions tile the file, their samples feed the grid, resampled as one stream
         tiles: list[np.ndarray] | None = [] if want_grid else None
+        # a request that reads no track's chords (a region from a DAW) reads each region's
+        # own, so that the key decoder weighs chords there too (detuned synths keep a key,
+        # a drum kit alone has none)
+        own_chords: list[tuple[ChordSpan, ...]] | None = (
+            [] if not want_grid and not chords else None
+        )
         stream: Any = None
         tiled_to = 0.0
         for i, r in enumerate(regions):
@@ -357,6 +372,8 @@ class Annotator:
             ):
                 flush()
             clip = load(r.start_s, r.end_s)
+            if own_chords is not None:
+                own_chords.append(region_chords(clip, analysis=self.preset.analysis))
             if tiles is not None:
                 if abs(r.start_s - tiled_to) < 1e-3:  # every clip of a file has one rate
                     if stream is None:
@@ -395,9 +412,13 @@ class Annotator:
             progress("beats", 1, 1)
         if chords:  # the regions carry the chords to the key decoder, then their numerals
             raw = carry_chords(raw, chords)
+        elif own_chords is not None:
+            raw = tuple(carry_chords([a], c)[0] for a, c in zip(raw, own_chords, strict=True))
         done = resolve_track(raw, preset=self.preset, grid=grid)
         if chords:
             done = attach_chords(done, chords)
+        elif own_chords is not None:
+            done = tuple(attach_chords([a], a.chords)[0] for a in done)
         narrative = (
             self._narrate(
                 hdr.path,

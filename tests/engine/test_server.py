@@ -26,8 +26,9 @@ from pythonosc.osc_packet import OscPacket
 from daw_bridge import protocol
 from daw_bridge.client import EngineBusy, EngineClient, ReplyError
 from engine import presets
+from engine.audio import load as load_audio
 from engine.errors import InvalidRequest
-from engine.pipeline import Annotator, resolve_track
+from engine.pipeline import Annotator, attach_chords, carry_chords, region_chords, resolve_track
 from engine.server import EngineServer, ServerConfig, parse_regions
 from engine.store import Store
 from engine.types import RegionAnnotation
@@ -625,9 +626,13 @@ def test_sigkill_mid_run_loses_no_acknowledged_annotation(tmp_path: Path) -> Non
             stored = {(r["start_s"], r["end_s"]): r for r in client.annotations(str(path))}
             lite = presets.load("lite")
             for span, ann in acked.items():
-                # the store keeps the region's evidence; a reply is its (one-region) track view
+                # the store keeps the region's evidence; a reply is its (one-region) track
+                # view, with the chords the region reads from its samples
                 raw = RegionAnnotation.from_dict(stored[span])
-                assert resolve_track([raw], preset=lite)[0].to_dict() == ann
+                clip = load_audio(str(path), start_s=span[0], end_s=span[1])
+                chords = region_chords(clip, analysis=lite.analysis)
+                told = resolve_track(carry_chords([raw], chords), preset=lite)[0]
+                assert attach_chords([told], told.chords)[0].to_dict() == ann
     finally:
         proc.kill()
         proc.wait(10)

@@ -20,7 +20,7 @@ from engine.track import (
     resolve,
     viterbi,
 )
-from engine.types import ChordSpan, KeyEstimate, TrackResult, VocalsEstimate
+from engine.types import ChordSpan, KeyEstimate, Region, TrackResult, VocalsEstimate
 from tests.engine.helpers import annotation
 from tests.synth import detuned_saw_song, drum_loop, progression, song_with_change, sung_voice
 
@@ -335,3 +335,23 @@ def test_a_break_without_a_key_does_not_end_the_key() -> None:
         3: ["the key becomes unclear"],
         7: ["the key moves to F minor"],
     }
+
+
+@pytest.mark.parametrize("drive", [10.0, 30.0])
+def test_a_region_asked_for_alone_reads_its_own_chords(
+    annotator: Annotator, tmp_path: Path, drive: float
+) -> None:
+    # saws 35 cents apart per note, saturated: the held partials' tuning coherence is far
+    # under min_tonality (0.01-0.03), but the chords fill the region; a region request reads
+    # no track, so it reads the chords of its own samples and keeps the key
+    y = detuned_saw_song("D", "major", seconds=12.0, detune_cents=35.0, drive=drive)
+    path = tmp_path / "saws.wav"
+    audio.write(path, y, sr=SR, subtype="FLOAT")
+    result = annotator.annotate(str(path), [Region(1.0, 11.0, "drop")], narrate=False)
+    (a,) = result.regions
+    assert a.region_key is not None and a.region_key.tonality < 0.05
+    assert a.key is not None and a.key.key == "D major"
+    assert "no_clear_key" not in a.flags
+    assert a.chords and all(1.0 <= c.start_s < c.end_s <= 11.0 for c in a.chords)
+    assert a.progression.startswith("I-vi-IV-V")
+    assert result.chords == ()  # a region request reads no track
