@@ -340,12 +340,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     ap.add_argument("--gtzan", type=Path, help="GTZAN clips with .key files (track key only)")
     ap.add_argument("--gtzan-split", choices=("dev", "test", "all"), default="test")
+    ap.add_argument(
+        "--chordless",
+        type=float,
+        help="[track] min_tonality_chordless for this run (how the shipped value was checked)",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
     from engine import backends
 
     preset = presets.load("lite")
+    if args.chordless is not None:
+        preset = replace(preset, track=replace(preset.track, min_tonality_chordless=args.chordless))
     lite = backends.create(preset)
     if args.beatles is not None:
         songs = beatles(args.beatles, args.beatles_split)

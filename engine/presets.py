@@ -112,7 +112,9 @@ class TrackSettings:
         for name in ("key_floor", "tempo_floor", "vocals_floor"):
             check_range(f"track.{name}", getattr(self, name), 1e-6, 0.5)
         check_range("track.min_tonality", self.min_tonality, 0.0, 1.0)
-        check_range("track.min_tonality_chordless", self.min_tonality_chordless, 0.0, 1.0)
+        check_range(
+            "track.min_tonality_chordless", self.min_tonality_chordless, self.min_tonality, 1.0
+        )
         check_range("track.tonality_width", self.tonality_width, 1e-4, 1.0)
         check_range("track.tempo_level_octaves", self.tempo_level_octaves, 0.05, 4.0)
         check_range("track.level_prior_bpm", self.level_prior_bpm, 20.0, 400.0)

@@ -265,8 +265,10 @@ def key_distribution(est: KeyEstimate) -> np.ndarray:
 
 HARMONY_FROM, HARMONY_FULL = 0.5, 0.75  # chords' share of a region: from some to full say
 # Under this share of chords a region needs more tonality for a key, up to
-# ``min_tonality_chordless`` where it holds none. Chosen with that threshold on GM drum kits
-# rendered alone and on the dev halves of the real sets (``bench/drum_keys.py``).
+# ``min_tonality_chordless`` where it holds none. Set, not fitted: GM drum kits rendered alone
+# hold chords in 0-2 % of their regions and every tonal render in all of them
+# (``bench/drum_keys.py``), so any value between serves the renders; a quarter keeps the
+# plain threshold for a sparse riff or a melody the recogniser reads in part.
 CHORDLESS_BELOW = 0.25
 # The home key gets its full bonus where the chords support it this many chord-weighted
 # seconds above any other key, proportionally less below: a song's chords lead by tens of
@@ -302,14 +304,14 @@ def needed_tonality(chords: float | None, cfg: TrackSettings) -> float:
 
     ``min_tonality`` where chords fill at least :data:`CHORDLESS_BELOW` of the region (or they
     were not read, ``chords`` None), rising linearly to ``min_tonality_chordless`` where they
-    fill none. A drum kit alone holds steady partials (a ride cymbal's bell, tuned toms, an
-    808 kick), coherent enough with equal temperament to pass ``min_tonality``, but the chord
+    fill none. A drum kit alone holds steady partials (a ride cymbal, tuned toms, an 808's
+    cymbal), coherent enough with equal temperament to pass ``min_tonality``, but the chord
     recogniser finds no chord in them (``N``); music without a chord in a whole region is a
     melody alone, whose notes the recogniser reads as chords, or a break."""
     if chords is None or chords >= CHORDLESS_BELOW:
         return cfg.min_tonality
     lack = 1.0 - chords / CHORDLESS_BELOW
-    return cfg.min_tonality + lack * max(0.0, cfg.min_tonality_chordless - cfg.min_tonality)
+    return cfg.min_tonality + lack * (cfg.min_tonality_chordless - cfg.min_tonality)
 
 
 def harmony_share(a: RegionAnnotation) -> float:

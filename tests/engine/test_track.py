@@ -10,6 +10,7 @@ import pytest
 
 from engine import audio, presets
 from engine.backends.lite import LiteBackend
+from engine.errors import PresetError
 from engine.pipeline import Annotator
 from engine.presets import TrackSettings
 from engine.track import (
@@ -276,9 +277,11 @@ def test_a_region_without_chords_needs_more_tonality() -> None:
     assert needed_tonality(0.0, cfg) == cfg.min_tonality_chordless
     half = needed_tonality(CHORDLESS_BELOW / 2, cfg)
     assert half == pytest.approx((cfg.min_tonality + cfg.min_tonality_chordless) / 2)
-    # one threshold for all when the chordless one is not above it
-    flat = replace(cfg, min_tonality_chordless=0.0)
+    # one threshold for all when the chordless one equals it; under it is refused
+    flat = replace(cfg, min_tonality_chordless=cfg.min_tonality)
     assert needed_tonality(0.0, flat) == flat.min_tonality
+    with pytest.raises(PresetError, match="min_tonality_chordless=0.05 is outside"):
+        replace(cfg, min_tonality_chordless=0.05)
     assert no_key_probability(0.17, cfg) < 0.02
     assert no_key_probability(0.17, cfg, chords=0.0) > 0.95
     assert no_key_probability(0.17, cfg, chords=0.5) < 0.02
