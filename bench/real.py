@@ -206,8 +206,9 @@ def region_requests(
 ) -> RegionKeys:
     """Each audible region decoded alone, as a DAW's region request is (no track read): its
     key without chords (as region requests were told before they read them), with the chords
-    it reads from its own samples (:func:`engine.pipeline.region_chords`), and essentia's
-    KeyExtractor (bgate) on the region's samples."""
+    it reads from its own samples (:func:`engine.pipeline.region_chords`, here on the track
+    already mixed to mono at :data:`SR`, where a request reads the file's own region), and
+    essentia's KeyExtractor (bgate) on the region's samples."""
     out: RegionKeys = []
     for seg, a in zip(segs, raw, strict=True):
         if a.silent:
@@ -232,7 +233,7 @@ def region_table(sets: dict[str, RegionKeys]) -> str:
         tonal = [r for r in regions if r[0] is not None]
         atonal = [r for r in regions if r[0] is None]
         keyed = [r for r in tonal if r[0]]
-        row = [name, str(len(tonal)), str(len(atonal))]
+        row = [name, f"{len(tonal)} ({len(keyed)})", str(len(atonal))]
         for i in (1, 2):
             row.append(f"{np.mean([mirex(r[0], r[i]) for r in keyed]):.3f}" if keyed else "")
             row.append(f"{sum(r[i] is None for r in tonal)}" if tonal else "")
@@ -240,9 +241,13 @@ def region_table(sets: dict[str, RegionKeys]) -> str:
         if with_essentia:
             row.append(f"{np.mean([mirex(r[0], r[3]) for r in keyed]):.3f}" if keyed else "")
         rows.append(row)
-    header = ["set", "tonal regions", "atonal regions"]
-    for when in ("without chords (before)", "with the region's chords (now)"):
-        header += [f"{when}: key MIREX", "no clear key, tonal", "no clear key, atonal"]
+    header = ["set", "tonal regions (with a known key)", "atonal regions"]
+    for when in ("before (no chords)", "now (its own chords)"):
+        header += [
+            f"{when}: key MIREX",
+            f"{when}: no clear key, tonal",
+            f"{when}: no clear key, atonal",
+        ]
     if with_essentia:
         header.append("essentia bgate on the region: key MIREX")
     return table(header, rows)

@@ -6,7 +6,8 @@ seconds of audio analysed per wall second (x real time) for key, tempo and loudn
 10 s regions, for our analysers and for the baselines run in the same process (librosa
 chroma_cqt + Krumhansl profile for key, librosa beat tracking for tempo, pyloudnorm's Meter
 for loudness), with the ratio; then the whole `sonicverse annotate`
-pipeline (decode, analysis, store, narrative) uncached and cached.
+pipeline (decode, analysis, store, narrative) uncached and cached, and the same regions asked
+for one at a time as a DAW does (``region/annotate``: each region reads its own chords).
 
 Then the busy-studio table: the whole pipeline with the tagger, uncached, for the new path
 (musicnn in ONNX Runtime, workers that sleep instead of spin, the preset's one 3 s patch per
@@ -313,6 +314,16 @@ def main() -> None:
         lambda: [meter.integrated_loudness(c.T.astype(np.float64)) for c in native],
     )
     stage("resample + mono", lambda: audio.to_analysis(audio.Audio(track, sr, "b"), sr=asr), None)
+    from engine.pipeline import region_chords
+
+    stage(
+        "chords of each region alone (region requests)",
+        lambda: [
+            region_chords(audio.Audio(c, sr, "b", r.start_s), analysis=preset.analysis)
+            for c, r in zip(native, regions, strict=True)
+        ],
+        None,
+    )
 
     from dataclasses import replace
 
@@ -325,9 +336,21 @@ def main() -> None:
             ann = Annotator(p, store=Store(Path(d) / f"{p.options.tag}.sqlite3"))
             t_uncached = best_of(lambda a=ann: a.annotate(str(path), use_cache=False), args.repeat)
             t_cached = best_of(lambda a=ann: a.annotate(str(path)), args.repeat)
-            ann.close()
             pipeline_rows.append((f"annotate + narrate, {label}, uncached", t_uncached))
             pipeline_rows.append((f"annotate + narrate, {label}, cached", t_cached))
+
+            def requests(a: Annotator = ann, *, cached: bool) -> None:
+                """One region request per region, as a DAW sends them."""
+                if not cached:
+                    a._own_chords.clear()  # the chords a region read are remembered too
+                for r in regions:
+                    a.annotate(str(path), [r], narrate=False, use_cache=cached)
+
+            t_req = best_of(lambda: requests(cached=False), args.repeat)
+            t_req_cached = best_of(lambda: requests(cached=True), args.repeat)
+            ann.close()
+            pipeline_rows.append((f"region requests, {label}, uncached", t_req))
+            pipeline_rows.append((f"region requests, {label}, cached", t_req_cached))
 
     table = Table(
         title=f"lite throughput: {args.seconds:.0f} s track, {len(regions)} regions of 10 s "
@@ -337,7 +360,7 @@ def main() -> None:
         table.add_column(col, justify="right")
     total = 0.0
     for name, t, b in rows:
-        total += t if name != "resample + mono" else 0.0
+        total += t if name in ("key", "tempo", "loudness") else 0.0
         table.add_row(
             name,
             f"{t:.3f}",

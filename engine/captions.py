@@ -65,9 +65,10 @@ MAX_SAID_CHORDS = 6  # a longer progression is no progression a sentence can say
 
 def said_progression(chords: Sequence[ChordSpan], key: str, span_s: float) -> str:
     """The progression of ``chords`` in ``key`` (``"i-VI-III-VII"``,
-    :func:`engine.analysis.chords.progression`) when it is clear, else ``""``: at most
-    :data:`MAX_SAID_CHORDS` numerals, chords over three quarters of ``span_s`` seconds, and
-    their duration-weighted confidence at least :data:`CLEAR_CHORD_CONFIDENCE`."""
+    :func:`engine.analysis.chords.progression`) when it is clear, else ``""``: two to
+    :data:`MAX_SAID_CHORDS` numerals (one chord is no progression), chords over three quarters
+    of ``span_s`` seconds, and their duration-weighted confidence at least
+    :data:`CLEAR_CHORD_CONFIDENCE`."""
     from engine.analysis.chords import progression
 
     sounding = [c for c in chords if c.chord != "N"]
@@ -76,7 +77,8 @@ def said_progression(chords: Sequence[ChordSpan], key: str, span_s: float) -> st
         return ""
     confidence = sum(c.confidence * (c.end_s - c.start_s) for c in sounding) / covered
     numerals = progression(sounding, key)
-    if confidence < CLEAR_CHORD_CONFIDENCE or numerals.count("-") >= MAX_SAID_CHORDS:
+    changes = numerals.count("-")
+    if confidence < CLEAR_CHORD_CONFIDENCE or not 1 <= changes < MAX_SAID_CHORDS:
         return ""
     return numerals
 

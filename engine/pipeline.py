@@ -149,6 +149,9 @@ def track_chords_of(y: np.ndarray, *, sr: int, analysis: AnalysisSettings) -> tu
     return track_chords(frames, grid, duration_s=x.size / GRID_SR)
 
 
+OWN_CHORDS_KEPT = 1024  # regions whose own chords an Annotator remembers
+
+
 def region_chords(clip: audio.Audio, *, analysis: AnalysisSettings) -> tuple[ChordSpan, ...]:
     """A region's chords read from its own samples (:func:`track_chords_of`), timed on the
     file's clock: what a region request, which reads no track, hands the key decoder."""
@@ -251,6 +254,9 @@ class Annotator:
         self._params = json.dumps(
             {"analysis": asdict(preset.analysis), "sr": preset.audio.analysis_sr}, sort_keys=True
         )
+        # chords regions asked for alone read from their samples, by region key (the samples'
+        # hash), timed from the region's start: a repeated request does not read them again
+        self._own_chords: dict[str, tuple[ChordSpan, ...]] = {}
 
     def annotate(
         self,
@@ -372,8 +378,6 @@ class Annotator:
             ):
                 flush()
             clip = load(r.start_s, r.end_s)
-            if own_chords is not None:
-                own_chords.append(region_chords(clip, analysis=self.preset.analysis))
             if tiles is not None:
                 if abs(r.start_s - tiled_to) < 1e-3:  # every clip of a file has one rate
                     if stream is None:
@@ -388,6 +392,10 @@ class Annotator:
             keys.append(key)
             hit = self.store.get(key, region=r) if (self.store and use_cache) else None
             results.append(hit)
+            if own_chords is not None:
+                own_chords.append(
+                    () if hit is not None and hit.silent else self._chords_of(key, clip)
+                )
             if hit is None:
                 pending.append((i, key, Segment(r, clip, lyrics)))
             elif self.store is not None:
@@ -509,6 +517,20 @@ class Annotator:
             downbeats=downbeats,
         )
         return regions, grid, form, chords
+
+    def _chords_of(self, key: str, clip: audio.Audio) -> tuple[ChordSpan, ...]:
+        """:func:`region_chords` of a region asked for alone, remembered by its region key
+        (the 1024 most recent)."""
+        spans = self._own_chords.get(key)
+        if spans is None:
+            spans = region_chords(replace(clip, start_s=0.0), analysis=self.preset.analysis)
+            if len(self._own_chords) >= OWN_CHORDS_KEPT:
+                self._own_chords.pop(next(iter(self._own_chords)))
+            self._own_chords[key] = spans
+        return tuple(
+            replace(c, start_s=c.start_s + clip.start_s, end_s=c.end_s + clip.start_s)
+            for c in spans
+        )
 
     def _grid_and_frames(self, y: np.ndarray) -> tuple[BeatGrid, TrackFrames]:
         """:func:`grid_and_frames` in the preset's tempo range."""

@@ -243,6 +243,10 @@ def test_a_caption_says_a_progression_only_when_it_is_clear() -> None:
     assert "A minor" in template_caption(unsure)
     sparse = replace(said, chords=(clear[0], ChordSpan(2.0, 8.0, "N", 1.0)))
     assert "progression" not in template_caption(sparse)
+    # one chord over the whole region is no progression
+    one = replace(said, chords=(ChordSpan(0.0, 8.0, "A:min", 0.9),), progression="i")
+    assert "progression" not in template_caption(one)
+    assert "A minor" in template_caption(one)
 
 
 def test_every_chord_the_decoder_can_name_is_valid_harte_for_jams_and_mir_eval() -> None:

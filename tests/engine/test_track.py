@@ -358,3 +358,32 @@ def test_a_region_asked_for_alone_reads_its_own_chords(
     assert a.chords and all(1.0 <= c.start_s < c.end_s <= 11.0 for c in a.chords)
     assert a.progression.startswith("I-vi-IV-V")
     assert result.chords == ()  # a region request reads no track
+
+
+def test_a_repeated_region_request_does_not_read_its_chords_again(
+    annotator: Annotator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import engine.pipeline as pipeline
+
+    read = []
+    real = pipeline.region_chords
+
+    def counted(clip: audio.Audio, *, analysis: object) -> tuple:
+        read.append(clip.start_s)
+        return real(clip, analysis=analysis)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline, "region_chords", counted)
+    y = np.tile(progression("A", "minor", chord_s=1.0, repeats=1), 6)
+    path = tmp_path / "loop.wav"
+    audio.write(path, y, sr=SR, subtype="FLOAT")
+    first = annotator.annotate(str(path), [Region(4.0, 12.0, "a")], narrate=False)
+    again = annotator.annotate(str(path), [Region(4.0, 12.0, "a")], narrate=False)
+    assert len(read) == 1
+    assert first.regions[0].chords == again.regions[0].chords
+    assert all(4.0 <= c.start_s < c.end_s <= 12.0 for c in again.regions[0].chords)
+    # the same samples at another place in the file: read once, timed where they are
+    moved = annotator.annotate(str(path), [Region(8.0, 16.0, "b")], narrate=False)
+    assert len(read) == 1
+    assert [(c.start_s - 4.0, c.chord) for c in moved.regions[0].chords] == [
+        (pytest.approx(c.start_s), c.chord) for c in first.regions[0].chords
+    ]
