@@ -16,7 +16,8 @@ the track (:func:`engine.track.resolve`), as ``sonicverse annotate`` does. Print
   region is *sung* when the lines cover >= 3 s of it, *instrumental* when < 0.5 s, else not
   scored; accuracy and the confusion matrix of the decoded vocals, the Brier score of each
   region's own P(vocals) (its calibration), and each song's regions as told, for the tagger
-  on one, two and every 3 s patch per region;
+  on one, two and every 3 s patch per region, decoded over the track and each region alone
+  (a DAW's region request, tagged on ``max_patches_alone`` patches);
 - clip-level vocals of the other files (a-cappella singing, instrumentals, speech);
 - **region requests**: each 10 s region decoded alone, as a DAW's region request is (no track
   read): its key MIREX against the track's key and the "no clear key" counts on tonal and
@@ -79,6 +80,7 @@ INSTRUMENTAL_S = 0.5  # ... and instrumental when they cover less than this
 ESSENTIA_PROFILES = ("bgate", "edma", "temperley")
 ESSENTIA_SPELLING = {"A#": "Bb", "D#": "Eb", "G#": "Ab", "Db": "C#", "Gb": "F#"}
 PATCH_SETTINGS = {"one patch": 1, "two patches": 2, "every patch": 0}  # [lite.tagger] max_patches
+ALONE = "asked for alone"  # each region decoded alone, as a DAW's region request is
 
 
 @dataclass(frozen=True)
@@ -425,11 +427,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     keys: list[list[str]] = []
     key_scores: dict[str, dict[str, list[float]]] = {}
     no_key = {True: [0, 0], False: [0, 0]}  # tonal -> [no clear key, files]
-    vocal_rows, confusion = [], {v: Counter() for v in PATCH_SETTINGS}
+    alone_rows = [f"{ALONE}, {label}" for label in PATCH_SETTINGS]
+    vocal_rows, confusion = [], {v: Counter() for v in [*PATCH_SETTINGS, *alone_rows]}
     clip_vocals = []
     per_song: dict[str, list[str]] = {}
     unclear: list[str] = []
-    brier: dict[str, list[float]] = {v: [] for v in PATCH_SETTINGS}
+    brier: dict[str, list[float]] = {v: [] for v in [*PATCH_SETTINGS, *alone_rows]}
     seconds, t_ours = 0.0, 0.0
     shared_regions: RegionKeys = []
     for tr in tracks:
@@ -441,9 +444,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         chords = track_chords_of(y, sr=SR, analysis=preset.analysis)
         t_ours += time.perf_counter() - t0
         decoded = {}
+        bares = {}
         for label, backend in variants.items():
             t0 = time.perf_counter()
             bare = backend.analyze(segs)
+            bares[label] = bare
             res = resolve(
                 carry_chords(bare, chords), settings=preset.track, analysis=preset.analysis
             )
@@ -478,6 +483,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                 ]
             )
         if tr.lines is not None:
+            for label, bare in bares.items():  # each region decoded alone
+                decoded[f"{ALONE}, {label}"] = tuple(
+                    resolve([a], settings=preset.track, analysis=preset.analysis).annotations[0]
+                    for a in bare
+                )
             for label, regions in decoded.items():
                 said = []
                 for a in regions:
@@ -524,13 +534,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(
         "\nVocals per 10 s region, songs with timed sung lines (sung >= 3 s, instrumental < 0.5 s)"
     )
-    for label in PATCH_SETTINGS:
+    shipped_alone = next(
+        k for k, v in PATCH_SETTINGS.items() if v == preset.options.tagger.max_patches_alone
+    )
+    for label in [*PATCH_SETTINGS, *alone_rows]:
         c = confusion[label]
         n = sum(c.values())
         right = c[(True, True)] + c[(False, False)]
+        ships = label in (shipped, f"{ALONE}, {shipped_alone}")
         vocal_rows.append(
             [
-                label + (" (shipped)" if label == shipped else ""),
+                label + (" (shipped)" if ships else ""),
                 f"{right}/{n} ({right / max(n, 1):.0%})",
                 str(c[(True, True)]),
                 str(c[(True, False)]),
@@ -553,7 +567,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             vocal_rows,
         )
     )
-    print("per song (V/- right, v/x wrong, . not scored), " + " | ".join(PATCH_SETTINGS))
+    print(
+        "per song (V/- right, v/x wrong, . not scored), "
+        + " | ".join([*PATCH_SETTINGS, *alone_rows])
+    )
     for name, said in per_song.items():
         print(f"  {name:34s} " + " | ".join(said))
     print("\nClip-level vocals (decoded regions):")

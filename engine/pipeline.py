@@ -254,6 +254,8 @@ class Annotator:
         self._params = json.dumps(
             {"analysis": asdict(preset.analysis), "sr": preset.audio.analysis_sr}, sort_keys=True
         )
+        # a region asked for alone may be analysed differently (Segment.alone): its own key
+        self._params_alone = json.dumps({**json.loads(self._params), "alone": True}, sort_keys=True)
         # chords regions asked for alone read from their samples, by region key (the samples'
         # hash), timed from the region's start: a repeated request does not read them again
         self._own_chords: dict[str, tuple[ChordSpan, ...]] = {}
@@ -368,6 +370,8 @@ class Annotator:
         own_chords: list[tuple[ChordSpan, ...]] | None = (
             [] if not want_grid and not chords else None
         )
+        # one region and no track read: nothing will steady what it says (Segment.alone)
+        alone = own_chords is not None and len(regions) == 1
         stream: Any = None
         tiled_to = 0.0
         for i, r in enumerate(regions):
@@ -387,7 +391,10 @@ class Annotator:
                 else:
                     tiles = None
             key = region_key(
-                clip.samples, sr=clip.sr, fingerprint=self.backend.fingerprint, params=self._params
+                clip.samples,
+                sr=clip.sr,
+                fingerprint=self.backend.fingerprint,
+                params=self._params_alone if alone else self._params,
             )
             keys.append(key)
             hit = self.store.get(key, region=r) if (self.store and use_cache) else None
@@ -397,7 +404,7 @@ class Annotator:
                     () if hit is not None and hit.silent else self._chords_of(key, clip)
                 )
             if hit is None:
-                pending.append((i, key, Segment(r, clip, lyrics)))
+                pending.append((i, key, Segment(r, clip, lyrics, alone=alone)))
             elif self.store is not None:
                 self.store.record(key, r, source=hdr.path)
             progress("load", i + 1, len(regions))

@@ -93,6 +93,9 @@ class TaggerSettings:
     female_threshold: float = 0.02  # female - male score at which P(female | vocals) = 0.5
     sharpness: float = 20.0  # slope turning those score margins into probabilities
     max_patches: int = 1  # most 3 s patches per region, spread evenly (0: all; the speed lever)
+    # ... for a region asked for alone (a DAW's region request): no track decoding steadies
+    # its vocals there, so it hears all of it (0: all)
+    max_patches_alone: int = 0
     batch_patches: int = 8  # 3 s patches per forward pass (memory vs. speed)
     runtime: str = "auto"  # auto (ONNX Runtime if installed, else torch), onnx, torch
     threads: int = 0  # intra-op threads per network (0: ONNX nets share the cores, torch all)
@@ -112,6 +115,7 @@ class TaggerSettings:
         check_range("tagger.max_tags", self.max_tags, 0, 50)
         check_range("tagger.sharpness", self.sharpness, 0.1, 1000.0)
         check_range("tagger.max_patches", self.max_patches, 0, 10000)
+        check_range("tagger.max_patches_alone", self.max_patches_alone, 0, 10000)
         check_range("tagger.batch_patches", self.batch_patches, 1, 4096)
         check_range("tagger.threads", self.threads, 0, 256)
         if self.runtime not in RUNTIMES:
@@ -242,18 +246,22 @@ class Tagger:
         selection happen here instead of in the first request)."""
         self.tag([np.zeros(self.config.patch_frames * self.config.hop_length, np.float32)])
 
-    def tag(self, regions: Sequence[np.ndarray]) -> list[TagResult]:
+    def tag(
+        self, regions: Sequence[np.ndarray], *, max_patches: int | None = None
+    ) -> list[TagResult]:
         """Tag regions of mono audio at :attr:`sr` (16 kHz).
 
         Every region of F log-mel frames is cut into ``round(F / 187)`` 3 s patches spread
         evenly from its start to its end (a 10 s region gives 3 patches, a 3 min one 60;
-        at most ``settings.max_patches`` when that is set);
+        at most ``max_patches`` when that is set, ``settings.max_patches`` when it is None);
         patches of all regions run through each model in batches of
         ``settings.batch_patches``. Regions shorter than one patch are
         zero-padded to one patch and flagged ``"short_region_padded"``.
 
         Args:
             regions: ``[samples]`` float arrays, mono, at 16 kHz.
+            max_patches: most patches per region for this call (0: all); None for the
+                settings'.
 
         Returns:
             One :class:`TagResult` per region, in order.
@@ -264,8 +272,9 @@ class Tagger:
         if not regions:
             return []
         patches, owners, flags = [], [], []
+        most = self.settings.max_patches if max_patches is None else max_patches
         for i, audio in enumerate(regions):
-            p, padded = self._patches(audio, index=i)
+            p, padded = self._patches(audio, index=i, max_patches=most)
             patches.append(p)
             owners.extend([i] * p.shape[0])
             flags.append((SHORT_REGION_FLAG,) if padded else ())
@@ -325,9 +334,11 @@ class Tagger:
         Returns:
             ``[patches, patch_frames, n_mels]`` float32.
         """
-        return self._patches(audio, index=0)[0]
+        return self._patches(audio, index=0, max_patches=self.settings.max_patches)[0]
 
-    def _patches(self, audio: np.ndarray, *, index: int) -> tuple[np.ndarray, bool]:
+    def _patches(
+        self, audio: np.ndarray, *, index: int, max_patches: int
+    ) -> tuple[np.ndarray, bool]:
         audio = np.asarray(audio)
         if audio.ndim != 1 or audio.size == 0:
             raise AudioError(
@@ -345,8 +356,8 @@ class Tagger:
         # round(frames / patch) patches spread evenly from the start to the end; one patch
         # sits in the middle.
         n_patches = max(1, round(logmel.shape[0] / c.patch_frames))
-        if self.settings.max_patches:
-            n_patches = min(n_patches, self.settings.max_patches)
+        if max_patches:
+            n_patches = min(n_patches, max_patches)
         last = logmel.shape[0] - c.patch_frames
         starts = np.linspace(0, last, n_patches) if n_patches > 1 else [last / 2]
         return np.stack([logmel[round(s) : round(s) + c.patch_frames] for s in starts]), padded

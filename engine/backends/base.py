@@ -28,11 +28,14 @@ class Segment:
         region: where the samples sit in the file.
         audio: the region's samples at the file's rate and channel count.
         lyrics: lyrics text for the region, when the user supplied it (ALCAP), else "".
+        alone: the region was asked for alone (a DAW's region request), so no track
+            decoding will steady what it says; a backend may listen to more of it.
     """
 
     region: Region
     audio: Audio
     lyrics: str = ""
+    alone: bool = False
 
 
 class Backend(Protocol):

@@ -138,12 +138,19 @@ class LiteBackend:
         return self._executor
 
     def _tag(self, segments: Sequence[Segment]) -> list[TagResult]:
-        assert self.tagger is not None
+        """Tags of the segments; those asked for alone on ``max_patches_alone`` patches."""
+        tagger = self.tagger
+        assert tagger is not None
         clips = [
-            resample(to_mono(s.audio.samples), sr=s.audio.sr, target_sr=self.tagger.sr)
-            for s in segments
+            resample(to_mono(s.audio.samples), sr=s.audio.sr, target_sr=tagger.sr) for s in segments
         ]
-        return self.tagger.tag(clips)
+        out: dict[int, TagResult] = {}
+        for alone, most in ((False, None), (True, tagger.settings.max_patches_alone)):
+            idx = [i for i, s in enumerate(segments) if s.alone == alone]
+            if idx:
+                found = tagger.tag([clips[i] for i in idx], max_patches=most)
+                out.update(zip(idx, found, strict=True))
+        return [out[i] for i in range(len(segments))]
 
     def narrate(
         self,

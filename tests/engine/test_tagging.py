@@ -108,6 +108,42 @@ def test_short_regions_are_padded_and_flagged() -> None:
     assert capped.patches == 2
     default = tagger().tag([tone(440, 10.0)])[0]
     assert default.patches == TaggerSettings().max_patches == 1  # the middle 3 s
+    # a call may ask for more (a region asked for alone: every patch by default)
+    assert tagger().tag([tone(440, 10.0)], max_patches=0)[0].patches == 3
+    assert tagger().tag([tone(440, 10.0)], max_patches=2)[0].patches == 2
+    assert TaggerSettings().max_patches_alone == 0
+
+
+def test_a_region_asked_for_alone_is_tagged_on_every_patch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine import presets
+    from engine.audio import write
+    from engine.pipeline import Annotator
+    from engine.store import Store
+    from engine.types import Region
+
+    preset = presets.load("lite")
+    annotator = Annotator(preset, store=Store(tmp_path / "store.sqlite3"))
+    heard: list[int | None] = []
+    real = Tagger.tag
+
+    def spy(self: Tagger, regions: list, *, max_patches: int | None = None) -> list:
+        out = real(self, regions, max_patches=max_patches)
+        heard.extend(r.patches for r in out)
+        return out
+
+    monkeypatch.setattr(Tagger, "tag", spy)
+    path = tmp_path / "tone.wav"
+    write(path, np.tile(tone(220, 2.0), 10), sr=SR)
+    annotator.annotate(str(path), [Region(0.0, 10.0, "alone")], narrate=False)
+    assert heard == [3]  # a DAW's region request: all of it
+    heard.clear()
+    annotator.annotate(str(path), [Region(0.0, 10.0, "a"), Region(10.0, 20.0, "b")])
+    assert heard == [1, 1]  # decoded over the track: the preset's one patch each
+    heard.clear()
+    annotator.annotate(str(path), [Region(0.0, 10.0, "alone")], narrate=False)
+    assert heard == []  # the lone region's own analysis, remembered under its own key
 
 
 def test_batching_many_regions_equals_one_by_one() -> None:
