@@ -210,6 +210,14 @@ REQUESTS: dict[str, Message] = {
                     "",
                     json=True,
                 ),
+                Arg(
+                    "in_track",
+                    "i",
+                    "1: the region is one of a track's regions that the sender narrates next "
+                    "(track/narrate then answers from the store), tagged as those are; 0: a "
+                    "region alone, tagged on every 3 s patch",
+                    0,
+                ),
             ),
             "Annotate one region of a file (key, vocals, tags, tempo, loudness, chords, caption). "
             "With channels, the region is decoded from every file over the same span and "

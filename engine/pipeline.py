@@ -274,6 +274,7 @@ class Annotator:
         beats: bool | None = None,
         channels: Sequence[str] = (),
         channel_files: Sequence[BinaryIO] | None = None,
+        in_track: bool = False,
     ) -> TrackResult:
         """Annotate regions of a file (all of it, cut by the preset, when ``regions`` is None).
 
@@ -290,6 +291,10 @@ class Annotator:
                 length: every span is decoded from each file and their channels joined, in
                 order, after ``path``'s (:func:`engine.audio.join_channels`).
             channel_files: those files already opened (and checked) by the caller, in order.
+            in_track: one region asked for without narration is analysed as a region alone
+                (:attr:`~engine.backends.base.Segment.alone`: the tagger hears every patch,
+                under its own store key) unless this is True: the caller narrates it with
+                the track's other regions next, which then answer from the store.
 
         Raises:
             AudioError: unreadable file, region outside it, bad samples; a channel file whose
@@ -370,8 +375,9 @@ class Annotator:
         own_chords: list[tuple[ChordSpan, ...]] | None = (
             [] if not want_grid and not chords else None
         )
-        # one region and no track read: nothing will steady what it says (Segment.alone)
-        alone = own_chords is not None and len(regions) == 1
+        # one region and no track read: nothing will steady what it says (Segment.alone),
+        # unless the caller narrates it with its track next
+        alone = own_chords is not None and len(regions) == 1 and not in_track
         stream: Any = None
         tiled_to = 0.0
         for i, r in enumerate(regions):

@@ -270,7 +270,15 @@ class EngineLink(QObject):
         engine, otherwise when one comes back; asking again for a region still waiting
         replaces what it asks.
         """
-        args = {"path": path, "start_s": float(start_s), "end_s": float(end_s), "name": name}
+        # the panel narrates its regions once they are done: they are the track's regions,
+        # and the narrative answers from the store
+        args = {
+            "path": path,
+            "start_s": float(start_s),
+            "end_s": float(end_s),
+            "name": name,
+            "in_track": 1,
+        }
         self._held.pop(region_id, None)  # the newer ask goes to the back
         self._held[region_id] = _Held(region_id, revision, args)
         self._latest[region_id] = revision

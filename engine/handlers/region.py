@@ -27,6 +27,7 @@ def annotate(server: EngineServer, job: Job) -> dict[str, Any]:
         file=job.file,
         channels=a["channels"],
         channel_files=job.channel_files,
+        in_track=bool(a["in_track"]),
     )
     log.debug(
         "annotated %s (+%d channel files) [%.2f, %.2f) (track %r, region %r)",

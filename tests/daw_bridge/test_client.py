@@ -514,7 +514,7 @@ def test_send_prints_one_json_line_and_exits_by_outcome(fake: Any) -> None:
         ["region/annotate", "path=/a b.wav", "start_s=1", "end_s=2.5", "name=Verse", *port]
     )
     assert status == 0 and reply["ok"] is True
-    assert reply["result"] == {"args": ["/a b.wav", 1.0, 2.5, "", "Verse", "", ""]}
+    assert reply["result"] == {"args": ["/a b.wav", 1.0, 2.5, "", "Verse", "", "", 0]}
     status, reply = _run_send(["job/cancel", "target=x", *port])
     assert (status, reply["code"], reply["message"]) == (send.EXIT_ERROR, "invalid_request", "nope")
     status, reply = _run_send(["region/annotate", "start_s=one", *port])
@@ -569,7 +569,7 @@ def test_send_reads_args_file_and_writes_output_file(fake: Any, tmp_path: Any) -
         status = send.run(parser.parse_args([*argv, "--port", str(engine.port)]))
     assert status == 0 and out.getvalue() == ""
     reply = json.loads(reply_file.read_text(encoding="ascii"))
-    assert reply["result"]["args"] == ["/it's here.wav", 0.5, 2.0, "", 'Mike\'s "Gtr"', "", ""]
+    assert reply["result"]["args"] == ["/it's here.wav", 0.5, 2.0, "", 'Mike\'s "Gtr"', "", "", 0]
     args.write_text("[1, 2]", encoding="utf-8")
     status, reply = _run_send(["region/annotate", "--args-file", str(args)])
     assert status == send.EXIT_USAGE and "expected a JSON object" in reply["message"]

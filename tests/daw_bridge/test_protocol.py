@@ -53,7 +53,7 @@ def test_encode_orders_fills_defaults_and_decode_inverts_it():
     ("params", "needle"),
     [
         (["x", 0, "", "/a.wav", "zero", 1.0], "start_s='zero'"),
-        (["x", 0, "", "/a.wav", 0.0], "takes 6 to 10 arguments"),
+        (["x", 0, "", "/a.wav", 0.0], "takes 6 to 11 arguments"),
         (["x", 0, "", "/a.wav", 0.0, float("nan")], "must be finite"),
         (["x", True, "", "/a.wav", 0.0, 1.0], "reply_port=True"),
         ([3, 0, "", "/a.wav", 0.0, 1.0], "id=3"),

@@ -144,6 +144,16 @@ def test_a_region_asked_for_alone_is_tagged_on_every_patch(
     heard.clear()
     annotator.annotate(str(path), [Region(0.0, 10.0, "alone")], narrate=False)
     assert heard == []  # the lone region's own analysis, remembered under its own key
+    # the panel's regions are its track's: asked one by one, then narrated from the store
+    heard.clear()
+    path2 = tmp_path / "other.wav"
+    write(path2, np.concatenate([tone(330, 10.0), tone(495, 10.0)]), sr=SR)
+    spans = [Region(0.0, 10.0, "a"), Region(10.0, 20.0, "b")]
+    for r in spans:
+        annotator.annotate(str(path2), [r], narrate=False, in_track=True)
+    assert heard == [1, 1]
+    annotator.annotate(str(path2), spans)
+    assert heard == [1, 1]  # nothing tagged again
 
 
 def test_batching_many_regions_equals_one_by_one() -> None:

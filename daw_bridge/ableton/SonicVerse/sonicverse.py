@@ -31,6 +31,7 @@ ANNOTATE_ARGS = (
     "name",
     "lyrics",
     "channels",
+    "in_track",
 )
 PING = "/sonicverse/engine/ping"
 PING_ARGS = ("id", "reply_port", "token")
@@ -270,6 +271,7 @@ class SonicVerse:
             "name": tag_name(clip.name, None),
             "lyrics": "",
             "channels": "",  # a Live clip is one file, all its channels interleaved
+            "in_track": 0,  # a clip is asked for alone
         }
         dgram = osc.encode(ANNOTATE, [values[a] for a in ANNOTATE_ARGS])
         self._pending[rid] = _Pending(rid, dgram, clip, self._clock())
