@@ -411,6 +411,7 @@ class EngineClient:
         name: str = "",
         lyrics: str = "",
         channels: Sequence[str] = (),
+        in_track: bool = False,
         timeout_s: float | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> dict[str, Any]:
@@ -419,6 +420,8 @@ class EngineClient:
         Args:
             channels: the region's other channel files when a DAW keeps one file a channel
                 (a stereo Ardour region's right channel); analysed with ``path`` as one signal.
+            in_track: the region is one of a track's regions (a microphone window, a region
+                the caller narrates next), analysed as those are, not as a region alone.
         """
         result: dict[str, Any] = self.request(
             protocol.ANNOTATE,
@@ -430,6 +433,7 @@ class EngineClient:
                 "name": name,
                 "lyrics": lyrics,
                 "channels": json.dumps([str(p) for p in channels]) if channels else "",
+                "in_track": int(in_track),
             },
             timeout_s=timeout_s,
             on_progress=on_progress,

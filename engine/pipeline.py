@@ -376,8 +376,10 @@ class Annotator:
             [] if not want_grid and not chords else None
         )
         # one region and no track read: nothing will steady what it says (Segment.alone),
-        # unless the caller narrates it with its track next
+        # unless the caller narrates it with its track next; stored apart only where the
+        # backend analyses it differently
         alone = own_chords is not None and len(regions) == 1 and not in_track
+        apart = alone and bool(getattr(self.backend, "alone_apart", False))
         stream: Any = None
         tiled_to = 0.0
         for i, r in enumerate(regions):
@@ -400,7 +402,7 @@ class Annotator:
                 clip.samples,
                 sr=clip.sr,
                 fingerprint=self.backend.fingerprint,
-                params=self._params_alone if alone else self._params,
+                params=self._params_alone if apart else self._params,
             )
             keys.append(key)
             hit = self.store.get(key, region=r) if (self.store and use_cache) else None

@@ -70,7 +70,7 @@ class RemoteEngine:
             write(path, seg.audio.samples, sr=seg.audio.sr, subtype="FLOAT")
             try:
                 reply = self.client.annotate_region(
-                    str(path), 0.0, seg.audio.duration_s, name=seg.region.name
+                    str(path), 0.0, seg.audio.duration_s, name=seg.region.name, in_track=True
                 )
             except BridgeError as exc:
                 where = f"{self.client.host}:{self.client.port}"

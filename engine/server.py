@@ -421,6 +421,7 @@ class EngineServer:
                 a["end_s"],
                 a["name"],
                 a["lyrics"],
+                bool(a["in_track"]),
                 *zip(a["channels"], identities, strict=True),
             )
 

@@ -137,6 +137,13 @@ class LiteBackend:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lite-tagger")
         return self._executor
 
+    @property
+    def alone_apart(self) -> bool:
+        """Whether a region asked for alone is analysed differently (the tagger hears another
+        number of patches), so its analysis is stored apart."""
+        t = self.tagger
+        return t is not None and t.settings.max_patches_alone != t.settings.max_patches
+
     def _tag(self, segments: Sequence[Segment]) -> list[TagResult]:
         """Tags of the segments; those asked for alone on ``max_patches_alone`` patches."""
         tagger = self.tagger

@@ -318,6 +318,11 @@ def test_every_bad_request_gets_an_error_and_the_engine_keeps_serving(
         ),
         ((protocol.NARRATE, "r15", 0, "", str(audio), "", "{"), "invalid_request", "not JSON"),
         ((a, "r16", 0, "", str(audio), 0.0, 0.1), "invalid_request", "minimum"),
+        (
+            (a, "r17", 0, "", str(audio), 0.0, 1.0, "", "", "", "", 2),
+            "invalid_request",
+            "in_track=2",
+        ),
         ((a, "x" * 200, 0, "", str(audio), 0.0, 1.0), "bad_arguments", "characters"),
     ]
     for (address, *args), code, needle in cases:

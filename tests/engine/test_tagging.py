@@ -111,19 +111,23 @@ def test_short_regions_are_padded_and_flagged() -> None:
     # a call may ask for more (a region asked for alone: every patch by default)
     assert tagger().tag([tone(440, 10.0)], max_patches=0)[0].patches == 3
     assert tagger().tag([tone(440, 10.0)], max_patches=2)[0].patches == 2
-    assert TaggerSettings().max_patches_alone == 0
+    assert TaggerSettings().max_patches_alone == TaggerSettings().max_patches == 1
 
 
-def test_a_region_asked_for_alone_is_tagged_on_every_patch(
+def test_a_region_asked_for_alone_is_tagged_on_max_patches_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from dataclasses import replace
+
     from engine import presets
     from engine.audio import write
     from engine.pipeline import Annotator
     from engine.store import Store
     from engine.types import Region
 
-    preset = presets.load("lite")
+    shipped = presets.load("lite")
+    every = replace(shipped.options.tagger, max_patches_alone=0)
+    preset = replace(shipped, options=replace(shipped.options, tagger=every))
     annotator = Annotator(preset, store=Store(tmp_path / "store.sqlite3"))
     heard: list[int | None] = []
     real = Tagger.tag
@@ -154,6 +158,12 @@ def test_a_region_asked_for_alone_is_tagged_on_every_patch(
     assert heard == [1, 1]
     annotator.annotate(str(path2), spans)
     assert heard == [1, 1]  # nothing tagged again
+    # shipped, a region alone is tagged as the track's are, and stored with them
+    plain = Annotator(shipped, store=Store(tmp_path / "plain.sqlite3"))
+    heard.clear()
+    plain.annotate(str(path2), [spans[0]], narrate=False)
+    plain.annotate(str(path2), spans)
+    assert heard == [1, 1]  # the narrative tagged only the second region
 
 
 def test_batching_many_regions_equals_one_by_one() -> None:
