@@ -62,8 +62,8 @@ def preset_file(preset: str, runtime: str, max_patches: int | None, folder: Path
     if preset != "lite":
         return preset
     tagger: dict[str, object] = {"runtime": runtime}
-    if max_patches is not None:
-        tagger["max_patches"] = max_patches
+    if max_patches is not None:  # a region request is a region alone: both settings
+        tagger["max_patches"] = tagger["max_patches_alone"] = max_patches
     return str(lite_preset_file(folder, f"lite_{runtime}_{max_patches}", tagger))
 
 
