@@ -146,7 +146,10 @@ def test_engine_down_gives_a_clear_state_not_a_frozen_window(qtbot, song):
     assert all(r.state == "error" and "stopped answering" in r.error for r in w.model.rows)
     assert "engine down" in w.engine_label.text() and w.start_engine_action.isEnabled()
     gaps = [b - a for a, b in itertools.pairwise(ticks)]
-    assert len(ticks) > 20 and max(gaps) < 0.5  # the event loop kept running throughout
+    # the event loop kept running throughout: a wait on the engine on this thread would stop
+    # it for a ping's 1.5 s; a collection or the scheduler on a busy machine pauses it for
+    # well under a second (a full CI run once saw 0.59 s)
+    assert len(ticks) > 20 and max(gaps) < 1.0
     w.close()
 
 
