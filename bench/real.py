@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import default_segments, table, track_key
+from common import annotated, default_segments, table, track_key
 
 from engine import presets
 from engine.audio import load, resample, to_mono
@@ -206,8 +206,9 @@ def region_requests(
     *,
     with_essentia: bool,
 ) -> RegionKeys:
-    """Each audible region decoded alone, as a DAW's region request is (no track read): its
-    key without chords (as region requests were told before they read them), with the chords
+    """Each audible region (whatever chords it carries) decoded alone, as a DAW's region
+    request is (no track read): its key without chords (as region requests were told before
+    they read them), with the chords
     it reads from its own samples (:func:`engine.pipeline.region_chords`, here on the track
     already mixed to mono at :data:`SR`, where a request reads the file's own region), and
     essentia's KeyExtractor (bgate) on the region's samples."""
@@ -217,7 +218,7 @@ def region_requests(
             continue
         keys = []
         for chords in ((), region_chords(seg.audio, analysis=preset.analysis)):
-            one = carry_chords([replace(a, chords=())], chords) if chords else [a]
+            one = carry_chords([replace(a, chords=())], chords)
             told = resolve(one, settings=preset.track, analysis=preset.analysis).annotations[0]
             keys.append(told.key.key if told.key is not None else None)
         ess = essentia_keys(seg.audio.samples[0], profiles=("bgate",)) if with_essentia else {}
@@ -271,12 +272,11 @@ def track_keys(
     for tr in tracks:
         clip = load(tr.path)
         y = resample(to_mono(clip.samples), sr=clip.sr, target_sr=SR)
-        segs = default_segments(y, SR, tr.path.name, length_s=REGION_S)
-        bare = backend.analyze(segs)  # type: ignore[attr-defined]
-        raw = carry_chords(bare, track_chords_of(y, sr=SR, analysis=preset.analysis))
+        raw = annotated(backend, y, SR, tr.path.name)
         ours = track_key(resolve(raw, settings=preset.track, analysis=preset.analysis).annotations)
         if regions is not None:
-            regions += region_requests(segs, bare, tr.key, preset, with_essentia=with_essentia)
+            segs = default_segments(y, SR, tr.path.name, length_s=REGION_S)
+            regions += region_requests(segs, raw, tr.key, preset, with_essentia=with_essentia)
         ess = essentia_keys(y) if with_essentia else {}
         assert tr.key is not None
         for method, est in {"ours": ours, **{f"essentia {p}": k for p, k in ess.items()}}.items():

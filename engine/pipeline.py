@@ -156,9 +156,12 @@ def region_chords(clip: audio.Audio, *, analysis: AnalysisSettings) -> tuple[Cho
     """A region's chords read from its own samples (:func:`track_chords_of`), timed on the
     file's clock: what a region request, which reads no track, hands the key decoder."""
     spans = track_chords_of(audio.to_mono(clip.samples), sr=clip.sr, analysis=analysis)
-    return tuple(
-        replace(c, start_s=c.start_s + clip.start_s, end_s=c.end_s + clip.start_s) for c in spans
-    )
+    return _moved(spans, clip.start_s)
+
+
+def _moved(spans: Sequence[ChordSpan], by_s: float) -> tuple[ChordSpan, ...]:
+    """``spans`` ``by_s`` seconds later."""
+    return tuple(replace(c, start_s=c.start_s + by_s, end_s=c.end_s + by_s) for c in spans)
 
 
 def carry_chords(
@@ -292,9 +295,10 @@ class Annotator:
                 order, after ``path``'s (:func:`engine.audio.join_channels`).
             channel_files: those files already opened (and checked) by the caller, in order.
             in_track: one region asked for without narration is analysed as a region alone
-                (:attr:`~engine.backends.base.Segment.alone`: the tagger hears every patch,
-                under its own store key) unless this is True: the caller narrates it with
-                the track's other regions next, which then answer from the store.
+                (:attr:`~engine.backends.base.Segment.alone`: the tagger hears
+                ``max_patches_alone`` patches, stored apart where that differs) unless this
+                is True: the caller narrates it with the track's other regions next, which
+                then answer from the store.
 
         Raises:
             AudioError: unreadable file, region outside it, bad samples; a channel file whose
@@ -542,10 +546,7 @@ class Annotator:
             if len(self._own_chords) >= OWN_CHORDS_KEPT:
                 self._own_chords.pop(next(iter(self._own_chords)))
             self._own_chords[key] = spans
-        return tuple(
-            replace(c, start_s=c.start_s + clip.start_s, end_s=c.end_s + clip.start_s)
-            for c in spans
-        )
+        return _moved(spans, clip.start_s)
 
     def _grid_and_frames(self, y: np.ndarray) -> tuple[BeatGrid, TrackFrames]:
         """:func:`grid_and_frames` in the preset's tempo range."""

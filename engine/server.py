@@ -381,7 +381,8 @@ class EngineServer:
 
     def _validate(self, job: Job) -> None:
         """Cheap checks before queueing: the file and the channel files (opened here, once,
-        each checked as ``path`` is), the region bounds, the regions and channels JSON."""
+        each checked as ``path`` is), the region bounds and ``in_track``, the regions and
+        channels JSON."""
         if job.message.path == protocol.ANNOTATIONS:
             path = job.args["path"]
             if self._roots and not self._inside_roots(os.path.realpath(path)):
@@ -396,6 +397,10 @@ class EngineServer:
             start, end = job.args["start_s"], job.args["end_s"]
             if start < 0 or end <= start:
                 raise InvalidRequest(f"region [{start}, {end}) s: expected 0 <= start_s < end_s")
+            if job.args["in_track"] not in (0, 1):
+                raise InvalidRequest(
+                    f"in_track={job.args['in_track']!r}: expected 0 (a region alone) or 1"
+                )
             channels = parse_channels(job.args["channels"])
         job.file, st = self.open_path(job.args["path"])
         job.args["path"] = _absolute(job.args["path"])
@@ -421,7 +426,7 @@ class EngineServer:
                 a["end_s"],
                 a["name"],
                 a["lyrics"],
-                bool(a["in_track"]),
+                a["in_track"],
                 *zip(a["channels"], identities, strict=True),
             )
 

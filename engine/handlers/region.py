@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import InvalidRequest
 from engine.types import Region
 
 if TYPE_CHECKING:
@@ -17,8 +16,6 @@ log = logging.getLogger(__name__)
 def annotate(server: EngineServer, job: Job) -> dict[str, Any]:
     """``region/annotate``: key, vocals, tags, tempo, loudness and caption of one region."""
     a = job.args
-    if a["in_track"] not in (0, 1):
-        raise InvalidRequest(f"in_track={a['in_track']!r}: expected 0 (a region alone) or 1")
     region = Region(a["start_s"], a["end_s"], a["name"])
     result = server.annotator.annotate(
         a["path"],
