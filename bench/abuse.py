@@ -1,4 +1,4 @@
-"""What a hostile but fair client costs the engine (issue 11): memory, stalls, amplification.
+"""What a hostile but fair client costs the engine: memory, stalls, amplification.
 
 Starts ``python -m engine.serve`` with a token (own store and root in a temporary folder)
 and measures, in one table:

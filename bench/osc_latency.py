@@ -13,7 +13,7 @@ talks to it through :class:`daw_bridge.client.EngineClient` and prints one line 
     uncached 10 s: p50=35 ms p99=60 ms (n=30, 28 regions/s)
     uncached 10 s, pipelined: 30 regions in 1.1 s (27 regions/s)
 
-``--path old`` runs the engine with the tagger settings from before issue 17 (musicnn in
+``--path old`` runs the engine with the tagger settings from before the ONNX path (musicnn in
 PyTorch, OpenMP's spinning waits, every 3 s patch), ``--path every-patch`` the current path on
 every patch, and ``--path new`` (the default) the current one (ONNX Runtime when installed,
 sleeping waits, the preset's one patch per region, models warmed at start); ``--contended``
@@ -22,7 +22,7 @@ after. Each run also prints how long the engine took from process start to its f
 ("ready", warm-up included) and the first uncached request alone.
 
 usage: python bench/osc_latency.py [--preset lite] [--n 500] [--uncached 30]
-                                   [--path new|every-patch|old] [--contended]
+                                   [--path new|two-patch|every-patch|old] [--contended]
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ PATHS: dict[str, tuple[str, str, int | None]] = {
     # tagger runtime, OpenMP waits, tagger max_patches (None: the preset's)
     "new": ("auto", "PASSIVE", None),
     "every-patch": ("auto", "PASSIVE", 0),
+    "two-patch": ("auto", "PASSIVE", 2),
     "old": ("torch", "ACTIVE", 0),
 }
 ROOT = Path(__file__).resolve().parents[1]

@@ -70,7 +70,7 @@ PATHS: dict[str, tuple[str, str, int | None]] = {
     "old": ("torch", "ACTIVE", 0),
 }
 """The configurations compared. All run today's pipeline (the tagger on a worker thread beside
-the signal analysis, one BLAS thread); ``old`` has the tagger settings from before issue 17."""
+the signal analysis, one BLAS thread); ``old`` has the tagger settings from before the ONNX path."""
 
 
 def slug(label: str) -> str:

@@ -94,8 +94,9 @@ class TaggerSettings:
     sharpness: float = 20.0  # slope turning those score margins into probabilities
     max_patches: int = 1  # most 3 s patches per region, spread evenly (0: all; the speed lever)
     # ... for a region asked for alone (a DAW's region request), where no track decoding
-    # steadies its vocals (0: all; more patches are right more often and answer later)
-    max_patches_alone: int = 1
+    # steadies its vocals (0: all; more patches are right more often and answer later; 2 is
+    # the most that answer an uncached 10 s region within 100 ms beside a busy core)
+    max_patches_alone: int = 2
     batch_patches: int = 8  # 3 s patches per forward pass (memory vs. speed)
     runtime: str = "auto"  # auto (ONNX Runtime if installed, else torch), onnx, torch
     threads: int = 0  # intra-op threads per network (0: ONNX nets share the cores, torch all)

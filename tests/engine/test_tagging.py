@@ -111,7 +111,8 @@ def test_short_regions_are_padded_and_flagged() -> None:
     # a call may ask for more (a region asked for alone: every patch by default)
     assert tagger().tag([tone(440, 10.0)], max_patches=0)[0].patches == 3
     assert tagger().tag([tone(440, 10.0)], max_patches=2)[0].patches == 2
-    assert TaggerSettings().max_patches_alone == TaggerSettings().max_patches == 1
+    # a region asked for alone, without a track's decoding to steady it, hears two
+    assert TaggerSettings().max_patches_alone == 2
 
 
 def test_a_region_asked_for_alone_is_tagged_on_max_patches_alone(
@@ -158,8 +159,18 @@ def test_a_region_asked_for_alone_is_tagged_on_max_patches_alone(
     assert heard == [1, 1]
     annotator.annotate(str(path2), spans)
     assert heard == [1, 1]  # nothing tagged again
-    # shipped, a region alone is tagged as the track's are, and stored with them
-    plain = Annotator(shipped, store=Store(tmp_path / "plain.sqlite3"))
+    # shipped, a region alone hears two patches and is stored apart from the track's
+    shipped_annotator = Annotator(shipped, store=Store(tmp_path / "shipped.sqlite3"))
+    heard.clear()
+    shipped_annotator.annotate(str(path2), [spans[0]], narrate=False)
+    shipped_annotator.annotate(str(path2), spans)
+    assert heard == [2, 1, 1]
+    # where a region alone is tagged as the track's are, it is stored with them
+    same = replace(shipped.options.tagger, max_patches_alone=shipped.options.tagger.max_patches)
+    plain = Annotator(
+        replace(shipped, options=replace(shipped.options, tagger=same)),
+        store=Store(tmp_path / "plain.sqlite3"),
+    )
     heard.clear()
     plain.annotate(str(path2), [spans[0]], narrate=False)
     plain.annotate(str(path2), spans)
