@@ -14,15 +14,17 @@ talks to it through :class:`daw_bridge.client.EngineClient` and prints one line 
     uncached 10 s, pipelined: 30 regions in 1.1 s (27 regions/s)
 
 ``--path old`` runs the engine with the tagger settings from before the ONNX path (musicnn in
-PyTorch, OpenMP's spinning waits, every 3 s patch), ``--path every-patch`` the current path on
-every patch, and ``--path new`` (the default) the current one (ONNX Runtime when installed,
-sleeping waits, the preset's one patch per region, models warmed at start); ``--contended``
+PyTorch, OpenMP's spinning waits, every 3 s patch), ``--path every-patch`` / ``two-patch`` /
+``one-patch`` the current path on every patch / two / one of each region (the track's regions
+and a region asked for alone alike), and ``--path new`` (the default) the current one (ONNX
+Runtime when installed, sleeping waits, the preset's patches: for a region request, which is a
+region alone, ``max_patches_alone``; models warmed at start); ``--contended``
 starts a busy loop that holds one core for the whole run (a DAW's audio thread) and stops it
 after. Each run also prints how long the engine took from process start to its first answer
 ("ready", warm-up included) and the first uncached request alone.
 
 usage: python bench/osc_latency.py [--preset lite] [--n 500] [--uncached 30]
-                                   [--path new|two-patch|every-patch|old] [--contended]
+                                   [--path new|one-patch|two-patch|every-patch|old] [--contended]
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ PATHS: dict[str, tuple[str, str, int | None]] = {
     "new": ("auto", "PASSIVE", None),
     "every-patch": ("auto", "PASSIVE", 0),
     "two-patch": ("auto", "PASSIVE", 2),
+    "one-patch": ("auto", "PASSIVE", 1),
     "old": ("torch", "ACTIVE", 0),
 }
 ROOT = Path(__file__).resolve().parents[1]

@@ -215,7 +215,7 @@ REQUESTS: dict[str, Message] = {
                     "i",
                     "1: the region is one of a track's regions that the sender narrates next "
                     "(track/narrate then answers from the store), tagged as those are; 0: a "
-                    "region alone, tagged on every 3 s patch",
+                    "region alone, tagged on the preset's max_patches_alone 3 s patches (lite: 2)",
                     0,
                 ),
             ),

@@ -95,7 +95,7 @@ class TaggerSettings:
     max_patches: int = 1  # most 3 s patches per region, spread evenly (0: all; the speed lever)
     # ... for a region asked for alone (a DAW's region request), where no track decoding
     # steadies its vocals (0: all; more patches are right more often and answer later; 2 is
-    # the most that answer an uncached 10 s region within 100 ms beside a busy core)
+    # the most that answer an uncached 10 s region within 100 ms at p50 beside a busy core)
     max_patches_alone: int = 2
     batch_patches: int = 8  # 3 s patches per forward pass (memory vs. speed)
     runtime: str = "auto"  # auto (ONNX Runtime if installed, else torch), onnx, torch
@@ -244,8 +244,12 @@ class Tagger:
 
     def warm_up(self) -> None:
         """Run one silent patch through every network (first-call allocations and kernel
-        selection happen here instead of in the first request)."""
+        selection happen here instead of in the first request), as a track's region and, where
+        it hears another number of patches, as a region asked for alone (10 s)."""
         self.tag([np.zeros(self.config.patch_frames * self.config.hop_length, np.float32)])
+        if self.settings.max_patches_alone != self.settings.max_patches:
+            region = np.zeros(10 * self.sr, np.float32)
+            self.tag([region], max_patches=self.settings.max_patches_alone)
 
     def tag(
         self, regions: Sequence[np.ndarray], *, max_patches: int | None = None

@@ -108,7 +108,7 @@ def test_short_regions_are_padded_and_flagged() -> None:
     assert capped.patches == 2
     default = tagger().tag([tone(440, 10.0)])[0]
     assert default.patches == TaggerSettings().max_patches == 1  # the middle 3 s
-    # a call may ask for more (a region asked for alone: every patch by default)
+    # a call may ask for more (a region asked for alone: max_patches_alone, 2 by default)
     assert tagger().tag([tone(440, 10.0)], max_patches=0)[0].patches == 3
     assert tagger().tag([tone(440, 10.0)], max_patches=2)[0].patches == 2
     # a region asked for alone, without a track's decoding to steady it, hears two
