@@ -10,6 +10,9 @@ Usage::
     python scripts/render_key_set.py             # once, a few minutes
     python bench/key_accuracy.py                 # the table, on the test split
     python bench/key_accuracy.py --fit           # refit the key profiles on the train split
+    python bench/key_accuracy.py --fit-home BEATLES_DIR GTZAN_DIR
+                                                 # refit the home key's chord tables (train
+                                                 # renders and the real sets' dev halves)
 
 essentia is imported only here: it is a baseline to beat, never a runtime dependency.
 """
@@ -21,6 +24,7 @@ import csv
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -151,41 +155,53 @@ L2_PENALTIES = (1e-5, 1e-4, 1e-3, 1e-2)
 
 
 def fit_logistic(
-    features: np.ndarray, truth: np.ndarray, l2: float
+    features: np.ndarray,
+    truth: np.ndarray,
+    l2: float,
+    *,
+    sample_weight: np.ndarray | None = None,
+    prior: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Key weights as a multinomial logistic regression over the 24 keys.
 
     Args:
-        features: :func:`engine.analysis.key.key_features` of each clip [clips, 24 keys, 48].
+        features: per clip and key, what the key's score is a dot product of [clips, 24,
+            dims] (:func:`engine.analysis.key.key_features`: 48).
         truth: index of each clip's key in ``KEYS`` [clips].
-        l2: L2 penalty on the 96 weights.
+        l2: L2 penalty on the weights' distance from ``prior``.
+        sample_weight: each clip's share of the loss [clips] (normalised); equal when None.
+        prior: ``(major, minor)`` weights the penalty pulls towards [2, dims]; zeros when None.
 
     Returns:
-        ``(major, minor)`` key weights [4, 12] each, as :data:`engine.analysis.key` keeps them.
+        ``(major, minor)`` weights [4, 12] each when ``dims`` is 48 (as
+        :data:`engine.analysis.key` keeps them), else [dims] each.
     """
     from scipy.optimize import minimize
 
     n, _, dims = features.shape
     rows = np.arange(n)
     major, minor = features[:, :12], features[:, 12:]
+    share = np.full(n, 1.0 / n) if sample_weight is None else sample_weight / sample_weight.sum()
+    centre = np.zeros(2 * dims) if prior is None else np.asarray(prior, dtype=float).ravel()
 
     def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
         s = np.concatenate([major @ w[:dims], minor @ w[dims:]], axis=1)
         s = s - s.max(axis=1, keepdims=True)
         lse = np.log(np.exp(s).sum(axis=1))
-        nll = -np.mean(s[rows, truth] - lse)
+        nll = -np.sum(share * (s[rows, truth] - lse))
         p = np.exp(s - lse[:, None])
-        p[rows, truth] -= 1.0  # d(nll)/d(score) * n
-        grad = (
-            np.concatenate(
-                [np.einsum("nk,nkd->d", p[:, :12], major), np.einsum("nk,nkd->d", p[:, 12:], minor)]
-            )
-            / n
+        p[rows, truth] -= 1.0  # d(nll)/d(score) per clip
+        p *= share[:, None]
+        grad = np.concatenate(
+            [np.einsum("nk,nkd->d", p[:, :12], major), np.einsum("nk,nkd->d", p[:, 12:], minor)]
         )
-        return float(nll + l2 * w @ w), grad + 2 * l2 * w
+        off = w - centre
+        return float(nll + l2 * off @ off), grad + 2 * l2 * off
 
-    w = minimize(loss, np.zeros(2 * dims), jac=True, method="L-BFGS-B").x
-    return w[:dims].reshape(4, 12), w[dims:].reshape(4, 12)
+    w = minimize(loss, centre.copy(), jac=True, method="L-BFGS-B").x
+    if dims == 48:
+        return w[:dims].reshape(4, 12), w[dims:].reshape(4, 12)
+    return w[:dims], w[dims:]
 
 
 # The profiles' floors the fit chooses from with the L2 penalty
@@ -251,15 +267,161 @@ def fit_profiles(rows: list[dict[str, str]], audio: dict[str, np.ndarray], sr: i
         print("])")
 
 
+# The home key's tables (engine.analysis.chords.HOME_MAJOR / HOME_MINOR) are fitted towards
+# these, written from functional harmony before any fit: the tonic triad most, the subdominant
+# and dominant (and their sevenths) next, the relative and other diatonic minor chords less,
+# pop's flat-seven chord a little in major; in minor the dominant may be major.
+PRIOR_MAJOR: dict[tuple[int, str], float] = {
+    (0, "maj"): 1.0,
+    (0, "maj7"): 0.8,
+    (0, "7"): 0.8,
+    (0, "sus4"): 0.5,
+    (0, "sus2"): 0.5,
+    (5, "maj"): 0.7,
+    (5, "maj7"): 0.6,
+    (5, "7"): 0.6,
+    (7, "maj"): 0.7,
+    (7, "7"): 0.7,
+    (9, "min"): 0.5,
+    (9, "min7"): 0.4,
+    (2, "min"): 0.4,
+    (2, "min7"): 0.4,
+    (4, "min"): 0.3,
+    (10, "maj"): 0.3,
+}
+PRIOR_MINOR: dict[tuple[int, str], float] = {
+    (0, "min"): 1.0,
+    (0, "min7"): 0.8,
+    (5, "min"): 0.6,
+    (7, "min"): 0.4,
+    (7, "maj"): 0.6,
+    (7, "7"): 0.6,
+    (8, "maj"): 0.5,
+    (3, "maj"): 0.5,
+    (10, "maj"): 0.5,
+    (2, "dim"): 0.3,
+}
+# The fit: a 24-key logistic regression on each track's chord time per degree and quality
+# (shares of its chord time, the edge chords' cadence seconds included), L2-pulled towards the
+# prior tables (x HOME_PRIOR_SCALE, in logits); the train renders a quarter of the loss, the
+# Beatles and GTZAN development halves three eighths each. Chosen by the track key through the
+# decoder on the development halves among render shares 0.25 / 0.5, L2 1e-3 / 1e-2 / 1e-1, with
+# and without the prior.
+HOME_L2 = 1e-3
+HOME_PRIOR_SCALE = 10.0
+HOME_RENDER_SHARE = 0.25
+
+
+def chord_degree_features(chords: list) -> np.ndarray:
+    """``[24 keys, 12 degrees x qualities]``: the share of the chords' time each (degree above
+    the key's tonic, quality) holds, the edge chords' cadence seconds included."""
+    from engine.analysis.chords import CADENCE_S, QUALITIES, _cadences, parse_chord
+
+    names = list(QUALITIES)
+    out = np.zeros((24, 12 * len(names)))
+    ends = _cadences(chords)
+    total = 0.0
+    for i, c in enumerate(chords):
+        parsed = parse_chord(c.chord)
+        if parsed is None:
+            continue
+        root, quality = parsed
+        d = max(0.0, c.end_s - c.start_s) + (CADENCE_S if i in ends else 0.0)
+        total += d
+        for k in range(24):
+            out[k, ((root - k % 12) % 12) * len(names) + names.index(quality)] += d
+    return out / total if total > 0 else out
+
+
+def fit_home(
+    rows: list[dict[str, str]], audio: dict[str, np.ndarray], sr: int, dirs: list[Path]
+) -> None:
+    """Fit the home key's tables and print them as constants (see :data:`HOME_L2`)."""
+    from common import annotated
+    from real import SR, beatles, gtzan
+
+    from engine import backends, presets
+    from engine.analysis.chords import QUALITIES
+    from engine.audio import load, resample, to_mono
+    from engine.pipeline import track_chords_of
+
+    preset = presets.load("lite")
+    backend = backends.create(replace_options(preset))
+    names = list(QUALITIES)
+    clips = [audio[r["clip"]] for r in rows]
+    clips += [with_drums(y, sr, seed=i) for i, y in enumerate(clips)]
+    sets: dict[str, list[tuple[np.ndarray, int]]] = {
+        "train renders": [
+            (
+                chord_degree_features(list(track_chords_of(y, sr=sr, analysis=preset.analysis))),
+                key_index(r["key"]),
+            )
+            for y, r in zip(clips, rows + rows, strict=True)
+        ]
+    }
+    for name, tracks in (
+        ("Beatles dev", beatles(dirs[0], "dev")),
+        ("GTZAN dev", gtzan(dirs[1], "dev")),
+    ):
+        group = sets.setdefault(name, [])
+        for tr in tracks:
+            clip = load(tr.path)
+            y = resample(to_mono(clip.samples), sr=clip.sr, target_sr=SR)
+            chords = [c for a in annotated(backend, y, SR, tr.path.name) for c in a.chords]
+            group.append((chord_degree_features(chords), key_index(tr.key)))
+    feats = np.stack([f for group in sets.values() for f, _ in group])
+    truth = np.array([t for group in sets.values() for _, t in group])
+    weight = np.concatenate(
+        [
+            np.full(
+                len(group),
+                (HOME_RENDER_SHARE if name == "train renders" else (1 - HOME_RENDER_SHARE) / 2)
+                / len(group),
+            )
+            for name, group in sets.items()
+        ]
+    )
+    prior = np.zeros((2, 12, len(names)))
+    for m, table in enumerate((PRIOR_MAJOR, PRIOR_MINOR)):
+        for (degree, quality), w in table.items():
+            prior[m, degree, names.index(quality)] = w
+    fitted = fit_logistic(
+        feats, truth, HOME_L2, sample_weight=weight, prior=HOME_PRIOR_SCALE * prior.reshape(2, -1)
+    )
+    tables = np.stack([w.reshape(12, len(names)) for w in fitted])
+    tables /= tables[0, 0, names.index("maj")]
+    print(f"# fitted on {', '.join(f'{n} ({len(g)})' for n, g in sets.items())}")
+    print(f"# columns: {', '.join(names)}; rows: degrees 0-11 above the tonic")
+    for label, table in zip(("HOME_MAJOR", "HOME_MINOR"), tables, strict=True):
+        print(f"{label} = np.array([")
+        for degree, row in enumerate(table):
+            print(f"    [{', '.join(f'{v:.2f}' for v in row)}],  # {degree}")
+        print("])")
+
+
+def replace_options(preset: Any) -> Any:
+    """``preset`` with the tagger off: keys and chords do not read it."""
+    from dataclasses import replace
+
+    return replace(preset, options=replace(preset.options, tag=False))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=Path("bench/data/key_set"))
     parser.add_argument("--split", choices=("test", "train", "all"), default="test")
     parser.add_argument("--fit", action="store_true", help="fit profiles on the train split")
+    parser.add_argument(
+        "--fit-home",
+        nargs=2,
+        type=Path,
+        metavar=("BEATLES_DIR", "GTZAN_DIR"),
+        help="fit the home key's chord tables on the train split and the real dev halves",
+    )
     parser.add_argument("--no-essentia", action="store_true")
     args = parser.parse_args()
 
-    rows = load_set(args.data, "train" if args.fit else args.split)
+    rows = load_set(args.data, "train" if args.fit or args.fit_home else args.split)
     audio = {}
     sr = 0
     for r in rows:
@@ -267,6 +429,9 @@ def main() -> None:
         audio[r["clip"]] = y
     if args.fit:
         fit_profiles(rows, audio, sr)
+        return
+    if args.fit_home:
+        fit_home(rows, audio, sr, args.fit_home)
         return
 
     methods: dict[str, Callable[[np.ndarray, int], str | None]] = {

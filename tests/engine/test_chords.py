@@ -303,16 +303,17 @@ def test_the_home_key_is_the_key_the_chords_circle() -> None:
 
 
 def test_the_home_key_says_how_far_its_chords_lead() -> None:
-    # D D C G D: D major scores 36 + 0.3 x 12 + 0.7 x 12 = 48 chord-weighted seconds over a
-    # minute, G major (where C is IV and D is V) 12 + 0.7 x 36 + 0.7 x 12 = 45.6: a 2.4 s lead
+    # D D C G D: D major scores 36 + 0.12 x 12 + 0.54 x 12 = 43.92 chord-weighted seconds
+    # over a minute (C is its flat seventh, G its IV), G major (where C is IV and D is V)
+    # 12 + 0.52 x 36 + 0.54 x 12 = 37.2: a 6.72 s lead
     ((start, end, key, lead),) = home_keys(
         _spans(["D:maj", "D:maj", "C:maj", "G:maj", "D:maj"] * 6)
     )
     assert (start, end, key) == (0.0, 60.0, "D major")
-    assert lead == pytest.approx(2.4)
+    assert lead == pytest.approx(6.72)
     # three times as long, three times the lead
     ((_, _, _, lead),) = home_keys(_spans(["D:maj", "D:maj", "C:maj", "G:maj", "D:maj"] * 18))
-    assert lead == pytest.approx(7.2)
+    assert lead == pytest.approx(20.16)
     assert home_keys(_spans(["N"] * 8)) == ((0.0, 16.0, None, 0.0),)
 
 
