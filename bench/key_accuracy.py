@@ -367,8 +367,9 @@ def fit_home(
         for tr in tracks:
             clip = load(tr.path)
             y = resample(to_mono(clip.samples), sr=clip.sr, target_sr=SR)
+            # the chords the track decoder reads: the track's, carried by its audible regions
             chords = [c for a in annotated(backend, y, SR, tr.path.name) for c in a.chords]
-            group.append((chord_degree_features(chords), key_index(tr.key)))
+            group.append((chord_degree_features(chords), key_index(str(tr.key))))
     feats = np.stack([f for group in sets.values() for f, _ in group])
     truth = np.array([t for group in sets.values() for _, t in group])
     weight = np.concatenate(

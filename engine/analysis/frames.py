@@ -136,14 +136,23 @@ def harmonic_part(mag: np.ndarray) -> np.ndarray:
     ``H^2 / (H^2 + P^2)`` of its magnitude, ``H`` its median over :data:`HARMONIC_FRAMES`
     frames (steady partials), ``P`` its median over :data:`PERCUSSIVE_BINS` bins (a drum
     hit's broadband frame), as in median-filtering harmonic/percussive separation."""
-    if HARMONIC_FRAMES <= 1:
+    if HARMONIC_FRAMES <= 1 or mag.size == 0:
         return mag
-    import scipy.ndimage
-
-    h = scipy.ndimage.median_filter(mag, size=(HARMONIC_FRAMES, 1), mode="nearest")
-    p = scipy.ndimage.median_filter(mag, size=(1, PERCUSSIVE_BINS), mode="nearest")
+    h = running_median(mag, HARMONIC_FRAMES, axis=0)
+    p = running_median(mag, PERCUSSIVE_BINS, axis=1)
     h2 = h.astype(np.float64) ** 2
     return (mag * (h2 / (h2 + p.astype(np.float64) ** 2 + 1e-18))).astype(np.float32)
+
+
+def running_median(x: np.ndarray, n: int, *, axis: int) -> np.ndarray:
+    """The median of each element's ``n`` (odd) neighbours along ``axis``, the edge values
+    repeated beyond the ends: what ``scipy.ndimage.median_filter`` gives with ``mode="nearest"``
+    and a window along one axis, about twice as fast here (a partial sort of strided windows;
+    ``tests/engine/test_frames.py`` checks the two agree)."""
+    pad = [(0, 0)] * x.ndim
+    pad[axis] = (n // 2, n // 2)
+    windows = np.lib.stride_tricks.sliding_window_view(np.pad(x, pad, mode="edge"), n, axis=axis)
+    return np.partition(windows, n // 2, axis=-1)[..., n // 2]
 
 
 def beat_sync(x: np.ndarray, frame_times: np.ndarray, bounds_s: np.ndarray) -> np.ndarray:

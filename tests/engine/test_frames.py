@@ -86,13 +86,27 @@ def test_the_harmonic_mask_keeps_steady_partials_and_cuts_a_drum_hits_frame() ->
     assert out[10, 20] >= 0.9  # the partial, away from the hit
     assert out[25, 40] <= 0.1  # the hit, away from the partial
     assert out.shape == mag.shape and out.dtype == np.float32
+    assert harmonic_part(np.zeros((1, 60), np.float32)).shape == (1, 60)
+    assert not harmonic_part(np.zeros((3, 60), np.float32)).any()
+
+
+@pytest.mark.parametrize(("n", "axis"), [(5, 0), (9, 1), (3, 1)])
+def test_running_median_agrees_with_scipy(n: int, axis: int) -> None:
+    import scipy.ndimage
+
+    from engine.analysis.frames import running_median
+
+    x = np.random.default_rng(n).random((37, 23)).astype(np.float32)
+    size = (n, 1) if axis == 0 else (1, n)
+    expected = scipy.ndimage.median_filter(x, size=size, mode="nearest")
+    np.testing.assert_array_equal(running_median(x, n, axis=axis), expected)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_struck_chords_under_loud_drums_keep_their_progression(seed: int) -> None:
     """Piano-like chords (C F G C, three times) struck every 2.4 s decay under a drum loop
-    twice their level: the chord is right at least 94 % of the time (without the harmonic
-    mask, 0.90-0.92: the hits' broadband frames read as chords of their own)."""
+    twice their level: the chord is right at least 93 % of the time (0.95-0.98; without the
+    harmonic mask, 0.90-0.92: the hits' broadband frames read as chords of their own)."""
     from engine.analysis.beats import GRID_SR, track_beats
     from engine.analysis.chords import track_chords
     from tests.synth import chord, drum_loop
@@ -112,4 +126,4 @@ def test_struck_chords_under_loud_drums_keep_their_progression(seed: int) -> Non
         == truth[min(int(t // 2.4), 11)]
         for t in times
     ]
-    assert np.mean(right) >= 0.94
+    assert np.mean(right) >= 0.93
