@@ -315,21 +315,15 @@ HOME_RENDER_SHARE = 0.25
 def chord_degree_features(chords: list) -> np.ndarray:
     """``[24 keys, 12 degrees x qualities]``: the share of the chords' time each (degree above
     the key's tonic, quality) holds, the edge chords' cadence seconds included."""
-    from engine.analysis.chords import CADENCE_S, QUALITIES, _cadences, parse_chord
+    from engine.analysis.chords import QUALITIES, chord_seconds
 
-    names = list(QUALITIES)
-    out = np.zeros((24, 12 * len(names)))
-    ends = _cadences(chords)
+    width = len(QUALITIES)
+    out = np.zeros((24, 12 * width))
     total = 0.0
-    for i, c in enumerate(chords):
-        parsed = parse_chord(c.chord)
-        if parsed is None:
-            continue
-        root, quality = parsed
-        d = max(0.0, c.end_s - c.start_s) + (CADENCE_S if i in ends else 0.0)
-        total += d
+    for _, root, quality, seconds in chord_seconds(chords):
+        total += seconds
         for k in range(24):
-            out[k, ((root - k % 12) % 12) * len(names) + names.index(quality)] += d
+            out[k, ((root - k % 12) % 12) * width + quality] += seconds
     return out / total if total > 0 else out
 
 

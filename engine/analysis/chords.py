@@ -339,23 +339,33 @@ def _home_weights() -> np.ndarray:
     return np.stack([HOME_MAJOR, HOME_MINOR])
 
 
-def _key_support(chords: Sequence[ChordSpan]) -> np.ndarray:
-    """How much each chord supports each key, ``[chords, 24]`` (keys in :data:`KEYS` order):
-    its duration times its weight as a degree of that key (0 for ``N``); the chords that open
-    and close the music (:func:`_cadences`) count :data:`CADENCE_S` seconds longer."""
-    weights = _home_weights()
+def chord_seconds(chords: Sequence[ChordSpan]) -> list[tuple[int, int, int, float]]:
+    """The voiced chords as ``(index, root pitch class, quality index in QUALITIES, seconds)``:
+    what the home key weighs, the chords that open and close the music (:func:`_cadences`)
+    counting :data:`CADENCE_S` seconds longer; ``N`` is left out."""
     names = list(QUALITIES)
-    out = np.zeros((len(chords), 24))
     ends = _cadences(chords)
+    out = []
     for i, c in enumerate(chords):
         parsed = parse_chord(c.chord)
         if parsed is None:
             continue
         root, quality = parsed
-        d = max(0.0, c.end_s - c.start_s) + (CADENCE_S if i in ends else 0.0)
+        seconds = max(0.0, c.end_s - c.start_s) + (CADENCE_S if i in ends else 0.0)
+        out.append((i, root, names.index(quality), seconds))
+    return out
+
+
+def _key_support(chords: Sequence[ChordSpan]) -> np.ndarray:
+    """How much each chord supports each key, ``[chords, 24]`` (keys in :data:`KEYS` order):
+    its seconds (:func:`chord_seconds`) times its weight as a degree of that key (0 for
+    ``N``)."""
+    weights = _home_weights()
+    out = np.zeros((len(chords), 24))
+    for i, root, quality, seconds in chord_seconds(chords):
         degrees = (root - np.arange(12)) % 12  # the chord's degree above each tonic
         for m in range(2):
-            out[i, 12 * m : 12 * m + 12] = d * weights[m, degrees, names.index(quality)]
+            out[i, 12 * m : 12 * m + 12] = seconds * weights[m, degrees, quality]
     return out
 
 
