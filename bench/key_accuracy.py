@@ -24,7 +24,6 @@ import csv
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -331,6 +330,8 @@ def fit_home(
     rows: list[dict[str, str]], audio: dict[str, np.ndarray], sr: int, dirs: list[Path]
 ) -> None:
     """Fit the home key's tables and print them as constants (see :data:`HOME_L2`)."""
+    from dataclasses import replace
+
     from common import annotated
     from real import SR, beatles, gtzan
 
@@ -340,7 +341,8 @@ def fit_home(
     from engine.pipeline import track_chords_of
 
     preset = presets.load("lite")
-    backend = backends.create(replace_options(preset))
+    # the tagger off: keys and chords do not read it
+    backend = backends.create(replace(preset, options=replace(preset.options, tag=False)))
     names = list(QUALITIES)
     clips = [audio[r["clip"]] for r in rows]
     clips += [with_drums(y, sr, seed=i) for i, y in enumerate(clips)]
@@ -392,13 +394,6 @@ def fit_home(
         for degree, row in enumerate(table):
             print(f"    [{', '.join(f'{v:.2f}' for v in row)}],  # {degree}")
         print("])")
-
-
-def replace_options(preset: Any) -> Any:
-    """``preset`` with the tagger off: keys and chords do not read it."""
-    from dataclasses import replace
-
-    return replace(preset, options=replace(preset.options, tag=False))
 
 
 def main() -> None:

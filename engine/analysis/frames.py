@@ -136,7 +136,7 @@ def harmonic_part(mag: np.ndarray) -> np.ndarray:
     ``H^2 / (H^2 + P^2)`` of its magnitude, ``H`` its median over :data:`HARMONIC_FRAMES`
     frames (steady partials), ``P`` its median over :data:`PERCUSSIVE_BINS` bins (a drum
     hit's broadband frame), as in median-filtering harmonic/percussive separation."""
-    if HARMONIC_FRAMES <= 1 or mag.size == 0:
+    if mag.size == 0:
         return mag
     h = running_median(mag, HARMONIC_FRAMES, axis=0)
     p = running_median(mag, PERCUSSIVE_BINS, axis=1)
