@@ -20,7 +20,13 @@ from engine.errors import AudioError
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_SUFFIXES: frozenset[str] = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff"})
+# Decoded with libav (PyAV): AAC or ALAC in MP4, which libsndfile cannot read (the form music
+# stores and iTunes libraries keep), and Opus, which libsndfile 1.2 refuses from common encoders
+# (ffmpeg's files read as "malformed"; libsndfile issue 888), in any Ogg file.
+LIBAV_SUFFIXES: frozenset[str] = frozenset({".m4a", ".mp4", ".opus"})
+SUPPORTED_SUFFIXES: frozenset[str] = (
+    frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff"}) | LIBAV_SUFFIXES
+)
 DEFAULT_MAX_DURATION_S = 3600.0
 # Containers whose header frame count is an estimate: an MP3 without a Xing/LAME header is
 # sized from its bitrate and byte count, and encoder delay and padding move the real length.
@@ -120,10 +126,14 @@ def info(path: str | os.PathLike[str], *, file: BinaryIO | None = None) -> Audio
         check_file(p)
     else:
         file.seek(0)
+    if p.suffix.lower() in LIBAV_SUFFIXES:
+        return _libav_info(p, file)
     try:
         i = sf.info(file if file is not None else str(p))
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         raise AudioError(f"{p}: unreadable audio ({exc})") from exc
+    if i.subtype == "OPUS":
+        return _libav_info(p, file)
     if i.frames <= 0 or i.samplerate <= 0 or i.channels <= 0:
         raise AudioError(f"{p}: no audio frames (frames={i.frames}, sr={i.samplerate})")
     frames = int(i.frames)
@@ -170,7 +180,8 @@ def load(
     """Decode ``[start_s, end_s)`` of an audio file, block by block into one array.
 
     Args:
-        path: WAV (16/24/32-bit int or float), FLAC, OGG, MP3 or AIFF file.
+        path: WAV (16/24/32-bit int or float), FLAC, OGG (Vorbis, Opus), MP3, AIFF, or AAC /
+            ALAC in MP4 (.m4a, .mp4); Opus and MP4 are decoded with libav (PyAV).
         start_s: region start in seconds (>= 0).
         end_s: region end in seconds (<= the file's duration); ``None`` for the end of the file.
         max_duration_s: files longer than this are refused.
@@ -263,13 +274,14 @@ def join_channels(clips: list[Audio]) -> Audio:
 
 
 def _open(hdr: AudioInfo, file: BinaryIO | None) -> Any:
-    """The decoder for a file: libsndfile, or libav for MP3s libsndfile cannot read through."""
+    """The decoder for a file: libsndfile, or libav for MP4 containers and for MP3s libsndfile
+    cannot read through."""
     import soundfile as sf
 
     p = Path(hdr.path)
     known = _DECODED.get(_file_key(p, file))
     if known is not None and known.libav:
-        return LibavReader(file if file is not None else p)
+        return LibavReader(file if file is not None else p, name=hdr.path)
     return sf.SoundFile(file if file is not None else hdr.path)
 
 
@@ -364,10 +376,53 @@ def _estimated_length_frames(path: Path, i: Any, *, file: BinaryIO | None = None
             i.frames,
             decoded,
         )
-    if len(_DECODED) >= 256:
-        _DECODED.pop(next(iter(_DECODED)))
-    _DECODED[cache_key] = _Decoded(decoded, libav)
+    _remember(cache_key, _Decoded(decoded, libav))
     return decoded
+
+
+def _libav_info(path: Path, file: BinaryIO | None) -> AudioInfo:
+    """The header of a file libav decodes (:data:`LIBAV_SUFFIXES`, Opus in Ogg).
+
+    The frame count is what decodes (once, remembered like an MP3's): the container states a
+    duration that includes the encoder's priming samples. A stream that stops well short of
+    the stated duration (``LENGTH_TOLERANCE`` of it or ``LENGTH_TOLERANCE_S``, whichever is
+    larger) is refused as truncated.
+
+    Raises:
+        AudioError: libav cannot open it, it has no audio stream, decoding fails part-way, or
+            it is truncated or holds no frames.
+    """
+    key = _file_key(path, file)
+    if file is not None:
+        file.seek(0)
+    with LibavReader(file if file is not None else path, name=str(path)) as r:
+        known = _DECODED.get(key)
+        if known is None:
+            decoded = 0
+            while n := r.read(1 << 16).shape[0]:
+                decoded += n
+            known = _Decoded(decoded, libav=True)
+            if decoded > 0:
+                _remember(key, known)
+        sr, channels, stated, codec, container = (
+            r.sr,
+            r.channels,
+            r.stated_frames,
+            r.codec,
+            r.container,
+        )
+    if file is not None:
+        file.seek(0)
+    if known.frames <= 0:
+        raise AudioError(f"{path}: no audio frames could be decoded")
+    if stated is not None:
+        slack = max(LENGTH_TOLERANCE * stated, LENGTH_TOLERANCE_S * sr)
+        if known.frames < stated - slack:
+            raise AudioError(
+                f"{path}: file is truncated: its header states {stated} frames but only "
+                f"{known.frames} could be decoded"
+            )
+    return AudioInfo(str(path), sr, channels, known.frames, container, codec.upper())
 
 
 FileKey = tuple[str, int, int, int]
@@ -381,6 +436,12 @@ class _Decoded(NamedTuple):
 
 
 _DECODED: dict[FileKey, _Decoded] = {}  # by _file_key, the 256 most recent files
+
+
+def _remember(key: FileKey, decoded: _Decoded) -> None:
+    if len(_DECODED) >= 256:
+        _DECODED.pop(next(iter(_DECODED)))
+    _DECODED[key] = decoded
 
 
 def _file_key(path: Path, file: BinaryIO | None) -> FileKey:
@@ -447,7 +508,7 @@ def _libav_length(path: Path, file: BinaryIO | None, *, walked: int, estimate: i
         ) from None
     if file is not None:
         file.seek(0)
-    with LibavReader(file if file is not None else path) as r:
+    with LibavReader(file if file is not None else path, name=str(path)) as r:
         decoded = 0
         while n := r.read(1 << 16).shape[0]:
             decoded += n
@@ -456,20 +517,42 @@ def _libav_length(path: Path, file: BinaryIO | None, *, walked: int, estimate: i
 
 
 class LibavReader:
-    """Sequential MP3 decoding with libav (PyAV) behind the part of SoundFile's interface that
-    :func:`load` uses (``channels``, ``seek``, ``read``): for the MP3s libsndfile cannot read to
-    the end. Seeking decodes from the start (exact, and cheap next to analysis)."""
+    """Sequential decoding with libav (PyAV) behind the part of SoundFile's interface that
+    :func:`load` uses (``channels``, ``seek``, ``read``): for MP4 containers and for the MP3s
+    libsndfile cannot read to the end. Seeking decodes from the start (exact, and cheap next to
+    analysis).
 
-    def __init__(self, source: Path | BinaryIO) -> None:
+    Attributes:
+        channels: the audio stream's channels.
+        sr: its sample rate in Hz.
+        codec: its codec's name (``"aac"``, ``"alac"``, ``"opus"``, ``"mp3"``).
+        container: the container's name (``"MP4"``, ``"OGG"``, ``"MP3"``).
+        stated_frames: the frames the container states (its duration), None when it states
+            none.
+    """
+
+    def __init__(self, source: Path | BinaryIO, *, name: str | None = None) -> None:
         import av
 
-        self._source = source
+        self._source = name or str(source)  # what errors name
         try:
             self._container = av.open(str(source) if isinstance(source, Path) else source, mode="r")
         except av.FFmpegError as exc:
-            raise AudioError(f"{source}: libav cannot open it ({exc})") from exc
+            raise AudioError(f"{self._source}: libav cannot open it ({exc})") from exc
+        if not self._container.streams.audio:
+            self._container.close()
+            raise AudioError(f"{self._source}: the container holds no audio stream")
         stream = self._container.streams.audio[0]
         self.channels: int = stream.codec_context.layout.nb_channels
+        self.sr: int = int(stream.rate)
+        self.codec: str = stream.codec_context.name
+        names = self._container.format.name.split(",")  # "mov,mp4,m4a,3gp,3g2,mj2"
+        self.container: str = "MP4" if "mp4" in names else names[0].upper()
+        self.stated_frames: int | None = (
+            None
+            if stream.duration is None or stream.time_base is None
+            else round(float(stream.duration * stream.time_base) * self.sr)
+        )
         self._resampler = av.AudioResampler(format="fltp", layout=stream.layout, rate=stream.rate)
         self._frames = self._container.decode(stream)
         self._buffer = np.zeros((self.channels, 0), np.float32)
@@ -498,7 +581,10 @@ class LibavReader:
             except StopIteration:
                 break
             except av.FFmpegError as exc:
-                raise AudioError(f"{self._source}: decoding failed part-way ({exc})") from exc
+                raise AudioError(
+                    f"{self._source}: decoding failed part-way, the file is truncated or "
+                    f"corrupt ({exc})"
+                ) from exc
             for out in self._resampler.resample(frame):
                 self._buffer = np.concatenate([self._buffer, out.to_ndarray()], axis=1)
         block, self._buffer = self._buffer[:, :frames], self._buffer[:, frames:]

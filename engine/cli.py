@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     a = sub.add_parser("annotate", help="annotate audio files: key, tempo, loudness, captions")
-    a.add_argument("files", nargs="+", help="audio files (WAV, FLAC, OGG, MP3, AIFF)")
+    a.add_argument("files", nargs="+", help="audio files (WAV, FLAC, OGG, Opus, MP3, AIFF, M4A)")
     a.add_argument("--preset", default="lite", help="preset name or .toml path (default: lite)")
     a.add_argument(
         "--regions",

@@ -5,6 +5,7 @@ catalogue already batched is a cache hit) and writes, through mutagen:
 
 ========  =====================  ===========  ============================================
 field     MP3 (ID3v2)            FLAC / OGG   M4A / MP4 (iTunes atoms)
+                                 / Opus
 ========  =====================  ===========  ============================================
 key       ``TKEY``               INITIALKEY   ``----:com.apple.iTunes:initialkey``
 bpm       ``TBPM``               BPM          ``tmpo``
@@ -58,7 +59,9 @@ log = logging.getLogger(__name__)
 
 FIELDS: tuple[str, ...] = ("key", "bpm", "comment")
 NOTATIONS: tuple[str, ...] = ("standard", "camelot", "open-key")
-TAGGABLE_SUFFIXES: frozenset[str] = frozenset({".mp3", ".flac", ".ogg", ".oga", ".m4a", ".mp4"})
+TAGGABLE_SUFFIXES: frozenset[str] = frozenset(
+    {".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".mp4"}
+)
 
 ID3_FRAMES = {"key": "TKEY", "bpm": "TBPM", "comment": "COMM"}
 VORBIS_NAMES = {"key": "INITIALKEY", "bpm": "BPM", "comment": "COMMENT"}

@@ -41,11 +41,11 @@ Trailing arguments with a default may be left off.
   {protocol.CHUNK_BYTES} UTF-8 bytes it is split into parts, each sent as its own
   `/sonicverse/reply/result` carrying `part` (0-based) and `parts`; join the parts in order.
   No datagram is larger than {protocol.MAX_DATAGRAM_BYTES} bytes.
-* **Audio travels by reference**: an absolute path to a bounced file (WAV, FLAC, OGG, MP3,
-  AIFF) plus `start_s`/`end_s` in seconds from the start of the file. Results are cached by
-  the region's samples: a re-bounced unchanged region answers from the store, and a region
-  of a file that has not changed since (same inode, size and times) is answered at once
-  from memory, without queueing (no `accepted`).
+* **Audio travels by reference**: an absolute path to a bounced file (WAV, FLAC, OGG, Opus,
+  MP3, AIFF, M4A) plus `start_s`/`end_s` in seconds from the start of the file. Results are
+  cached by the region's samples: a re-bounced unchanged region answers from the store, and
+  a region of a file that has not changed since (same inode, size and times) is answered at
+  once from memory, without queueing (no `accepted`).
 * **Security.** The engine binds 127.0.0.1 unless told otherwise, refuses a non-loopback bind
   without `--token`, then requires the token on every message; with `--root DIR` it reads
   only files under those folders.

@@ -12,7 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-AUDIO_SUFFIXES: frozenset[str] = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff"})
+# Read with libav (PyAV), as the engine reads them: AAC / ALAC in MP4, and Opus (libsndfile
+# 1.2 refuses common encoders' Opus files; an .ogg holding Opus goes there too).
+LIBAV_SUFFIXES: frozenset[str] = frozenset({".m4a", ".mp4", ".opus"})
+AUDIO_SUFFIXES: frozenset[str] = (
+    frozenset({".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff"}) | LIBAV_SUFFIXES
+)
+LIBAV_CHUNK = 256  # frames a libav-read file is summarised by before its buckets are known
 
 
 class OverviewError(ValueError):
@@ -60,8 +66,12 @@ def load_overview(path: str | os.PathLike[str], *, buckets: int = 4000) -> Overv
             f"{p}: unsupported file type {p.suffix!r}; expected one of "
             f"{', '.join(sorted(AUDIO_SUFFIXES))}"
         )
+    if p.suffix.lower() in LIBAV_SUFFIXES:
+        return _libav_overview(p, buckets)
     try:
         with sf.SoundFile(str(p)) as f:
+            if f.subtype == "OPUS":
+                return _libav_overview(p, buckets)
             sr, channels, frames = f.samplerate, f.channels, f.frames
             if frames <= 0:
                 raise OverviewError(f"{p}: no audio frames")
@@ -86,3 +96,54 @@ def load_overview(path: str | os.PathLike[str], *, buckets: int = 4000) -> Overv
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         raise OverviewError(f"{p}: unreadable audio ({exc})") from exc
     return Overview(str(p), int(sr), int(channels), frames / sr, mins, maxs)
+
+
+def _libav_overview(p: Path, buckets: int) -> Overview:
+    """:func:`load_overview` of a file libav decodes. Its length is known only once decoded,
+    so the mono mix is first summarised as min/max pairs of :data:`LIBAV_CHUNK` frames
+    (5 ms at 48 kHz), which the buckets then gather."""
+    try:
+        import av
+    except ImportError:
+        raise OverviewError(f"{p}: reading {p.suffix} files needs PyAV (pip install av)") from None
+    lows: list[np.ndarray] = []
+    highs: list[np.ndarray] = []
+    carry = np.zeros(0, np.float32)
+    frames = 0
+
+    def summarise(mono: np.ndarray) -> None:  # whole chunks, or the last one (shorter)
+        if mono.size:
+            chunks = mono.reshape(-1, min(LIBAV_CHUNK, mono.size))
+            lows.append(chunks.min(axis=1))
+            highs.append(chunks.max(axis=1))
+
+    try:
+        with av.open(str(p)) as container:
+            if not container.streams.audio:
+                raise OverviewError(f"{p}: the container holds no audio stream")
+            stream = container.streams.audio[0]
+            sr, channels = int(stream.rate), stream.codec_context.layout.nb_channels
+            planar = av.AudioResampler(format="fltp", layout=stream.layout, rate=stream.rate)
+            for frame in container.decode(stream):
+                for out in planar.resample(frame):
+                    mono = np.nan_to_num(out.to_ndarray().mean(axis=0)).astype(np.float32)
+                    frames += mono.size
+                    joined = np.concatenate([carry, mono])
+                    keep = joined.size % LIBAV_CHUNK
+                    summarise(joined[: joined.size - keep])
+                    carry = joined[joined.size - keep :]
+    except av.FFmpegError as exc:
+        raise OverviewError(f"{p}: unreadable audio ({exc})") from exc
+    summarise(carry)
+    if frames <= 0:
+        raise OverviewError(f"{p}: no audio frames")
+    mins, maxs = np.concatenate(lows), np.concatenate(highs)
+    edges = np.linspace(0, mins.size, max(1, min(buckets, mins.size)) + 1).astype(np.int64)
+    return Overview(
+        str(p),
+        sr,
+        int(channels),
+        frames / sr,
+        np.minimum.reduceat(mins, edges[:-1]),
+        np.maximum.reduceat(maxs, edges[:-1]),
+    )

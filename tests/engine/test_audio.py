@@ -230,6 +230,72 @@ def test_really_truncated_mp3_is_refused(tmp_path: Path, encoding: str) -> None:
         audio.load(cut)
 
 
+def _ffmpeg(*codec: str) -> list[str]:
+    return ["ffmpeg", "-loglevel", "error", "-y", "-i", "{src}", *codec, "{out}"]
+
+
+LIBAV_ENCODINGS = {
+    "aac.m4a": _ffmpeg("-c:a", "aac"),
+    "alac.m4a": _ffmpeg("-c:a", "alac"),
+    "aac_faststart.mp4": _ffmpeg("-c:a", "aac", "-movflags", "+faststart"),
+    "opus.opus": _ffmpeg("-c:a", "libopus"),
+    "opus_in.ogg": _ffmpeg("-c:a", "libopus"),  # Opus under the .ogg suffix
+}
+
+
+@pytest.mark.parametrize("name", sorted(LIBAV_ENCODINGS))
+def test_mp4_and_opus_decode_whole_with_libav(tmp_path: Path, name: str) -> None:
+    """AAC and ALAC in MP4 (libsndfile reads neither) and Opus (libsndfile 1.2 calls ffmpeg's
+    Opus files malformed) decode whole, in regions and through an open descriptor (the
+    server's way), aligned with what was encoded."""
+    path = _encode_mp3(tmp_path, name, LIBAV_ENCODINGS[name])
+    hdr = audio.info(path)
+    assert (hdr.format, hdr.subtype) == (
+        ("OGG", "OPUS") if "opus" in name else ("MP4", name.split(".")[0].split("_")[0].upper())
+    )
+    whole = audio.load(path)
+    assert whole.samples.shape[0] == 2
+    assert abs(whole.duration_s - 12.0) < 0.1
+    sr = whole.sr
+    region = audio.load(path, start_s=4.0, end_s=6.0)
+    np.testing.assert_array_equal(region.samples, whole.samples[:, 4 * sr : 6 * sr])
+    with path.open("rb") as f:
+        held = audio.load(path, start_s=4.0, end_s=6.0, file=f)
+    np.testing.assert_array_equal(held.samples, region.samples)
+    src = _stereo(12.0)
+    if name.startswith("alac"):  # lossless: the 16-bit source itself
+        np.testing.assert_allclose(whole.samples, src, atol=1e-4)
+    elif sr == SR:  # no priming samples left in front: in phase with the source
+        r = np.corrcoef(whole.samples[0, SR : 2 * SR], src[0, SR : 2 * SR])[0, 1]
+        assert r > 0.99
+    spec = np.abs(np.fft.rfft(whole.samples[0, :sr]))
+    assert abs(np.argmax(spec) - 440) <= 2
+
+
+def test_broken_mp4s_are_refused(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    at_end = _encode_mp3(tmp_path, "a.m4a", LIBAV_ENCODINGS["aac.m4a"])
+    cut = tmp_path / "cut.m4a"  # its index (moov) comes after the audio: gone
+    cut.write_bytes(at_end.read_bytes()[: at_end.stat().st_size * 6 // 10])
+    with pytest.raises(AudioError, match="libav cannot open it"):
+        audio.info(cut)
+    up_front = _encode_mp3(tmp_path, "b.mp4", LIBAV_ENCODINGS["aac_faststart.mp4"])
+    cut.write_bytes(up_front.read_bytes()[: up_front.stat().st_size * 6 // 10])
+    with pytest.raises(AudioError, match="truncated"):
+        audio.load(cut)
+    assert shutil.which("ffmpeg")
+    video = tmp_path / "video.mp4"
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "color=c=black:s=16x16:d=1",
+         "-c:v", "mpeg4", str(video)],
+        check=True,
+    )  # fmt: skip
+    with pytest.raises(AudioError, match="no audio stream"):
+        audio.load(video)
+
+
 def _mono_file(path: Path, y: np.ndarray, *, sr: int = 22050) -> Path:
     sf.write(path, y, sr, subtype="FLOAT")
     return path

@@ -1,4 +1,4 @@
-"""Key, BPM and comment tags written into MP3, FLAC, OGG and M4A, read back with mutagen."""
+"""Key, BPM and comment tags written into MP3, FLAC, OGG, Opus and M4A, read back with mutagen."""
 
 from __future__ import annotations
 
@@ -30,7 +30,11 @@ def _encode(src: Path, dest: Path) -> Path:
     if dest.suffix == ".mp3" and shutil.which("lame"):
         cmd = ["lame", "--quiet", str(src), str(dest)]
     elif shutil.which("ffmpeg"):
-        codec = {".mp3": ["-c:a", "libmp3lame"], ".m4a": ["-c:a", "aac"]}.get(dest.suffix, [])
+        codec = {
+            ".mp3": ["-c:a", "libmp3lame"],
+            ".m4a": ["-c:a", "aac"],
+            ".opus": ["-c:a", "libopus"],
+        }.get(dest.suffix, [])
         cmd = ["ffmpeg", "-loglevel", "error", "-y", "-i", str(src), *codec, str(dest)]
     else:
         pytest.skip(f"no encoder for {dest.suffix} (lame or ffmpeg)")
@@ -38,7 +42,7 @@ def _encode(src: Path, dest: Path) -> Path:
     return dest
 
 
-@pytest.fixture(params=[".mp3", ".flac", ".ogg", ".m4a"])
+@pytest.fixture(params=[".mp3", ".flac", ".ogg", ".opus", ".m4a"])
 def clip(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
     suffix = request.param
     if suffix in (".flac", ".ogg"):
@@ -49,7 +53,7 @@ def clip(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
 
 
 def _decoded(path: Path) -> str:
-    """Hash of every decoded sample (libav, which reads all four containers)."""
+    """Hash of every decoded sample (libav, which reads all five containers)."""
     import av
 
     h = hashlib.sha1(usedforsecurity=False)
@@ -133,6 +137,7 @@ def test_cli_tag_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     lib.mkdir()
     for suffix in (".flac", ".ogg"):
         audio.write(lib / f"a{suffix}", progression("A", "minor", chord_s=0.5, repeats=2), sr=22050)
+    _encode(_wav(tmp_path / "src.wav"), lib / "a.m4a")  # AAC: the engine decodes it with libav
     (lib / "broken.flac").write_bytes(b"fLaC not really")
     argv = ["tag", str(lib), "--preset", str(toml), "--key-notation", "camelot"]
     assert main([*argv, "--dry-run", "--write", "key,bpm"]) == 1  # broken.flac failed
@@ -140,7 +145,7 @@ def test_cli_tag_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert read_tags(lib / "a.flac")["key"] is None
     (lib / "broken.flac").unlink()
     assert main(argv) == 0
-    for suffix in (".flac", ".ogg"):
+    for suffix in (".flac", ".ogg", ".m4a"):
         tags = read_tags(lib / f"a{suffix}")
         assert tags["key"] == "8A" and tags["comment"].startswith("SonicVerse: A minor")
     assert main([*argv, "--write", "key,tempo"]) == 2

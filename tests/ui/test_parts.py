@@ -153,6 +153,36 @@ def test_overview_min_max_match_numpy(tmp_path):
     assert ov.duration_s == pytest.approx(100_003 / 8000) and ov.channels == 2
 
 
+@pytest.mark.parametrize(("suffix", "codec"), [(".m4a", "alac"), (".opus", "libopus")])
+def test_overview_of_files_libav_reads(tmp_path, suffix, codec):
+    """MP4 and Opus, which the engine decodes with libav, draw like the WAV they came from."""
+    import shutil
+    import subprocess
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed (scripts/setup.sh --dev installs it)")
+    t = np.arange(8 * 48000) / 48000
+    # a tone swelling and fading once: each bucket spans +-its envelope
+    x = (0.8 * np.sin(np.pi * t / 8) * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    wav = tmp_path / "src.wav"
+    sf.write(wav, np.stack([x, x]).T, 48000, subtype="PCM_16")
+    dest = tmp_path / f"a{suffix}"
+    cmd = ["ffmpeg", "-loglevel", "error", "-i", str(wav), "-c:a", codec, str(dest)]
+    subprocess.run(cmd, check=True)
+    ov = load_overview(dest, buckets=200)
+    ref = load_overview(wav, buckets=200)
+    assert (ov.sr, ov.channels, ov.mins.size) == (48000, 2, 200)
+    assert ov.duration_s == pytest.approx(8.0, abs=0.03)
+    np.testing.assert_allclose(ov.maxs, ref.maxs, atol=0.05)
+    np.testing.assert_allclose(ov.mins, ref.mins, atol=0.05)
+    assert ref.maxs.max() > 0.75 and ref.maxs[[0, -1]].max() < 0.05  # the envelope is drawn
+    video = tmp_path / "video.mp4"
+    cmd = ["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "color=c=black:s=16x16:d=1"]
+    subprocess.run([*cmd, "-c:v", "mpeg4", str(video)], check=True)
+    with pytest.raises(OverviewError, match="no audio stream"):
+        load_overview(video)
+
+
 def test_overview_errors_name_the_file(tmp_path):
     with pytest.raises(OverviewError, match="no such file"):
         load_overview(tmp_path / "missing.wav")
