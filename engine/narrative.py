@@ -241,7 +241,9 @@ def by_section(
 ) -> TrackNarrative:
     """The narrative told by the track's form: one sentence per section, in order.
 
-    Each region belongs to the section holding its middle; the changes decoded between
+    Each region belongs to the section holding its middle (a section holding none is described
+    by the region overlapping it most, "not annotated" when none reaches it); the changes
+    decoded between
     regions (key, tempo, vocals, loudness, silence) are said in the section where they
     happen: a change inside a section starts a piece of its own (``"at 1:50 it gets louder:
     G major, instrumental"``), so every :class:`NarrativeSection` holds the changes at its
@@ -273,8 +275,19 @@ def by_section(
     seen: dict[str, Section] = {}
     sections: list[NarrativeSection] = []
     prev_level: float | None = None
+    told: set[int] = set()  # regions whose changes have been said
     for k, sec in enumerate(form):
         idx = members[k]
+        # a section shorter than the regions may hold no region's middle: the region
+        # overlapping it most describes it (its changes are said where it is first described);
+        # only a section no region reaches is not annotated
+        if not idx:
+            overlap, nearest = max(
+                ((min(r.end_s, sec.end_s) - max(r.start_s, sec.start_s), i)
+                 for i, r in enumerate(regions)),
+                default=(0.0, -1),
+            )  # fmt: skip
+            idx = [nearest] if overlap > 0 else []
         run = [regions[i] for i in idx]
         first = seen.get(sec.label)
         if first is not None:
@@ -287,11 +300,12 @@ def by_section(
         for n, i in enumerate(idx):
             said = (
                 []
-                if i == 0
+                if i == 0 or i in told
                 else events_between(
                     regions[i - 1], regions[i], changes.get(i, ()), min_confidence=min_confidence
                 )
             )
+            told.add(i)
             if n == 0:  # at the section's start: its level is said with the section
                 pieces.append(([i], [e for e in said if e.kind != "loudness"]))
             elif said:

@@ -148,3 +148,27 @@ def test_the_engine_plans_regions_on_the_form(tmp_path: Path) -> None:
     assert [(r.start_s, r.end_s) for r in result.regions] == [(r.start_s, r.end_s) for r in regions]
     assert "the chorus returns (B)" in result.narrative.text
     annotator.close()
+
+
+def test_a_section_shorter_than_the_regions_is_told_from_the_region_over_it() -> None:
+    """20 s regions over a form with a 3 s section holding no region's middle: the region
+    overlapping it most describes it, the vocals entering at that region's start are said
+    once, where it is first described, and only a section no region reaches is not
+    annotated."""
+    regions = (
+        annotation(0.0, 20.0, key="A minor", lufs=-30.0, vocals="none"),
+        annotation(20.0, 40.0, key="A minor", lufs=-12.0, vocals="female"),
+    )
+    form = (
+        Section(0.0, 19.0, "A", "intro", 1.0),
+        Section(19.0, 22.0, "B", None, 0.5),  # mostly over the second region
+        Section(22.0, 40.0, "C", "chorus", 0.9),
+        Section(40.0, 45.0, "D", None, 0.5),  # past the last region
+    )
+    n = rule_based(regions, source="/music/s.wav", duration_s=45.0, backend="test", form=form)
+    texts = [s.text for s in n.sections]
+    assert "loud (-12 LUFS)" in texts[1] and "female vocals enter" in texts[1], texts[1]
+    assert "not annotated" not in " ".join(texts[:3]), texts
+    assert texts[3].endswith("not annotated"), texts[3]
+    said = [(k, e.kind) for k, s in enumerate(n.sections) for e in s.events]
+    assert said == [(1, "vocals")], n.sections
