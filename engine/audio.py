@@ -108,13 +108,21 @@ def check_file(path: Path) -> int:
     return size
 
 
-def info(path: str | os.PathLike[str], *, file: BinaryIO | None = None) -> AudioInfo:
+def info(
+    path: str | os.PathLike[str],
+    *,
+    file: BinaryIO | None = None,
+    max_duration_s: float | None = None,
+) -> AudioInfo:
     """Read an audio file's header.
 
     Args:
         path: the file (the name errors and results carry).
         file: the file already opened and checked by the caller (the server opens a path once
             and reads it only through that descriptor); None to open ``path``.
+        max_duration_s: a file libav decodes (:func:`uses_libav`) whose container states a
+            longer duration is refused before it is decoded (its length is what decodes);
+            None: no limit here.
 
     Raises:
         AudioError: the file does not exist, has an unsupported suffix, is empty or unreadable.
@@ -127,13 +135,15 @@ def info(path: str | os.PathLike[str], *, file: BinaryIO | None = None) -> Audio
     else:
         file.seek(0)
     if p.suffix.lower() in LIBAV_SUFFIXES:
-        return _libav_info(p, file)
+        return _libav_info(p, file, max_duration_s=max_duration_s)
     try:
         i = sf.info(file if file is not None else str(p))
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        if p.suffix.lower() in (".ogg", ".oga") and _holds_opus(p, file):
+            return _libav_info(p, file, max_duration_s=max_duration_s)
         raise AudioError(f"{p}: unreadable audio ({exc})") from exc
     if i.subtype == "OPUS":
-        return _libav_info(p, file)
+        return _libav_info(p, file, max_duration_s=max_duration_s)
     if i.frames <= 0 or i.samplerate <= 0 or i.channels <= 0:
         raise AudioError(f"{p}: no audio frames (frames={i.frames}, sr={i.samplerate})")
     frames = int(i.frames)
@@ -198,7 +208,7 @@ def load(
     """
     import soundfile as sf
 
-    hdr = info(path, file=file)
+    hdr = info(path, file=file, max_duration_s=max_duration_s)
     if hdr.duration_s > max_duration_s:
         raise AudioError(
             f"{hdr.path}: duration {hdr.duration_s:.1f} s exceeds the limit of "
@@ -274,13 +284,13 @@ def join_channels(clips: list[Audio]) -> Audio:
 
 
 def _open(hdr: AudioInfo, file: BinaryIO | None) -> Any:
-    """The decoder for a file: libsndfile, or libav for MP4 containers and for MP3s libsndfile
-    cannot read through."""
+    """The decoder for a file: libsndfile, or libav for MP4 containers, Opus and the MP3s
+    libsndfile cannot read through."""
     import soundfile as sf
 
     p = Path(hdr.path)
     known = _DECODED.get(_file_key(p, file))
-    if known is not None and known.libav:
+    if uses_libav(hdr) or (known is not None and known.libav):
         return LibavReader(file if file is not None else p, name=hdr.path)
     return sf.SoundFile(file if file is not None else hdr.path)
 
@@ -380,7 +390,24 @@ def _estimated_length_frames(path: Path, i: Any, *, file: BinaryIO | None = None
     return decoded
 
 
-def _libav_info(path: Path, file: BinaryIO | None) -> AudioInfo:
+def uses_libav(hdr: AudioInfo) -> bool:
+    """Whether a file is decoded with libav: MP4 containers and Opus (:data:`LIBAV_SUFFIXES`)."""
+    return Path(hdr.path).suffix.lower() in LIBAV_SUFFIXES or hdr.subtype == "OPUS"
+
+
+def _holds_opus(path: Path, file: BinaryIO | None) -> bool:
+    """Whether an Ogg file's first page carries an Opus stream (its ``OpusHead`` packet)."""
+    if file is not None:
+        file.seek(0)
+        head = file.read(128)
+        file.seek(0)
+    else:
+        with path.open("rb") as f:
+            head = f.read(128)
+    return head.startswith(b"OggS") and b"OpusHead" in head
+
+
+def _libav_info(path: Path, file: BinaryIO | None, *, max_duration_s: float | None) -> AudioInfo:
     """The header of a file libav decodes (:data:`LIBAV_SUFFIXES`, Opus in Ogg).
 
     The frame count is what decodes (once, remembered like an MP3's): the container states a
@@ -396,6 +423,11 @@ def _libav_info(path: Path, file: BinaryIO | None) -> AudioInfo:
     if file is not None:
         file.seek(0)
     with LibavReader(file if file is not None else path, name=str(path)) as r:
+        stated_s = None if r.stated_frames is None else r.stated_frames / r.sr
+        if max_duration_s is not None and stated_s is not None and stated_s > max_duration_s:
+            raise AudioError(
+                f"{path}: duration {stated_s:.1f} s exceeds the limit of {max_duration_s:.1f} s"
+            )
         known = _DECODED.get(key)
         if known is None:
             decoded = 0
@@ -518,7 +550,7 @@ def _libav_length(path: Path, file: BinaryIO | None, *, walked: int, estimate: i
 
 class LibavReader:
     """Sequential decoding with libav (PyAV) behind the part of SoundFile's interface that
-    :func:`load` uses (``channels``, ``seek``, ``read``): for MP4 containers and for the MP3s
+    :func:`load` uses (``channels``, ``seek``, ``read``): for MP4 containers, Opus and the MP3s
     libsndfile cannot read to the end. Seeking decodes from the start (exact, and cheap next to
     analysis).
 
@@ -539,22 +571,32 @@ class LibavReader:
             self._container = av.open(str(source) if isinstance(source, Path) else source, mode="r")
         except av.FFmpegError as exc:
             raise AudioError(f"{self._source}: libav cannot open it ({exc})") from exc
-        if not self._container.streams.audio:
+        try:
+            if not self._container.streams.audio:
+                raise AudioError(f"{self._source}: the container holds no audio stream")
+            stream = self._container.streams.audio[0]
+            if stream.codec_context is None or not stream.rate:
+                raise AudioError(
+                    f"{self._source}: libav has no decoder for its audio "
+                    f"({stream.codec_tag or 'an unknown codec'})"
+                )
+            self.channels: int = stream.codec_context.layout.nb_channels
+            self.sr: int = int(stream.rate)
+            self.codec: str = stream.codec_context.name
+            names = self._container.format.name.split(",")  # "mov,mp4,m4a,3gp,3g2,mj2"
+            self.container: str = "MP4" if "mp4" in names else names[0].upper()
+            self.stated_frames: int | None = (
+                None
+                if stream.duration is None or stream.time_base is None
+                else round(float(stream.duration * stream.time_base) * self.sr)
+            )
+            self._resampler = av.AudioResampler(
+                format="fltp", layout=stream.layout, rate=stream.rate
+            )
+            self._frames = self._container.decode(stream)
+        except BaseException:
             self._container.close()
-            raise AudioError(f"{self._source}: the container holds no audio stream")
-        stream = self._container.streams.audio[0]
-        self.channels: int = stream.codec_context.layout.nb_channels
-        self.sr: int = int(stream.rate)
-        self.codec: str = stream.codec_context.name
-        names = self._container.format.name.split(",")  # "mov,mp4,m4a,3gp,3g2,mj2"
-        self.container: str = "MP4" if "mp4" in names else names[0].upper()
-        self.stated_frames: int | None = (
-            None
-            if stream.duration is None or stream.time_base is None
-            else round(float(stream.duration * stream.time_base) * self.sr)
-        )
-        self._resampler = av.AudioResampler(format="fltp", layout=stream.layout, rate=stream.rate)
-        self._frames = self._container.decode(stream)
+            raise
         self._buffer = np.zeros((self.channels, 0), np.float32)
         self._pos = 0
 
@@ -580,13 +622,26 @@ class LibavReader:
                 frame = next(self._frames)
             except StopIteration:
                 break
-            except av.FFmpegError as exc:
+            except (av.FFmpegError, ValueError) as exc:
                 raise AudioError(
                     f"{self._source}: decoding failed part-way, the file is truncated or "
                     f"corrupt ({exc})"
                 ) from exc
-            for out in self._resampler.resample(frame):
-                self._buffer = np.concatenate([self._buffer, out.to_ndarray()], axis=1)
+            try:
+                outs = self._resampler.resample(frame)
+            except ValueError as exc:  # the stream's format changed mid-file
+                raise AudioError(
+                    f"{self._source}: the audio changes format part-way ({exc})"
+                ) from exc
+            for out in outs:
+                block = out.to_ndarray()
+                if out.sample_rate != self.sr or block.shape[0] != self.channels:
+                    raise AudioError(
+                        f"{self._source}: the audio changes part-way to {block.shape[0]} "
+                        f"channels at {out.sample_rate} Hz; expected {self.channels} at "
+                        f"{self.sr} Hz"
+                    )
+                self._buffer = np.concatenate([self._buffer, block], axis=1)
         block, self._buffer = self._buffer[:, :frames], self._buffer[:, frames:]
         self._pos += block.shape[1]
         return np.ascontiguousarray(block.T, dtype=np.float32)

@@ -213,6 +213,9 @@ def rule_based(
     )
 
 
+# A section holding no region's middle is described by the regions covering at least this
+# share of it: a region reaching a second into a section does not open its description.
+BORROWED_SHARE = 0.25
 SECTION_LOUDER_LU = 3.0  # a section this much louder (quieter) than the one before says so
 
 
@@ -242,8 +245,8 @@ def by_section(
     """The narrative told by the track's form: one sentence per section, in order.
 
     Each region belongs to the section holding its middle (a section holding none is described
-    by the region overlapping it most, "not annotated" when none reaches it); the changes
-    decoded between
+    by the regions covering a good part of it, "not annotated" when none reaches it); the
+    changes decoded between
     regions (key, tempo, vocals, loudness, silence) are said in the section where they
     happen: a change inside a section starts a piece of its own (``"at 1:50 it gets louder:
     G major, instrumental"``), so every :class:`NarrativeSection` holds the changes at its
@@ -278,16 +281,19 @@ def by_section(
     told: set[int] = set()  # regions whose changes have been said
     for k, sec in enumerate(form):
         idx = members[k]
-        # a section shorter than the regions may hold no region's middle: the region
-        # overlapping it most describes it (its changes are said where it is first described);
+        # a section shorter than the regions may hold no region's middle: the regions
+        # covering a good part of it (BORROWED_SHARE, else the one covering most) describe
+        # it, in order (a change at the start of one is said there, if not said before);
         # only a section no region reaches is not annotated
         if not idx:
-            overlap, nearest = max(
-                ((min(r.end_s, sec.end_s) - max(r.start_s, sec.start_s), i)
-                 for i, r in enumerate(regions)),
-                default=(0.0, -1),
-            )  # fmt: skip
-            idx = [nearest] if overlap > 0 else []
+            cover = [
+                (min(r.end_s, sec.end_s) - max(r.start_s, sec.start_s), i)
+                for i, r in enumerate(regions)
+            ]
+            span = max(sec.end_s - sec.start_s, 1e-9)
+            idx = [i for c, i in cover if c >= BORROWED_SHARE * span]
+            if not idx and cover and max(cover)[0] > 0:
+                idx = [max(cover)[1]]
         run = [regions[i] for i in idx]
         first = seen.get(sec.label)
         if first is not None:

@@ -94,14 +94,24 @@ def load_overview(path: str | os.PathLike[str], *, buckets: int = 4000) -> Overv
                         maxs[b] = seg.max() if first else max(maxs[b], seg.max())
                 pos += len(mono)
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        if p.suffix.lower() in (".ogg", ".oga") and _holds_opus(p):
+            return _libav_overview(p, buckets)  # Opus libsndfile will not open
         raise OverviewError(f"{p}: unreadable audio ({exc})") from exc
     return Overview(str(p), int(sr), int(channels), frames / sr, mins, maxs)
 
 
+def _holds_opus(p: Path) -> bool:
+    """Whether an Ogg file's first page carries an Opus stream (its ``OpusHead`` packet)."""
+    with p.open("rb") as f:
+        head = f.read(128)
+    return head.startswith(b"OggS") and b"OpusHead" in head
+
+
 def _libav_overview(p: Path, buckets: int) -> Overview:
     """:func:`load_overview` of a file libav decodes. Its length is known only once decoded,
-    so the mono mix is first summarised as min/max pairs of :data:`LIBAV_CHUNK` frames
-    (5 ms at 48 kHz), which the buckets then gather."""
+    so the mono mix is first summarised as min/max pairs of chunks (:data:`LIBAV_CHUNK`
+    frames, 5 ms at 48 kHz, or fewer where the container states a length under ``buckets``
+    chunks), which the buckets then gather."""
     try:
         import av
     except ImportError:
@@ -110,10 +120,11 @@ def _libav_overview(p: Path, buckets: int) -> Overview:
     highs: list[np.ndarray] = []
     carry = np.zeros(0, np.float32)
     frames = 0
+    chunk = LIBAV_CHUNK
 
     def summarise(mono: np.ndarray) -> None:  # whole chunks, or the last one (shorter)
         if mono.size:
-            chunks = mono.reshape(-1, min(LIBAV_CHUNK, mono.size))
+            chunks = mono.reshape(-1, min(chunk, mono.size))
             lows.append(chunks.min(axis=1))
             highs.append(chunks.max(axis=1))
 
@@ -122,17 +133,22 @@ def _libav_overview(p: Path, buckets: int) -> Overview:
             if not container.streams.audio:
                 raise OverviewError(f"{p}: the container holds no audio stream")
             stream = container.streams.audio[0]
+            if stream.codec_context is None or not stream.rate:
+                raise OverviewError(f"{p}: libav has no decoder for its audio")
             sr, channels = int(stream.rate), stream.codec_context.layout.nb_channels
+            if stream.duration is not None and stream.time_base is not None:
+                stated = float(stream.duration * stream.time_base) * sr
+                chunk = int(np.clip(stated // max(1, buckets), 1, LIBAV_CHUNK))
             planar = av.AudioResampler(format="fltp", layout=stream.layout, rate=stream.rate)
             for frame in container.decode(stream):
                 for out in planar.resample(frame):
                     mono = np.nan_to_num(out.to_ndarray().mean(axis=0)).astype(np.float32)
                     frames += mono.size
                     joined = np.concatenate([carry, mono])
-                    keep = joined.size % LIBAV_CHUNK
+                    keep = joined.size % chunk
                     summarise(joined[: joined.size - keep])
                     carry = joined[joined.size - keep :]
-    except av.FFmpegError as exc:
+    except (av.FFmpegError, ValueError) as exc:  # ValueError: the format changes part-way
         raise OverviewError(f"{p}: unreadable audio ({exc})") from exc
     summarise(carry)
     if frames <= 0:

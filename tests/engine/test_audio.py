@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -243,11 +244,27 @@ LIBAV_ENCODINGS = {
 }
 
 
+@pytest.fixture
+def libav_opened(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names every :class:`engine.audio.LibavReader` is opened with, from now on."""
+    opened: list[str] = []
+
+    class Spy(audio.LibavReader):
+        def __init__(self, source: Any, *, name: str | None = None) -> None:
+            opened.append(name or str(source))
+            super().__init__(source, name=name)
+
+    monkeypatch.setattr(audio, "LibavReader", Spy)
+    return opened
+
+
 @pytest.mark.parametrize("name", sorted(LIBAV_ENCODINGS))
-def test_mp4_and_opus_decode_whole_with_libav(tmp_path: Path, name: str) -> None:
-    """AAC and ALAC in MP4 (libsndfile reads neither) and Opus (libsndfile 1.2 calls ffmpeg's
-    Opus files malformed) decode whole, in regions and through an open descriptor (the
-    server's way), aligned with what was encoded."""
+def test_mp4_and_opus_decode_whole_with_libav(
+    tmp_path: Path, name: str, libav_opened: list[str]
+) -> None:
+    """AAC and ALAC in MP4 (libsndfile reads neither) and Opus (libsndfile 1.2 calls some
+    encoders' Opus files malformed) decode whole with libav, in regions and through an open
+    descriptor (the server's way), aligned with what was encoded."""
     path = _encode_mp3(tmp_path, name, LIBAV_ENCODINGS[name])
     hdr = audio.info(path)
     assert (hdr.format, hdr.subtype) == (
@@ -270,6 +287,39 @@ def test_mp4_and_opus_decode_whole_with_libav(tmp_path: Path, name: str) -> None
         assert r > 0.99
     spec = np.abs(np.fft.rfft(whole.samples[0, :sr]))
     assert abs(np.argmax(spec) - 440) <= 2
+    assert set(libav_opened) == {str(path)}  # header and samples alike
+
+
+def test_libav_files_are_checked_against_their_stated_length_and_the_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _encode_mp3(tmp_path, "a.m4a", LIBAV_ENCODINGS["aac.m4a"])
+    with pytest.raises(AudioError, match=r"duration 12\.0 s exceeds the limit of 5\.0 s"):
+        audio.load(path, max_duration_s=5.0)  # refused before it is decoded
+
+    class Longer(audio.LibavReader):  # a container stating twice what its stream holds
+        def __init__(self, source: Any, *, name: str | None = None) -> None:
+            super().__init__(source, name=name)
+            assert self.stated_frames is not None
+            self.stated_frames *= 2
+
+    monkeypatch.setattr(audio, "LibavReader", Longer)
+    with pytest.raises(AudioError, match="truncated: its header states"):
+        audio.info(tmp_path / "a.m4a")
+
+
+def test_opus_in_ogg_that_libsndfile_cannot_open_goes_to_libav(tmp_path: Path) -> None:
+    """An Ogg file libsndfile refuses outright (here its Opus headers alone) is tried with
+    libav when its first page says Opus."""
+    path = _encode_mp3(tmp_path, "a.ogg", LIBAV_ENCODINGS["opus_in.ogg"])
+    data = path.read_bytes()
+    pages = [i for i in range(len(data) - 3) if data[i : i + 4] == b"OggS"]
+    heads = tmp_path / "heads.ogg"
+    heads.write_bytes(data[: pages[2]])  # OpusHead and OpusTags, no audio
+    with pytest.raises(sf.LibsndfileError):
+        sf.info(str(heads))
+    with pytest.raises(AudioError, match="heads.ogg: libav"):
+        audio.info(heads)
 
 
 def test_broken_mp4s_are_refused(tmp_path: Path) -> None:

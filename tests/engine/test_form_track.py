@@ -150,25 +150,43 @@ def test_the_engine_plans_regions_on_the_form(tmp_path: Path) -> None:
     annotator.close()
 
 
-def test_a_section_shorter_than_the_regions_is_told_from_the_region_over_it() -> None:
-    """20 s regions over a form with a 3 s section holding no region's middle: the region
-    overlapping it most describes it, the vocals entering at that region's start are said
-    once, where it is first described, and only a section no region reaches is not
-    annotated."""
+def test_a_section_shorter_than_the_regions_is_told_from_the_regions_over_it() -> None:
+    """20 s regions over a form with a 3 s section holding no region's middle: the regions
+    overlapping it describe it, the vocals entering at the second one's start are said once,
+    at 0:20, and only a section no region reaches is not annotated."""
     regions = (
         annotation(0.0, 20.0, key="A minor", lufs=-30.0, vocals="none"),
         annotation(20.0, 40.0, key="A minor", lufs=-12.0, vocals="female"),
     )
     form = (
         Section(0.0, 19.0, "A", "intro", 1.0),
-        Section(19.0, 22.0, "B", None, 0.5),  # mostly over the second region
+        Section(19.0, 22.0, "B", None, 0.5),  # over the end of one region, the start of the next
         Section(22.0, 40.0, "C", "chorus", 0.9),
         Section(40.0, 45.0, "D", None, 0.5),  # past the last region
     )
     n = rule_based(regions, source="/music/s.wav", duration_s=45.0, backend="test", form=form)
-    texts = [s.text for s in n.sections]
-    assert "loud (-12 LUFS)" in texts[1] and "female vocals enter" in texts[1], texts[1]
-    assert "not annotated" not in " ".join(texts[:3]), texts
-    assert texts[3].endswith("not annotated"), texts[3]
-    said = [(k, e.kind) for k, s in enumerate(n.sections) for e in s.events]
-    assert said == [(1, "vocals")], n.sections
+    spans = [(s.start_s, s.end_s) for s in n.sections]
+    assert spans == [(0.0, 19.0), (19.0, 20.0), (20.0, 22.0), (22.0, 40.0), (40.0, 45.0)]
+    b, entry = n.sections[1], n.sections[2]
+    assert b.text.startswith("0:19-0:22 section B:") and "instrumental" in b.text, b.text
+    assert entry.text.startswith("at 0:20 female vocals enter"), entry.text
+    said = [(s.start_s, e.kind) for s in n.sections for e in s.events if e.kind == "vocals"]
+    assert said == [(20.0, "vocals")], n.sections
+    assert [s.text.endswith("not annotated") for s in n.sections] == [False] * 4 + [True]
+
+
+def test_a_region_reaching_a_sliver_into_such_a_section_does_not_open_it() -> None:
+    regions = (
+        annotation(0.0, 20.0, key="A minor", lufs=-30.0, vocals="none"),
+        annotation(20.0, 40.0, key="A minor", lufs=-12.0, vocals="female"),
+    )
+    form = (
+        Section(0.0, 19.5, "A", "intro", 1.0),
+        Section(19.5, 24.0, "B", None, 0.5),  # the first region's last half second
+        Section(24.0, 40.0, "C", "chorus", 0.9),
+    )
+    n = rule_based(regions, source="/music/s.wav", duration_s=40.0, backend="test", form=form)
+    b = n.sections[1]
+    assert (b.start_s, b.end_s) == (19.5, 24.0), n.sections
+    assert "loud (-12 LUFS)" in b.text and "quiet" not in b.text, b.text
+    assert [e.kind for e in b.events] == ["vocals"], b.events

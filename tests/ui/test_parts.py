@@ -153,11 +153,20 @@ def test_overview_min_max_match_numpy(tmp_path):
     assert ov.duration_s == pytest.approx(100_003 / 8000) and ov.channels == 2
 
 
-@pytest.mark.parametrize(("suffix", "codec"), [(".m4a", "alac"), (".opus", "libopus")])
-def test_overview_of_files_libav_reads(tmp_path, suffix, codec):
-    """MP4 and Opus, which the engine decodes with libav, draw like the WAV they came from."""
+@pytest.mark.parametrize(
+    ("suffix", "codec"), [(".m4a", "alac"), (".opus", "libopus"), (".ogg", "libopus")]
+)
+def test_overview_of_files_libav_reads(tmp_path, monkeypatch, suffix, codec):
+    """MP4 and Opus (in any Ogg file), which the engine decodes with libav, are read with
+    libav here too and draw like the WAV they came from."""
     import shutil
     import subprocess
+
+    import av
+
+    opened = []
+    libav_open = av.open
+    monkeypatch.setattr(av, "open", lambda *a, **k: opened.append(a[0]) or libav_open(*a, **k))
 
     if shutil.which("ffmpeg") is None:
         pytest.skip("ffmpeg is not installed (scripts/setup.sh --dev installs it)")
@@ -170,6 +179,7 @@ def test_overview_of_files_libav_reads(tmp_path, suffix, codec):
     cmd = ["ffmpeg", "-loglevel", "error", "-i", str(wav), "-c:a", codec, str(dest)]
     subprocess.run(cmd, check=True)
     ov = load_overview(dest, buckets=200)
+    assert opened == [str(dest)]
     ref = load_overview(wav, buckets=200)
     assert (ov.sr, ov.channels, ov.mins.size) == (48000, 2, 200)
     assert ov.duration_s == pytest.approx(8.0, abs=0.03)
