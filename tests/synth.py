@@ -199,3 +199,44 @@ def sung_voice(
             y += scipy.signal.lfilter(b, a, seg)
         out[k : k + seg.size] = y * env[: seg.size]
     return (out / np.abs(out).max()).astype(np.float32)
+
+
+def bass_and_drums(
+    tonic: str,
+    mode: str,
+    *,
+    seconds: float = 30.0,
+    bpm: float = 140.0,
+    detune_cents: float = 12.0,
+    drive: float = 3.0,
+    sr: int = 22050,
+    seed: int = 0,
+) -> np.ndarray:
+    """A drum-and-bass stem, ``[frames]`` float32: a syncopated bass riff around the tonic
+    (root, octave, fifth, the mode's third and seventh) on two saws detuned by
+    +-``detune_cents`` (a "reese" bass) through tanh saturation (``drive``), over
+    :func:`drum_loop`. No instrument above the bass."""
+    rng = np.random.default_rng(seed)
+    root = 26 + NOTE[tonic]  # D1 for D
+    third, seventh = (3, 10) if mode == "minor" else (4, 11)
+    step = 60.0 / bpm / 2  # eighths
+    n = int(seconds * sr)
+    y = np.zeros(n + sr)
+    riff = (0, 0, 12, 0, 7, 0, third + 12, seventh)
+    for i in range(int(seconds / step)):
+        if i % 8 in (3, 6) and rng.random() < 0.5:
+            continue  # a rest now and then
+        midi = root + riff[i % 8]
+        dur = int(step * sr * (1.8 if i % 8 == 0 else 0.9))
+        t = np.arange(dur) / sr
+        note = np.zeros(dur)
+        for c in (-detune_cents, detune_cents):
+            f = midi_hz(midi) * 2 ** (c / 1200)
+            phase = rng.uniform(0, 2 * np.pi)
+            for h in range(1, int(2000 / f) + 1):
+                note += np.sin(2 * np.pi * f * h * t + h * phase) / h
+        note *= np.minimum(1.0, np.minimum(t / 0.005, (dur / sr - t) / 0.02))
+        start = int(i * step * sr)
+        y[start : start + dur] += 0.25 * note
+    bass = np.tanh(drive * y[:n]) / np.tanh(drive)
+    return (0.6 * bass + 1.2 * drum_loop(bpm, seconds, sr=sr, seed=seed)[:n]).astype(np.float32)

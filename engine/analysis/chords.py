@@ -107,13 +107,21 @@ def _tone_masks() -> tuple[np.ndarray, np.ndarray]:
     return np.array(roots), np.array(tones)
 
 
-def chord_scores(chroma: np.ndarray, bass: np.ndarray, level_db: np.ndarray) -> np.ndarray:
+def chord_scores(
+    chroma: np.ndarray,
+    bass: np.ndarray,
+    level_db: np.ndarray,
+    lone_bass: np.ndarray | None = None,
+) -> np.ndarray:
     """How well each chord explains each unit: ``[1 + chords, units]``, row 0 being ``N``.
 
     Args:
         chroma: treble pitch classes ``[12, units]``.
         bass: bass pitch classes ``[12, units]``.
         level_db: each unit's level in dB ``[units]``.
+        lone_bass: units where a bass line sounds alone ``[units]``
+            (:func:`engine.analysis.frames.lone_bass`): ``N`` there, as in silence; the
+            overtones of one low note are no chord.
     """
     floor = chroma.min(axis=0, keepdims=True)
     c = chroma - floor  # the broadband floor (drums, noise) is no pitch class
@@ -125,6 +133,8 @@ def chord_scores(chroma: np.ndarray, bass: np.ndarray, level_db: np.ndarray) -> 
     s = _templates() @ c + BASS_WEIGHT * (roots @ b) + BASS_TONE_WEIGHT * (tones @ b) + prior
     n = np.median(s, axis=0, keepdims=True) + NO_CHORD_MARGIN
     quiet = level_db < (float(level_db.max(initial=-120.0)) - SILENCE_DB)
+    if lone_bass is not None:
+        quiet = quiet | lone_bass
     s[:, quiet] = 0.0
     n[:, quiet] = 1.0
     return np.concatenate([n, s], axis=0)
@@ -217,7 +227,11 @@ def track_chords(
     chroma = beat_sync(frames.harmony, frames.times, bounds)
     bass = beat_sync(frames.bass, frames.times, bounds)
     level = beat_sync(frames.rms[None, :], frames.times, bounds)[0]
-    path, post = decode(chord_scores(chroma, bass, level), on_bar)
+    alone = None
+    if frames.lone_bass.size == frames.n_frames and frames.lone_bass.any():
+        alone = beat_sync(frames.lone_bass[None, :].astype(np.float32), frames.times, bounds)[0]
+        alone = alone >= 0.5
+    path, post = decode(chord_scores(chroma, bass, level, alone), on_bar)
     names = chord_names()
     spans: list[ChordSpan] = []
     start = 0

@@ -23,11 +23,12 @@ bars), the unit both analyses decide on.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.analysis.chroma import ChromaConfig, estimate_tuning, spectral_peaks
+from engine.analysis.chroma import ChromaConfig, estimate_tuning, pitch_profiles, spectral_peaks
 
 FRAME_FFT = 4096  # at the grid's rate: 371 ms, 2.7 Hz bins, so bass semitones separate
 FRAME_HOP = 1024  # 93 ms
@@ -45,6 +46,26 @@ HARMONY_GAIN = 10.0  # log1p(gain x magnitude / the track's largest)
 # (majmin: 0.935 / 0.680 without a mask, 0.940 / 0.730 with it; 3-17 frames x 5-17 bins tried).
 HARMONIC_FRAMES = 5
 PERCUSSIVE_BINS = 9
+# A lone bass (:func:`lone_bass`): blocks of the track whose pitched content is one low line.
+VOICE_MIN_HZ, VOICE_MAX_HZ = 30.0, 3000.0  # the spectrum the voices are read from
+VOICE_F0_HZ = (35.0, 1000.0)  # fundamentals tried, a third of a semitone apart
+VOICE_PARTIALS = 10  # partials summed per fundamental, the h-th weighted 1/h
+BASS_VOICE_HZ = 150.0  # a first voice under this is the bass
+SECOND_VOICE = 0.5  # a second voice stands out at this share of the first's salience
+LONE_BASS_BLOCK_S = 10.0  # judged a block at a time (a tail under half a block joins the last)
+# A block is a lone bass where its first voice is the bass in at least LONE_BASS_LOW of its
+# loud frames (the 70 % loudest) and a second voice above the bass sounds in at most
+# LONE_BASS_UP of them. Chosen from the range that no keyed render and no Beatles or GTZAN
+# development key objects to, (0.75, 0.10) to (0.5, 0.3), between its ends; see
+# docs/benchmarks.md "A lone bass", which says what was known when it was chosen.
+LONE_BASS_LOW = 0.625
+LONE_BASS_UP = 0.2
+# ... and only where its partials are not held clearly in tune (tested first: it is cheap): at
+# this tonality a region has a key without chords (the lite preset's
+# ``track.min_tonality_chordless``), and the renders whose chords look like a lone bass
+# (root-position triads on the bass's overtones: 44 of 432 clean progression regions at
+# (0.5, 0.3)) all read 0.63 or more. A bass held that clearly is left to the chord recogniser.
+LONE_BASS_MAX_TONALITY = 0.25
 N_MELS = 40
 N_MFCC = 13
 LOW_BAND_HZ = 150.0
@@ -66,6 +87,8 @@ class TrackFrames:
         low: kick-band level in dB ``[frames]``.
         tuning: the global tuning deviation in semitones in [-0.5, 0.5).
         harmony: pitch classes of the chords' register ``[12, frames]``, log-compressed.
+        lone_bass: whether each frame lies in a block whose pitched content is one low line
+            (:func:`lone_bass`) ``[frames]``.
     """
 
     sr: int
@@ -78,6 +101,7 @@ class TrackFrames:
     low: np.ndarray
     tuning: float
     harmony: np.ndarray = field(default_factory=lambda: np.zeros((12, 0), np.float32))
+    lone_bass: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
 
     @property
     def n_frames(self) -> int:
@@ -128,7 +152,87 @@ def track_frames(y: np.ndarray, *, sr: int) -> TrackFrames:
         low=low.astype(np.float32),
         tuning=tuning,
         harmony=harmony,
+        lone_bass=lone_bass(y, sr, mag, freqs, times),
     )
+
+
+def lone_bass(
+    y: np.ndarray, sr: int, mag: np.ndarray, freqs: np.ndarray, times: np.ndarray
+) -> np.ndarray:
+    """Which frames lie in a block of the track whose pitched content is one low line: a bass
+    alone (with drums, say), whose overtones the chord recogniser would otherwise read as
+    chords. ``y`` holds the samples at ``sr``, ``mag`` their spectrum ``[frames, bins]`` at
+    ``freqs``; frame centres ``times``.
+
+    In each frame the spectrum between :data:`VOICE_MIN_HZ` and :data:`VOICE_MAX_HZ`, under
+    the harmonic mask (:func:`harmonic_part`) and log-compressed against the block's loudest
+    bin, gives each fundamental a salience: its :data:`VOICE_PARTIALS` partials summed, the
+    h-th weighted 1/h, less the median over fundamentals. The most salient is the first voice;
+    with its partials removed, the most salient left is the second. A block
+    (:data:`LONE_BASS_BLOCK_S`) is a lone bass where, over its loud frames, the first voice lies
+    under :data:`BASS_VOICE_HZ` in at least :data:`LONE_BASS_LOW` of them and a second voice
+    above it reaches :data:`SECOND_VOICE` of the first's salience in at most
+    :data:`LONE_BASS_UP`, and its tonality (:func:`engine.analysis.chroma.pitch_profiles`) is
+    under :data:`LONE_BASS_MAX_TONALITY`: chords over a bass whose notes lie on its overtones
+    (root-position triads) can look like a lone bass, but they are held in tune.
+    """
+    out = np.zeros(times.size, dtype=bool)
+    band = np.flatnonzero((freqs >= VOICE_MIN_HZ) & (freqs <= VOICE_MAX_HZ))
+    if times.size == 0 or band.size < 2:
+        return out
+    step = float(freqs[band[1]] - freqs[band[0]])
+    sal_of, covers, f0 = _voice_templates(band.size, float(freqs[band[0]]), step)
+    edges = np.arange(0.0, float(times[-1]) + LONE_BASS_BLOCK_S, LONE_BASS_BLOCK_S)
+    if edges.size > 2 and times[-1] - edges[-2] < LONE_BASS_BLOCK_S / 2:
+        edges = np.delete(edges, -2)  # a short tail joins the block before
+    which = np.clip(np.searchsorted(edges, times, side="right") - 1, 0, max(0, edges.size - 2))
+    context = HARMONIC_FRAMES // 2
+    for b in np.unique(which):
+        rows = np.flatnonzero(which == b)
+        # the cheap test first: a block held in tune is left to the chord recogniser anyway
+        a, z = round(edges[b] * sr), round(edges[b + 1] * sr) if b + 2 < edges.size else y.size
+        if pitch_profiles(y[a:z], sr=sr).tonality >= LONE_BASS_MAX_TONALITY:
+            continue
+        # the mask over the block and its neighbours' nearest frames, as over the whole track
+        lo, hi = max(0, rows[0] - context), min(times.size, rows[-1] + 1 + context)
+        masked = harmonic_part(mag[lo:hi, band])[rows[0] - lo : rows[-1] + 1 - lo]
+        level = np.log1p(100.0 * masked / (float(mag[rows].max()) + 1e-9))
+        sal = level @ sal_of
+        first = sal.argmax(axis=1)
+        s1 = sal[np.arange(rows.size), first] - np.median(sal, axis=1)
+        rest = (level * ~covers[first]) @ sal_of
+        s2 = rest.max(axis=1) - np.median(rest, axis=1)
+        second = f0[rest.argmax(axis=1)]
+        total = level.sum(axis=1)
+        loud = total > np.percentile(total, 30)
+        if not loud.any():
+            continue
+        low = float(np.mean(f0[first][loud] < BASS_VOICE_HZ))
+        above = (second >= BASS_VOICE_HZ) & (s2 > SECOND_VOICE * np.maximum(s1, 1e-6))
+        out[rows] = low >= LONE_BASS_LOW and float(np.mean(above[loud])) <= LONE_BASS_UP
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def _voice_templates(
+    bins: int, first_hz: float, step_hz: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For ``bins`` bins from ``first_hz`` every ``step_hz``: the salience weights
+    ``[bins, f0s]`` (partial h of each fundamental weighted 1/h within 2 % or 4 Hz), which bins
+    each fundamental's partials cover ``[f0s, bins]``, and the fundamentals ``[f0s]`` in Hz
+    (computed once per spectrum layout)."""
+    freqs = first_hz + step_hz * np.arange(bins)
+    lo, hi = VOICE_F0_HZ
+    steps = np.arange(round(36 * np.log2(lo / 440.0)), round(36 * np.log2(hi / 440.0)) + 1)
+    f0 = 440.0 * 2.0 ** (steps / 36.0)
+    weights = np.zeros((f0.size, freqs.size), np.float32)
+    for i, f in enumerate(f0):
+        for h in range(1, VOICE_PARTIALS + 1):
+            if h * f > VOICE_MAX_HZ:
+                break
+            near = np.abs(freqs - h * f) <= max(0.02 * h * f, 4.0)
+            weights[i, near] = np.maximum(weights[i, near], 1.0 / h)
+    return weights.T.copy(), weights > 0, f0
 
 
 def harmonic_part(mag: np.ndarray) -> np.ndarray:

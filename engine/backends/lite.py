@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ANALYSIS_VERSION = "lite-7"  # bump when an analyser changes its results
+ANALYSIS_VERSION = "lite-9"  # bump when an analyser changes its results
 
 
 @dataclass(frozen=True)

@@ -387,3 +387,21 @@ def test_a_repeated_region_request_does_not_read_its_chords_again(
     assert [(c.start_s - 4.0, c.chord) for c in moved.regions[0].chords] == [
         (pytest.approx(c.start_s), c.chord) for c in first.regions[0].chords
     ]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_bass_line_alone_over_drums_has_no_clear_key(
+    annotator: Annotator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    """The overtones of a lone bass line (a reese bass over a drum loop) are read as no chord,
+    so the track needs the chordless tonality and has no clear key; without that reading the
+    chords fill it and it gets one."""
+    import engine.analysis.frames as frames
+    from tests.synth import bass_and_drums
+
+    y = bass_and_drums("D", "minor", seed=seed, detune_cents=25)
+    result = _annotate(annotator, tmp_path, y)
+    assert all(a.key is None for a in result.regions)
+    assert "no clear key" in result.narrative.text
+    monkeypatch.setattr(frames, "LONE_BASS_LOW", 2.0)  # never a lone bass
+    assert all(a.key is not None for a in _annotate(annotator, tmp_path, y).regions)
