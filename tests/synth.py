@@ -207,36 +207,33 @@ def bass_and_drums(
     *,
     seconds: float = 30.0,
     bpm: float = 140.0,
-    detune_cents: float = 12.0,
-    drive: float = 3.0,
+    detune_cents: float = 25.0,
+    drive: float = 2.0,
     sr: int = 22050,
     seed: int = 0,
 ) -> np.ndarray:
-    """A drum-and-bass stem, ``[frames]`` float32: a syncopated bass riff around the tonic
-    (root, octave, fifth, the mode's third and seventh) on two saws detuned by
-    +-``detune_cents`` (a "reese" bass) through tanh saturation (``drive``), over
-    :func:`drum_loop`. No instrument above the bass."""
+    """A drum-and-bass stem, ``[frames]`` float32: a bass line in eighths through the key's
+    degrees (tonic, third, fifth, seventh, a bar of four each, in the first octave), each note
+    on two tones of 8 partials detuned by +-``detune_cents`` (a "reese" bass) through tanh
+    saturation (``drive``), over :func:`drum_loop`. No instrument above the bass."""
     rng = np.random.default_rng(seed)
-    root = 26 + NOTE[tonic]  # D1 for D
     third, seventh = (3, 10) if mode == "minor" else (4, 11)
+    line = [26 + NOTE[tonic] + d for d in (0, third, 7, seventh - 12, 5, 2)]
     step = 60.0 / bpm / 2  # eighths
-    n = int(seconds * sr)
-    y = np.zeros(n + sr)
-    riff = (0, 0, 12, 0, 7, 0, third + 12, seventh)
+    y = np.zeros(int(seconds * sr))
+    n = int(step * sr * 0.95)
+    t = np.arange(n) / sr
+    envelope = np.minimum(1.0, np.minimum(t / 0.005, (n / sr - t) / 0.02))
     for i in range(int(seconds / step)):
-        if i % 8 in (3, 6) and rng.random() < 0.5:
-            continue  # a rest now and then
-        midi = root + riff[i % 8]
-        dur = int(step * sr * (1.8 if i % 8 == 0 else 0.9))
-        t = np.arange(dur) / sr
-        note = np.zeros(dur)
-        for c in (-detune_cents, detune_cents):
-            f = midi_hz(midi) * 2 ** (c / 1200)
-            phase = rng.uniform(0, 2 * np.pi)
-            for h in range(1, int(2000 / f) + 1):
-                note += np.sin(2 * np.pi * f * h * t + h * phase) / h
-        note *= np.minimum(1.0, np.minimum(t / 0.005, (dur / sr - t) / 0.02))
+        f0 = midi_hz(line[(i // 4) % len(line)])
+        note = sum(
+            np.sin(2 * np.pi * f0 * 2 ** (c / 1200) * h * t + rng.uniform(0, 2 * np.pi)) / h
+            for c in (-detune_cents, detune_cents)
+            for h in range(1, 9)
+        )
         start = int(i * step * sr)
-        y[start : start + dur] += 0.25 * note
-    bass = np.tanh(drive * y[:n]) / np.tanh(drive)
-    return (0.6 * bass + 1.2 * drum_loop(bpm, seconds, sr=sr, seed=seed)[:n]).astype(np.float32)
+        y[start : start + n] += (0.2 * note * envelope)[: y.size - start]
+    bass = np.tanh(drive * y) / np.tanh(drive)
+    return (0.6 * bass + 0.6 * drum_loop(bpm, seconds, sr=sr, seed=seed)[: y.size]).astype(
+        np.float32
+    )

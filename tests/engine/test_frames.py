@@ -136,24 +136,16 @@ def _at_grid_rate(y: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_a_reese_bass_over_drums_is_mostly_a_lone_bass_and_states_no_chord_there(
-    seed: int,
-) -> None:
-    """A detuned, driven bass riff over a drum loop. The measure is not sure of every block of
-    such a stem: over six riffs it catches one or two of their three blocks, the others
-    finding a second voice above the bass in a quarter of their frames. These two riffs have
-    two caught, and where a block is caught the chord recogniser reads no chord."""
+def test_a_reese_bass_over_drums_is_a_lone_bass_and_states_no_chord(seed: int) -> None:
+    """A detuned, driven bass line over a drum loop: every frame lies in a lone-bass block
+    (its first voice under 150 Hz in all loud frames, no second voice, tonality 0.03-0.05),
+    and the chord recogniser reads no chord from its overtones."""
     from engine.analysis.chords import track_chords
     from tests.synth import bass_and_drums
 
-    y = bass_and_drums("D", "minor", seed=seed, detune_cents=25)
-    fr = track_frames(_at_grid_rate(y), sr=SR)
-    assert fr.lone_bass.mean() > 0.6
-    caught = fr.times[fr.lone_bass]
-    for c in track_chords(fr, duration_s=30.0):
-        mid = (c.start_s + c.end_s) / 2
-        if np.any(np.abs(caught - mid) < 0.1):
-            assert c.chord == "N", c
+    fr = track_frames(_at_grid_rate(bass_and_drums("D", "minor", seed=seed)), sr=SR)
+    assert fr.lone_bass.all()
+    assert {c.chord for c in track_chords(fr, duration_s=30.0)} == {"N"}
 
 
 def test_chords_over_the_bass_and_a_clean_bass_are_not_a_lone_bass() -> None:
@@ -161,7 +153,7 @@ def test_chords_over_the_bass_and_a_clean_bass_are_not_a_lone_bass() -> None:
     bass held in tune (tonality over the threshold) is left to the chord recogniser."""
     from tests.synth import bass_and_drums, detuned_saw_song
 
-    under = bass_and_drums("D", "minor", seed=0, detune_cents=25)
+    under = bass_and_drums("D", "minor", seed=0)
     over = detuned_saw_song("D", "minor", seconds=30.0, bpm=140.0)[: under.size]
     assert not track_frames(_at_grid_rate(under + over), sr=SR).lone_bass.any()
     clean = bass_and_drums("D", "minor", seed=0, detune_cents=0.0, drive=1.0)
