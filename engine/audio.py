@@ -430,31 +430,22 @@ def _libav_info(path: Path, file: BinaryIO | None, *, max_duration_s: float | No
             )
         known = _DECODED.get(key)
         if known is None:
-            decoded = 0
-            while n := r.read(1 << 16).shape[0]:
-                decoded += n
-            known = _Decoded(decoded, libav=True)
-            if decoded > 0:
+            known = _Decoded(r.frames_to_end(), libav=True)
+            if known.frames > 0:
                 _remember(key, known)
-        sr, channels, stated, codec, container = (
-            r.sr,
-            r.channels,
-            r.stated_frames,
-            r.codec,
-            r.container,
-        )
     if file is not None:
         file.seek(0)
     if known.frames <= 0:
         raise AudioError(f"{path}: no audio frames could be decoded")
+    stated = r.stated_frames
     if stated is not None:
-        slack = max(LENGTH_TOLERANCE * stated, LENGTH_TOLERANCE_S * sr)
+        slack = max(LENGTH_TOLERANCE * stated, LENGTH_TOLERANCE_S * r.sr)
         if known.frames < stated - slack:
             raise AudioError(
                 f"{path}: file is truncated: its header states {stated} frames but only "
                 f"{known.frames} could be decoded"
             )
-    return AudioInfo(str(path), sr, channels, known.frames, container, codec.upper())
+    return AudioInfo(str(path), r.sr, r.channels, known.frames, r.container, r.codec.upper())
 
 
 FileKey = tuple[str, int, int, int]
@@ -541,9 +532,7 @@ def _libav_length(path: Path, file: BinaryIO | None, *, walked: int, estimate: i
     if file is not None:
         file.seek(0)
     with LibavReader(file if file is not None else path, name=str(path)) as r:
-        decoded = 0
-        while n := r.read(1 << 16).shape[0]:
-            decoded += n
+        decoded = r.frames_to_end()
     log.debug("%s: libsndfile estimated %d frames, libav decoded %d", path, estimate, decoded)
     return decoded
 
@@ -605,6 +594,13 @@ class LibavReader:
 
     def __exit__(self, *exc: object) -> None:
         self._container.close()
+
+    def frames_to_end(self) -> int:
+        """Decode the rest of the stream; the number of frames it held."""
+        frames = 0
+        while n := self.read(1 << 16).shape[0]:
+            frames += n
+        return frames
 
     def seek(self, frame: int) -> None:
         """Move to ``frame`` (from the start of the stream)."""

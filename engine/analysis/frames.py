@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from daw_bridge.regions import plan_regions
 from engine.analysis.chroma import ChromaConfig, estimate_tuning, pitch_profiles, spectral_peaks
 
 FRAME_FFT = 4096  # at the grid's rate: 371 ms, 2.7 Hz bins, so bass semitones separate
@@ -186,16 +187,17 @@ def lone_bass(
     if not np.allclose(np.diff(freqs[band]), step):
         raise ValueError("lone_bass needs evenly spaced frequency bins (an FFT's)")
     sal_of, covers, f0 = _voice_templates(band.size, float(freqs[band[0]]), step)
-    edges = np.arange(0.0, float(times[-1]) + LONE_BASS_BLOCK_S, LONE_BASS_BLOCK_S)
-    if edges.size > 2 and times[-1] - edges[-2] < LONE_BASS_BLOCK_S / 2:
-        edges = np.delete(edges, -2)  # a short tail joins the block before
-    which = np.clip(np.searchsorted(edges, times, side="right") - 1, 0, max(0, edges.size - 2))
     context = HARMONIC_FRAMES // 2
-    for b in np.unique(which):
-        rows = np.flatnonzero(which == b)
+    # the blocks are the default regions' plan: a short tail joins the block before
+    blocks = plan_regions(y.size / sr, length_s=LONE_BASS_BLOCK_S, min_tail_s=LONE_BASS_BLOCK_S / 2)
+    for start_s, end_s in blocks:
+        rows = np.flatnonzero((times >= start_s) & (times < end_s))
+        if rows.size == 0:
+            continue
         # the cheap test first: a block held in tune is left to the chord recogniser anyway
-        a, z = round(edges[b] * sr), round(edges[b + 1] * sr) if b + 2 < edges.size else y.size
-        if pitch_profiles(y[a:z], sr=sr).tonality >= LONE_BASS_MAX_TONALITY:
+        if pitch_profiles(y[round(start_s * sr) : round(end_s * sr)], sr=sr).tonality >= (
+            LONE_BASS_MAX_TONALITY
+        ):
             continue
         # the mask over the block and its neighbours' nearest frames, as over the whole track
         lo, hi = max(0, rows[0] - context), min(times.size, rows[-1] + 1 + context)
