@@ -16,17 +16,12 @@ from typing import Any, BinaryIO, NamedTuple
 
 import numpy as np
 
+from daw_bridge.formats import AUDIO_SUFFIXES, HEAD_BYTES, LIBAV_SUFFIXES, OGG_SUFFIXES, holds_opus
 from engine.errors import AudioError
 
 log = logging.getLogger(__name__)
 
-# Decoded with libav (PyAV): AAC or ALAC in MP4, which libsndfile cannot read (the form music
-# stores and iTunes libraries keep), and Opus, which libsndfile 1.2 refuses from common encoders
-# (ffmpeg's files read as "malformed"; libsndfile issue 888), in any Ogg file.
-LIBAV_SUFFIXES: frozenset[str] = frozenset({".m4a", ".mp4", ".opus"})
-SUPPORTED_SUFFIXES: frozenset[str] = (
-    frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff"}) | LIBAV_SUFFIXES
-)
+SUPPORTED_SUFFIXES: frozenset[str] = AUDIO_SUFFIXES  # daw_bridge.formats: the panel's too
 DEFAULT_MAX_DURATION_S = 3600.0
 # Containers whose header frame count is an estimate: an MP3 without a Xing/LAME header is
 # sized from its bitrate and byte count, and encoder delay and padding move the real length.
@@ -139,7 +134,7 @@ def info(
     try:
         i = sf.info(file if file is not None else str(p))
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        if p.suffix.lower() in (".ogg", ".oga") and _holds_opus(p, file):
+        if p.suffix.lower() in OGG_SUFFIXES and _holds_opus(p, file):
             return _libav_info(p, file, max_duration_s=max_duration_s)
         raise AudioError(f"{p}: unreadable audio ({exc})") from exc
     if i.subtype == "OPUS":
@@ -396,15 +391,15 @@ def uses_libav(hdr: AudioInfo) -> bool:
 
 
 def _holds_opus(path: Path, file: BinaryIO | None) -> bool:
-    """Whether an Ogg file's first page carries an Opus stream (its ``OpusHead`` packet)."""
+    """:func:`daw_bridge.formats.holds_opus` of the file's first bytes."""
     if file is not None:
         file.seek(0)
-        head = file.read(128)
+        head = file.read(HEAD_BYTES)
         file.seek(0)
     else:
         with path.open("rb") as f:
-            head = f.read(128)
-    return head.startswith(b"OggS") and b"OpusHead" in head
+            head = f.read(HEAD_BYTES)
+    return holds_opus(head)
 
 
 def _libav_info(path: Path, file: BinaryIO | None, *, max_duration_s: float | None) -> AudioInfo:

@@ -48,12 +48,13 @@ from PyQt6.QtWidgets import (
 )
 
 from daw_bridge import export, protocol
+from daw_bridge.formats import AUDIO_SUFFIXES
 from daw_bridge.regions import plan_regions
 from ui.engine_link import EngineLink
 from ui.live_tab import LiveTab
 from ui.models import RegionRow, RegionTableModel
 from ui.narrative_pane import NarrativePane
-from ui.overview import AUDIO_SUFFIXES, Overview, load_overview
+from ui.overview import Overview, load_overview
 from ui.session import Session, SessionError
 from ui.timeline import save_timeline
 from ui.waveform import WaveformView

@@ -12,12 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-# Read with libav (PyAV), as the engine reads them: AAC / ALAC in MP4, and Opus (libsndfile
-# 1.2 refuses common encoders' Opus files; an .ogg holding Opus goes there too).
-LIBAV_SUFFIXES: frozenset[str] = frozenset({".m4a", ".mp4", ".opus"})
-AUDIO_SUFFIXES: frozenset[str] = (
-    frozenset({".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff"}) | LIBAV_SUFFIXES
+from daw_bridge.formats import (
+    AUDIO_SUFFIXES,
+    HEAD_BYTES,
+    LIBAV_SUFFIXES,
+    OGG_SUFFIXES,
+    holds_opus,
 )
+
 LIBAV_CHUNK = 256  # frames a libav-read file is summarised by before its buckets are known
 
 
@@ -94,17 +96,16 @@ def load_overview(path: str | os.PathLike[str], *, buckets: int = 4000) -> Overv
                         maxs[b] = seg.max() if first else max(maxs[b], seg.max())
                 pos += len(mono)
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        if p.suffix.lower() in (".ogg", ".oga") and _holds_opus(p):
+        if p.suffix.lower() in OGG_SUFFIXES and _holds_opus(p):
             return _libav_overview(p, buckets)  # Opus libsndfile will not open
         raise OverviewError(f"{p}: unreadable audio ({exc})") from exc
     return Overview(str(p), int(sr), int(channels), frames / sr, mins, maxs)
 
 
 def _holds_opus(p: Path) -> bool:
-    """Whether an Ogg file's first page carries an Opus stream (its ``OpusHead`` packet)."""
+    """:func:`daw_bridge.formats.holds_opus` of the file's first bytes."""
     with p.open("rb") as f:
-        head = f.read(128)
-    return head.startswith(b"OggS") and b"OpusHead" in head
+        return holds_opus(f.read(HEAD_BYTES))
 
 
 def _libav_overview(p: Path, buckets: int) -> Overview:
